@@ -1,0 +1,49 @@
+# wardprobe: the two commands a newcomer needs are `make demo` and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Debian packages the agent, the reference server and the emulated city use.
+DEB_PKGS := iperf3 libiperf0 iproute2 procps
+
+.PHONY: setup demo test lint proto proto-check bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ "$$(id -u)" = 0 ] && ! dpkg -s $(DEB_PKGS) >/dev/null 2>&1; then \
+		echo ">> installing Debian packages: $(DEB_PKGS)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null; \
+	fi
+	@command -v iperf3 >/dev/null || echo "!! iperf3 is missing: install Debian's iperf3 (apt-get install iperf3)"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+## The main job: an emulated city measured end to end, results in demo-out/.
+demo: setup
+	$(PY) -m emulation.demo --out demo-out
+
+## The test suite (what CI runs).
+test: setup proto-check
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+
+## Regenerate wardprobe/v1 from proto/.
+proto: setup
+	PYTHON=$(PY) scripts/gen_proto.sh
+
+## Fail when the checked-in generated code is stale.
+proto-check: setup
+	@tmp=$$(mktemp -d) && PYTHON=$(PY) scripts/gen_proto.sh $$tmp >/dev/null && \
+	diff -r -q -x __pycache__ $$tmp/wardprobe/v1 wardprobe/v1 && rm -rf $$tmp && \
+	echo "generated code is up to date"
+
+bench: setup
+	$(PY) tests/bench/ingest.py
+
+clean:
+	rm -rf demo-out .pytest_cache .mypy_cache

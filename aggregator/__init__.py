@@ -1,0 +1,1 @@
+"""The central side of wardprobe: enrolment CA, gRPC ingest, DuckDB store."""

@@ -1,0 +1,1 @@
+"""SQL views and Python that turn stored results into indicators."""

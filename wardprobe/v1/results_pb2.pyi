@@ -1,0 +1,238 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class NetworkKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NETWORK_KIND_UNSPECIFIED: _ClassVar[NetworkKind]
+    NETWORK_KIND_FIXED: _ClassVar[NetworkKind]
+    NETWORK_KIND_MOBILE: _ClassVar[NetworkKind]
+
+class IpFamily(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IP_FAMILY_UNSPECIFIED: _ClassVar[IpFamily]
+    IP_FAMILY_IPV4: _ClassVar[IpFamily]
+    IP_FAMILY_IPV6: _ClassVar[IpFamily]
+
+class ClockSync(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CLOCK_SYNC_UNSPECIFIED: _ClassVar[ClockSync]
+    CLOCK_SYNC_SYNCHRONISED: _ClassVar[ClockSync]
+    CLOCK_SYNC_UNSYNCHRONISED: _ClassVar[ClockSync]
+    CLOCK_SYNC_UNKNOWN: _ClassVar[ClockSync]
+
+class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STATUS_UNSPECIFIED: _ClassVar[Status]
+    STATUS_OK: _ClassVar[Status]
+    STATUS_FAILED: _ClassVar[Status]
+    STATUS_SKIPPED: _ClassVar[Status]
+
+class Direction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DIRECTION_UNSPECIFIED: _ClassVar[Direction]
+    DIRECTION_DOWNLOAD: _ClassVar[Direction]
+    DIRECTION_UPLOAD: _ClassVar[Direction]
+
+class AccessTech(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACCESS_TECH_UNSPECIFIED: _ClassVar[AccessTech]
+    ACCESS_TECH_NONE: _ClassVar[AccessTech]
+    ACCESS_TECH_GSM: _ClassVar[AccessTech]
+    ACCESS_TECH_UMTS: _ClassVar[AccessTech]
+    ACCESS_TECH_LTE: _ClassVar[AccessTech]
+    ACCESS_TECH_NR5G_NSA: _ClassVar[AccessTech]
+    ACCESS_TECH_NR5G_SA: _ClassVar[AccessTech]
+NETWORK_KIND_UNSPECIFIED: NetworkKind
+NETWORK_KIND_FIXED: NetworkKind
+NETWORK_KIND_MOBILE: NetworkKind
+IP_FAMILY_UNSPECIFIED: IpFamily
+IP_FAMILY_IPV4: IpFamily
+IP_FAMILY_IPV6: IpFamily
+CLOCK_SYNC_UNSPECIFIED: ClockSync
+CLOCK_SYNC_SYNCHRONISED: ClockSync
+CLOCK_SYNC_UNSYNCHRONISED: ClockSync
+CLOCK_SYNC_UNKNOWN: ClockSync
+STATUS_UNSPECIFIED: Status
+STATUS_OK: Status
+STATUS_FAILED: Status
+STATUS_SKIPPED: Status
+DIRECTION_UNSPECIFIED: Direction
+DIRECTION_DOWNLOAD: Direction
+DIRECTION_UPLOAD: Direction
+ACCESS_TECH_UNSPECIFIED: AccessTech
+ACCESS_TECH_NONE: AccessTech
+ACCESS_TECH_GSM: AccessTech
+ACCESS_TECH_UMTS: AccessTech
+ACCESS_TECH_LTE: AccessTech
+ACCESS_TECH_NR5G_NSA: AccessTech
+ACCESS_TECH_NR5G_SA: AccessTech
+
+class Method(_message.Message):
+    __slots__ = ("tool", "tool_version", "server", "server_port", "duration_s", "streams")
+    TOOL_FIELD_NUMBER: _ClassVar[int]
+    TOOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    SERVER_PORT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    tool: str
+    tool_version: str
+    server: str
+    server_port: int
+    duration_s: float
+    streams: int
+    def __init__(self, tool: _Optional[str] = ..., tool_version: _Optional[str] = ..., server: _Optional[str] = ..., server_port: _Optional[int] = ..., duration_s: _Optional[float] = ..., streams: _Optional[int] = ...) -> None: ...
+
+class Envelope(_message.Message):
+    __slots__ = ("result_id", "measured_at", "agent_version", "interface", "network_kind", "ip_family", "clock_sync", "method", "status", "status_reason", "ward_code", "probe_id")
+    RESULT_ID_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_AT_FIELD_NUMBER: _ClassVar[int]
+    AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INTERFACE_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_KIND_FIELD_NUMBER: _ClassVar[int]
+    IP_FAMILY_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_SYNC_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
+    WARD_CODE_FIELD_NUMBER: _ClassVar[int]
+    PROBE_ID_FIELD_NUMBER: _ClassVar[int]
+    result_id: str
+    measured_at: _timestamp_pb2.Timestamp
+    agent_version: str
+    interface: str
+    network_kind: NetworkKind
+    ip_family: IpFamily
+    clock_sync: ClockSync
+    method: Method
+    status: Status
+    status_reason: str
+    ward_code: int
+    probe_id: str
+    def __init__(self, result_id: _Optional[str] = ..., measured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agent_version: _Optional[str] = ..., interface: _Optional[str] = ..., network_kind: _Optional[_Union[NetworkKind, str]] = ..., ip_family: _Optional[_Union[IpFamily, str]] = ..., clock_sync: _Optional[_Union[ClockSync, str]] = ..., method: _Optional[_Union[Method, _Mapping]] = ..., status: _Optional[_Union[Status, str]] = ..., status_reason: _Optional[str] = ..., ward_code: _Optional[int] = ..., probe_id: _Optional[str] = ...) -> None: ...
+
+class ThroughputResult(_message.Message):
+    __slots__ = ("direction", "mbps", "bytes_transferred", "measured_s", "retransmits", "omitted_s")
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    MBPS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_TRANSFERRED_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_S_FIELD_NUMBER: _ClassVar[int]
+    RETRANSMITS_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_S_FIELD_NUMBER: _ClassVar[int]
+    direction: Direction
+    mbps: float
+    bytes_transferred: int
+    measured_s: float
+    retransmits: int
+    omitted_s: float
+    def __init__(self, direction: _Optional[_Union[Direction, str]] = ..., mbps: _Optional[float] = ..., bytes_transferred: _Optional[int] = ..., measured_s: _Optional[float] = ..., retransmits: _Optional[int] = ..., omitted_s: _Optional[float] = ...) -> None: ...
+
+class LatencyResult(_message.Message):
+    __slots__ = ("protocol", "target", "target_port", "packets_sent", "packets_received", "rtt_min_ms", "rtt_median_ms", "rtt_p95_ms", "rtt_max_ms", "jitter_ms", "loss_pct")
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    TARGET_PORT_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_SENT_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    RTT_MIN_MS_FIELD_NUMBER: _ClassVar[int]
+    RTT_MEDIAN_MS_FIELD_NUMBER: _ClassVar[int]
+    RTT_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    RTT_MAX_MS_FIELD_NUMBER: _ClassVar[int]
+    JITTER_MS_FIELD_NUMBER: _ClassVar[int]
+    LOSS_PCT_FIELD_NUMBER: _ClassVar[int]
+    protocol: str
+    target: str
+    target_port: int
+    packets_sent: int
+    packets_received: int
+    rtt_min_ms: float
+    rtt_median_ms: float
+    rtt_p95_ms: float
+    rtt_max_ms: float
+    jitter_ms: float
+    loss_pct: float
+    def __init__(self, protocol: _Optional[str] = ..., target: _Optional[str] = ..., target_port: _Optional[int] = ..., packets_sent: _Optional[int] = ..., packets_received: _Optional[int] = ..., rtt_min_ms: _Optional[float] = ..., rtt_median_ms: _Optional[float] = ..., rtt_p95_ms: _Optional[float] = ..., rtt_max_ms: _Optional[float] = ..., jitter_ms: _Optional[float] = ..., loss_pct: _Optional[float] = ...) -> None: ...
+
+class Ipv6Result(_message.Message):
+    __slots__ = ("has_global_address", "has_default_route", "aaaa_resolves", "ipv6_only_tcp_ok", "ipv6_only_connect_ms", "large_packet_ok", "dual_stack_family", "ipv6_capable", "ipv6_preferred", "global_prefix")
+    HAS_GLOBAL_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HAS_DEFAULT_ROUTE_FIELD_NUMBER: _ClassVar[int]
+    AAAA_RESOLVES_FIELD_NUMBER: _ClassVar[int]
+    IPV6_ONLY_TCP_OK_FIELD_NUMBER: _ClassVar[int]
+    IPV6_ONLY_CONNECT_MS_FIELD_NUMBER: _ClassVar[int]
+    LARGE_PACKET_OK_FIELD_NUMBER: _ClassVar[int]
+    DUAL_STACK_FAMILY_FIELD_NUMBER: _ClassVar[int]
+    IPV6_CAPABLE_FIELD_NUMBER: _ClassVar[int]
+    IPV6_PREFERRED_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    has_global_address: bool
+    has_default_route: bool
+    aaaa_resolves: bool
+    ipv6_only_tcp_ok: bool
+    ipv6_only_connect_ms: float
+    large_packet_ok: bool
+    dual_stack_family: IpFamily
+    ipv6_capable: bool
+    ipv6_preferred: bool
+    global_prefix: str
+    def __init__(self, has_global_address: _Optional[bool] = ..., has_default_route: _Optional[bool] = ..., aaaa_resolves: _Optional[bool] = ..., ipv6_only_tcp_ok: _Optional[bool] = ..., ipv6_only_connect_ms: _Optional[float] = ..., large_packet_ok: _Optional[bool] = ..., dual_stack_family: _Optional[_Union[IpFamily, str]] = ..., ipv6_capable: _Optional[bool] = ..., ipv6_preferred: _Optional[bool] = ..., global_prefix: _Optional[str] = ...) -> None: ...
+
+class CellularObservation(_message.Message):
+    __slots__ = ("access_tech", "mcc_mnc", "operator_name", "band", "channel", "cell_id", "tac", "rsrp_dbm", "rsrq_db", "sinr_db", "registration_state", "modem_model", "modem_5g_capable", "backend", "nr_band", "nr_rsrp_dbm", "nr_sinr_db")
+    ACCESS_TECH_FIELD_NUMBER: _ClassVar[int]
+    MCC_MNC_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_NAME_FIELD_NUMBER: _ClassVar[int]
+    BAND_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    CELL_ID_FIELD_NUMBER: _ClassVar[int]
+    TAC_FIELD_NUMBER: _ClassVar[int]
+    RSRP_DBM_FIELD_NUMBER: _ClassVar[int]
+    RSRQ_DB_FIELD_NUMBER: _ClassVar[int]
+    SINR_DB_FIELD_NUMBER: _ClassVar[int]
+    REGISTRATION_STATE_FIELD_NUMBER: _ClassVar[int]
+    MODEM_MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEM_5G_CAPABLE_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    NR_BAND_FIELD_NUMBER: _ClassVar[int]
+    NR_RSRP_DBM_FIELD_NUMBER: _ClassVar[int]
+    NR_SINR_DB_FIELD_NUMBER: _ClassVar[int]
+    access_tech: AccessTech
+    mcc_mnc: str
+    operator_name: str
+    band: int
+    channel: int
+    cell_id: str
+    tac: str
+    rsrp_dbm: float
+    rsrq_db: float
+    sinr_db: float
+    registration_state: str
+    modem_model: str
+    modem_5g_capable: bool
+    backend: str
+    nr_band: int
+    nr_rsrp_dbm: float
+    nr_sinr_db: float
+    def __init__(self, access_tech: _Optional[_Union[AccessTech, str]] = ..., mcc_mnc: _Optional[str] = ..., operator_name: _Optional[str] = ..., band: _Optional[int] = ..., channel: _Optional[int] = ..., cell_id: _Optional[str] = ..., tac: _Optional[str] = ..., rsrp_dbm: _Optional[float] = ..., rsrq_db: _Optional[float] = ..., sinr_db: _Optional[float] = ..., registration_state: _Optional[str] = ..., modem_model: _Optional[str] = ..., modem_5g_capable: _Optional[bool] = ..., backend: _Optional[str] = ..., nr_band: _Optional[int] = ..., nr_rsrp_dbm: _Optional[float] = ..., nr_sinr_db: _Optional[float] = ...) -> None: ...
+
+class Result(_message.Message):
+    __slots__ = ("envelope", "throughput", "latency", "ipv6", "cellular")
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    THROUGHPUT_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_FIELD_NUMBER: _ClassVar[int]
+    IPV6_FIELD_NUMBER: _ClassVar[int]
+    CELLULAR_FIELD_NUMBER: _ClassVar[int]
+    envelope: Envelope
+    throughput: ThroughputResult
+    latency: LatencyResult
+    ipv6: Ipv6Result
+    cellular: CellularObservation
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., throughput: _Optional[_Union[ThroughputResult, _Mapping]] = ..., latency: _Optional[_Union[LatencyResult, _Mapping]] = ..., ipv6: _Optional[_Union[Ipv6Result, _Mapping]] = ..., cellular: _Optional[_Union[CellularObservation, _Mapping]] = ...) -> None: ...
