@@ -176,9 +176,7 @@ def test_csr_with_a_forged_signature_is_rejected(authority: CertificateAuthority
     )
     start = bytes(forged_der).index(holder_spki)
     forged_der[start : start + len(holder_spki)] = victim_spki
-    forged_pem = x509.load_der_x509_csr(bytes(forged_der)).public_bytes(
-        serialization.Encoding.PEM
-    )
+    forged_pem = x509.load_der_x509_csr(bytes(forged_der)).public_bytes(serialization.Encoding.PEM)
     with pytest.raises(CsrRejected, match="signature does not match"):
         authority.sign_probe_csr(forged_pem, "wp-0000000001")
 

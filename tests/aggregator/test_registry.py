@@ -1,0 +1,308 @@
+"""The probe registry: bootstrap tokens, probes, certificate identity, revocation."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from vietnam_provinces import Ward, WardCode
+
+from aggregator.ca import CertificateAuthority, init_ca
+from aggregator.registry import (
+    ProbeRegistry,
+    ProbeRevoked,
+    ProbeState,
+    SiteClass,
+    TokenExpired,
+    TokenMalformed,
+    TokenUnknown,
+    TokenUsed,
+    UnknownCertificate,
+    UnknownProbe,
+    UnknownWard,
+    parse_token,
+)
+
+CAN_THO = 92
+NINH_KIEU = 31135  # Phường Ninh Kiều
+HANOI_WARD = int(next(c for c in WardCode if Ward.from_code(c).province_code == 1))
+
+
+def can_tho_ward_name(ward_code: int) -> str | None:
+    """Ward lookup backed by the `vietnam-provinces` data, as the aggregator's."""
+    try:
+        ward = Ward.from_code(WardCode(ward_code))
+    except ValueError:
+        return None
+    return ward.name if ward.province_code == CAN_THO else None
+
+
+class MovableClock:
+    """A clock the test sets; the registry reads "now" from it."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def authority(tmp_path: Path) -> CertificateAuthority:
+    return init_ca(tmp_path / "state", ["localhost"])
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+def registry(tmp_path: Path, clock: MovableClock) -> ProbeRegistry:
+    return ProbeRegistry.in_state_dir(tmp_path / "state", can_tho_ward_name, clock)
+
+
+def _probe_csr() -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "box")]))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def _enrol(
+    registry: ProbeRegistry, authority: CertificateAuthority, ward_code: int = NINH_KIEU
+) -> tuple[str, bytes]:
+    """Token -> redeem -> sign -> record, as the enrolment service does."""
+    token = registry.create_token(ward_code, SiteClass.SCHOOL, timedelta(days=1), authority.pin)
+    grant = registry.redeem_token(token)
+    probe_id = registry.new_probe_id()
+    issued = authority.sign_probe_csr(_probe_csr(), probe_id)
+    registry.record_probe(
+        probe_id, grant, "pi-school-1", "0.1.0", issued.serial_hex, issued.not_after
+    )
+    return probe_id, issued.certificate_pem
+
+
+def test_site_classes_are_the_designed_set() -> None:
+    assert [c.value for c in SiteClass] == [
+        "household",
+        "ward_office",
+        "school",
+        "health_facility",
+        "high_tech_park",
+        "it_park",
+        "industrial_zone",
+        "rd_centre",
+        "other",
+    ]
+
+
+def test_token_carries_the_ca_pin_and_grants_its_ward(
+    registry: ProbeRegistry, authority: CertificateAuthority
+) -> None:
+    token = registry.create_token(
+        NINH_KIEU, SiteClass.WARD_OFFICE, timedelta(days=7), authority.pin, "UBND phường"
+    )
+    assert token.startswith("wpt1.")
+    assert parse_token(token).ca_pin_prefix == authority.pin[:16]
+
+    grant = registry.redeem_token(token)
+    assert (grant.ward_code, grant.ward_name, grant.site_class) == (
+        NINH_KIEU,
+        "Phường Ninh Kiều",
+        SiteClass.WARD_OFFICE,
+    )
+
+
+def test_only_a_hash_of_the_secret_is_stored(
+    registry: ProbeRegistry, authority: CertificateAuthority
+) -> None:
+    token = registry.create_token(NINH_KIEU, SiteClass.HOUSEHOLD, timedelta(hours=1), authority.pin)
+    secret = parse_token(token).secret
+    dump = "\n".join(sqlite3.connect(registry.db_path).iterdump())
+    assert secret not in dump
+    assert parse_token(token).token_id in dump
+
+
+def test_registry_file_is_in_wal_mode(registry: ProbeRegistry) -> None:
+    mode = sqlite3.connect(registry.db_path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_token_is_one_time(registry: ProbeRegistry, authority: CertificateAuthority) -> None:
+    token = registry.create_token(NINH_KIEU, SiteClass.SCHOOL, timedelta(days=1), authority.pin)
+    registry.redeem_token(token)
+    with pytest.raises(TokenUsed):
+        registry.redeem_token(token)
+    with pytest.raises(TokenUsed):
+        registry.check_token(token)
+
+
+def test_token_expires(
+    registry: ProbeRegistry, authority: CertificateAuthority, clock: MovableClock
+) -> None:
+    token = registry.create_token(NINH_KIEU, SiteClass.SCHOOL, timedelta(hours=2), authority.pin)
+    clock.now += timedelta(hours=1, minutes=59)
+    registry.check_token(token)  # still fine, and not used up by checking
+    clock.now += timedelta(minutes=1)
+    with pytest.raises(TokenExpired):
+        registry.redeem_token(token)
+
+
+def test_unknown_tokens_and_wrong_secrets_are_refused_alike(
+    registry: ProbeRegistry, authority: CertificateAuthority
+) -> None:
+    token = registry.create_token(NINH_KIEU, SiteClass.SCHOOL, timedelta(days=1), authority.pin)
+    prefix, token_id, secret, pin = token.split(".")
+    wrong_secret = ".".join([prefix, token_id, "0" * len(secret), pin])
+    with pytest.raises(TokenUnknown):
+        registry.redeem_token(wrong_secret)
+    unknown_id = ".".join([prefix, "f" * len(token_id), secret, pin])
+    with pytest.raises(TokenUnknown):
+        registry.redeem_token(unknown_id)
+    registry.redeem_token(token)  # the failed attempts did not use it up
+
+
+@pytest.mark.parametrize(
+    "text", ["", "wpt1.abc", "wpt2.0011aabbccdd.00.0011223344556677", "x" * 80]
+)
+def test_malformed_tokens_are_refused(registry: ProbeRegistry, text: str) -> None:
+    with pytest.raises(TokenMalformed):
+        registry.redeem_token(text)
+
+
+def test_tokens_only_for_wards_of_can_tho(
+    registry: ProbeRegistry, authority: CertificateAuthority
+) -> None:
+    with pytest.raises(UnknownWard):
+        registry.create_token(HANOI_WARD, SiteClass.SCHOOL, timedelta(days=1), authority.pin)
+    with pytest.raises(UnknownWard):
+        registry.create_token(99999, SiteClass.SCHOOL, timedelta(days=1), authority.pin)
+
+
+def test_token_needs_a_positive_ttl_and_a_real_pin(
+    registry: ProbeRegistry, authority: CertificateAuthority
+) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        registry.create_token(NINH_KIEU, SiteClass.SCHOOL, timedelta(0), authority.pin)
+    with pytest.raises(ValueError, match="SHA-256"):
+        registry.create_token(NINH_KIEU, SiteClass.SCHOOL, timedelta(days=1), "abc")
+    with pytest.raises(ValueError):
+        registry.create_token(NINH_KIEU, "data_centre", timedelta(days=1), authority.pin)  # type: ignore[arg-type]
+
+
+def test_concurrent_redemption_has_exactly_one_winner(
+    registry: ProbeRegistry, authority: CertificateAuthority, clock: MovableClock
+) -> None:
+    token = registry.create_token(NINH_KIEU, SiteClass.SCHOOL, timedelta(days=1), authority.pin)
+    contenders = 8
+    start = threading.Barrier(contenders)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def redeem() -> None:
+        # Each thread has its own registry object, as separate processes would.
+        own = ProbeRegistry(registry.db_path, can_tho_ward_name, clock)
+        start.wait()
+        try:
+            own.redeem_token(token)
+            outcome = "granted"
+        except TokenUsed:
+            outcome = "used"
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=redeem) for _ in range(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["granted"] + ["used"] * (contenders - 1)
+
+
+def test_enrolled_probe_is_identified_by_its_certificate(
+    registry: ProbeRegistry, authority: CertificateAuthority
+) -> None:
+    probe_id, cert_pem = _enrol(registry, authority)
+    identity = registry.identify(cert_pem)
+    assert (identity.probe_id, identity.ward_code, identity.site_class) == (
+        probe_id,
+        NINH_KIEU,
+        SiteClass.SCHOOL,
+    )
+    [probe] = registry.list_probes()
+    assert probe.probe_id == probe_id
+    assert probe.hostname == "pi-school-1"
+    assert probe.state is ProbeState.ACTIVE
+    assert probe.cert_serial == format(x509.load_pem_x509_certificate(cert_pem).serial_number, "x")
+
+
+def test_revoked_probe_is_refused(
+    registry: ProbeRegistry, authority: CertificateAuthority, clock: MovableClock
+) -> None:
+    probe_id, cert_pem = _enrol(registry, authority)
+    other_id, other_pem = _enrol(registry, authority)
+    record = registry.revoke(probe_id)
+    assert record.state is ProbeState.REVOKED
+    assert record.revoked_at == clock.now
+
+    with pytest.raises(ProbeRevoked):
+        registry.identify(cert_pem)
+    assert registry.identify(other_pem).probe_id == other_id
+    assert [p.probe_id for p in registry.list_probes(ProbeState.REVOKED)] == [probe_id]
+    assert [p.probe_id for p in registry.list_probes(ProbeState.ACTIVE)] == [other_id]
+
+
+def test_certificate_not_issued_here_is_unknown(
+    tmp_path: Path, registry: ProbeRegistry, authority: CertificateAuthority
+) -> None:
+    probe_id, _ = _enrol(registry, authority)
+    # Same probe id in the subject, but from another CA: the serial is unknown.
+    stranger = init_ca(tmp_path / "other", ["localhost"])
+    forged = stranger.sign_probe_csr(_probe_csr(), probe_id)
+    with pytest.raises(UnknownCertificate):
+        registry.identify(forged.certificate_pem)
+    with pytest.raises(UnknownCertificate):
+        registry.identify(b"not a certificate")
+
+
+def test_moved_probe_is_identified_in_its_new_ward(
+    registry: ProbeRegistry, authority: CertificateAuthority
+) -> None:
+    probe_id, cert_pem = _enrol(registry, authority)
+    other_ward = next(
+        int(c) for c in WardCode if Ward.from_code(c).province_code == CAN_THO and c != NINH_KIEU
+    )
+    registry.move_probe(probe_id, other_ward)
+    assert registry.identify(cert_pem).ward_code == other_ward
+    with pytest.raises(UnknownWard):
+        registry.move_probe(probe_id, HANOI_WARD)
+
+
+def test_unknown_probe_cannot_be_revoked_or_moved(registry: ProbeRegistry) -> None:
+    with pytest.raises(UnknownProbe):
+        registry.revoke("wp-doesnotexist")
+    with pytest.raises(UnknownProbe):
+        registry.move_probe("wp-doesnotexist", NINH_KIEU)
+
+
+def test_cli_and_service_see_the_same_file(
+    tmp_path: Path, registry: ProbeRegistry, authority: CertificateAuthority
+) -> None:
+    # A second registry object on the same file, as the admin CLI opens it
+    # while the aggregator runs: a revocation there is seen here at once.
+    probe_id, cert_pem = _enrol(registry, authority)
+    admin = ProbeRegistry.in_state_dir(tmp_path / "state", can_tho_ward_name)
+    admin.revoke(probe_id)
+    with pytest.raises(ProbeRevoked):
+        registry.identify(cert_pem)
