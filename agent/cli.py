@@ -1,0 +1,231 @@
+"""`wardprobe-agent`: the probe box's command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agent import AGENT_VERSION
+from agent.config import DEFAULT_CONFIG_PATH, AgentSettings, load_settings
+
+app = typer.Typer(
+    help=(
+        "wardprobe agent: measures the ward's Internet access (speed, latency, IPv6) and "
+        "sends the results to the city's aggregator. Enrol once, then run it as a service."
+    ),
+    no_args_is_help=True,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help=f"agent.toml (default {DEFAULT_CONFIG_PATH} if it exists; see "
+        "packaging/agent.example.toml).",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option(help="State directory (keys, certificate, spool); overrides agent.toml."),
+]
+
+
+def _settings(config: Path | None, state_dir: Path | None) -> AgentSettings:
+    settings = load_settings(config)
+    if state_dir is not None:
+        settings = settings.model_copy(update={"state_dir": state_dir})
+    return settings
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def enroll(
+    aggregator: Annotated[
+        str, typer.Option(help="host:port of the aggregator's enrolment port (TLS).")
+    ],
+    token: Annotated[
+        str, typer.Option(help="The one-time bootstrap token the operator gave you.")
+    ],
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Enrol this box with the aggregator: trade the token for a certificate.
+
+    The token binds the box to a ward and a site class; both are printed so you
+    can check them. If they are wrong, ask the operator to move or revoke the probe.
+    """
+    from agent.enrolment import EnrolmentError, enrol, hostname_of_this_box
+
+    settings = _settings(config, state_dir)
+    try:
+        record = enrol(
+            aggregator, token, settings.state_dir, hostname_of_this_box(), AGENT_VERSION
+        )
+    except EnrolmentError as err:
+        typer.secho(f"enrolment failed: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from err
+    typer.echo(f"enrolled as probe {record.probe_id}")
+    typer.echo(f"  ward:       {record.ward_name} ({record.ward_code})")
+    typer.echo(f"  site class: {record.site_class}")
+    typer.echo(f"  results go to {record.ingest_address}")
+    typer.echo(f"  certificate valid until {record.certificate_not_after:%Y-%m-%d}")
+    typer.echo("Check the ward and site class above; if either is wrong, tell the operator.")
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
+) -> None:
+    """Run as a daemon: measure on the schedule, upload, until SIGTERM."""
+    from agent.runtime import AgentRuntime, NotEnrolled
+
+    _logging(verbose)
+    try:
+        runtime = AgentRuntime(_settings(config, state_dir))
+    except NotEnrolled as err:
+        typer.secho(str(err), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from err
+
+    async def main() -> None:
+        task = asyncio.create_task(runtime.run_daemon())
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            logging.getLogger(__name__).info("stopped; %d results wait in the spool", runtime.spool.depth())
+
+    try:
+        asyncio.run(main())
+    finally:
+        runtime.close()
+
+
+@app.command()
+def once(
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+    upload: Annotated[
+        bool, typer.Option(help="Upload the spool after the cycle (results stay spooled if it fails).")
+    ] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
+) -> None:
+    """Run every scheduled test once now; print each result as a JSON line on stdout."""
+    from agent.runtime import AgentRuntime, NotEnrolled
+    from agent.uploader import UploadError
+
+    _logging(verbose)
+    try:
+        runtime = AgentRuntime(_settings(config, state_dir))
+    except NotEnrolled as err:
+        typer.secho(str(err), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from err
+
+    def emit(result: dict[str, object]) -> None:
+        print(json.dumps(result, ensure_ascii=False), flush=True)
+
+    async def main() -> int:
+        effective = runtime.effective_config(await runtime.fetch_config())
+        await runtime.run_cycle(effective, emit)
+        if not upload:
+            return 0
+        try:
+            report = await runtime.uploader.drain()
+        except UploadError as err:
+            typer.secho(
+                f"upload failed: {err}; {runtime.spool.depth()} results stay in the spool",
+                fg=typer.colors.YELLOW, err=True,
+            )
+            return 2
+        typer.echo(
+            f"uploaded: {report.stored} stored, {report.duplicates} already stored, "
+            f"{report.rejected} refused",
+            err=True,
+        )
+        return 0
+
+    try:
+        code = asyncio.run(main())
+    finally:
+        runtime.close()
+    raise typer.Exit(code=code)
+
+
+@app.command()
+def status(
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show enrolment, the last result of each test, spool depth and the last upload."""
+    from agent.enrolment import load_enrolment
+    from agent.runtime import SPOOL_FILE
+    from agent.spool import Spool
+
+    settings = _settings(config, state_dir)
+    enrolment = load_enrolment(settings.state_dir)
+    report: dict[str, object] = {"agent_version": AGENT_VERSION, "state_dir": str(settings.state_dir)}
+    if enrolment is None:
+        report["enrolled"] = False
+    else:
+        report.update(
+            enrolled=True,
+            probe_id=enrolment.probe_id,
+            ward=f"{enrolment.ward_name} ({enrolment.ward_code})",
+            site_class=enrolment.site_class,
+            aggregator=settings.aggregator or enrolment.ingest_address,
+            certificate_valid_until=enrolment.certificate_not_after.isoformat(),
+        )
+        spool = Spool(settings.state_dir / SPOOL_FILE, settings.spool.max_rows)
+        try:
+            from agent.measurements import MEASUREMENTS
+
+            last = {}
+            for name in MEASUREMENTS:
+                text = spool.get_state(f"last_result:{name}")
+                if text:
+                    last[name] = json.loads(text)
+            report.update(
+                spool_depth=spool.depth(),
+                dropped_results=spool.counter("dropped_results"),
+                last_upload_at=spool.get_state("last_upload_at"),
+                last_upload_error=spool.get_state("last_upload_error"),
+                last_results=last,
+                recently_refused=[
+                    {"result_id": rid, "reason": why} for rid, why, _ in spool.rejected(5)
+                ],
+            )
+        finally:
+            spool.close()
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    for key, value in report.items():
+        if isinstance(value, dict):
+            typer.echo(f"{key}:")
+            for name, item in value.items():
+                typer.echo(f"  {name}: {item}")
+        else:
+            typer.echo(f"{key}: {value}")
+    if not report.get("enrolled"):
+        raise typer.Exit(code=1)

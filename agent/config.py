@@ -1,0 +1,87 @@
+"""The agent's configuration: agent.toml, validated once at start.
+
+Every key is documented in packaging/agent.example.toml. The schedule and
+the reference server normally come from the aggregator (config RPC) and are
+cached in the state directory, so the probe keeps measuring while the
+aggregator is down; agent.toml may override either for a local set-up.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LineConfig(_Strict):
+    """One access line the probe tests."""
+
+    enabled: bool = True
+    interface: str = ""  # bind tests to it; "" lets routing decide
+
+
+class SpoolConfig(_Strict):
+    max_rows: int = Field(default=200_000, ge=100)
+
+
+class UploadConfig(_Strict):
+    batch_size: int = Field(default=500, ge=1, le=5000)
+    window: int = Field(default=4, ge=1, le=64)
+    backoff_base_s: float = Field(default=1.0, gt=0)
+    backoff_cap_s: float = Field(default=300.0, gt=0)
+    # Target name override for the aggregator certificate (when the address is
+    # an IP not in its SAN list); "" = the host part of the address.
+    tls_server_name: str = ""
+
+
+class ReferenceOverride(_Strict):
+    """Measure against this server instead of the one the aggregator hands out."""
+
+    host: str
+    iperf3_ports: list[int] = Field(default_factory=lambda: [5201])
+    tcp_echo_port: int = 7007
+    ipv6_only_host: str = ""
+    dual_stack_host: str = ""
+    dns_server: str = ""
+
+
+class ScheduleOverride(_Strict):
+    measurement: str
+    interval_s: int = Field(ge=10)
+    jitter_s: int = Field(default=0, ge=0)
+    network_kind: Literal["fixed", "mobile"] = "fixed"
+
+
+class AgentSettings(_Strict):
+    """Everything the agent reads from agent.toml."""
+
+    state_dir: Path = Path("/var/lib/wardprobe")
+    # host:port of the aggregator's mTLS port; "" = the one given at enrolment.
+    aggregator: str = ""
+    fixed: LineConfig = Field(default_factory=LineConfig)
+    mobile: LineConfig = Field(default_factory=lambda: LineConfig(enabled=False, interface="wwan0"))
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    upload: UploadConfig = Field(default_factory=UploadConfig)
+    reference: ReferenceOverride | None = None
+    schedule: list[ScheduleOverride] | None = None
+    throughput_duration_s: int | None = Field(default=None, ge=1, le=120)
+    throughput_streams: int | None = Field(default=None, ge=1, le=64)
+
+
+DEFAULT_CONFIG_PATH = Path("/etc/wardprobe/agent.toml")
+
+
+def load_settings(path: Path | None) -> AgentSettings:
+    """Read and validate agent.toml. No path: the default file if it exists, else defaults."""
+    if path is None:
+        if not DEFAULT_CONFIG_PATH.exists():
+            return AgentSettings()
+        path = DEFAULT_CONFIG_PATH
+    with path.open("rb") as handle:
+        return AgentSettings.model_validate(tomllib.load(handle))

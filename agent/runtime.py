@@ -1,0 +1,253 @@
+"""The running agent: what to measure, when, and where the results go.
+
+`AgentRuntime` ties the pieces together: the enrolment (who the probe is),
+the effective config (aggregator's config RPC, cached on disk, with
+agent.toml's overrides), the scheduler, the spool and the uploader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import json_format
+
+from agent import AGENT_VERSION
+from agent.clock import clock_state
+from agent.config import AgentSettings
+from agent.enrolment import EnrolmentRecord, channel_credentials, load_enrolment
+from agent.measurements import MEASUREMENTS, run_measurement
+from agent.measurements.base import MeasurementContext, MeasurementResult
+from agent.spool import Spool
+from agent.uploader import Backoff, Uploader, UploadSettings
+from agent.wire import ProbeContext, to_json_dict, to_proto
+from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, results_pb2
+
+log = logging.getLogger(__name__)
+
+CONFIG_CACHE_FILE = "config.json"
+SPOOL_FILE = "spool.sqlite"
+
+
+class NotEnrolled(Exception):
+    """The box has no enrolment in its state directory."""
+
+
+@dataclass(frozen=True)
+class ScheduledTest:
+    measurement: str
+    interval_s: int
+    jitter_s: int
+    network_kind: str  # "fixed" | "mobile"
+
+
+@dataclass(frozen=True)
+class EffectiveConfig:
+    """What the agent runs with after merging the aggregator's config and agent.toml."""
+
+    schedule: tuple[ScheduledTest, ...]
+    contexts: dict[str, MeasurementContext]  # by network kind
+    source: str  # "aggregator", "cache (…)", "agent.toml"
+
+
+def _grpc_options(settings: AgentSettings) -> tuple[tuple[str, str | int], ...]:
+    options: list[tuple[str, str | int]] = [
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+    ]
+    if settings.upload.tls_server_name:
+        options.append(("grpc.ssl_target_name_override", settings.upload.tls_server_name))
+    return tuple(options)
+
+
+class AgentRuntime:
+    """One probe box's agent, built from its settings and state directory."""
+
+    def __init__(self, settings: AgentSettings, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.state_dir = settings.state_dir
+        enrolment = load_enrolment(self.state_dir)
+        if enrolment is None:
+            raise NotEnrolled(
+                f"no enrolment in {self.state_dir}: run `wardprobe-agent enroll` first"
+            )
+        self.enrolment: EnrolmentRecord = enrolment
+        self.spool = Spool(self.state_dir / SPOOL_FILE, settings.spool.max_rows)
+        self._rng = rng or random.Random()
+        self.target = settings.aggregator or enrolment.ingest_address
+        self.uploader = Uploader(
+            self.spool,
+            self.target,
+            channel_credentials(self.state_dir),
+            UploadSettings(
+                batch_size=settings.upload.batch_size,
+                window=settings.upload.window,
+                backoff=Backoff(settings.upload.backoff_base_s, settings.upload.backoff_cap_s),
+            ),
+            channel_options=_grpc_options(settings),
+            rng=self._rng,
+        )
+
+    # --- configuration -------------------------------------------------
+
+    async def fetch_config(self, timeout_s: float = 10.0) -> enrolment_pb2.AgentConfig | None:
+        """Ask the aggregator for the schedule and servers; cache the answer.
+        Falls back to the cache when the aggregator cannot be reached."""
+        cache = self.state_dir / CONFIG_CACHE_FILE
+        try:
+            async with grpc.aio.secure_channel(
+                self.target, channel_credentials(self.state_dir), options=_grpc_options(self.settings)
+            ) as channel:
+                stub = enrolment_pb2_grpc.ProbeConfigStub(channel)
+                config = await stub.GetConfig(
+                    enrolment_pb2.ConfigRequest(agent_version=AGENT_VERSION), timeout=timeout_s
+                )
+            cache.write_text(json_format.MessageToJson(config), "utf-8")
+            return config
+        except grpc.aio.AioRpcError as err:
+            log.warning("config RPC failed (%s: %s)", err.code().name, err.details())
+            if cache.exists():
+                return json_format.Parse(cache.read_text("utf-8"), enrolment_pb2.AgentConfig())
+            return None
+
+    def effective_config(self, remote: enrolment_pb2.AgentConfig | None) -> EffectiveConfig:
+        """Merge the aggregator's config with agent.toml's overrides."""
+        s = self.settings
+        if s.schedule is not None:
+            schedule = tuple(
+                ScheduledTest(i.measurement, i.interval_s, i.jitter_s, i.network_kind)
+                for i in s.schedule
+            )
+        elif remote is not None:
+            schedule = tuple(
+                ScheduledTest(e.measurement, e.interval_s, e.jitter_s, e.network_kind or "fixed")
+                for e in remote.schedule
+            )
+        else:
+            raise RuntimeError(
+                "no schedule: the aggregator could not be reached and agent.toml has none"
+            )
+        unknown = [t.measurement for t in schedule if t.measurement not in MEASUREMENTS]
+        if unknown:
+            log.warning("ignoring unknown measurements in the schedule: %s", ", ".join(unknown))
+            schedule = tuple(t for t in schedule if t.measurement in MEASUREMENTS)
+
+        if s.reference is not None:
+            ref = s.reference
+            host, ports, echo = ref.host, tuple(ref.iperf3_ports), ref.tcp_echo_port
+            v6only, dual, dns = ref.ipv6_only_host, ref.dual_stack_host, ref.dns_server
+        elif remote is not None and remote.reference_server.host:
+            r = remote.reference_server
+            host, ports, echo = r.host, tuple(r.iperf3_ports), r.tcp_echo_port
+            v6only, dual, dns = r.ipv6_only_host, r.dual_stack_host, r.dns_server
+        else:
+            raise RuntimeError("no reference server: not from the aggregator, not in agent.toml")
+        duration = s.throughput_duration_s or (remote.throughput_duration_s if remote else 0) or 10
+        streams = s.throughput_streams or (remote.throughput_streams if remote else 0) or 4
+        contexts = {}
+        for kind, line in (("fixed", s.fixed), ("mobile", s.mobile)):
+            if line.enabled:
+                contexts[kind] = MeasurementContext(
+                    server_host=host,
+                    iperf3_ports=ports,
+                    tcp_echo_port=echo,
+                    ipv6_only_host=v6only,
+                    dual_stack_host=dual,
+                    dns_server=dns,
+                    interface=line.interface,
+                    throughput_duration_s=duration,
+                    throughput_streams=streams,
+                    timeout_s=duration * 2 + 30,
+                )
+        source = "agent.toml" if s.schedule is not None and s.reference is not None else (
+            "aggregator" if remote is not None else "agent.toml"
+        )
+        return EffectiveConfig(schedule, contexts, source)
+
+    # --- measuring -----------------------------------------------------
+
+    def _probe_context(self, network_kind: str) -> ProbeContext:
+        return ProbeContext(
+            probe_id=self.enrolment.probe_id,
+            ward_code=self.enrolment.ward_code,
+            agent_version=AGENT_VERSION,
+            network_kind=network_kind,
+        )
+
+    async def measure(self, test: ScheduledTest, ctx: MeasurementContext) -> results_pb2.Result:
+        """Run one test in a worker thread, spool its result, wake the uploader."""
+        started = time.monotonic()
+        result: MeasurementResult = await asyncio.to_thread(
+            run_measurement, test.measurement, ctx
+        )
+        message = to_proto(
+            test.measurement, result, self._probe_context(test.network_kind), clock_state()
+        )
+        self.spool.add(
+            message.envelope.result_id, test.measurement, message.SerializeToString()
+        )
+        self.spool.set_state(
+            f"last_result:{test.measurement}",
+            json.dumps(
+                {
+                    "measured_at": result.measured_at.isoformat(timespec="seconds"),
+                    "status": str(result.status),
+                    "reason": result.status_reason,
+                    "took_s": round(time.monotonic() - started, 1),
+                }
+            ),
+        )
+        self.uploader.wake.set()
+        return message
+
+    async def run_cycle(
+        self, config: EffectiveConfig, on_result: Callable[[dict[str, object]], None]
+    ) -> list[results_pb2.Result]:
+        """Every scheduled test once, one after the other (tests never overlap:
+        a throughput test would disturb a latency test on the same line)."""
+        messages = []
+        for test in config.schedule:
+            ctx = config.contexts.get(test.network_kind)
+            if ctx is None:
+                log.info("skipping %s: the %s line is disabled", test.measurement, test.network_kind)
+                continue
+            message = await self.measure(test, ctx)
+            on_result(to_json_dict(message))
+            messages.append(message)
+        return messages
+
+    async def run_scheduler(self, config: EffectiveConfig) -> None:
+        """Each test at its interval plus random jitter, for ever."""
+        loop = asyncio.get_running_loop()
+        tests = [t for t in config.schedule if t.network_kind in config.contexts]
+        due = {i: loop.time() + self._rng.uniform(0, max(t.jitter_s, 1)) for i, t in enumerate(tests)}
+        while tests:
+            index = min(due, key=due.__getitem__)
+            await asyncio.sleep(max(0.0, due[index] - loop.time()))
+            test = tests[index]
+            try:
+                await self.measure(test, config.contexts[test.network_kind])
+            except Exception:  # a bug in one test must not stop the others
+                log.exception("measurement %s crashed", test.measurement)
+            due[index] = loop.time() + test.interval_s + self._rng.uniform(0, test.jitter_s)
+
+    async def run_daemon(self) -> None:
+        """Fetch the config, then measure and upload until cancelled."""
+        config = self.effective_config(await self.fetch_config())
+        log.info(
+            "agent %s for probe %s (ward %s) running %d tests, config from %s",
+            AGENT_VERSION, self.enrolment.probe_id, self.enrolment.ward_code,
+            len(config.schedule), config.source,
+        )
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.uploader.run(), name="uploader")
+            group.create_task(self.run_scheduler(config), name="scheduler")
+
+    def close(self) -> None:
+        self.spool.close()

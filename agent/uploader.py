@@ -1,0 +1,179 @@
+"""The uploader: spooled results to the aggregator over an mTLS gRPC stream.
+
+Batches go out with a sequence number, a few in flight at a time; a batch
+leaves the spool only when its ack arrives (the aggregator acks after the
+commit). After any failure the uploader backs off (exponential, full
+jitter, so a city of probes does not reconnect in step after an outage)
+and re-sends everything not yet acked: the store's primary key absorbs
+what had in fact arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import grpc
+
+from agent.spool import Spool, SpooledResult
+from wardprobe.v1 import ingest_pb2, ingest_pb2_grpc, results_pb2
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between reconnects: min(cap, base * 2^attempt), fully jittered."""
+
+    base_s: float = 1.0
+    cap_s: float = 300.0
+
+    def delay_s(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0.0, min(self.cap_s, self.base_s * 2 ** min(attempt, 30)))
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    batch_size: int = 500
+    window: int = 4  # batches in flight before waiting for an ack
+    idle_poll_s: float = 30.0  # how often an idle stream looks at the spool
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+@dataclass
+class UploadReport:
+    batches_acked: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+
+class UploadError(Exception):
+    """The aggregator could not be reached or broke the stream."""
+
+
+class Uploader:
+    """Delivers the spool; `drain` for one-shot use, `run` for the daemon."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        target: str,
+        credentials: grpc.ChannelCredentials,
+        settings: UploadSettings,
+        channel_options: tuple[tuple[str, str | int], ...] = (),
+        rng: random.Random | None = None,
+    ) -> None:
+        self._spool = spool
+        self._target = target
+        self._credentials = credentials
+        self._settings = settings
+        self._channel_options = channel_options
+        self._rng = rng or random.Random()
+        self.wake = asyncio.Event()  # set by the scheduler when a result is spooled
+
+    async def drain(self) -> UploadReport:
+        """Send everything in the spool now; raise UploadError if that fails."""
+        report = UploadReport()
+        try:
+            await self._session(report, stop_when_empty=True)
+        except (grpc.aio.AioRpcError, ConnectionError) as err:
+            self._note_failure(err)
+            raise UploadError(_describe(err)) from err
+        return report
+
+    async def run(self) -> None:
+        """Deliver for ever, reconnecting with backoff; cancel to stop."""
+        attempt = 0
+        while True:
+            report = UploadReport()
+            try:
+                await self._session(report, stop_when_empty=False)
+            except (grpc.aio.AioRpcError, ConnectionError) as err:
+                self._note_failure(err)
+                attempt = 0 if report.batches_acked else attempt + 1
+                delay = self._settings.backoff.delay_s(attempt, self._rng)
+                log.warning("upload failed (%s); retrying in %.1f s", _describe(err), delay)
+                await asyncio.sleep(delay)
+
+    def _note_failure(self, err: BaseException) -> None:
+        self._spool.set_state("last_upload_error", f"{_now()} {_describe(err)}")
+
+    async def _session(self, report: UploadReport, stop_when_empty: bool) -> None:
+        async with grpc.aio.secure_channel(
+            self._target, self._credentials, options=self._channel_options
+        ) as channel:
+            call = ingest_pb2_grpc.IngestStub(channel).Upload()
+            in_flight: deque[tuple[int, list[SpooledResult]]] = deque()
+            last_spooled_seq = 0
+            sequence = 0
+            while True:
+                while len(in_flight) < self._settings.window:
+                    rows = self._spool.pending(last_spooled_seq, self._settings.batch_size)
+                    if not rows:
+                        break
+                    sequence += 1
+                    batch = ingest_pb2.ResultBatch(
+                        sequence=sequence,
+                        results=[results_pb2.Result.FromString(r.payload) for r in rows],
+                    )
+                    await call.write(batch)
+                    in_flight.append((sequence, rows))
+                    last_spooled_seq = rows[-1].seq
+                if not in_flight:
+                    if stop_when_empty:
+                        await call.done_writing()
+                        code = await call.code()
+                        if code != grpc.StatusCode.OK:
+                            raise ConnectionError(f"stream ended with {code.name}: {await call.details()}")
+                        return
+                    self.wake.clear()
+                    try:
+                        await asyncio.wait_for(self.wake.wait(), self._settings.idle_poll_s)
+                    except TimeoutError:
+                        pass
+                    continue
+                ack = await call.read()
+                if ack is grpc.aio.EOF:
+                    code = await call.code()
+                    raise ConnectionError(
+                        f"the aggregator closed the stream: {code.name}: {await call.details()}"
+                    )
+                self._apply_ack(ack, in_flight, report)
+
+    def _apply_ack(
+        self,
+        ack: ingest_pb2.BatchAck,
+        in_flight: deque[tuple[int, list[SpooledResult]]],
+        report: UploadReport,
+    ) -> None:
+        sequence, rows = in_flight.popleft()
+        if ack.sequence != sequence:
+            raise ConnectionError(f"ack for batch {ack.sequence}, expected {sequence}")
+        refused = []
+        for rejection in ack.rejected:
+            reason = "; ".join(
+                f"{v.field}: {v.description}" for v in rejection.bad_request.field_violations
+            )
+            refused.append((rows[rejection.index].seq, reason))
+            log.error("aggregator refused result %s: %s", rows[rejection.index].result_id, reason)
+        self._spool.acknowledge([r.seq for r in rows], refused)
+        report.batches_acked += 1
+        report.stored += ack.stored
+        report.duplicates += ack.duplicates
+        report.rejected += len(ack.rejected)
+        self._spool.set_state("last_upload_at", _now())
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, grpc.aio.AioRpcError):
+        return f"{err.code().name}: {err.details()}"
+    return str(err)

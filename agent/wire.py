@@ -1,0 +1,122 @@
+"""Typed measurement results to wire messages, and back to JSON for people.
+
+The result dataclasses (agent/measurements/) and the proto messages
+(proto/wardprobe/v1/results.proto) use the same field names; this module
+maps one onto the other by name, so a field added to both needs no code
+here. tests/agent/test_wire.py checks that every result field has its
+place in the proto.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import uuid6
+from google.protobuf import json_format
+from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
+
+from agent.clock import ClockState
+from agent.measurements.base import MeasurementResult
+from wardprobe.v1 import results_pb2
+
+# Which oneof member of `Result` carries each measurement's body.
+BODY_FIELD_BY_MEASUREMENT = {
+    "download": "throughput",
+    "upload": "throughput",
+    "latency_icmp": "latency",
+    "latency_tcp": "latency",
+    "ipv6": "ipv6",
+    "cellular": "cellular",
+}
+
+_ENVELOPE_FIELDS = {f.name for f in dataclasses.fields(MeasurementResult)}
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What the agent adds to every result: who measured, where, on what line."""
+
+    probe_id: str
+    ward_code: int
+    agent_version: str
+    network_kind: str  # "fixed" | "mobile"
+
+
+def new_result_id() -> str:
+    """A UUIDv7: time-ordered, made on the probe, the store's primary key."""
+    return str(uuid6.uuid7())
+
+
+def _enum_value(descriptor: EnumDescriptor, value: object) -> int:
+    """Map "download" to DIRECTION_DOWNLOAD, "ipv6" to IP_FAMILY_IPV6, None to 0."""
+    if value is None:
+        return 0
+    text = value.value if isinstance(value, enum.Enum) else value
+    suffix = "_" + str(text).upper()
+    for candidate in descriptor.values:
+        if candidate.name.endswith(suffix):
+            return int(candidate.number)
+    raise ValueError(f"{value!r} has no value in enum {descriptor.full_name}")
+
+
+def to_proto(
+    measurement: str,
+    result: MeasurementResult,
+    probe: ProbeContext,
+    clock: ClockState,
+    result_id: str | None = None,
+) -> results_pb2.Result:
+    """The wire message for one result, with the full envelope."""
+    message = results_pb2.Result()
+    env = message.envelope
+    env.result_id = result_id or new_result_id()
+    env.measured_at.FromDatetime(result.measured_at.astimezone(UTC))
+    env.agent_version = probe.agent_version
+    env.interface = result.interface
+    env.network_kind = _enum_value(results_pb2.NetworkKind.DESCRIPTOR, probe.network_kind)
+    env.ip_family = _enum_value(results_pb2.IpFamily.DESCRIPTOR, result.ip_family)
+    env.clock_sync = _enum_value(results_pb2.ClockSync.DESCRIPTOR, clock)
+    env.status = _enum_value(results_pb2.Status.DESCRIPTOR, result.status)
+    env.status_reason = result.status_reason
+    env.ward_code = probe.ward_code
+    env.probe_id = probe.probe_id
+    _fill(env.method, dataclasses.asdict(result.method))
+
+    body = getattr(message, BODY_FIELD_BY_MEASUREMENT[measurement])
+    body.SetInParent()  # an all-unset body (a skipped test) still says its kind
+    _fill(
+        body,
+        {
+            f.name: getattr(result, f.name)
+            for f in dataclasses.fields(result)
+            if f.name not in _ENVELOPE_FIELDS
+        },
+    )
+    return message
+
+
+def _fill(message: Any, values: dict[str, object]) -> None:
+    fields = message.DESCRIPTOR.fields_by_name
+    for name, value in values.items():
+        descriptor = fields.get(name)
+        if descriptor is None:
+            raise ValueError(f"{message.DESCRIPTOR.full_name} has no field {name!r}")
+        if value is None:
+            continue  # unset: the proto says "not measured"
+        if descriptor.type == FieldDescriptor.TYPE_ENUM:
+            setattr(message, name, _enum_value(descriptor.enum_type, value))
+        else:
+            setattr(message, name, value)
+
+
+def to_json_dict(message: results_pb2.Result) -> dict[str, Any]:
+    """A result as a JSON-ready dict with proto field names (for `once` and logs)."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def measured_at(message: results_pb2.Result) -> datetime:
+    return message.envelope.measured_at.ToDatetime(tzinfo=UTC)

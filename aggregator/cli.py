@@ -1,0 +1,89 @@
+"""`wardprobe-aggregator`: the central site's command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aggregator.admin_cli import ca_app, probe_app, token_app
+from aggregator.config import load_config
+from aggregator.reference_cli import reference_app
+
+app = typer.Typer(
+    help=(
+        "wardprobe aggregator: enrols probes (private CA, bootstrap tokens), takes their "
+        "results over mTLS gRPC into DuckDB, and runs the reference measurement server."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(ca_app, name="ca")
+app.add_typer(token_app, name="token")
+app.add_typer(probe_app, name="probe")
+app.add_typer(reference_app, name="reference-server")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="aggregator.toml (see packaging/aggregator.example.toml); defaults apply without it.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
+) -> None:
+    """Run the ingest (mTLS) and enrolment (TLS) gRPC services until SIGTERM."""
+    from aggregator.server import serve as serve_forever
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(serve_forever(load_config(config)))
+
+
+@app.command()
+def summary(
+    config: ConfigOption = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="DuckDB file to read (default: the config's store_path)."),
+    ] = None,
+) -> None:
+    """Print the per-ward summary (probes, tests, mean download, median latency, IPv6 share).
+
+    Opens the store read-only, so run it when the aggregator is stopped or on a copy.
+    """
+    from analysis.summary import ward_summary
+
+    path = store or load_config(config).store_path
+    rows = ward_summary(path)
+    table = Table(title=f"Per-ward summary of {path}")
+    for column in (
+        "ward", "name", "probes", "tests", "mean download Mb/s",
+        "median latency ms", "IPv6 share",
+    ):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row.ward_code), row.ward_name, str(row.probes), str(row.tests),
+            _fmt(row.mean_download_mbps, "{:.1f}"), _fmt(row.median_latency_ms, "{:.2f}"),
+            _fmt(row.ipv6_share, "{:.0%}"),
+        )
+    Console().print(table)
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "n/a" if value is None else pattern.format(value)

@@ -1,0 +1,75 @@
+"""The aggregator's configuration: one TOML file, validated once at start.
+
+Every key is documented in packaging/aggregator.example.toml.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScheduleItem(_Strict):
+    """One measurement the probes run on an interval."""
+
+    measurement: str  # a name from agent/measurements/__init__.py's table
+    interval_s: int = Field(ge=10)
+    jitter_s: int = Field(default=0, ge=0)
+    network_kind: Literal["fixed", "mobile"] = "fixed"
+
+
+class ReferenceServerConfig(_Strict):
+    """The reference server the probes measure against (handed out by the config RPC)."""
+
+    host: str = "localhost"
+    iperf3_ports: list[int] = Field(default_factory=lambda: [5201, 5202, 5203, 5204])
+    tcp_echo_port: int = Field(default=7007, gt=0, lt=65536)
+    ipv6_only_host: str = ""
+    dual_stack_host: str = ""
+    dns_server: str = ""
+
+
+def _default_schedule() -> list[ScheduleItem]:
+    hour = 3600
+    return [
+        ScheduleItem(measurement="download", interval_s=4 * hour, jitter_s=hour),
+        ScheduleItem(measurement="upload", interval_s=4 * hour, jitter_s=hour),
+        ScheduleItem(measurement="latency_icmp", interval_s=15 * 60, jitter_s=300),
+        ScheduleItem(measurement="latency_tcp", interval_s=15 * 60, jitter_s=300),
+        ScheduleItem(measurement="ipv6", interval_s=6 * hour, jitter_s=hour),
+    ]
+
+
+class AggregatorConfig(_Strict):
+    """Everything the aggregator process needs to start."""
+
+    state_dir: Path = Path("/var/lib/wardprobe-aggregator")  # CA, registry.sqlite
+    store_path: Path = Path("/var/lib/wardprobe-aggregator/wardprobe.duckdb")
+    ingest_listen: str = "[::]:7443"  # mTLS: Ingest and ProbeConfig
+    enrol_listen: str = "[::]:7444"  # TLS, server-authenticated: Enrolment
+    # host:port the probes should use for ingest (told to them at enrolment).
+    ingest_public_address: str = "localhost:7443"
+    reference_server: ReferenceServerConfig = Field(default_factory=ReferenceServerConfig)
+    schedule: list[ScheduleItem] = Field(default_factory=_default_schedule)
+    throughput_duration_s: int = Field(default=10, ge=1, le=120)
+    throughput_streams: int = Field(default=4, ge=1, le=64)
+    # Seconds between mirrors of the probe registry into the store's `probes` table.
+    probe_sync_interval_s: float = Field(default=2.0, gt=0)
+    max_batch_results: int = Field(default=5000, ge=1)
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    grace_period_s: float = Field(default=10.0, ge=0)  # for in-flight streams on SIGTERM
+
+
+def load_config(path: Path | None) -> AggregatorConfig:
+    """Read and validate the TOML file; no file means all defaults."""
+    if path is None:
+        return AggregatorConfig()
+    with path.open("rb") as handle:
+        return AggregatorConfig.model_validate(tomllib.load(handle))

@@ -1,0 +1,148 @@
+-- The store's tables: what an analyst queries. docs/schema.md documents each
+-- column; tests/aggregator/test_schema_doc.py checks that it matches DESCRIBE.
+--
+-- Every result table has the same leading columns (the envelope), then the
+-- figures of its kind. Units are in the column names. A figure that was not
+-- measured is NULL. Times are TIMESTAMPTZ (stored as UTC; Cần Thơ is UTC+7).
+
+create table if not exists probes (
+    probe_id        varchar primary key,  -- the subject CN of the probe's client certificate
+    ward_code       integer not null,     -- GSO code of the ward the probe is assigned to
+    ward_name       varchar,
+    site_class      varchar not null,     -- household, ward_office, school, health_facility, high_tech_park, it_park, industrial_zone, rd_centre, other
+    hostname        varchar,
+    agent_version   varchar,
+    enrolled_at     timestamptz not null,
+    cert_serial     varchar,              -- hex serial of the current certificate
+    cert_not_after  timestamptz,
+    cert_state      varchar not null,     -- active | revoked
+    revoked_at      timestamptz
+);
+
+create table if not exists throughput (
+    result_id         uuid primary key,   -- UUIDv7 made on the probe
+    probe_id          varchar not null,
+    ward_code         integer not null,   -- the ward the probe was in when it measured
+    measured_at       timestamptz not null,
+    received_at       timestamptz not null,
+    agent_version     varchar,
+    interface         varchar,
+    network_kind      varchar not null,   -- fixed | mobile
+    ip_family         varchar,            -- ipv4 | ipv6 (the family actually used)
+    clock_sync        varchar not null,   -- synchronised | unsynchronised | unknown
+    tool              varchar,
+    tool_version      varchar,
+    server            varchar,
+    server_port       integer,
+    duration_s        double,             -- configured test length
+    streams           integer,
+    status            varchar not null,   -- ok | failed | skipped
+    status_reason     varchar,
+    direction         varchar not null,   -- download | upload
+    mbps              double,             -- megabits (10^6 bit) per second, warm-up excluded
+    bytes_transferred ubigint,
+    measured_s        double,             -- seconds the rate was computed over
+    retransmits       integer,
+    omitted_s         double              -- warm-up seconds discarded
+);
+
+create table if not exists latency (
+    result_id         uuid primary key,
+    probe_id          varchar not null,
+    ward_code         integer not null,
+    measured_at       timestamptz not null,
+    received_at       timestamptz not null,
+    agent_version     varchar,
+    interface         varchar,
+    network_kind      varchar not null,
+    ip_family         varchar,
+    clock_sync        varchar not null,
+    tool              varchar,
+    tool_version      varchar,
+    server            varchar,
+    server_port       integer,
+    duration_s        double,
+    streams           integer,
+    status            varchar not null,
+    status_reason     varchar,
+    protocol          varchar not null,   -- icmp | tcp
+    target            varchar,
+    target_port       integer,
+    packets_sent      integer,
+    packets_received  integer,
+    rtt_min_ms        double,
+    rtt_median_ms     double,
+    rtt_p95_ms        double,
+    rtt_max_ms        double,
+    jitter_ms         double,             -- mean absolute difference of consecutive RTTs
+    loss_pct          double              -- 0..100
+);
+
+create table if not exists ipv6 (
+    result_id             uuid primary key,
+    probe_id              varchar not null,
+    ward_code             integer not null,
+    measured_at           timestamptz not null,
+    received_at           timestamptz not null,
+    agent_version         varchar,
+    interface             varchar,
+    network_kind          varchar not null,
+    ip_family             varchar,
+    clock_sync            varchar not null,
+    tool                  varchar,
+    tool_version          varchar,
+    server                varchar,
+    server_port           integer,
+    duration_s            double,
+    streams               integer,
+    status                varchar not null,
+    status_reason         varchar,
+    has_global_address    boolean,
+    has_default_route     boolean,
+    aaaa_resolves         boolean,
+    ipv6_only_tcp_ok      boolean,
+    ipv6_only_connect_ms  double,
+    large_packet_ok       boolean,
+    dual_stack_family     varchar,        -- family used to reach the dual-stack target
+    ipv6_capable          boolean,        -- every capability check passed
+    ipv6_preferred        boolean,        -- the dual-stack target was reached over IPv6
+    global_prefix         varchar         -- the /64 only, never the host's address
+);
+
+create table if not exists cellular (
+    result_id           uuid primary key,
+    probe_id            varchar not null,
+    ward_code           integer not null,
+    measured_at         timestamptz not null,
+    received_at         timestamptz not null,
+    agent_version       varchar,
+    interface           varchar,
+    network_kind        varchar not null,
+    ip_family           varchar,
+    clock_sync          varchar not null,
+    tool                varchar,
+    tool_version        varchar,
+    server              varchar,
+    server_port         integer,
+    duration_s          double,
+    streams             integer,
+    status              varchar not null,
+    status_reason       varchar,
+    access_tech         varchar,          -- none | gsm | umts | lte | nr5g_nsa | nr5g_sa
+    mcc_mnc             varchar,
+    operator_name       varchar,
+    band                integer,
+    channel             integer,          -- EARFCN / NR-ARFCN
+    cell_id             varchar,
+    tac                 varchar,
+    rsrp_dbm            double,
+    rsrq_db             double,
+    sinr_db             double,
+    registration_state  varchar,
+    modem_model         varchar,
+    modem_5g_capable    boolean,
+    backend             varchar,          -- modemmanager | at
+    nr_band             integer,
+    nr_rsrp_dbm         double,
+    nr_sinr_db          double
+);

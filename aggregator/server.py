@@ -1,0 +1,356 @@
+"""The aggregator process: gRPC servers, thin servicers, graceful stop.
+
+Two ports:
+- enrolment (TLS, server-authenticated): `Enrolment`, where a probe trades a
+  bootstrap token and a CSR for its certificate;
+- ingest (mTLS, client certificate required): `Ingest` and `ProbeConfig`.
+  The probe is whoever its certificate names, looked up in the registry on
+  every call, so a revoked probe is refused from the next call on.
+
+The servicers only parse, identify and hand typed objects to
+aggregator/ingest.py; nothing here knows about columns or DuckDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from aggregator.ca import CertificateAuthority, server_credentials
+from aggregator.config import AggregatorConfig
+from aggregator.enrolment_service import EnrolmentServicer
+from aggregator.ingest import (
+    BatchConverter,
+    CommitCounts,
+    ConvertedBatch,
+    GroupCommitter,
+    IngestLimits,
+)
+from aggregator.registry import IdentityRefused, ProbeIdentity, ProbeRecord, ProbeRegistry
+from aggregator.store import RESULT_TABLES, ProbeRow, Store
+from aggregator.wards import can_tho_wards, ward_name
+from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, ingest_pb2
+
+log = logging.getLogger(__name__)
+
+_INGEST_SERVICE = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
+
+
+def _status(code: int, message: str, field: str | None = None) -> grpc.Status:
+    details = []
+    if field is not None:
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=field, description=message)
+                ]
+            )
+        )
+        details.append(detail)
+    return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=details))
+
+
+async def _identify(
+    registry: ProbeRegistry, context: grpc.aio.ServicerContext[object, object]
+) -> ProbeIdentity:
+    """The calling probe, from its verified client certificate."""
+    pems = context.auth_context().get("x509_pem_cert")
+    if not pems:
+        await context.abort_with_status(
+            _status(code_pb2.UNAUTHENTICATED, "no client certificate")
+        )
+    try:
+        return await asyncio.to_thread(registry.identify, pems[0])
+    except IdentityRefused as err:
+        await context.abort_with_status(_status(code_pb2.UNAUTHENTICATED, str(err)))
+        raise  # not reached: abort raises
+
+
+@dataclass
+class _Pending:
+    sequence: int
+    batch: ConvertedBatch
+    done: asyncio.Future[CommitCounts]
+
+
+class IngestServicer:
+    """`Ingest.Upload`: parse each batch, validate, commit, ack in order.
+
+    Requests arrive as bytes (no deserializer) so that a message that is not
+    a ResultBatch gets a clear INVALID_ARGUMENT instead of gRPC's generic
+    error; the next batches are read while earlier ones commit."""
+
+    def __init__(
+        self,
+        registry: ProbeRegistry,
+        converter: BatchConverter,
+        committer: GroupCommitter,
+        limits: IngestLimits,
+    ) -> None:
+        self._registry = registry
+        self._converter = converter
+        self._committer = committer
+        self._limits = limits
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            _INGEST_SERVICE,
+            {
+                "Upload": grpc.stream_stream_rpc_method_handler(
+                    self.Upload,  # type: ignore[arg-type]
+                    request_deserializer=None,
+                    response_serializer=ingest_pb2.BatchAck.SerializeToString,
+                )
+            },
+        )
+
+    async def Upload(
+        self,
+        request_iterator: AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext[bytes, ingest_pb2.BatchAck],
+    ) -> AsyncIterator[ingest_pb2.BatchAck]:
+        probe = await _identify(self._registry, context)  # type: ignore[arg-type]
+        queue: asyncio.Queue[_Pending | grpc.Status | None] = asyncio.Queue(maxsize=8)
+        reader = asyncio.create_task(self._read(request_iterator, probe, queue))
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, grpc.Status):
+                    await context.abort_with_status(item)
+                    return
+                try:
+                    counts = await item.done
+                except Exception as err:  # the store could not commit: the agent retries
+                    log.exception("commit failed")
+                    await context.abort_with_status(
+                        _status(code_pb2.UNAVAILABLE, f"the store could not commit: {err}")
+                    )
+                    return
+                yield ingest_pb2.BatchAck(
+                    sequence=item.sequence,
+                    stored=counts.stored,
+                    duplicates=counts.duplicates,
+                    rejected=item.batch.rejections,
+                )
+        finally:
+            reader.cancel()
+
+    async def _read(
+        self,
+        request_iterator: AsyncIterator[bytes],
+        probe: ProbeIdentity,
+        queue: asyncio.Queue[_Pending | grpc.Status | None],
+    ) -> None:
+        async for raw in request_iterator:
+            if len(raw) > self._limits.max_message_bytes:
+                await queue.put(
+                    _status(
+                        code_pb2.RESOURCE_EXHAUSTED,
+                        f"batch of {len(raw)} bytes is over the limit of "
+                        f"{self._limits.max_message_bytes}",
+                    )
+                )
+                return
+            try:
+                batch = ingest_pb2.ResultBatch.FromString(raw)
+            except DecodeError as err:
+                await queue.put(
+                    _status(
+                        code_pb2.INVALID_ARGUMENT,
+                        f"the message is not a wardprobe.v1.ResultBatch: {err}",
+                        field="batch",
+                    )
+                )
+                return
+            if batch.sequence == 0:
+                await queue.put(
+                    _status(code_pb2.INVALID_ARGUMENT, "sequence must be > 0", field="sequence")
+                )
+                return
+            if len(batch.results) > self._limits.max_batch_results:
+                await queue.put(
+                    _status(
+                        code_pb2.RESOURCE_EXHAUSTED,
+                        f"batch of {len(batch.results)} results is over the limit of "
+                        f"{self._limits.max_batch_results}",
+                        field="results",
+                    )
+                )
+                return
+            converted = self._converter.convert(batch, probe.probe_id, datetime.now(UTC))
+            done = self._committer.submit(converted)
+            await queue.put(_Pending(batch.sequence, converted, done))
+        await queue.put(None)
+
+
+class ProbeConfigServicer(enrolment_pb2_grpc.ProbeConfigServicer):
+    """`ProbeConfig.GetConfig`: the schedule and reference server for a probe."""
+
+    def __init__(self, registry: ProbeRegistry, config: AggregatorConfig) -> None:
+        self._registry = registry
+        self._config = config
+
+    async def GetConfig(
+        self,
+        request: enrolment_pb2.ConfigRequest,
+        context: grpc.aio.ServicerContext[enrolment_pb2.ConfigRequest, enrolment_pb2.AgentConfig],
+    ) -> enrolment_pb2.AgentConfig:
+        probe = await _identify(self._registry, context)  # type: ignore[arg-type]
+        ref = self._config.reference_server
+        return enrolment_pb2.AgentConfig(
+            probe_id=probe.probe_id,
+            ward_code=probe.ward_code,
+            ward_name=ward_name(probe.ward_code) or "",
+            site_class=str(probe.site_class),
+            schedule=[
+                enrolment_pb2.ScheduleEntry(
+                    measurement=item.measurement,
+                    interval_s=item.interval_s,
+                    jitter_s=item.jitter_s,
+                    network_kind=item.network_kind,
+                )
+                for item in self._config.schedule
+            ],
+            reference_server=enrolment_pb2.ReferenceServer(
+                host=ref.host,
+                iperf3_ports=ref.iperf3_ports,
+                tcp_echo_port=ref.tcp_echo_port,
+                ipv6_only_host=ref.ipv6_only_host,
+                dual_stack_host=ref.dual_stack_host,
+                dns_server=ref.dns_server,
+            ),
+            throughput_duration_s=self._config.throughput_duration_s,
+            throughput_streams=self._config.throughput_streams,
+        )
+
+
+def _probe_row(record: ProbeRecord) -> ProbeRow:
+    return ProbeRow(
+        probe_id=record.probe_id,
+        ward_code=record.ward_code,
+        ward_name=ward_name(record.ward_code),
+        site_class=str(record.site_class),
+        hostname=record.hostname or None,
+        agent_version=record.agent_version or None,
+        enrolled_at=record.enrolled_at,
+        cert_serial=record.cert_serial,
+        cert_not_after=record.cert_not_after,
+        cert_state=str(record.state),
+        revoked_at=record.revoked_at,
+    )
+
+
+class Aggregator:
+    """The whole central process; `async with Aggregator(config) as agg:`."""
+
+    def __init__(self, config: AggregatorConfig) -> None:
+        self.config = config
+        self.store = Store(config.store_path)
+        self.registry = ProbeRegistry.in_state_dir(config.state_dir, ward_name)
+        self.ca = CertificateAuthority.load(config.state_dir)
+        self.limits = IngestLimits(
+            max_batch_results=config.max_batch_results,
+            max_message_bytes=config.max_message_bytes,
+        )
+        schemas = {t: self.store.arrow_schema(t) for t in RESULT_TABLES}
+        known_wards = frozenset(can_tho_wards())
+        self.converter = BatchConverter(schemas, known_wards.__contains__, self.limits)
+        self.committer = GroupCommitter(self.store)
+        self._servers: list[grpc.aio.Server] = []
+        self._sync_task: asyncio.Task[None] | None = None
+        self._synced: list[ProbeRow] | None = None
+        self.ingest_port = 0
+        self.enrol_port = 0
+
+    async def start(self) -> None:
+        """Bind both ports and start serving."""
+        options = [
+            ("grpc.max_receive_message_length", self.limits.max_message_bytes),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ]
+        self.committer.start()
+        self.sync_probes()
+
+        ingest = grpc.aio.server(options=options)
+        ingest.add_generic_rpc_handlers(
+            (IngestServicer(self.registry, self.converter, self.committer, self.limits).handler(),)
+        )
+        enrolment_pb2_grpc.add_ProbeConfigServicer_to_server(
+            ProbeConfigServicer(self.registry, self.config), ingest
+        )
+        self.ingest_port = ingest.add_secure_port(
+            self.config.ingest_listen,
+            server_credentials(self.config.state_dir, require_client_auth=True),
+        )
+
+        enrol = grpc.aio.server(options=options)
+        enrolment_pb2_grpc.add_EnrolmentServicer_to_server(
+            EnrolmentServicer(self.registry, self.ca, self.config.ingest_public_address), enrol
+        )
+        self.enrol_port = enrol.add_secure_port(
+            self.config.enrol_listen,
+            server_credentials(self.config.state_dir, require_client_auth=False),
+        )
+        for server in (ingest, enrol):
+            await server.start()
+            self._servers.append(server)
+        self._sync_task = asyncio.create_task(self._sync_loop(), name="probe-sync")
+        log.info(
+            "aggregator serving: ingest (mTLS) on %s, enrolment (TLS) on %s, store %s",
+            self.config.ingest_listen, self.config.enrol_listen, self.config.store_path,
+        )
+
+    def sync_probes(self) -> None:
+        """Mirror the registry's probes into the store's `probes` table when they changed."""
+        rows = [_probe_row(r) for r in self.registry.list_probes()]
+        if rows != self._synced:
+            self.store.replace_probes(rows)
+            self._synced = rows
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.probe_sync_interval_s)
+            try:
+                await asyncio.to_thread(self.sync_probes)
+            except Exception:
+                log.exception("probe registry sync failed; will retry")
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight streams finish their commits, close the store."""
+        for server in self._servers:
+            await server.stop(self.config.grace_period_s)
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+        await self.committer.stop()
+        await asyncio.to_thread(self.sync_probes)
+        self.store.checkpoint()
+        self.store.close()
+
+    async def __aenter__(self) -> Aggregator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def serve(config: AggregatorConfig) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with Aggregator(config):
+        await stop.wait()
+        log.info("stopping: finishing in-flight batches")

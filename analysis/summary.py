@@ -1,0 +1,34 @@
+"""The per-ward summary that the demo and `wardprobe-aggregator summary` print."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class WardSummary:
+    ward_code: int
+    ward_name: str
+    probes: int
+    tests: int
+    mean_download_mbps: float | None
+    median_latency_ms: float | None
+    ipv6_share: float | None  # 0..1
+
+
+def ward_summary_sql() -> str:
+    return resources.files("analysis").joinpath("ward_summary.sql").read_text("utf-8")
+
+
+def ward_summary(store_path: Path) -> list[WardSummary]:
+    """Read the summary from a DuckDB file (opened read-only)."""
+    with duckdb.connect(str(store_path), read_only=True) as con:
+        rows = con.execute(ward_summary_sql()).fetchall()
+    return [
+        WardSummary(int(r[0]), str(r[1] or ""), int(r[2]), int(r[3]), r[4], r[5], r[6])
+        for r in rows
+    ]
