@@ -172,6 +172,38 @@ def once(
 
 
 @app.command()
+def upload(
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
+) -> None:
+    """Deliver everything waiting in the spool now (exit 2 if the aggregator can't take it)."""
+    from agent.runtime import AgentRuntime, NotEnrolled
+    from agent.uploader import UploadError
+
+    _logging(verbose)
+    try:
+        runtime = AgentRuntime(_settings(config, state_dir))
+    except NotEnrolled as err:
+        typer.secho(str(err), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from err
+    try:
+        report = asyncio.run(runtime.uploader.drain())
+    except UploadError as err:
+        typer.secho(
+            f"upload failed: {err}; {runtime.spool.depth()} results stay in the spool",
+            fg=typer.colors.YELLOW, err=True,
+        )
+        raise typer.Exit(code=2) from err
+    finally:
+        runtime.close()
+    typer.echo(
+        f"uploaded: {report.stored} stored, {report.duplicates} already stored, "
+        f"{report.rejected} refused"
+    )
+
+
+@app.command()
 def status(
     config: ConfigOption = None,
     state_dir: StateDirOption = None,

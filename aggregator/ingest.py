@@ -485,12 +485,14 @@ class GroupCommitter:
                 for i, t in parts:
                     stored[i] += t.num_rows
                 continue
-            # Some were already stored: find whose, to tell each stream.
+            # Some were already stored, or sent twice within this group: find
+            # whose, to tell each stream. The first copy of an id is the stored one.
             owner = np.concatenate([np.full(t.num_rows, i) for i, t in parts])
-            is_new = pc.is_in(merged.column("result_id"), value_set=new_ids).to_numpy(
-                zero_copy_only=False
-            )
-            stored += np.bincount(owner[is_new], minlength=len(group))
+            ids = merged.column("result_id")
+            is_new = pc.is_in(ids, value_set=new_ids).to_numpy(zero_copy_only=False)
+            first_copy = np.zeros(merged.num_rows, dtype=bool)
+            first_copy[np.unique(ids.to_numpy(zero_copy_only=False), return_index=True)[1]] = True
+            stored += np.bincount(owner[is_new & first_copy], minlength=len(group))
         return [
             CommitCounts(stored=int(stored[i]), duplicates=p.batch.accepted - int(stored[i]))
             for i, p in enumerate(group)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 import grpc
 from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -168,6 +169,19 @@ class IngestServicer:
                     _status(
                         code_pb2.INVALID_ARGUMENT,
                         f"the message is not a wardprobe.v1.ResultBatch: {err}",
+                        field="batch",
+                    )
+                )
+                return
+            unknown = UnknownFieldSet(batch)
+            if len(unknown):
+                # A field of the wrong wire type parses as "unknown": say which.
+                first = unknown[0]
+                await queue.put(
+                    _status(
+                        code_pb2.INVALID_ARGUMENT,
+                        f"field number {first.field_number} has the wrong type "
+                        f"(wire type {first.wire_type}) for a wardprobe.v1.ResultBatch",
                         field="batch",
                     )
                 )
