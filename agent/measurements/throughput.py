@@ -1,0 +1,492 @@
+"""Download and upload speed with iperf3, against the reference server's port pool.
+
+The test itself is libiperf's, driven through the `iperf3` Python wrapper
+(ctypes). The wrapper is known to hang or lose output when it captures
+libiperf's stdout through a pipe, and under daemons without a terminal
+(iperf3-python issues #13, #53, #75). So each test runs in a child Python
+process that we can kill: the child sets the test up with the wrapper, calls
+libiperf's `iperf_run_client` itself with stdout pointed at /dev/null, and
+hands back libiperf's own JSON text (`iperf_get_test_json_output_string`).
+The parent enforces a hard timeout, kills the child when it passes, and
+parses the JSON exactly once, here, into a `ThroughputResult`.
+
+Which figure is the speed: `end.sum_received`, the receiving side's count of
+the payload that actually arrived. For a download (reverse mode, server
+sends) that is the probe's own count; for an upload it is the server's
+count, which libiperf fetches at the end of the test. `end.sum_sent` is not
+used for the speed because it also counts bytes still queued in the sender's
+socket buffer when the clock stopped, which overstates a slow line. The
+sender's TCP retransmissions come from `end.sum_sent.retransmits` (in reverse
+mode libiperf reports the server's). The warm-up (`omit_s`, TCP slow start)
+is excluded by libiperf from both sums.
+
+A busy iperf3 server ("the server is busy running a test") is not a
+measurement of the line: the next port of the pool is tried, and only when
+every port was busy does the test fail.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.measurements.base import (
+    MALFORMED_PREFIX,
+    IpFamily,
+    MeasurementContext,
+    MeasurementResult,
+    Method,
+    Status,
+)
+
+TOOL = "iperf3"
+
+# iperf3's own text for IEACCESSDENIED; the only error that sends us to the next port.
+_SERVER_BUSY_MARKER = "server is busy"
+
+# libiperf refuses report intervals above 60 s on its command line (MAX_INTERVAL);
+# we stay inside what it supports even though the setter does not check.
+_MAX_REPORT_INTERVAL_S = 60.0
+
+# How the child tells the parent that it could not even start the test
+# (libiperf missing, the server name has no address of the wanted family).
+_EXIT_SETUP_FAILED = 3
+
+# Enough of the child's stderr to explain a crash, not enough to flood a log.
+_STDERR_TAIL_CHARS = 500
+
+
+class Direction(enum.StrEnum):
+    """Which way the payload flows, seen from the probe."""
+
+    DOWNLOAD = "download"  # server to probe: iperf3 reverse mode
+    UPLOAD = "upload"  # probe to server
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThroughputParams:
+    """One throughput test: where to, which way, how long, on which line."""
+
+    server_host: str
+    ports: tuple[int, ...]  # the reference server's iperf3 pool, tried in order when busy
+    direction: Direction
+    duration_s: int = 10  # measured part, after the warm-up
+    streams: int = 4  # parallel TCP streams
+    omit_s: int = 2  # warm-up seconds discarded (TCP slow start)
+    bind_address: str = ""  # local address to send from ("" = routing decides)
+    interface: str = ""  # SO_BINDTODEVICE ("" = routing decides)
+    timeout_s: float = 60.0  # hard limit for the whole test, all ports included
+    connect_timeout_s: float = 5.0  # libiperf's limit for opening the control connection
+    ip_family: IpFamily | None = None  # None: whatever the server name resolves to first
+
+    def __post_init__(self) -> None:
+        if not self.server_host:
+            raise ValueError("server_host is empty")
+        if not self.ports or any(not 0 < port < 65536 for port in self.ports):
+            raise ValueError(f"ports must be a non-empty list of TCP ports, got {self.ports!r}")
+        if self.duration_s < 1:
+            raise ValueError(f"duration_s must be at least 1, got {self.duration_s}")
+        if self.streams < 1:
+            raise ValueError(f"streams must be at least 1, got {self.streams}")
+        if self.omit_s < 0:
+            raise ValueError(f"omit_s must not be negative, got {self.omit_s}")
+        if self.connect_timeout_s <= 0:
+            raise ValueError(f"connect_timeout_s must be positive, got {self.connect_timeout_s}")
+        # A limit shorter than the test itself would fail every test: a configuration error.
+        if self.timeout_s <= self.omit_s + self.duration_s:
+            raise ValueError(
+                f"timeout_s ({self.timeout_s:g}) must exceed omit_s + duration_s "
+                f"({self.omit_s + self.duration_s})"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThroughputResult(MeasurementResult):
+    """One direction of one throughput test (proto: wardprobe.v1.ThroughputResult)."""
+
+    direction: Direction
+    mbps: float | None = None  # 10^6 bits per second received, warm-up excluded
+    bytes_transferred: int | None = None  # payload bytes the receiver counted
+    measured_s: float | None = None  # seconds over which mbps was computed
+    retransmits: int | None = None  # sender's TCP retransmissions, when reported
+    omitted_s: float | None = None  # warm-up seconds discarded
+
+
+def download_params_from(ctx: MeasurementContext) -> ThroughputParams:
+    """Download test params from what the scheduler knows."""
+    return _params_from(ctx, Direction.DOWNLOAD)
+
+
+def upload_params_from(ctx: MeasurementContext) -> ThroughputParams:
+    """Upload test params from what the scheduler knows."""
+    return _params_from(ctx, Direction.UPLOAD)
+
+
+def _params_from(ctx: MeasurementContext, direction: Direction) -> ThroughputParams:
+    return ThroughputParams(
+        server_host=ctx.server_host,
+        ports=tuple(ctx.iperf3_ports),
+        direction=direction,
+        duration_s=ctx.throughput_duration_s,
+        streams=ctx.throughput_streams,
+        interface=ctx.interface,
+        timeout_s=ctx.timeout_s,
+    )
+
+
+def run(params: ThroughputParams) -> ThroughputResult:
+    """Run one throughput test; a failed test is a FAILED result, never an exception.
+
+    Ports are tried in order; only "server busy" moves on to the next one.
+    The whole call, all ports included, ends within `params.timeout_s`
+    (plus the moment it takes to kill and reap the child).
+    """
+    measured_at = datetime.now(UTC)
+    deadline = time.monotonic() + params.timeout_s
+    busy_messages: list[str] = []
+    for port in params.ports:
+        remaining_s = deadline - time.monotonic()
+        if remaining_s <= 0:
+            return _failed(params, port, measured_at, _timeout_reason(params, port))
+        outcome = _run_child(params, port, remaining_s)
+        if isinstance(outcome, _ChildFailure):
+            return _failed(params, port, measured_at, outcome.reason)
+        result = parse_iperf3_json(
+            outcome, params=params, server_port=port, measured_at=measured_at
+        )
+        if result.status is Status.FAILED and _SERVER_BUSY_MARKER in result.status_reason:
+            busy_messages.append(result.status_reason)
+            continue
+        return result
+    ports = ", ".join(str(port) for port in params.ports)
+    return _failed(
+        params,
+        params.ports[-1],
+        measured_at,
+        f"all iperf3 ports were busy ({ports}): {busy_messages[-1]}",
+    )
+
+
+def parse_iperf3_json(
+    text: str, *, params: ThroughputParams, server_port: int, measured_at: datetime
+) -> ThroughputResult:
+    """Turn libiperf's JSON output for one client test into a result.
+
+    "iperf3 reported an error" (the JSON has `error`) gives FAILED with the
+    tool's message; JSON that does not parse or lacks the figures gives
+    FAILED with a reason starting with `MALFORMED_PREFIX`.
+    """
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return _failed(
+            params, server_port, measured_at, f"{MALFORMED_PREFIX}iperf3 JSON does not parse: {exc}"
+        )
+    if not isinstance(document, dict):
+        return _failed(
+            params, server_port, measured_at, f"{MALFORMED_PREFIX}iperf3 JSON is not an object"
+        )
+    start = document.get("start")
+    tool_version = ""
+    if isinstance(start, dict) and isinstance(start.get("version"), str):
+        tool_version = start["version"]
+    error = document.get("error")
+    if error is not None:
+        return _failed(
+            params, server_port, measured_at, f"iperf3 reported an error: {error}", tool_version
+        )
+    try:
+        return _parse_success(
+            document,
+            params=params,
+            server_port=server_port,
+            measured_at=measured_at,
+            tool_version=tool_version,
+        )
+    except _MalformedOutputError as exc:
+        return _failed(params, server_port, measured_at, f"{MALFORMED_PREFIX}{exc}", tool_version)
+
+
+class _MalformedOutputError(Exception):
+    """The JSON parsed but does not hold what a finished iperf3 test reports."""
+
+
+def _parse_success(
+    document: dict[str, Any],
+    *,
+    params: ThroughputParams,
+    server_port: int,
+    measured_at: datetime,
+    tool_version: str,
+) -> ThroughputResult:
+    start = _object(document, "start")
+    test_start = _object(start, "test_start", "start.")
+    reverse = test_start.get("reverse")
+    expected_reverse = 1 if params.direction is Direction.DOWNLOAD else 0
+    if reverse != expected_reverse:
+        raise _MalformedOutputError(
+            f"start.test_start.reverse is {reverse!r} but a {params.direction} test was asked for"
+        )
+    end = _object(document, "end")
+    received = _object(end, "sum_received", "end.")
+    sent = end.get("sum_sent")
+    retransmits: int | None = None
+    if isinstance(sent, dict):
+        value = sent.get("retransmits")
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            retransmits = value
+    return ThroughputResult(
+        measured_at=measured_at,
+        status=Status.OK,
+        method=_method(params, server_port, tool_version),
+        interface=params.interface,
+        ip_family=_family_of_connection(start),
+        direction=params.direction,
+        mbps=_number(received, "bits_per_second", "end.sum_received.") / 1e6,
+        bytes_transferred=int(_number(received, "bytes", "end.sum_received.")),
+        measured_s=_number(received, "seconds", "end.sum_received."),
+        retransmits=retransmits,
+        omitted_s=_number(test_start, "omit", "start.test_start."),
+    )
+
+
+def _object(parent: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise _MalformedOutputError(f"no {where}{key} object")
+    return value
+
+
+def _number(parent: dict[str, Any], key: str, where: str) -> float:
+    value = parent.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _MalformedOutputError(f"{where}{key} is not a number: {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise _MalformedOutputError(f"{where}{key} is out of range: {value!r}")
+    return float(value)
+
+
+def _family_of_connection(start: dict[str, Any]) -> IpFamily:
+    connected = start.get("connected")
+    if not isinstance(connected, list) or not connected or not isinstance(connected[0], dict):
+        raise _MalformedOutputError("no start.connected[0] entry")
+    local_host = connected[0].get("local_host")
+    try:
+        address = ipaddress.ip_address(str(local_host))
+    except ValueError:
+        raise _MalformedOutputError(
+            f"start.connected[0].local_host is not an address: {local_host!r}"
+        ) from None
+    # An IPv6 socket talking to an IPv4 peer shows ::ffff:a.b.c.d; the wire was IPv4.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return IpFamily.IPV6
+    return IpFamily.IPV4
+
+
+def _method(params: ThroughputParams, server_port: int, tool_version: str) -> Method:
+    return Method(
+        tool=TOOL,
+        tool_version=tool_version,
+        server=params.server_host,
+        server_port=server_port,
+        duration_s=float(params.duration_s),
+        streams=params.streams,
+    )
+
+
+def _failed(
+    params: ThroughputParams,
+    server_port: int,
+    measured_at: datetime,
+    reason: str,
+    tool_version: str = "",
+) -> ThroughputResult:
+    return ThroughputResult(
+        measured_at=measured_at,
+        status=Status.FAILED,
+        status_reason=reason,
+        method=_method(params, server_port, tool_version),
+        interface=params.interface,
+        direction=params.direction,
+    )
+
+
+def _timeout_reason(params: ThroughputParams, port: int) -> str:
+    return (
+        f"timed out after {params.timeout_s:g} s: iperf3 against "
+        f"{params.server_host} port {port} did not finish and was stopped"
+    )
+
+
+# --- the child process -------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ChildRequest:
+    """What the child needs to run one libiperf client test (sent as JSON on stdin)."""
+
+    host: str
+    port: int
+    reverse: bool
+    duration_s: int
+    omit_s: int
+    streams: int
+    bind_address: str
+    interface: str
+    connect_timeout_ms: int
+    ip_family: str  # "" = any, else an IpFamily value
+
+
+@dataclass(frozen=True)
+class _ChildFailure:
+    reason: str
+
+
+def _run_child(params: ThroughputParams, port: int, timeout_s: float) -> str | _ChildFailure:
+    """Run one test in a fresh Python process; its stdout is libiperf's JSON text."""
+    request = _ChildRequest(
+        host=params.server_host,
+        port=port,
+        reverse=params.direction is Direction.DOWNLOAD,
+        duration_s=params.duration_s,
+        omit_s=params.omit_s,
+        streams=params.streams,
+        bind_address=params.bind_address,
+        interface=params.interface,
+        connect_timeout_ms=max(1, round(params.connect_timeout_s * 1000)),
+        ip_family=params.ip_family.value if params.ip_family else "",
+    )
+    # The child must import this package even when the agent runs from a source tree.
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    command = [
+        sys.executable,
+        "-c",
+        "from agent.measurements.throughput import _child_main; _child_main()",
+    ]
+    try:
+        completed = subprocess.run(
+            command,
+            input=json.dumps(asdict(request)).encode(),
+            capture_output=True,
+            timeout=timeout_s,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        # subprocess.run has already killed and reaped the child.
+        return _ChildFailure(_timeout_reason(params, port))
+    stderr = completed.stderr.decode("utf-8", errors="replace").strip()
+    if completed.returncode == _EXIT_SETUP_FAILED:
+        return _ChildFailure(stderr.splitlines()[-1] if stderr else "iperf3 could not start")
+    if completed.returncode < 0:
+        name = signal.Signals(-completed.returncode).name
+        return _ChildFailure(
+            f"iperf3 child process died from {name}: {stderr[-_STDERR_TAIL_CHARS:]}"
+        )
+    if completed.returncode != 0:
+        return _ChildFailure(
+            f"iperf3 child process exited with status {completed.returncode}: "
+            f"{stderr[-_STDERR_TAIL_CHARS:]}"
+        )
+    text = completed.stdout.decode("utf-8", errors="replace")
+    if not text.strip():
+        return _ChildFailure(f"{MALFORMED_PREFIX}iperf3 produced no output")
+    return text
+
+
+def _child_main() -> None:
+    """Entry point of the child process: one libiperf client test, JSON to stdout."""
+    request = _ChildRequest(**json.loads(sys.stdin.read()))
+    # Keep the real stdout for our answer and send libiperf's own prints to
+    # /dev/null: a stray line there must not corrupt the JSON we hand back.
+    answer_fd = os.dup(1)
+    devnull_fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull_fd, 1)
+    try:
+        host = _address_for_family(request.host, request.port, request.ip_family)
+        text = _run_libiperf_client(request, host)
+    except _ChildSetupError as exc:
+        print(str(exc), file=sys.stderr, flush=True)
+        sys.exit(_EXIT_SETUP_FAILED)
+    payload = text.encode("utf-8")
+    while payload:
+        written = os.write(answer_fd, payload)
+        payload = payload[written:]
+    os.close(answer_fd)
+
+
+class _ChildSetupError(Exception):
+    """The test could not be started at all."""
+
+
+def _address_for_family(host: str, port: int, family: str) -> str:
+    """The server's address in the wanted family; libiperf has no setter for -4/-6."""
+    if not family:
+        return host
+    wanted = socket.AF_INET if family == IpFamily.IPV4.value else socket.AF_INET6
+    try:
+        infos = socket.getaddrinfo(host, port, wanted, socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise _ChildSetupError(f"{host} has no {family} address: {exc.strerror}") from None
+    return str(infos[0][4][0])
+
+
+def _run_libiperf_client(request: _ChildRequest, host: str) -> str:
+    """Configure a libiperf client through the wrapper and run it; returns its JSON text."""
+    from ctypes import c_char_p, c_double, c_int, c_void_p  # only the child needs these
+
+    import iperf3  # loads libiperf: child only, keeps the agent light
+
+    try:
+        client = iperf3.Client()
+    except OSError as exc:
+        raise _ChildSetupError(
+            f"libiperf could not be loaded (is iperf3 installed?): {exc}"
+        ) from None
+    client.verbose = False
+    client.json_output = True
+    client.server_hostname = host
+    client.port = request.port
+    client.duration = request.duration_s
+    client.omit = request.omit_s
+    client.num_streams = request.streams
+    client.reverse = request.reverse
+    if request.bind_address:
+        client.bind_address = request.bind_address
+    lib: Any = client.lib
+    test: int = client._test
+    # Setters the wrapper lacks. One report interval for the whole test keeps the
+    # JSON small: we only read the end sums.
+    for name in ("iperf_set_test_stats_interval", "iperf_set_test_reporter_interval"):
+        setter = getattr(lib, name)
+        setter.argtypes = (c_void_p, c_double)
+        setter.restype = None
+        setter(test, min(float(request.duration_s), _MAX_REPORT_INTERVAL_S))
+    lib.iperf_set_test_connect_timeout.argtypes = (c_void_p, c_int)
+    lib.iperf_set_test_connect_timeout.restype = None
+    lib.iperf_set_test_connect_timeout(test, request.connect_timeout_ms)
+    if request.interface:
+        lib.iperf_set_test_bind_dev.argtypes = (c_void_p, c_char_p)
+        lib.iperf_set_test_bind_dev.restype = None
+        lib.iperf_set_test_bind_dev(test, request.interface.encode())
+    lib.iperf_run_client(test)
+    # libiperf 3.12 finishes its JSON (with "error" on failure) inside iperf_run_client.
+    raw = lib.iperf_get_test_json_output_string(test)
+    if raw:
+        return bytes(raw).decode("utf-8", errors="replace")
+    # Older libiperf leaves no JSON on some errors: describe it in iperf3's own shape.
+    return json.dumps({"error": client._error_to_string(client._errno)})
