@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -117,11 +119,14 @@ class Aggregator:
         )
 
 
-async def _start_aggregator(state_dir: Path, tls_dir: Path | None = None) -> Aggregator:
+async def _start_aggregator(
+    state_dir: Path, tls_dir: Path | None = None, host: str = "127.0.0.1"
+) -> Aggregator:
     """Enrolment (TLS) and ingest (mTLS) servers on ephemeral loopback ports.
     `tls_dir`: serve the enrolment port with another directory's server
     certificate (an impostor relaying the real CA)."""
-    ca = init_ca(state_dir, ["localhost", "127.0.0.1"])
+    ca = init_ca(state_dir, ["localhost", "127.0.0.1", "::1"])
+    bracketed = f"[{host}]" if ":" in host else host
     registry = ProbeRegistry.in_state_dir(state_dir, can_tho_ward_name)
 
     ingest_calls = CallLog()
@@ -130,9 +135,9 @@ async def _start_aggregator(state_dir: Path, tls_dir: Path | None = None) -> Agg
         IdentifyingConfigServicer(registry), ingest
     )
     ingest_port = ingest.add_secure_port(
-        "127.0.0.1:0", server_credentials(state_dir, require_client_auth=True)
+        f"{bracketed}:0", server_credentials(state_dir, require_client_auth=True)
     )
-    ingest_address = f"127.0.0.1:{ingest_port}"
+    ingest_address = f"{bracketed}:{ingest_port}"
 
     enrol_calls = CallLog()
     enrol_server = grpc.aio.server(interceptors=[enrol_calls])
@@ -140,7 +145,7 @@ async def _start_aggregator(state_dir: Path, tls_dir: Path | None = None) -> Agg
         EnrolmentServicer(registry, ca, ingest_address), enrol_server
     )
     enrol_port = enrol_server.add_secure_port(
-        "127.0.0.1:0", server_credentials(tls_dir or state_dir, require_client_auth=False)
+        f"{bracketed}:0", server_credentials(tls_dir or state_dir, require_client_auth=False)
     )
     for server in (ingest, enrol_server):
         await server.start()
@@ -148,7 +153,7 @@ async def _start_aggregator(state_dir: Path, tls_dir: Path | None = None) -> Agg
         state_dir=state_dir,
         ca=ca,
         registry=registry,
-        enrol_address=f"127.0.0.1:{enrol_port}",
+        enrol_address=f"{bracketed}:{enrol_port}",
         ingest_address=ingest_address,
         enrol_calls=enrol_calls,
         ingest_calls=ingest_calls,
@@ -436,3 +441,40 @@ async def test_enrolled_box_is_not_re_enrolled_by_accident(
     )
     assert second.probe_id != first.probe_id
     assert load_enrolment(probe_dir) == second
+
+
+def _ipv6_loopback_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback_available(), reason="no IPv6 loopback (::1) here")
+async def test_enrolment_over_ipv6_loopback(tmp_path: Path) -> None:
+    agg = await _start_aggregator(tmp_path / "aggregator", host="::1")
+    try:
+        probe_dir = tmp_path / "probe"
+        record = await _enrol(agg, agg.token(), probe_dir)
+        assert record.ingest_address.startswith("[::1]:")
+        assert await _get_config(record.ingest_address, channel_credentials(probe_dir)) == (
+            record.probe_id
+        )
+    finally:
+        for server in agg.servers:
+            await server.stop(None)
+
+
+def test_agent_side_stays_light() -> None:
+    # The probe box has no DuckDB or pyarrow, and no aggregator code.
+    code = (
+        "import sys, agent.enrolment; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'duckdb', 'pyarrow', 'aggregator', 'vietnam_provinces'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "[]"
