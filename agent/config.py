@@ -49,6 +49,7 @@ class ReferenceOverride(_Strict):
     ipv6_only_host: str = ""
     dual_stack_host: str = ""
     dns_server: str = ""
+    dns_port: int = Field(default=53, gt=0, lt=65536)
 
 
 class ScheduleOverride(_Strict):

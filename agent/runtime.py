@@ -142,10 +142,12 @@ class AgentRuntime:
             ref = s.reference
             host, ports, echo = ref.host, tuple(ref.iperf3_ports), ref.tcp_echo_port
             v6only, dual, dns = ref.ipv6_only_host, ref.dual_stack_host, ref.dns_server
+            dns_port = ref.dns_port
         elif remote is not None and remote.reference_server.host:
             r = remote.reference_server
             host, ports, echo = r.host, tuple(r.iperf3_ports), r.tcp_echo_port
             v6only, dual, dns = r.ipv6_only_host, r.dual_stack_host, r.dns_server
+            dns_port = r.dns_port or 53
         else:
             raise RuntimeError("no reference server: not from the aggregator, not in agent.toml")
         duration = s.throughput_duration_s or (remote.throughput_duration_s if remote else 0) or 10
@@ -160,6 +162,7 @@ class AgentRuntime:
                     ipv6_only_host=v6only,
                     dual_stack_host=dual,
                     dns_server=dns,
+                    dns_port=dns_port,
                     interface=line.interface,
                     throughput_duration_s=duration,
                     throughput_streams=streams,

@@ -242,6 +242,7 @@ class ProbeConfigServicer(enrolment_pb2_grpc.ProbeConfigServicer):
                 ipv6_only_host=ref.ipv6_only_host,
                 dual_stack_host=ref.dual_stack_host,
                 dns_server=ref.dns_server,
+                dns_port=ref.dns_port,
             ),
             throughput_duration_s=self._config.throughput_duration_s,
             throughput_streams=self._config.throughput_streams,

@@ -70,6 +70,7 @@ class MeasurementContext:
     ipv6_only_host: str = ""
     dual_stack_host: str = ""
     dns_server: str = ""  # resolver address for the IPv6 check ("" = system resolver)
+    dns_port: int = 53
     interface: str = ""  # bind tests to this interface ("" = let routing decide)
     throughput_duration_s: int = 10
     throughput_streams: int = 4

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cwardprobe/v1/enrolment.proto\x12\x0cwardprobe.v1\"\x16\n\x14\x43\x61\x43\x65rtificateRequest\"3\n\x15\x43\x61\x43\x65rtificateResponse\x12\x1a\n\x12\x63\x61_certificate_pem\x18\x01 \x01(\x0c\"a\n\x0c\x45nrolRequest\x12\x17\n\x0f\x62ootstrap_token\x18\x01 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x02 \x01(\x0c\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x15\n\ragent_version\x18\x04 \x01(\t\"\xa8\x01\n\rEnrolResponse\x12\x10\n\x08probe_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x02 \x01(\x0c\x12\x1a\n\x12\x63\x61_certificate_pem\x18\x03 \x01(\x0c\x12\x11\n\tward_code\x18\x04 \x01(\r\x12\x11\n\tward_name\x18\x05 \x01(\t\x12\x12\n\nsite_class\x18\x06 \x01(\t\x12\x16\n\x0eingest_address\x18\x07 \x01(\t\"&\n\rConfigRequest\x12\x15\n\ragent_version\x18\x01 \x01(\t\"`\n\rScheduleEntry\x12\x13\n\x0bmeasurement\x18\x01 \x01(\t\x12\x12\n\ninterval_s\x18\x02 \x01(\r\x12\x10\n\x08jitter_s\x18\x03 \x01(\r\x12\x14\n\x0cnetwork_kind\x18\x04 \x01(\t\"\x91\x01\n\x0fReferenceServer\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x14\n\x0ciperf3_ports\x18\x02 \x03(\r\x12\x15\n\rtcp_echo_port\x18\x03 \x01(\r\x12\x16\n\x0eipv6_only_host\x18\x04 \x01(\t\x12\x17\n\x0f\x64ual_stack_host\x18\x05 \x01(\t\x12\x12\n\ndns_server\x18\x06 \x01(\t\"\xfc\x01\n\x0b\x41gentConfig\x12\x10\n\x08probe_id\x18\x01 \x01(\t\x12\x11\n\tward_code\x18\x02 \x01(\r\x12\x11\n\tward_name\x18\x03 \x01(\t\x12\x12\n\nsite_class\x18\x04 \x01(\t\x12-\n\x08schedule\x18\x05 \x03(\x0b\x32\x1b.wardprobe.v1.ScheduleEntry\x12\x37\n\x10reference_server\x18\x06 \x01(\x0b\x32\x1d.wardprobe.v1.ReferenceServer\x12\x1d\n\x15throughput_duration_s\x18\x07 \x01(\r\x12\x1a\n\x12throughput_streams\x18\x08 \x01(\r2\xaa\x01\n\tEnrolment\x12@\n\x05\x45nrol\x12\x1a.wardprobe.v1.EnrolRequest\x1a\x1b.wardprobe.v1.EnrolResponse\x12[\n\x10GetCaCertificate\x12\".wardprobe.v1.CaCertificateRequest\x1a#.wardprobe.v1.CaCertificateResponse2R\n\x0bProbeConfig\x12\x43\n\tGetConfig\x12\x1b.wardprobe.v1.ConfigRequest\x1a\x19.wardprobe.v1.AgentConfigb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cwardprobe/v1/enrolment.proto\x12\x0cwardprobe.v1\"\x16\n\x14\x43\x61\x43\x65rtificateRequest\"3\n\x15\x43\x61\x43\x65rtificateResponse\x12\x1a\n\x12\x63\x61_certificate_pem\x18\x01 \x01(\x0c\"a\n\x0c\x45nrolRequest\x12\x17\n\x0f\x62ootstrap_token\x18\x01 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x02 \x01(\x0c\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x15\n\ragent_version\x18\x04 \x01(\t\"\xa8\x01\n\rEnrolResponse\x12\x10\n\x08probe_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x02 \x01(\x0c\x12\x1a\n\x12\x63\x61_certificate_pem\x18\x03 \x01(\x0c\x12\x11\n\tward_code\x18\x04 \x01(\r\x12\x11\n\tward_name\x18\x05 \x01(\t\x12\x12\n\nsite_class\x18\x06 \x01(\t\x12\x16\n\x0eingest_address\x18\x07 \x01(\t\"&\n\rConfigRequest\x12\x15\n\ragent_version\x18\x01 \x01(\t\"`\n\rScheduleEntry\x12\x13\n\x0bmeasurement\x18\x01 \x01(\t\x12\x12\n\ninterval_s\x18\x02 \x01(\r\x12\x10\n\x08jitter_s\x18\x03 \x01(\r\x12\x14\n\x0cnetwork_kind\x18\x04 \x01(\t\"\xa3\x01\n\x0fReferenceServer\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x14\n\x0ciperf3_ports\x18\x02 \x03(\r\x12\x15\n\rtcp_echo_port\x18\x03 \x01(\r\x12\x16\n\x0eipv6_only_host\x18\x04 \x01(\t\x12\x17\n\x0f\x64ual_stack_host\x18\x05 \x01(\t\x12\x12\n\ndns_server\x18\x06 \x01(\t\x12\x10\n\x08\x64ns_port\x18\x07 \x01(\r\"\xfc\x01\n\x0b\x41gentConfig\x12\x10\n\x08probe_id\x18\x01 \x01(\t\x12\x11\n\tward_code\x18\x02 \x01(\r\x12\x11\n\tward_name\x18\x03 \x01(\t\x12\x12\n\nsite_class\x18\x04 \x01(\t\x12-\n\x08schedule\x18\x05 \x03(\x0b\x32\x1b.wardprobe.v1.ScheduleEntry\x12\x37\n\x10reference_server\x18\x06 \x01(\x0b\x32\x1d.wardprobe.v1.ReferenceServer\x12\x1d\n\x15throughput_duration_s\x18\x07 \x01(\r\x12\x1a\n\x12throughput_streams\x18\x08 \x01(\r2\xaa\x01\n\tEnrolment\x12@\n\x05\x45nrol\x12\x1a.wardprobe.v1.EnrolRequest\x1a\x1b.wardprobe.v1.EnrolResponse\x12[\n\x10GetCaCertificate\x12\".wardprobe.v1.CaCertificateRequest\x1a#.wardprobe.v1.CaCertificateResponse2R\n\x0bProbeConfig\x12\x43\n\tGetConfig\x12\x1b.wardprobe.v1.ConfigRequest\x1a\x19.wardprobe.v1.AgentConfigb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,11 +44,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCHEDULEENTRY']._serialized_start=433
   _globals['_SCHEDULEENTRY']._serialized_end=529
   _globals['_REFERENCESERVER']._serialized_start=532
-  _globals['_REFERENCESERVER']._serialized_end=677
-  _globals['_AGENTCONFIG']._serialized_start=680
-  _globals['_AGENTCONFIG']._serialized_end=932
-  _globals['_ENROLMENT']._serialized_start=935
-  _globals['_ENROLMENT']._serialized_end=1105
-  _globals['_PROBECONFIG']._serialized_start=1107
-  _globals['_PROBECONFIG']._serialized_end=1189
+  _globals['_REFERENCESERVER']._serialized_end=695
+  _globals['_AGENTCONFIG']._serialized_start=698
+  _globals['_AGENTCONFIG']._serialized_end=950
+  _globals['_ENROLMENT']._serialized_start=953
+  _globals['_ENROLMENT']._serialized_end=1123
+  _globals['_PROBECONFIG']._serialized_start=1125
+  _globals['_PROBECONFIG']._serialized_end=1207
 # @@protoc_insertion_point(module_scope)

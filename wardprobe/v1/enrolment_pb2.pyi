@@ -65,20 +65,22 @@ class ScheduleEntry(_message.Message):
     def __init__(self, measurement: _Optional[str] = ..., interval_s: _Optional[int] = ..., jitter_s: _Optional[int] = ..., network_kind: _Optional[str] = ...) -> None: ...
 
 class ReferenceServer(_message.Message):
-    __slots__ = ("host", "iperf3_ports", "tcp_echo_port", "ipv6_only_host", "dual_stack_host", "dns_server")
+    __slots__ = ("host", "iperf3_ports", "tcp_echo_port", "ipv6_only_host", "dual_stack_host", "dns_server", "dns_port")
     HOST_FIELD_NUMBER: _ClassVar[int]
     IPERF3_PORTS_FIELD_NUMBER: _ClassVar[int]
     TCP_ECHO_PORT_FIELD_NUMBER: _ClassVar[int]
     IPV6_ONLY_HOST_FIELD_NUMBER: _ClassVar[int]
     DUAL_STACK_HOST_FIELD_NUMBER: _ClassVar[int]
     DNS_SERVER_FIELD_NUMBER: _ClassVar[int]
+    DNS_PORT_FIELD_NUMBER: _ClassVar[int]
     host: str
     iperf3_ports: _containers.RepeatedScalarFieldContainer[int]
     tcp_echo_port: int
     ipv6_only_host: str
     dual_stack_host: str
     dns_server: str
-    def __init__(self, host: _Optional[str] = ..., iperf3_ports: _Optional[_Iterable[int]] = ..., tcp_echo_port: _Optional[int] = ..., ipv6_only_host: _Optional[str] = ..., dual_stack_host: _Optional[str] = ..., dns_server: _Optional[str] = ...) -> None: ...
+    dns_port: int
+    def __init__(self, host: _Optional[str] = ..., iperf3_ports: _Optional[_Iterable[int]] = ..., tcp_echo_port: _Optional[int] = ..., ipv6_only_host: _Optional[str] = ..., dual_stack_host: _Optional[str] = ..., dns_server: _Optional[str] = ..., dns_port: _Optional[int] = ...) -> None: ...
 
 class AgentConfig(_message.Message):
     __slots__ = ("probe_id", "ward_code", "ward_name", "site_class", "schedule", "reference_server", "throughput_duration_s", "throughput_streams")
