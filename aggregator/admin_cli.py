@@ -40,7 +40,7 @@ from aggregator.registry import (
     WardLookup,
 )
 
-DEFAULT_STATE_DIR = Path("/var/lib/wardprobe")
+DEFAULT_STATE_DIR = Path("/var/lib/wardprobe-aggregator")  # as AggregatorConfig.state_dir
 DEFAULT_TOKEN_TTL = "7d"
 
 _TTL_RE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")

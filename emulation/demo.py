@@ -1,0 +1,212 @@
+"""The main job: an emulated Cần Thơ measured end to end (`make demo`).
+
+Builds a city of network namespaces (one central site, probe boxes on
+shaped access lines in real wards), starts the aggregator and the reference
+server, enrols every probe with a bootstrap token, runs two measurement
+cycles through the real agent, stops the aggregator gracefully and prints
+the per-ward summary. Everything it writes goes to --out (default
+demo-out/): the DuckDB store, logs, the probes' state, a summary and a
+ward map (GeoJSON + SVG). Without root it runs on loopback, unshaped, and
+says so.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from analysis.summary import ward_summary
+from analysis.ward_map import write_ward_map
+from emulation.city import City, cleanup_stale, have_netns
+from emulation.deployment import CentralPorts, Deployment, ProbeBox
+from emulation.shaping import PROFILES, LinkProfile
+
+DEMO_PREFIX = "wpdemo"
+
+
+@dataclass(frozen=True)
+class DemoProbe:
+    name: str
+    ward_code: int
+    site_class: str
+    profile: str
+
+
+# Six boxes in three real wards of Cần Thơ (GSO codes from vietnam-provinces).
+DEMO_PROBES = (
+    DemoProbe("ninhkieu-home", 31135, "household", "fibre_1g"),
+    DemoProbe("ninhkieu-lte", 31135, "household", "lte"),
+    DemoProbe("caikhe-school", 31120, "school", "fibre_300"),
+    DemoProbe("caikhe-5g", 31120, "household", "nr5g"),
+    DemoProbe("tanan-office", 31147, "ward_office", "ipv4_only"),
+    DemoProbe("tanan-home", 31147, "household", "fibre_300"),
+)
+
+
+def main(
+    out: Annotated[Path, typer.Option(help="Where the demo writes everything.")] = Path("demo-out"),
+    cycles: Annotated[int, typer.Option(help="Measurement cycles per probe.", min=1)] = 2,
+) -> None:
+    """Run the emulated city end to end and print the per-ward summary."""
+    console = Console()
+    started = time.monotonic()
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    out = out.resolve()
+
+    netns_ok, why = have_netns()
+    if not netns_ok:
+        console.print(
+            f"[yellow]No network namespaces ({why}): running on loopback, without link "
+            "shaping. Speeds below are loopback speeds, not access lines.[/yellow]"
+        )
+    cleanup_stale(DEMO_PREFIX)
+    city = City(prefix=DEMO_PREFIX) if netns_ok else None
+    ports = CentralPorts() if city else CentralPorts.on_loopback()
+    deployment = Deployment(workdir=out, city=city, ports=ports, throughput_duration_s=5)
+    try:
+        _run(console, deployment, cycles)
+    finally:
+        deployment.close()
+        if city is not None:
+            city.close()
+    _report(console, deployment, out)
+    console.print(f"\n[bold]demo finished in {time.monotonic() - started:.0f} s[/bold]; "
+                  f"everything is in {out}")
+
+
+def _step(console: Console, text: str) -> None:
+    console.print(f"[bold cyan]»[/bold cyan] {text}")
+
+
+def _run(console: Console, deployment: Deployment, cycles: int) -> None:
+    _step(console, "central site: creating the CA and aggregator.toml")
+    deployment.init_central()
+    _step(console, "central site: starting the aggregator (mTLS ingest, enrolment) "
+                   "and the reference server (iperf3 pool, TCP echo, DNS)")
+    deployment.start_aggregator()
+    deployment.start_reference_server()
+
+    boxes: list[ProbeBox] = []
+    for probe in DEMO_PROBES:
+        profile: LinkProfile | None = PROFILES[probe.profile] if deployment.city else None
+        box = deployment.add_probe(probe.name, probe.ward_code, probe.site_class, profile)
+        line = (f"{profile.down_mbps:g}/{profile.up_mbps:g} Mb/s {profile.network_kind}"
+                f"{'' if profile.ipv6 else ', IPv4 only'}" if profile else "loopback")
+        _step(console, f"enrolled {box.name} as {box.probe_id} in ward {box.ward_code} "
+                       f"({box.site_class}; {line})")
+        boxes.append(box)
+
+    for cycle in range(1, cycles + 1):
+        for box in boxes:
+            t0 = time.monotonic()
+            code, results, stderr = deployment.run_once(box)
+            if code != 0:
+                console.print(f"[red]{box.name}: agent exited {code}[/red]\n{stderr[-2000:]}")
+            summary = ", ".join(_short(r) for r in results)
+            _step(console, f"cycle {cycle}/{cycles} {box.name} "
+                           f"({time.monotonic() - t0:.0f} s): {summary}")
+
+    _step(console, "stopping the aggregator (SIGTERM: in-flight batches commit first)")
+    code = deployment.stop_aggregator()
+    if code != 0:
+        console.print(f"[red]aggregator exited {code}[/red]\n{deployment.log_tail('aggregator')}")
+
+
+def _short(result: dict[str, object]) -> str:
+    env = result.get("envelope", {})
+    assert isinstance(env, dict)
+    status = str(env.get("status", "?")).removeprefix("STATUS_").lower()
+    if "throughput" in result:
+        body = result["throughput"]
+        assert isinstance(body, dict)
+        direction = str(body.get("direction", "")).removeprefix("DIRECTION_").lower()
+        mbps = body.get("mbps")
+        return f"{direction} {mbps:.1f} Mb/s" if isinstance(mbps, float) else f"{direction} {status}"
+    if "latency" in result:
+        body = result["latency"]
+        assert isinstance(body, dict)
+        rtt = body.get("rtt_median_ms")
+        proto = body.get("protocol", "")
+        return f"{proto} {rtt:.2f} ms" if isinstance(rtt, float) else f"{proto} {status}"
+    if "ipv6" in result:
+        body = result["ipv6"]
+        assert isinstance(body, dict)
+        return "IPv6 capable" if body.get("ipv6_capable") else "IPv6 not capable"
+    return status
+
+
+def _report(console: Console, deployment: Deployment, out: Path) -> None:
+    store = deployment.store_path
+    rows = ward_summary(store)
+    table = Table(title="Per-ward summary (all stored tests of this run)")
+    for column in ("ward", "name", "probes", "tests", "mean download Mb/s",
+                   "median latency ms", "IPv6 share"):
+        table.add_column(column, justify="right" if column != "name" else "left")
+    lines = ["ward_code\tward_name\tprobes\ttests\tmean_download_mbps\tmedian_latency_ms\tipv6_share"]
+    for row in rows:
+        table.add_row(
+            str(row.ward_code), row.ward_name, str(row.probes), str(row.tests),
+            "n/a" if row.mean_download_mbps is None else f"{row.mean_download_mbps:.1f}",
+            "n/a" if row.median_latency_ms is None else f"{row.median_latency_ms:.2f}",
+            "n/a" if row.ipv6_share is None else f"{row.ipv6_share:.0%}",
+        )
+        lines.append("\t".join(str(v) for v in (
+            row.ward_code, row.ward_name, row.probes, row.tests, row.mean_download_mbps,
+            row.median_latency_ms, row.ipv6_share)))
+    console.print(table)
+    (out / "ward_summary.tsv").write_text("\n".join(lines) + "\n", "utf-8")
+
+    by_probe = _downloads_by_probe(store)
+    if deployment.city is not None:
+        table = Table(title="Download reported by each probe next to its shaped line rate")
+        for column in ("probe", "profile", "shaped down Mb/s", "reported down Mb/s (mean)",
+                       "shaped up Mb/s", "reported up Mb/s (mean)"):
+            table.add_column(column)
+        for probe in DEMO_PROBES:
+            profile = PROFILES[probe.profile]
+            down, up = by_probe.get(probe.name, (None, None))
+            table.add_row(probe.name, probe.profile, f"{profile.down_mbps:g}", _fmt(down),
+                          f"{profile.up_mbps:g}", _fmt(up))
+        console.print(table)
+    geojson, svg = write_ward_map(store, out)
+    console.print(f"ward map: {geojson} and {svg}")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def _downloads_by_probe(store: Path) -> dict[str, tuple[float | None, float | None]]:
+    """Mean download and upload per demo box (by the name of its state directory)."""
+    import json
+
+    import duckdb
+
+    with duckdb.connect(str(store), read_only=True) as con:
+        rows = con.execute(
+            "select probe_id, direction, avg(mbps) from throughput "
+            "where status = 'ok' group by all"
+        ).fetchall()
+    names = {
+        json.loads((state / "enrolment.json").read_text("utf-8"))["probe_id"]: state.name
+        for state in (store.parent / "probes").iterdir()
+    }
+    result: dict[str, tuple[float | None, float | None]] = {}
+    for probe_id, direction, mbps in rows:
+        name = names.get(probe_id, probe_id)
+        down, up = result.get(name, (None, None))
+        result[name] = (mbps, up) if direction == "download" else (down, mbps)
+    return result
+
+
+if __name__ == "__main__":
+    typer.run(main)
