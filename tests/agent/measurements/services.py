@@ -10,11 +10,19 @@ namespace (see test_ipv6.py).
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import secrets
+import shlex
+import shutil
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import dns.flags
 import dns.message
@@ -227,3 +235,65 @@ class DnsResponder:
     def __exit__(self, *exc: object) -> None:
         assert self._socket is not None
         _close_listener(self._socket)
+
+
+# --- network namespaces ---------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def namespace_unavailable_reason() -> str:
+    """Why tests cannot make a network namespace here ("" when they can)."""
+    if os.geteuid() != 0:
+        return "needs root to create network namespaces"
+    if shutil.which("ip") is None:
+        return "needs iproute2's `ip` for network namespaces"
+    probe = f"wpt-probe-{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        return f"`ip netns add` is unavailable: {made.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], check=True)
+    return ""
+
+
+@contextlib.contextmanager
+def network_namespace(*setup: str) -> Iterator[str]:
+    """A fresh network namespace with loopback up; `setup` commands run inside it."""
+    name = f"wpt-{os.getpid()}-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        in_namespace(name, "ip link set lo up")
+        for command in setup:
+            in_namespace(name, command)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def in_namespace(namespace: str, command: str) -> str:
+    """Run a shell-free command line inside `namespace`; returns its stdout."""
+    completed = subprocess.run(
+        ["ip", "netns", "exec", namespace, *shlex.split(command)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{command!r} in {namespace} failed: {completed.stderr.strip()}")
+    return completed.stdout
+
+
+def python_in_namespace(namespace: str, code: str, *, timeout_s: float = 60.0) -> Any:
+    """Run Python `code` inside `namespace`; the code prints one JSON document, returned."""
+    completed = subprocess.run(
+        ["ip", "netns", "exec", namespace, sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"python in {namespace} failed: {completed.stderr.strip()}")
+    return json.loads(completed.stdout)
