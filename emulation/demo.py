@@ -73,7 +73,7 @@ def main(
     ports = CentralPorts() if city else CentralPorts.on_loopback()
     deployment = Deployment(workdir=out, city=city, ports=ports, throughput_duration_s=5)
     try:
-        _run(console, deployment, cycles)
+        failures = _run(console, deployment, cycles)
     finally:
         deployment.close()
         if city is not None:
@@ -81,13 +81,18 @@ def main(
     _report(console, deployment, out)
     console.print(f"\n[bold]demo finished in {time.monotonic() - started:.0f} s[/bold]; "
                   f"everything is in {out}")
+    if failures:
+        console.print(f"[red]{failures} step(s) failed; see above and {out / 'logs'}[/red]")
+        raise typer.Exit(code=1)
 
 
 def _step(console: Console, text: str) -> None:
     console.print(f"[bold cyan]»[/bold cyan] {text}")
 
 
-def _run(console: Console, deployment: Deployment, cycles: int) -> None:
+def _run(console: Console, deployment: Deployment, cycles: int) -> int:
+    """The demo's steps; returns how many failed (an agent or the aggregator exiting non-zero)."""
+    failures = 0
     _step(console, "central site: creating the CA and aggregator.toml")
     deployment.init_central()
     _step(console, "central site: starting the aggregator (mTLS ingest, enrolment) "
@@ -110,6 +115,7 @@ def _run(console: Console, deployment: Deployment, cycles: int) -> None:
             t0 = time.monotonic()
             code, results, stderr = deployment.run_once(box)
             if code != 0:
+                failures += 1
                 console.print(f"[red]{box.name}: agent exited {code}[/red]\n{stderr[-2000:]}")
             summary = ", ".join(_short(r) for r in results)
             _step(console, f"cycle {cycle}/{cycles} {box.name} "
@@ -118,7 +124,9 @@ def _run(console: Console, deployment: Deployment, cycles: int) -> None:
     _step(console, "stopping the aggregator (SIGTERM: in-flight batches commit first)")
     code = deployment.stop_aggregator()
     if code != 0:
+        failures += 1
         console.print(f"[red]aggregator exited {code}[/red]\n{deployment.log_tail('aggregator')}")
+    return failures
 
 
 def _short(result: dict[str, object]) -> str:

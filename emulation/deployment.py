@@ -216,8 +216,8 @@ interval_s = 21600
             "--dns-port", str(ports.dns),
             "--ipv6-only-name", IPV6_ONLY_NAME,
             "--dual-stack-name", DUAL_STACK_NAME,
-            "--ipv4-address", self.reference_ipv4,
-            "--ipv6-address", self.reference_ipv6,
+            "--answer-ipv4", self.reference_ipv4,
+            "--answer-ipv6", self.reference_ipv6,
         ]
         self._start("reference-server", self.central_netns, argv)
         self.wait_for_tcp(self.reference_ipv4, ports.echo, "reference-server")
@@ -268,9 +268,15 @@ interval_s = 21600
         return match.group(1)
 
     def add_probe(
-        self, name: str, ward_code: int, site_class: str, profile: LinkProfile | None = None
+        self,
+        name: str,
+        ward_code: int,
+        site_class: str,
+        profile: LinkProfile | None = None,
+        agent_toml_extra: str = "",
     ) -> ProbeBox:
-        """A probe box on its own access line (with a city), enrolled in `ward_code`."""
+        """A probe box on its own access line (with a city), enrolled in `ward_code`.
+        `agent_toml_extra` is appended to its agent.toml (e.g. an [upload] table)."""
         host: ProbeHost | None = None
         if self.city is not None:
             if profile is None:
@@ -302,7 +308,7 @@ interface = "{'' if mobile else iface}"
 [mobile]
 enabled = {str(mobile).lower()}
 interface = "{iface if mobile else 'wwan0'}"
-""",
+{agent_toml_extra}""",
             "utf-8",
         )
         return ProbeBox(

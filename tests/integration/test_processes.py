@@ -1,0 +1,179 @@
+"""The spine through the real processes on loopback: `wardprobe-aggregator
+serve`, the reference server, and `wardprobe-agent` commands, exactly as a
+technician and an operator run them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from agent.spool import Spool
+from emulation.deployment import CentralPorts, Deployment, ProbeBox
+from tests.integration.conftest import CAI_KHE, NINH_KIEU, throughput_result
+
+TAN_AN = 31147
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    with Deployment(
+        workdir=tmp_path, ports=CentralPorts.on_loopback(iperf3_pool=2), throughput_duration_s=3
+    ) as dep:
+        dep.init_central()
+        dep.start_aggregator()
+        dep.start_reference_server()
+        yield dep
+
+
+def _store_rows(dep: Deployment, sql: str) -> list[tuple[object, ...]]:
+    """Read the store the way an analyst would, after a graceful stop (DuckDB
+    lets one process hold the file; stopping twice is harmless)."""
+    assert dep.stop_aggregator() == 0, dep.log_tail("aggregator")
+    with duckdb.connect(str(dep.store_path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def _spool_depth(box: ProbeBox) -> int:
+    with sqlite3.connect(box.state_dir / "spool.sqlite", timeout=10) as db:
+        return int(db.execute("select count(*) from results").fetchone()[0])
+
+
+def test_enrol_then_once_stores_rows_under_the_probe_and_its_ward(deployment: Deployment) -> None:
+    box = deployment.add_probe("school", CAI_KHE, "school")
+    assert box.ward_code == CAI_KHE
+
+    code, results, stderr = deployment.run_once(box)
+
+    assert code == 0, stderr
+    kinds = {next(k for k in r if k != "envelope") for r in results}
+    assert kinds == {"throughput", "latency", "ipv6"}
+    assert all(r["envelope"]["probe_id"] == box.probe_id for r in results)
+    rows = _store_rows(
+        deployment,
+        """
+        select 'throughput', probe_id, ward_code, count(*) from throughput group by all
+        union all select 'latency', probe_id, ward_code, count(*) from latency group by all
+        union all select 'ipv6', probe_id, ward_code, count(*) from ipv6 group by all
+        order by 1
+        """,
+    )
+    assert rows == [
+        ("ipv6", box.probe_id, CAI_KHE, 1),
+        ("latency", box.probe_id, CAI_KHE, 2),
+        ("throughput", box.probe_id, CAI_KHE, 2),
+    ]
+    probes = _store_rows(deployment, "select probe_id, ward_code, site_class from probes")
+    assert probes == [(box.probe_id, CAI_KHE, "school")]
+
+
+def test_results_wait_in_the_spool_while_the_aggregator_is_down(deployment: Deployment) -> None:
+    box = deployment.add_probe("home", NINH_KIEU, "household")
+    code, first, _ = deployment.run_once(box)
+    assert code == 0
+
+    assert deployment.stop_aggregator() == 0
+    code, second, stderr = deployment.run_once(box)
+    assert code == 2, "once must say the upload failed"
+    assert "results stay in the spool" in stderr
+    assert _spool_depth(box) == len(second)
+
+    deployment.start_aggregator()
+    upload = subprocess.run(
+        deployment.agent_argv(box, "upload"), capture_output=True, text=True, check=False
+    )
+    assert upload.returncode == 0, upload.stderr
+    assert f"uploaded: {len(second)} stored, 0 already stored" in upload.stdout
+    assert _spool_depth(box) == 0
+
+    ids = {r["envelope"]["result_id"] for r in first + second}
+    stored = _store_rows(
+        deployment,
+        """
+        select result_id::varchar from throughput
+        union all select result_id::varchar from latency
+        union all select result_id::varchar from ipv6
+        """,
+    )
+    assert sorted(r[0] for r in stored) == sorted(ids)  # none lost, none doubled
+
+
+def test_sigkill_in_the_middle_of_an_upload_loses_and_doubles_nothing(
+    deployment: Deployment,
+) -> None:
+    box = deployment.add_probe(
+        "office", TAN_AN, "ward_office", agent_toml_extra="[upload]\nbatch_size = 25\nwindow = 1\n"
+    )
+    total = 6000
+    spool = Spool(box.state_dir / "spool.sqlite")
+    for _ in range(total):
+        result = throughput_result(ward_code=TAN_AN, probe_id=box.probe_id)
+        spool.add(result.envelope.result_id, "download", result.SerializeToString())
+    spool.close()
+
+    uploader = deployment.start_agent(box, "upload")
+    deadline = time.monotonic() + 120
+    while _spool_depth(box) > total - 500:  # some batches acked, most not
+        assert uploader.poll() is None, "the upload finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(uploader.pid, signal.SIGKILL)
+    uploader.wait()
+    left = _spool_depth(box)
+    assert 0 < left < total
+
+    again = subprocess.run(
+        deployment.agent_argv(box, "upload"), capture_output=True, text=True, check=False,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    assert _spool_depth(box) == 0
+    (count, distinct), = _store_rows(
+        deployment, "select count(*), count(distinct result_id) from throughput"
+    )
+    assert (count, distinct) == (total, total)
+
+
+def test_a_used_token_is_refused_and_the_box_stays_unenrolled(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    token = deployment.create_token(NINH_KIEU, "household")
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    enroll = [
+        deployment.python, "-m", "agent", "enroll",
+        "--aggregator", f"127.0.0.1:{deployment.ports.enrol}", "--token", token,
+    ]
+    ok = subprocess.run([*enroll, "--state-dir", str(first_dir)], capture_output=True, text=True)
+    refused = subprocess.run(
+        [*enroll, "--state-dir", str(second_dir)], capture_output=True, text=True
+    )
+
+    assert ok.returncode == 0, ok.stderr
+    assert "Phường Ninh Kiều (31135)" in ok.stdout
+    assert refused.returncode == 1
+    assert "UNAUTHENTICATED" in refused.stderr or "already been used" in refused.stderr
+    assert not (second_dir / "enrolment.json").exists()
+
+
+def test_status_shows_enrolment_spool_and_last_upload(deployment: Deployment) -> None:
+    box = deployment.add_probe("status", NINH_KIEU, "household")
+    code, _, _ = deployment.run_once(box)
+    assert code == 0
+
+    status = subprocess.run(
+        deployment.agent_argv(box, "status"), capture_output=True, text=True, check=False
+    )
+
+    assert status.returncode == 0
+    assert f"probe_id: {box.probe_id}" in status.stdout
+    assert "ward: Phường Ninh Kiều (31135)" in status.stdout
+    assert "spool_depth: 0" in status.stdout
+    assert "last_upload_at: 20" in status.stdout
+    assert "download: {" in status.stdout
