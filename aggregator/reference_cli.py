@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from aggregator.reference_server import ReferenceServiceConfig, serve
 
@@ -66,7 +65,8 @@ def build_config(
     answer_ipv6: list[str] | None = None,
 ) -> ReferenceServiceConfig:
     """The config from the TOML file (if any) with the command-line options
-    laid over it; raises ValidationError / BadParameter on bad values.
+    laid over it; raises ValueError (pydantic's ValidationError) or typer.BadParameter
+    on bad values.
 
     The DNS names answer with `answer_ipv4` / `answer_ipv6`, or by default
     with the specific (non-wildcard) listen addresses of each family.
@@ -123,17 +123,23 @@ def serve_command(
     listen: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="ADDRESS",
             help="Address the echo and DNS services listen on; repeat for more "
             "(default: 0.0.0.0 and ::, every address).",
         ),
     ] = None,
     iperf3_ports: Annotated[
         str | None,
-        typer.Option(help='iperf3 pool ports, e.g. "5201-5204" (default 5201-5204).'),
+        typer.Option(
+            metavar="PORTS", help='iperf3 pool ports, e.g. "5201-5204" (default 5201-5204).'
+        ),
     ] = None,
     iperf3_bind: Annotated[
         str | None,
-        typer.Option(help="Address iperf3 binds to (default: every address, IPv4 and IPv6)."),
+        typer.Option(
+            metavar="ADDRESS",
+            help="Address iperf3 binds to (default: every address, IPv4 and IPv6).",
+        ),
     ] = None,
     echo_port: Annotated[
         int | None, typer.Option(help="TCP echo port (default 7007; 0 picks a free one).")
@@ -143,23 +149,27 @@ def serve_command(
     ] = None,
     ipv6_only_name: Annotated[
         str | None,
-        typer.Option(help="Name answered with AAAA records only (the IPv6-only target)."),
+        typer.Option(
+            metavar="NAME", help="Name answered with AAAA records only (the IPv6-only target)."
+        ),
     ] = None,
     dual_stack_name: Annotated[
-        str | None, typer.Option(help="Name answered with A and AAAA records.")
+        str | None, typer.Option(metavar="NAME", help="Name answered with A and AAAA records.")
     ] = None,
     answer_ipv4: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="ADDRESS",
             help="IPv4 address the names resolve to; repeat for more "
-            "(default: the specific IPv4 --listen addresses)."
+            "(default: the specific IPv4 --listen addresses).",
         ),
     ] = None,
     answer_ipv6: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="ADDRESS",
             help="IPv6 address the names resolve to; repeat for more "
-            "(default: the specific IPv6 --listen addresses)."
+            "(default: the specific IPv6 --listen addresses).",
         ),
     ] = None,
     verbose: Annotated[
@@ -173,7 +183,7 @@ def serve_command(
             echo_port=echo_port, dns_port=dns_port, ipv6_only_name=ipv6_only_name,
             dual_stack_name=dual_stack_name, answer_ipv4=answer_ipv4, answer_ipv6=answer_ipv6,
         )  # fmt: skip
-    except (ValidationError, tomllib.TOMLDecodeError) as exc:
+    except ValueError as exc:  # pydantic's ValidationError and TOML errors are ValueErrors
         raise typer.BadParameter(str(exc)) from exc
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
