@@ -116,6 +116,7 @@ def params_from(ctx: MeasurementContext) -> Ipv6Params:
         dual_stack_host=ctx.dual_stack_host or ctx.server_host,
         tcp_port=ctx.tcp_echo_port,
         dns_server=ctx.dns_server,
+        dns_port=ctx.dns_port,
         interface=ctx.interface,
     )
 

@@ -183,10 +183,12 @@ def test_params_from_context_use_the_server_as_dual_stack_target() -> None:
         ipv6_only_host="v6.wardprobe.test",
         tcp_echo_port=7007,
         dns_server="127.0.0.1",
+        dns_port=5353,
     )
     params = params_from(ctx)
     assert params.dual_stack_host == "ref.wardprobe.test"
     assert params.tcp_port == 7007
+    assert (params.dns_server, params.dns_port) == ("127.0.0.1", 5353)
     with pytest.raises(ValueError, match="IPv4 address"):
         Ipv6Params(ipv6_only_host="127.0.0.1", dual_stack_host="", tcp_port=7)
 
