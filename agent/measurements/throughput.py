@@ -347,6 +347,8 @@ class _ChildRequest:
     interface: str
     connect_timeout_ms: int
     ip_family: str  # "" = any, else an IpFamily value
+    parent_pid: int  # the agent process that waits for this test
+    time_limit_s: int  # the child ends itself after this, whatever happens to the parent
 
 
 @dataclass(frozen=True)
@@ -367,6 +369,9 @@ def _run_child(params: ThroughputParams, port: int, timeout_s: float) -> str | _
         interface=params.interface,
         connect_timeout_ms=max(1, round(params.connect_timeout_s * 1000)),
         ip_family=params.ip_family.value if params.ip_family else "",
+        parent_pid=os.getpid(),
+        # A little past the parent's own limit: the parent normally kills first.
+        time_limit_s=math.ceil(timeout_s) + 5,
     )
     # The child must import this package even when the agent runs from a source tree.
     package_root = str(Path(__file__).resolve().parents[2])
@@ -411,6 +416,7 @@ def _run_child(params: ThroughputParams, port: int, timeout_s: float) -> str | _
 def _child_main() -> None:
     """Entry point of the child process: one libiperf client test, JSON to stdout."""
     request = _ChildRequest(**json.loads(sys.stdin.read()))
+    _end_with_parent_or_time_limit(request)
     # Keep the real stdout for our answer and send libiperf's own prints to
     # /dev/null: a stray line there must not corrupt the JSON we hand back.
     answer_fd = os.dup(1)
@@ -427,6 +433,19 @@ def _child_main() -> None:
         written = os.write(answer_fd, payload)
         payload = payload[written:]
     os.close(answer_fd)
+
+
+def _end_with_parent_or_time_limit(request: _ChildRequest) -> None:
+    """Never outlive the test: a hung libiperf must not linger after an agent restart."""
+    import ctypes  # only the child needs it
+
+    # SIGALRM's default action ends the process even while it is inside libiperf.
+    signal.alarm(request.time_limit_s)
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != request.parent_pid:  # the parent died before prctl took effect
+        sys.exit(_EXIT_SETUP_FAILED)
 
 
 class _ChildSetupError(Exception):

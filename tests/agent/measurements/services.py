@@ -111,6 +111,11 @@ class SilentListener:
         self._thread.start()
         return self
 
+    @property
+    def accepted(self) -> int:
+        """How many connections it has taken so far."""
+        return len(self._accepted)
+
     def _accept_forever(self) -> None:
         assert self._socket is not None
         with contextlib.suppress(OSError):
