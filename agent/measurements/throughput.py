@@ -398,7 +398,10 @@ def _run_child(params: ThroughputParams, port: int, timeout_s: float) -> str | _
     if completed.returncode == _EXIT_SETUP_FAILED:
         return _ChildFailure(stderr.splitlines()[-1] if stderr else "iperf3 could not start")
     if completed.returncode < 0:
-        name = signal.Signals(-completed.returncode).name
+        try:
+            name = signal.Signals(-completed.returncode).name
+        except ValueError:  # a real-time signal has no name
+            name = f"signal {-completed.returncode}"
         return _ChildFailure(
             f"iperf3 child process died from {name}: {stderr[-_STDERR_TAIL_CHARS:]}"
         )
