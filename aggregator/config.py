@@ -65,6 +65,8 @@ class AggregatorConfig(_Strict):
     probe_sync_interval_s: float = Field(default=2.0, gt=0)
     max_batch_results: int = Field(default=5000, ge=1)
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Processes that parse and read received batches (the per-result Python).
+    ingest_read_workers: int = Field(default=2, ge=1, le=64)
     grace_period_s: float = Field(default=10.0, ge=0)  # for in-flight streams on SIGTERM
 
 

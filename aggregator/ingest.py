@@ -1,62 +1,41 @@
 """From a received batch to rows in the store: validation, columns, group commit.
 
 The servicer (aggregator/server.py) hands each parsed `ResultBatch` to
-`BatchConverter.convert`, which checks every result and turns the good ones
-into Arrow columns; a bad result becomes a `Rejection` naming the field and
-the reason, and never costs the good results of its batch. `GroupCommitter`
-then gathers the batches of all streams for a few milliseconds and commits
-them with one insert per table, so a whole city's backlog goes in as a few
-large inserts rather than many small ones. Acks go out only after the commit.
+`BatchConverter.convert`, which reads every result into Arrow columns and
+then checks the columns all at once (vectorised rules, one per field and
+reason). A bad result becomes a `Rejection` naming the field and the reason,
+and never costs the good results of its batch. `GroupCommitter` then gathers
+the batches of all streams for a few milliseconds and commits them with one
+insert per table, so a whole city's backlog goes in as a few large inserts
+rather than many small ones. Acks go out only after the commit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from google.rpc import code_pb2, error_details_pb2
+import pyarrow.ipc
+from google.rpc import code_pb2
 
-from aggregator.store import RESULT_TABLES, Store
+from aggregator.batch_reader import (
+    BODY_COLUMNS,
+    ENVELOPE_COLUMNS,
+    RESULT_TABLES,
+    IngestLimits,
+    ReadOutcome,
+    rejection,
+)
+from aggregator.store import Store
 from wardprobe.v1 import ingest_pb2, results_pb2
 
-
-@dataclass(frozen=True)
-class IngestLimits:
-    """What the aggregator accepts. Documented in docs/ingest.md."""
-
-    max_batch_results: int = 5000
-    max_message_bytes: int = 4 * 1024 * 1024
-    # A probe clock may run a little ahead; beyond this a time is refused.
-    future_tolerance: timedelta = timedelta(minutes=10)
-    oldest_measured_at: datetime = datetime(2020, 1, 1, tzinfo=UTC)
-    max_text_chars: int = 512
-    # Speeds above this are not physically plausible for an access line.
-    max_mbps: float = 100_000.0
-    max_rtt_ms: float = 60_000.0
-
-
-class InvalidField(Exception):
-    """One result fails validation: the field (path in the batch) and why."""
-
-    def __init__(self, field_path: str, reason: str, code: int = code_pb2.INVALID_ARGUMENT):
-        super().__init__(f"{field_path}: {reason}")
-        self.field_path = field_path
-        self.reason = reason
-        self.code = code
-
-
-_NETWORK_KIND = {
-    results_pb2.NETWORK_KIND_FIXED: "fixed",
-    results_pb2.NETWORK_KIND_MOBILE: "mobile",
-}
+_NETWORK_KIND = {results_pb2.NETWORK_KIND_FIXED: "fixed", results_pb2.NETWORK_KIND_MOBILE: "mobile"}
 _IP_FAMILY = {
     results_pb2.IP_FAMILY_UNSPECIFIED: None,
     results_pb2.IP_FAMILY_IPV4: "ipv4",
@@ -73,10 +52,7 @@ _STATUS = {
     results_pb2.STATUS_FAILED: "failed",
     results_pb2.STATUS_SKIPPED: "skipped",
 }
-_DIRECTION = {
-    results_pb2.DIRECTION_DOWNLOAD: "download",
-    results_pb2.DIRECTION_UPLOAD: "upload",
-}
+_DIRECTION = {results_pb2.DIRECTION_DOWNLOAD: "download", results_pb2.DIRECTION_UPLOAD: "upload"}
 _ACCESS_TECH = {
     results_pb2.ACCESS_TECH_UNSPECIFIED: None,
     results_pb2.ACCESS_TECH_NONE: "none",
@@ -87,337 +63,329 @@ _ACCESS_TECH = {
     results_pb2.ACCESS_TECH_NR5G_SA: "nr5g_sa",
 }
 
-# Column order of the values each extractor returns; the store inserts by name.
-ENVELOPE_COLUMNS = (
-    "result_id", "probe_id", "ward_code", "measured_at", "received_at", "agent_version",
-    "interface", "network_kind", "ip_family", "clock_sync", "tool", "tool_version", "server",
-    "server_port", "duration_s", "streams", "status", "status_reason",
-)
-BODY_COLUMNS: dict[str, tuple[str, ...]] = {
-    "throughput": (
-        "direction", "mbps", "bytes_transferred", "measured_s", "retransmits", "omitted_s",
-    ),
-    "latency": (
-        "protocol", "target", "target_port", "packets_sent", "packets_received", "rtt_min_ms",
-        "rtt_median_ms", "rtt_p95_ms", "rtt_max_ms", "jitter_ms", "loss_pct",
-    ),
-    "ipv6": (
-        "has_global_address", "has_default_route", "aaaa_resolves", "ipv6_only_tcp_ok",
-        "ipv6_only_connect_ms", "large_packet_ok", "dual_stack_family", "ipv6_capable",
-        "ipv6_preferred", "global_prefix",
-    ),
-    "cellular": (
-        "access_tech", "mcc_mnc", "operator_name", "band", "channel", "cell_id", "tac",
-        "rsrp_dbm", "rsrq_db", "sinr_db", "registration_state", "modem_model",
-        "modem_5g_capable", "backend", "nr_band", "nr_rsrp_dbm", "nr_sinr_db",
-    ),
-}
 
-Row = tuple[object, ...]
+_ENVELOPE_PATHS = {
+    "result_id": "envelope.result_id", "claimed_probe_id": "envelope.probe_id",
+    "ward_code": "envelope.ward_code", "measured_at": "envelope.measured_at",
+    "agent_version": "envelope.agent_version", "interface": "envelope.interface",
+    "network_kind": "envelope.network_kind", "ip_family": "envelope.ip_family",
+    "clock_sync": "envelope.clock_sync", "tool": "envelope.method.tool",
+    "tool_version": "envelope.method.tool_version", "server": "envelope.method.server",
+    "server_port": "envelope.method.server_port", "duration_s": "envelope.method.duration_s",
+    "streams": "envelope.method.streams", "status": "envelope.status",
+    "status_reason": "envelope.status_reason",
+}
+# Text columns stored as NULL when the probe sent "".
+_EMPTY_IS_NULL = frozenset({
+    "status_reason", "global_prefix", "mcc_mnc", "operator_name", "cell_id", "tac",
+    "registration_state", "modem_model", "backend",
+})  # fmt: skip
+
+# Plausible ranges of the numeric columns, inclusive; outside is refused.
+# RSRP/RSRQ/SINR: 3GPP TS 36.133 / 38.133 reporting ranges with some slack.
+_DAY_S = 86_400.0
+_RANGES: dict[str, tuple[float, float]] = {
+    "duration_s": (0.0, _DAY_S), "streams": (0, 1024), "server_port": (1, 65535),
+    "target_port": (1, 65535), "measured_s": (0.0, _DAY_S), "omitted_s": (0.0, _DAY_S),
+    "retransmits": (0, 2**31 - 1), "loss_pct": (0.0, 100.0), "band": (0, 1024),
+    "nr_band": (0, 1024), "channel": (0, 3_279_165), "rsrp_dbm": (-160.0, -30.0),
+    "nr_rsrp_dbm": (-160.0, -30.0), "rsrq_db": (-45.0, 20.0), "sinr_db": (-30.0, 50.0),
+    "nr_sinr_db": (-30.0, 50.0), "packets_sent": (0, 2**31 - 1),
+    "packets_received": (0, 2**31 - 1),
+}  # fmt: skip
+_UUID7 = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+
+_ENUMS: dict[str, dict[int, str | None]] = {
+    "network_kind": _NETWORK_KIND, "ip_family": _IP_FAMILY, "clock_sync": _CLOCK_SYNC,
+    "status": _STATUS, "direction": _DIRECTION, "dual_stack_family": _IP_FAMILY,
+    "access_tech": _ACCESS_TECH,
+}  # fmt: skip
+
 
 
 @dataclass
-class ConvertedBatch:
-    """A batch after validation: Arrow rows per table, and what was refused."""
+class ReadBatch:
+    """A batch after reading: raw Arrow columns per result kind, and the
+    results refused already for their structure (no envelope, no body)."""
 
     sequence: int
-    tables: dict[str, pa.Table] = field(default_factory=dict)
-    rejections: list[ingest_pb2.Rejection] = field(default_factory=list)
+    probe_id: str
+    received_at: datetime
+    tables: dict[str, pa.Table]
+    rejections: list[ingest_pb2.Rejection]
 
     @property
-    def accepted(self) -> int:
+    def result_count(self) -> int:
         return sum(t.num_rows for t in self.tables.values())
+
+    @classmethod
+    def from_outcome(cls, outcome: ReadOutcome, probe_id: str, received_at: datetime) -> ReadBatch:
+        tables = {
+            kind: pa.ipc.open_stream(data).read_all() for kind, data in outcome.tables_ipc.items()
+        }
+        rejections = [ingest_pb2.Rejection.FromString(r) for r in outcome.rejections]
+        return cls(outcome.sequence, probe_id, received_at, tables, rejections)
+
+
+@dataclass
+class CheckedGroup:
+    """Batches after validation, ready for the store."""
+
+    tables: dict[str, pa.Table]  # accepted rows per table
+    owners: dict[str, np.ndarray]  # for each accepted row, the batch it came from
+    rejections: list[list[ingest_pb2.Rejection]]  # per batch, ordered by index
+
+
+class _Verdicts:
+    """The first reason each row of one table is refused (later rules don't overwrite)."""
+
+    def __init__(self, indexes: np.ndarray, kind: str) -> None:
+        self.indexes = indexes
+        self.kind = kind
+        self.bad = np.zeros(len(indexes), dtype=bool)
+        self.found: dict[int, tuple[str, str, int]] = {}
+
+    def flag(
+        self,
+        mask: pa.Array | pa.ChunkedArray | np.ndarray,
+        column: str,
+        reason: Callable[[int], str],
+        code: int = code_pb2.INVALID_ARGUMENT,
+    ) -> None:
+        """Refuse the rows where `mask` is true, unless already refused."""
+        if not isinstance(mask, np.ndarray):
+            mask = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+        new = mask & ~self.bad
+        if not new.any():
+            return
+        path = _ENVELOPE_PATHS.get(column, f"{self.kind}.{column}")
+        for row in np.flatnonzero(new):
+            self.found[int(row)] = (f"results[{self.indexes[row]}].{path}", reason(int(row)), code)
+        self.bad |= mask
 
 
 class BatchConverter:
-    """Validates results and turns them into Arrow tables shaped like the store's."""
+    """Reads results into rows (`read`, on the event loop, the only per-result
+    Python), then validates and types whole groups of batches at once
+    (`check`, vectorised, in the writer thread)."""
 
     def __init__(
         self,
         arrow_schemas: dict[str, pa.Schema],
-        is_known_ward: Callable[[int], bool],
+        known_wards: frozenset[int],
         limits: IngestLimits,
     ) -> None:
         self._schemas = arrow_schemas
-        self._is_known_ward = is_known_ward
+        self._known_wards = pa.array(sorted(known_wards), pa.int64())
         self._limits = limits
+        self._raw_types: dict[str, dict[str, pa.DataType]] = {}
         for table, body in BODY_COLUMNS.items():
-            expected = set(ENVELOPE_COLUMNS) | set(body)
-            if set(arrow_schemas[table].names) != expected:
+            schema = arrow_schemas[table]
+            stored = (set(ENVELOPE_COLUMNS) - {"index", "claimed_probe_id"}) | set(body) | {
+                "probe_id", "received_at",
+            }
+            if set(schema.names) != stored:
                 raise RuntimeError(f"schema.sql and ingest.py disagree on table {table}")
+            self._raw_types[table] = {
+                name: _raw_type(name, schema) for name in ENVELOPE_COLUMNS + body
+            }
 
-    def convert(
-        self, batch: ingest_pb2.ResultBatch, probe_id: str, received_at: datetime
-    ) -> ConvertedBatch:
-        """Check each result of the batch; keep the good ones as rows."""
-        now = received_at
-        received_us = _to_micros(received_at)
-        latest_us = _to_micros(now + self._limits.future_tolerance)
-        oldest_us = _to_micros(self._limits.oldest_measured_at)
-        rows: dict[str, list[Row]] = {t: [] for t in RESULT_TABLES}
-        out = ConvertedBatch(sequence=batch.sequence)
-        seen: set[str] = set()
-        for index, result in enumerate(batch.results):
-            try:
-                table, row = self._convert_one(
-                    index, result, probe_id, received_us, oldest_us, latest_us
+    def check(self, batches: list[ReadBatch]) -> CheckedGroup:
+        """Validate the rows of several batches together; type the good ones."""
+        rejections = [list(b.rejections) for b in batches]
+        tables: dict[str, pa.Table] = {}
+        owners: dict[str, np.ndarray] = {}
+        for kind in RESULT_TABLES:
+            parts = [(n, b) for n, b in enumerate(batches) if kind in b.tables]
+            if not parts:
+                continue
+            merged = pa.concat_tables([b.tables[kind] for _, b in parts])
+            col = {name: merged.column(name).combine_chunks() for name in merged.column_names}
+            col["probe_id"] = pa.array(
+                [b.probe_id for _, b in parts for _ in range(b.tables[kind].num_rows)], pa.string()
+            )
+            col["received_at"] = pa.array(
+                np.concatenate([
+                    np.full(b.tables[kind].num_rows, _to_micros(b.received_at)) for _, b in parts
+                ]),
+                pa.int64(),
+            )  # fmt: skip
+            owner = np.concatenate([np.full(b.tables[kind].num_rows, n) for n, b in parts])
+            verdicts = _Verdicts(col["index"].to_numpy(zero_copy_only=False), kind)
+            self._check(kind, col, verdicts)
+            for row, (path, reason, code) in verdicts.found.items():
+                result_id = str(col["result_id"][row].as_py())[:64]
+                rejections[owner[row]].append(
+                    rejection(int(verdicts.indexes[row]), result_id, path, reason, code)
                 )
-                if row[0] in seen:
-                    raise InvalidField(
-                        f"results[{index}].envelope.result_id", "appears twice in this batch"
-                    )
-                seen.add(str(row[0]))
-                rows[table].append(row)
-            except InvalidField as err:
-                out.rejections.append(_rejection(index, result, err))
-        for table, table_rows in rows.items():
-            if table_rows:
-                out.tables[table] = self._to_arrow(table, table_rows)
-        return out
+            keep = ~verdicts.bad
+            if keep.any():
+                mask = pa.array(keep)
+                tables[kind] = self._finish(kind, {n: pc.filter(a, mask) for n, a in col.items()})
+                owners[kind] = owner[keep]
+        for batch_rejections in rejections:
+            batch_rejections.sort(key=lambda r: r.index)
+        return CheckedGroup(tables, owners, rejections)
 
-    def _to_arrow(self, table: str, rows: list[Row]) -> pa.Table:
-        schema = self._schemas[table]
-        names = ENVELOPE_COLUMNS + BODY_COLUMNS[table]
-        columns = list(zip(*rows, strict=True))
-        arrays = [pa.array(col, type=schema.field(name).type) for name, col in zip(names, columns, strict=True)]
-        return pa.Table.from_arrays(arrays, names=list(names))
+    @property
+    def raw_types(self) -> dict[str, dict[str, pa.DataType]]:
+        """Column types of the raw rows, per result kind (for `read_batch`)."""
+        return self._raw_types
 
-    def _convert_one(
-        self,
-        index: int,
-        result: results_pb2.Result,
-        probe_id: str,
-        received_us: int,
-        oldest_us: int,
-        latest_us: int,
-    ) -> tuple[str, Row]:
-        path = f"results[{index}]"
-        if not result.HasField("envelope"):
-            raise InvalidField(f"{path}.envelope", "missing")
-        env = result.envelope
-        epath = f"{path}.envelope"
-        try:
-            result_uuid = uuid.UUID(env.result_id)
-        except ValueError:
-            raise InvalidField(f"{epath}.result_id", f"not a UUID: {env.result_id[:64]!r}") from None
-        if result_uuid.version != 7:
-            raise InvalidField(f"{epath}.result_id", "must be a UUIDv7 made on the probe")
-        if env.probe_id and env.probe_id != probe_id:
-            raise InvalidField(
-                f"{epath}.probe_id",
-                f"claims probe {env.probe_id[:64]!r} but the client certificate is {probe_id!r}",
-                code_pb2.PERMISSION_DENIED,
-            )
-        if not self._is_known_ward(env.ward_code):
-            raise InvalidField(
-                f"{epath}.ward_code", f"unknown ward code {env.ward_code} (not a Cần Thơ ward)"
-            )
-        if not env.HasField("measured_at"):
-            raise InvalidField(f"{epath}.measured_at", "missing")
-        measured_us = env.measured_at.seconds * 1_000_000 + env.measured_at.nanos // 1000
-        if measured_us > latest_us:
-            raise InvalidField(f"{epath}.measured_at", "is in the future")
-        if measured_us < oldest_us:
-            raise InvalidField(f"{epath}.measured_at", "is before 2020: the probe clock is wrong")
-        network_kind = _NETWORK_KIND.get(env.network_kind)
-        if network_kind is None:
-            raise InvalidField(f"{epath}.network_kind", "must be fixed or mobile")
-        status = _STATUS.get(env.status)
-        if status is None:
-            raise InvalidField(f"{epath}.status", "must be ok, failed or skipped")
-        if env.ip_family not in _IP_FAMILY:
-            raise InvalidField(f"{epath}.ip_family", f"unknown value {env.ip_family}")
-        if env.clock_sync not in _CLOCK_SYNC:
-            raise InvalidField(f"{epath}.clock_sync", f"unknown value {env.clock_sync}")
-        method = env.method
-        mpath = f"{epath}.method"
-        text = self._text
-        envelope: Row = (
-            str(result_uuid),
-            probe_id,
-            env.ward_code,
-            measured_us,
-            received_us,
-            text(env.agent_version, f"{epath}.agent_version"),
-            text(env.interface, f"{epath}.interface"),
-            network_kind,
-            _IP_FAMILY[env.ip_family],
-            _CLOCK_SYNC[env.clock_sync],
-            text(method.tool, f"{mpath}.tool"),
-            text(method.tool_version, f"{mpath}.tool_version"),
-            text(method.server, f"{mpath}.server"),
-            _port(method, "server_port", mpath),
-            _number(method, "duration_s", mpath, 0.0, 86_400.0),
-            _count(method, "streams", mpath, 1024) if method.HasField("streams") else None,
-            status,
-            text(env.status_reason, f"{epath}.status_reason") or None,
-        )
-        kind = result.WhichOneof("body")
-        if kind is None:
-            raise InvalidField(f"{path}.body", "no throughput, latency, ipv6 or cellular result")
-        bpath = f"{path}.{kind}"
-        ok = status == "ok"
+    def _check(self, kind: str, col: dict[str, pa.Array], verdicts: _Verdicts) -> None:
+        """The validation rules, each vectorised over one column."""
+        limits = self._limits
+
+        def value(name: str) -> Callable[[int], object]:
+            return lambda row: col[name][row].as_py()
+
+        ids = col["result_id"]
+        verdicts.flag(
+            pc.invert(pc.match_substring_regex(ids, _UUID7)), "result_id",
+            lambda r: f"not a UUIDv7 made on the probe: {str(value('result_id')(r))[:64]!r}",
+        )  # fmt: skip
+        claimed = col["claimed_probe_id"]
+        verdicts.flag(
+            pc.and_(pc.not_equal(claimed, ""), pc.not_equal(claimed, col["probe_id"])),
+            "claimed_probe_id",
+            lambda r: f"claims probe {str(value('claimed_probe_id')(r))[:64]!r} but the client "
+            f"certificate is {value('probe_id')(r)!r}",
+            code_pb2.PERMISSION_DENIED,
+        )  # fmt: skip
+        verdicts.flag(
+            pc.invert(pc.is_in(col["ward_code"], value_set=self._known_wards)), "ward_code",
+            lambda r: f"unknown ward code {value('ward_code')(r)} (not a Cần Thơ ward)",
+        )  # fmt: skip
+        measured = col["measured_at"]
+        latest = pc.add(col["received_at"], int(limits.future_tolerance.total_seconds() * 1e6))
+        verdicts.flag(pc.is_null(measured), "measured_at", lambda r: "missing")
+        verdicts.flag(pc.greater(measured, latest), "measured_at", lambda r: "is in the future")
+        verdicts.flag(
+            pc.less(measured, _to_micros(limits.oldest_measured_at)), "measured_at",
+            lambda r: "is before 2020: the probe clock is wrong",
+        )  # fmt: skip
+        for name, words in _ENUMS.items():
+            if name in col:
+                allowed = pa.array(sorted(words), pa.int64())
+                verdicts.flag(
+                    pc.invert(pc.is_in(col[name], value_set=allowed)), name,
+                    lambda r, n=name, w=words: f"{value(n)(r)} is not one of "  # type: ignore[misc]
+                    f"{', '.join(str(x) for x in w.values() if x)}",
+                )  # fmt: skip
+        for name, array in col.items():
+            if pa.types.is_string(array.type):
+                verdicts.flag(
+                    pc.greater(pc.utf8_length(array), limits.max_text_chars), name,
+                    lambda r: f"longer than {limits.max_text_chars} characters",
+                )  # fmt: skip
+            elif pa.types.is_floating(array.type):
+                verdicts.flag(
+                    pc.or_(pc.is_nan(array), pc.is_inf(array)), name,
+                    lambda r, n=name: f"{value(n)(r)} is not a number",  # type: ignore[misc]
+                )  # fmt: skip
+        for name, (low, high) in (
+            *_RANGES.items(), ("mbps", (0.0, limits.max_mbps)),
+            *((n, (0.0, limits.max_rtt_ms)) for n in ("rtt_min_ms", "rtt_median_ms",
+              "rtt_p95_ms", "rtt_max_ms", "jitter_ms", "ipv6_only_connect_ms")),
+        ):  # fmt: skip
+            if name in col:
+                verdicts.flag(
+                    pc.or_(pc.less(col[name], low), pc.greater(col[name], high)), name,
+                    lambda r, n=name, lo=low, hi=high: (  # type: ignore[misc]
+                        f"{value(n)(r)} is outside [{lo:g}, {hi:g}]"
+                    ),
+                )  # fmt: skip
+        ok = pc.equal(col["status"], results_pb2.STATUS_OK)
         if kind == "throughput":
-            return kind, envelope + self._throughput(result.throughput, bpath, ok)
-        if kind == "latency":
-            return kind, envelope + self._latency(result.latency, bpath)
-        if kind == "ipv6":
-            return kind, envelope + self._ipv6(result.ipv6, bpath)
-        return kind, envelope + self._cellular(result.cellular, bpath)
+            verdicts.flag(
+                pc.and_(ok, pc.is_null(col["mbps"])), "mbps",
+                lambda r: "missing on a result with status ok",
+            )  # fmt: skip
+        elif kind == "latency":
+            verdicts.flag(
+                pc.invert(pc.is_in(col["protocol"], value_set=pa.array(["icmp", "tcp"]))),
+                "protocol", lambda r: "must be icmp or tcp",
+            )  # fmt: skip
+            verdicts.flag(
+                pc.greater(col["packets_received"], col["packets_sent"]), "packets_received",
+                lambda r: "more replies than requests",
+            )  # fmt: skip
+        elif kind == "cellular":
+            verdicts.flag(
+                pc.invert(pc.match_substring_regex(col["mcc_mnc"], r"^(\d{5,6})?$")), "mcc_mnc",
+                lambda r: "must be 5 or 6 digits",
+            )  # fmt: skip
 
-    def _text(self, value: str, field_path: str) -> str:
-        if len(value) > self._limits.max_text_chars:
-            raise InvalidField(field_path, f"longer than {self._limits.max_text_chars} characters")
-        return value
-
-    def _throughput(self, body: results_pb2.ThroughputResult, path: str, ok: bool) -> Row:
-        direction = _DIRECTION.get(body.direction)
-        if direction is None:
-            raise InvalidField(f"{path}.direction", "must be download or upload")
-        mbps = _number(body, "mbps", path, 0.0, self._limits.max_mbps)
-        if ok and mbps is None:
-            raise InvalidField(f"{path}.mbps", "missing on a result with status ok")
-        return (
-            direction,
-            mbps,
-            body.bytes_transferred if body.HasField("bytes_transferred") else None,
-            _number(body, "measured_s", path, 0.0, 86_400.0),
-            _count(body, "retransmits", path, 2**31 - 1) if body.HasField("retransmits") else None,
-            _number(body, "omitted_s", path, 0.0, 86_400.0),
-        )
-
-    def _latency(self, body: results_pb2.LatencyResult, path: str) -> Row:
-        if body.protocol not in ("icmp", "tcp"):
-            raise InvalidField(f"{path}.protocol", "must be icmp or tcp")
-        if body.packets_received > body.packets_sent:
-            raise InvalidField(f"{path}.packets_received", "more replies than requests")
-        max_rtt = self._limits.max_rtt_ms
-        return (
-            body.protocol,
-            self._text(body.target, f"{path}.target"),
-            _port(body, "target_port", path),
-            body.packets_sent,
-            body.packets_received,
-            _number(body, "rtt_min_ms", path, 0.0, max_rtt),
-            _number(body, "rtt_median_ms", path, 0.0, max_rtt),
-            _number(body, "rtt_p95_ms", path, 0.0, max_rtt),
-            _number(body, "rtt_max_ms", path, 0.0, max_rtt),
-            _number(body, "jitter_ms", path, 0.0, max_rtt),
-            _number(body, "loss_pct", path, 0.0, 100.0),
-        )
-
-    def _ipv6(self, body: results_pb2.Ipv6Result, path: str) -> Row:
-        def flag(name: str) -> bool | None:
-            return bool(getattr(body, name)) if body.HasField(name) else None
-
-        if body.dual_stack_family not in _IP_FAMILY:
-            raise InvalidField(f"{path}.dual_stack_family", f"unknown value {body.dual_stack_family}")
-        return (
-            flag("has_global_address"),
-            flag("has_default_route"),
-            flag("aaaa_resolves"),
-            flag("ipv6_only_tcp_ok"),
-            _number(body, "ipv6_only_connect_ms", path, 0.0, self._limits.max_rtt_ms),
-            flag("large_packet_ok"),
-            _IP_FAMILY[body.dual_stack_family],
-            flag("ipv6_capable"),
-            flag("ipv6_preferred"),
-            self._text(body.global_prefix, f"{path}.global_prefix") or None,
-        )
-
-    def _cellular(self, body: results_pb2.CellularObservation, path: str) -> Row:
-        if body.access_tech not in _ACCESS_TECH:
-            raise InvalidField(f"{path}.access_tech", f"unknown value {body.access_tech}")
-        if body.mcc_mnc and not (body.mcc_mnc.isdigit() and len(body.mcc_mnc) in (5, 6)):
-            raise InvalidField(f"{path}.mcc_mnc", "must be 5 or 6 digits")
-        text = self._text
-        return (
-            _ACCESS_TECH[body.access_tech],
-            body.mcc_mnc or None,
-            text(body.operator_name, f"{path}.operator_name") or None,
-            _count(body, "band", path, 1024) if body.HasField("band") else None,
-            _count(body, "channel", path, 3_279_165) if body.HasField("channel") else None,
-            text(body.cell_id, f"{path}.cell_id") or None,
-            text(body.tac, f"{path}.tac") or None,
-            # 3GPP TS 36.133 / 38.133 reporting ranges, with a little slack.
-            _number(body, "rsrp_dbm", path, -160.0, -30.0),
-            _number(body, "rsrq_db", path, -45.0, 20.0),
-            _number(body, "sinr_db", path, -30.0, 50.0),
-            text(body.registration_state, f"{path}.registration_state") or None,
-            text(body.modem_model, f"{path}.modem_model") or None,
-            body.modem_5g_capable if body.HasField("modem_5g_capable") else None,
-            text(body.backend, f"{path}.backend") or None,
-            _count(body, "nr_band", path, 1024) if body.HasField("nr_band") else None,
-            _number(body, "nr_rsrp_dbm", path, -160.0, -30.0),
-            _number(body, "nr_sinr_db", path, -30.0, 50.0),
-        )
+    def _finish(self, kind: str, col: dict[str, pa.Array]) -> pa.Table:
+        """The accepted rows, typed and named as the store's table."""
+        schema = self._schemas[kind]
+        arrays = {}
+        for name, array in col.items():
+            if name in ("index", "claimed_probe_id"):
+                continue
+            if name in _ENUMS:
+                words = _ENUMS[name]
+                codes = sorted(words)
+                array = pc.take(
+                    pa.array([words[c] for c in codes], pa.string()),
+                    pc.index_in(array, value_set=pa.array(codes, pa.int64())),
+                )
+            elif name in _EMPTY_IS_NULL:
+                array = pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array)
+            arrays[name] = array
+        return pa.Table.from_arrays([arrays[f.name].cast(f.type) for f in schema], schema=schema)
 
 
-def _number(message: object, name: str, path: str, low: float, high: float) -> float | None:
-    """An optional double field: None when unset; refused when NaN, infinite or out of range."""
-    if not message.HasField(name):  # type: ignore[attr-defined]
-        return None
-    value: float = getattr(message, name)
-    if math.isnan(value) or math.isinf(value):
-        raise InvalidField(f"{path}.{name}", f"{value} is not a number")
-    if value < low or value > high:
-        raise InvalidField(f"{path}.{name}", f"{value} is outside [{low:g}, {high:g}]")
-    return value
-
-
-def _count(message: object, name: str, path: str, high: int) -> int:
-    value: int = getattr(message, name)
-    if value > high:
-        raise InvalidField(f"{path}.{name}", f"{value} is larger than {high}")
-    return value
-
-
-def _port(message: object, name: str, path: str) -> int | None:
-    if not message.HasField(name):  # type: ignore[attr-defined]
-        return None
-    value: int = getattr(message, name)
-    if not 0 < value < 65536:
-        raise InvalidField(f"{path}.{name}", f"{value} is not a TCP/UDP port")
-    return value
+def _raw_type(name: str, schema: pa.Schema) -> pa.DataType:
+    """How a column is held before validation: integers wide enough for any
+    uint32 the wire allows (ranges are checked before the cast to the store's
+    narrower types), enums and times as integers, the rest as stored."""
+    if name in ("result_id", "claimed_probe_id"):
+        return pa.string()
+    if name in _ENUMS or name in ("index", "measured_at"):
+        return pa.int64()
+    stored = schema.field(name).type
+    if pa.types.is_integer(stored) and stored != pa.uint64():
+        return pa.int64()
+    return stored
 
 
 def _to_micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
-def _rejection(index: int, result: results_pb2.Result, err: InvalidField) -> ingest_pb2.Rejection:
-    bad_request = error_details_pb2.BadRequest(
-        field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=err.field_path, description=err.reason)
-        ]
-    )
-    result_id = result.envelope.result_id[:64] if result.HasField("envelope") else ""
-    return ingest_pb2.Rejection(
-        index=index, result_id=result_id, code=err.code, bad_request=bad_request
-    )
-
-
 @dataclass(frozen=True)
-class CommitCounts:
+class CommitOutcome:
+    """What the ack of one batch says."""
+
     stored: int
     duplicates: int
+    rejections: list[ingest_pb2.Rejection]
 
 
 @dataclass
 class _Pending:
-    batch: ConvertedBatch
-    done: asyncio.Future[CommitCounts]
+    batch: ReadBatch
+    done: asyncio.Future[CommitOutcome]
 
 
 class GroupCommitter:
     """Commits batches from all streams together, a few milliseconds at a time.
 
-    One DuckDB insert per table per group: large inserts are what DuckDB is
-    fast at, and the insert runs in a worker thread so the event loop goes on
-    parsing the next batches meanwhile."""
+    Validation and the DuckDB insert run for the whole group in one worker
+    thread (pyarrow and DuckDB release the GIL), while the event loop goes on
+    reading the next batches. One insert per table per group: large inserts
+    are what DuckDB is fast at."""
 
-    def __init__(self, store: Store, max_delay_s: float = 0.01, max_rows: int = 100_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        converter: BatchConverter,
+        max_delay_s: float = 0.01,
+        max_rows: int = 100_000,
+    ) -> None:
         self._store = store
+        self._converter = converter
         self._max_delay_s = max_delay_s
         self._max_rows = max_rows
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -429,6 +397,9 @@ class GroupCommitter:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
 
     async def stop(self) -> None:
+        """Finish what is queued, then stop the worker."""
+        while not self._queue.empty():
+            await asyncio.sleep(self._max_delay_s)
         if self._task is not None:
             self._task.cancel()
             try:
@@ -437,11 +408,11 @@ class GroupCommitter:
                 pass
         self._executor.shutdown(wait=True)
 
-    def submit(self, batch: ConvertedBatch) -> asyncio.Future[CommitCounts]:
+    def submit(self, batch: ReadBatch) -> asyncio.Future[CommitOutcome]:
         """Queue a batch; the future resolves once its rows are committed."""
-        done: asyncio.Future[CommitCounts] = asyncio.get_running_loop().create_future()
-        if batch.accepted == 0:
-            done.set_result(CommitCounts(0, 0))
+        done: asyncio.Future[CommitOutcome] = asyncio.get_running_loop().create_future()
+        if batch.result_count == 0:
+            done.set_result(CommitOutcome(0, 0, sorted(batch.rejections, key=lambda r: r.index)))
         else:
             self._queue.put_nowait(_Pending(batch, done))
         return done
@@ -450,7 +421,7 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         while True:
             group = [await self._queue.get()]
-            rows = group[0].batch.accepted
+            rows = group[0].batch.result_count
             deadline = loop.time() + self._max_delay_s
             while rows < self._max_rows:
                 timeout = deadline - loop.time()
@@ -461,41 +432,43 @@ class GroupCommitter:
                 except TimeoutError:
                     break
                 group.append(item)
-                rows += item.batch.accepted
+                rows += item.batch.result_count
             try:
-                counts = await loop.run_in_executor(self._executor, self._commit, group)
+                outcomes = await loop.run_in_executor(self._executor, self._commit, group)
             except Exception as err:  # the store failed (disk full, I/O error): tell every waiter
                 for pending in group:
                     if not pending.done.done():
                         pending.done.set_exception(err)
                 continue
-            for pending, count in zip(group, counts, strict=True):
+            for pending, outcome in zip(group, outcomes, strict=True):
                 if not pending.done.done():
-                    pending.done.set_result(count)
+                    pending.done.set_result(outcome)
 
-    def _commit(self, group: list[_Pending]) -> list[CommitCounts]:
+    def _commit(self, group: list[_Pending]) -> list[CommitOutcome]:
+        checked = self._converter.check([p.batch for p in group])
+        accepted = np.zeros(len(group), dtype=np.int64)
         stored = np.zeros(len(group), dtype=np.int64)
-        for table in RESULT_TABLES:
-            parts = [(i, p.batch.tables[table]) for i, p in enumerate(group) if table in p.batch.tables]
-            if not parts:
-                continue
-            merged = pa.concat_tables([t for _, t in parts])
-            new_ids = self._store.insert_results(table, merged)
-            if len(new_ids) == merged.num_rows:
-                for i, t in parts:
-                    stored[i] += t.num_rows
+        for table, rows in checked.tables.items():
+            owner = checked.owners[table]
+            accepted += np.bincount(owner, minlength=len(group))
+            new_ids = self._store.insert_results(table, rows)
+            if len(new_ids) == rows.num_rows:
+                stored += np.bincount(owner, minlength=len(group))
                 continue
             # Some were already stored, or sent twice within this group: find
             # whose, to tell each stream. The first copy of an id is the stored one.
-            owner = np.concatenate([np.full(t.num_rows, i) for i, t in parts])
-            ids = merged.column("result_id")
+            ids = rows.column("result_id")
             is_new = pc.is_in(ids, value_set=new_ids).to_numpy(zero_copy_only=False)
-            first_copy = np.zeros(merged.num_rows, dtype=bool)
+            first_copy = np.zeros(rows.num_rows, dtype=bool)
             first_copy[np.unique(ids.to_numpy(zero_copy_only=False), return_index=True)[1]] = True
             stored += np.bincount(owner[is_new & first_copy], minlength=len(group))
         return [
-            CommitCounts(stored=int(stored[i]), duplicates=p.batch.accepted - int(stored[i]))
-            for i, p in enumerate(group)
+            CommitOutcome(
+                stored=int(stored[i]),
+                duplicates=int(accepted[i] - stored[i]),
+                rejections=checked.rejections[i],
+            )
+            for i in range(len(group))
         ]
 
 

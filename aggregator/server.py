@@ -15,28 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import UTC, datetime
 
 import grpc
 from google.protobuf import any_pb2
-from google.protobuf.message import DecodeError
-from google.protobuf.unknown_fields import UnknownFieldSet
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from aggregator.ca import CertificateAuthority, server_credentials
 from aggregator.config import AggregatorConfig
 from aggregator.enrolment_service import EnrolmentServicer
-from aggregator.ingest import (
-    BatchConverter,
-    CommitCounts,
-    ConvertedBatch,
-    GroupCommitter,
-    IngestLimits,
-)
+from aggregator.batch_reader import IngestLimits, read_batch
+from aggregator.ingest import BatchConverter, GroupCommitter, ReadBatch
 from aggregator.registry import IdentityRefused, ProbeIdentity, ProbeRecord, ProbeRegistry
 from aggregator.store import RESULT_TABLES, ProbeRow, Store
 from aggregator.wards import can_tho_wards, ward_name
@@ -78,19 +72,13 @@ async def _identify(
         raise  # not reached: abort raises
 
 
-@dataclass
-class _Pending:
-    sequence: int
-    batch: ConvertedBatch
-    done: asyncio.Future[CommitCounts]
-
-
 class IngestServicer:
-    """`Ingest.Upload`: parse each batch, validate, commit, ack in order.
+    """`Ingest.Upload`: read each batch, validate, commit, ack in order.
 
     Requests arrive as bytes (no deserializer) so that a message that is not
     a ResultBatch gets a clear INVALID_ARGUMENT instead of gRPC's generic
-    error; the next batches are read while earlier ones commit."""
+    error. Each message is read in a worker process while earlier ones
+    commit; acks leave in the order the batches came."""
 
     def __init__(
         self,
@@ -98,11 +86,13 @@ class IngestServicer:
         converter: BatchConverter,
         committer: GroupCommitter,
         limits: IngestLimits,
+        readers: Executor,
     ) -> None:
         self._registry = registry
         self._converter = converter
         self._committer = committer
         self._limits = limits
+        self._readers = readers
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
@@ -122,27 +112,26 @@ class IngestServicer:
         context: grpc.aio.ServicerContext[bytes, ingest_pb2.BatchAck],
     ) -> AsyncIterator[ingest_pb2.BatchAck]:
         probe = await _identify(self._registry, context)  # type: ignore[arg-type]
-        queue: asyncio.Queue[_Pending | grpc.Status | None] = asyncio.Queue(maxsize=8)
+        # Bounded: a fast sender waits for its earlier batches to commit.
+        queue: asyncio.Queue[asyncio.Future[ingest_pb2.BatchAck | grpc.Status] | None] = (
+            asyncio.Queue(maxsize=8)
+        )
         reader = asyncio.create_task(self._read(request_iterator, probe, queue))
         try:
             while (item := await queue.get()) is not None:
-                if isinstance(item, grpc.Status):
-                    await context.abort_with_status(item)
-                    return
                 try:
-                    counts = await item.done
+                    answer = await item
                 except Exception as err:  # the store could not commit: the agent retries
                     log.exception("commit failed")
                     await context.abort_with_status(
                         _status(code_pb2.UNAVAILABLE, f"the store could not commit: {err}")
                     )
                     return
-                yield ingest_pb2.BatchAck(
-                    sequence=item.sequence,
-                    stored=counts.stored,
-                    duplicates=counts.duplicates,
-                    rejected=item.batch.rejections,
-                )
+                if isinstance(answer, grpc.Status):
+                    await context.abort_with_status(answer)
+                    return
+                yield answer
+            await reader  # surfaces an error of the request stream itself
         finally:
             reader.cancel()
 
@@ -150,61 +139,45 @@ class IngestServicer:
         self,
         request_iterator: AsyncIterator[bytes],
         probe: ProbeIdentity,
-        queue: asyncio.Queue[_Pending | grpc.Status | None],
+        queue: asyncio.Queue[asyncio.Future[ingest_pb2.BatchAck | grpc.Status] | None],
     ) -> None:
+        previous: asyncio.Event | None = None
         async for raw in request_iterator:
-            if len(raw) > self._limits.max_message_bytes:
-                await queue.put(
-                    _status(
-                        code_pb2.RESOURCE_EXHAUSTED,
-                        f"batch of {len(raw)} bytes is over the limit of "
-                        f"{self._limits.max_message_bytes}",
-                    )
-                )
-                return
-            try:
-                batch = ingest_pb2.ResultBatch.FromString(raw)
-            except DecodeError as err:
-                await queue.put(
-                    _status(
-                        code_pb2.INVALID_ARGUMENT,
-                        f"the message is not a wardprobe.v1.ResultBatch: {err}",
-                        field="batch",
-                    )
-                )
-                return
-            unknown = UnknownFieldSet(batch)
-            if len(unknown):
-                # A field of the wrong wire type parses as "unknown": say which.
-                first = unknown[0]
-                await queue.put(
-                    _status(
-                        code_pb2.INVALID_ARGUMENT,
-                        f"field number {first.field_number} has the wrong type "
-                        f"(wire type {first.wire_type}) for a wardprobe.v1.ResultBatch",
-                        field="batch",
-                    )
-                )
-                return
-            if batch.sequence == 0:
-                await queue.put(
-                    _status(code_pb2.INVALID_ARGUMENT, "sequence must be > 0", field="sequence")
-                )
-                return
-            if len(batch.results) > self._limits.max_batch_results:
-                await queue.put(
-                    _status(
-                        code_pb2.RESOURCE_EXHAUSTED,
-                        f"batch of {len(batch.results)} results is over the limit of "
-                        f"{self._limits.max_batch_results}",
-                        field="results",
-                    )
-                )
-                return
-            converted = self._converter.convert(batch, probe.probe_id, datetime.now(UTC))
-            done = self._committer.submit(converted)
-            await queue.put(_Pending(batch.sequence, converted, done))
+            submitted = asyncio.Event()
+            await queue.put(asyncio.ensure_future(self._process(raw, probe, previous, submitted)))
+            previous = submitted
         await queue.put(None)
+
+    async def _process(
+        self,
+        raw: bytes,
+        probe: ProbeIdentity,
+        previous: asyncio.Event | None,
+        submitted: asyncio.Event,
+    ) -> ingest_pb2.BatchAck | grpc.Status:
+        """Read in a worker (in parallel with the stream's other batches), then
+        commit in the stream's order, so a re-sent id counts as stored for
+        the earlier batch and as a duplicate for the later one."""
+        loop = asyncio.get_running_loop()
+        try:
+            outcome = await loop.run_in_executor(
+                self._readers, read_batch, raw, self._converter.raw_types, self._limits
+            )
+            if previous is not None:
+                await previous.wait()
+            if outcome.error is not None:
+                return _status(outcome.error.code, outcome.error.message, outcome.error.field)
+            batch = ReadBatch.from_outcome(outcome, probe.probe_id, datetime.now(UTC))
+            pending = self._committer.submit(batch)
+        finally:
+            submitted.set()
+        committed = await pending
+        return ingest_pb2.BatchAck(
+            sequence=outcome.sequence,
+            stored=committed.stored,
+            duplicates=committed.duplicates,
+            rejected=committed.rejections,
+        )
 
 
 class ProbeConfigServicer(enrolment_pb2_grpc.ProbeConfigServicer):
@@ -279,8 +252,13 @@ class Aggregator:
         )
         schemas = {t: self.store.arrow_schema(t) for t in RESULT_TABLES}
         known_wards = frozenset(can_tho_wards())
-        self.converter = BatchConverter(schemas, known_wards.__contains__, self.limits)
-        self.committer = GroupCommitter(self.store)
+        self.converter = BatchConverter(schemas, known_wards, self.limits)
+        self.committer = GroupCommitter(self.store, self.converter)
+        # forkserver: never fork a process that already runs gRPC's threads.
+        self.readers = ProcessPoolExecutor(
+            max_workers=config.ingest_read_workers,
+            mp_context=multiprocessing.get_context("forkserver"),
+        )
         self._servers: list[grpc.aio.Server] = []
         self._sync_task: asyncio.Task[None] | None = None
         self._synced: list[ProbeRow] | None = None
@@ -299,7 +277,11 @@ class Aggregator:
 
         ingest = grpc.aio.server(options=options)
         ingest.add_generic_rpc_handlers(
-            (IngestServicer(self.registry, self.converter, self.committer, self.limits).handler(),)
+            (
+                IngestServicer(
+                    self.registry, self.converter, self.committer, self.limits, self.readers
+                ).handler(),
+            )
         )
         enrolment_pb2_grpc.add_ProbeConfigServicer_to_server(
             ProbeConfigServicer(self.registry, self.config), ingest
@@ -348,6 +330,7 @@ class Aggregator:
         if self._sync_task is not None:
             self._sync_task.cancel()
         await self.committer.stop()
+        self.readers.shutdown(wait=True)
         await asyncio.to_thread(self.sync_probes)
         self.store.checkpoint()
         self.store.close()

@@ -18,7 +18,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-RESULT_TABLES = ("throughput", "latency", "ipv6", "cellular")
+from aggregator.batch_reader import RESULT_TABLES
+
 
 
 @dataclass(frozen=True)
