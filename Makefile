@@ -24,8 +24,8 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) -m emulation.demo --out demo-out
 
-## The test suite (what CI runs).
-test: setup proto-check
+## The test suite (what CI runs): generated code fresh, ruff and mypy clean, pytest.
+test: setup proto-check lint
 	$(PY) -m pytest
 
 lint: setup

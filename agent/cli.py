@@ -60,9 +60,7 @@ def enroll(
     aggregator: Annotated[
         str, typer.Option(help="host:port of the aggregator's enrolment port (TLS).")
     ],
-    token: Annotated[
-        str, typer.Option(help="The one-time bootstrap token the operator gave you.")
-    ],
+    token: Annotated[str, typer.Option(help="The one-time bootstrap token the operator gave you.")],
     config: ConfigOption = None,
     state_dir: StateDirOption = None,
 ) -> None:
@@ -75,9 +73,7 @@ def enroll(
 
     settings = _settings(config, state_dir)
     try:
-        record = enrol(
-            aggregator, token, settings.state_dir, hostname_of_this_box(), AGENT_VERSION
-        )
+        record = enrol(aggregator, token, settings.state_dir, hostname_of_this_box(), AGENT_VERSION)
     except EnrolmentError as err:
         typer.secho(f"enrolment failed: {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from err
@@ -113,7 +109,9 @@ def run(
         try:
             await task
         except asyncio.CancelledError:
-            logging.getLogger(__name__).info("stopped; %d results wait in the spool", runtime.spool.depth())
+            logging.getLogger(__name__).info(
+                "stopped; %d results wait in the spool", runtime.spool.depth()
+            )
 
     try:
         asyncio.run(main())
@@ -126,7 +124,8 @@ def once(
     config: ConfigOption = None,
     state_dir: StateDirOption = None,
     upload: Annotated[
-        bool, typer.Option(help="Upload the spool after the cycle (results stay spooled if it fails).")
+        bool,
+        typer.Option(help="Upload the spool after the cycle (results stay spooled if it fails)."),
     ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
 ) -> None:
@@ -154,7 +153,8 @@ def once(
         except UploadError as err:
             typer.secho(
                 f"upload failed: {err}; {runtime.spool.depth()} results stay in the spool",
-                fg=typer.colors.YELLOW, err=True,
+                fg=typer.colors.YELLOW,
+                err=True,
             )
             return 2
         typer.echo(
@@ -192,7 +192,8 @@ def upload(
     except UploadError as err:
         typer.secho(
             f"upload failed: {err}; {runtime.spool.depth()} results stay in the spool",
-            fg=typer.colors.YELLOW, err=True,
+            fg=typer.colors.YELLOW,
+            err=True,
         )
         raise typer.Exit(code=2) from err
     finally:
@@ -216,7 +217,10 @@ def status(
 
     settings = _settings(config, state_dir)
     enrolment = load_enrolment(settings.state_dir)
-    report: dict[str, object] = {"agent_version": AGENT_VERSION, "state_dir": str(settings.state_dir)}
+    report: dict[str, object] = {
+        "agent_version": AGENT_VERSION,
+        "state_dir": str(settings.state_dir),
+    }
     if enrolment is None:
         report["enrolled"] = False
     else:

@@ -102,7 +102,9 @@ class AgentRuntime:
         cache = self.state_dir / CONFIG_CACHE_FILE
         try:
             async with grpc.aio.secure_channel(
-                self.target, channel_credentials(self.state_dir), options=_grpc_options(self.settings)
+                self.target,
+                channel_credentials(self.state_dir),
+                options=_grpc_options(self.settings),
             ) as channel:
                 stub = enrolment_pb2_grpc.ProbeConfigStub(channel)
                 config = await stub.GetConfig(
@@ -152,6 +154,8 @@ class AgentRuntime:
             raise RuntimeError("no reference server: not from the aggregator, not in agent.toml")
         duration = s.throughput_duration_s or (remote.throughput_duration_s if remote else 0) or 10
         streams = s.throughput_streams or (remote.throughput_streams if remote else 0) or 4
+        latency_count = (remote.latency_count if remote else 0) or 10
+        latency_interval_s = (remote.latency_interval_s if remote else 0.0) or 1.0
         contexts = {}
         for kind, line in (("fixed", s.fixed), ("mobile", s.mobile)):
             if line.enabled:
@@ -166,10 +170,14 @@ class AgentRuntime:
                     interface=line.interface,
                     throughput_duration_s=duration,
                     throughput_streams=streams,
+                    latency_count=latency_count,
+                    latency_interval_s=latency_interval_s,
                     timeout_s=duration * 2 + 30,
                 )
-        source = "agent.toml" if s.schedule is not None and s.reference is not None else (
-            "aggregator" if remote is not None else "agent.toml"
+        source = (
+            "agent.toml"
+            if s.schedule is not None and s.reference is not None
+            else ("aggregator" if remote is not None else "agent.toml")
         )
         return EffectiveConfig(schedule, contexts, source)
 
@@ -186,15 +194,11 @@ class AgentRuntime:
     async def measure(self, test: ScheduledTest, ctx: MeasurementContext) -> results_pb2.Result:
         """Run one test in a worker thread, spool its result, wake the uploader."""
         started = time.monotonic()
-        result: MeasurementResult = await asyncio.to_thread(
-            run_measurement, test.measurement, ctx
-        )
+        result: MeasurementResult = await asyncio.to_thread(run_measurement, test.measurement, ctx)
         message = to_proto(
             test.measurement, result, self._probe_context(test.network_kind), clock_state()
         )
-        self.spool.add(
-            message.envelope.result_id, test.measurement, message.SerializeToString()
-        )
+        self.spool.add(message.envelope.result_id, test.measurement, message.SerializeToString())
         self.spool.set_state(
             f"last_result:{test.measurement}",
             json.dumps(
@@ -218,7 +222,9 @@ class AgentRuntime:
         for test in config.schedule:
             ctx = config.contexts.get(test.network_kind)
             if ctx is None:
-                log.info("skipping %s: the %s line is disabled", test.measurement, test.network_kind)
+                log.info(
+                    "skipping %s: the %s line is disabled", test.measurement, test.network_kind
+                )
                 continue
             message = await self.measure(test, ctx)
             on_result(to_json_dict(message))
@@ -229,7 +235,9 @@ class AgentRuntime:
         """Each test at its interval plus random jitter, for ever."""
         loop = asyncio.get_running_loop()
         tests = [t for t in config.schedule if t.network_kind in config.contexts]
-        due = {i: loop.time() + self._rng.uniform(0, max(t.jitter_s, 1)) for i, t in enumerate(tests)}
+        due = {
+            i: loop.time() + self._rng.uniform(0, max(t.jitter_s, 1)) for i, t in enumerate(tests)
+        }
         while tests:
             index = min(due, key=due.__getitem__)
             await asyncio.sleep(max(0.0, due[index] - loop.time()))
@@ -245,8 +253,11 @@ class AgentRuntime:
         config = self.effective_config(await self.fetch_config())
         log.info(
             "agent %s for probe %s (ward %s) running %d tests, config from %s",
-            AGENT_VERSION, self.enrolment.probe_id, self.enrolment.ward_code,
-            len(config.schedule), config.source,
+            AGENT_VERSION,
+            self.enrolment.probe_id,
+            self.enrolment.ward_code,
+            len(config.schedule),
+            config.source,
         )
         async with asyncio.TaskGroup() as group:
             group.create_task(self.uploader.run(), name="uploader")

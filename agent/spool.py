@@ -93,8 +93,7 @@ class Spool:
         excess = depth - self.max_rows
         if excess > 0:
             self._db.execute(
-                "delete from results where seq in "
-                "(select seq from results order by seq limit ?)",
+                "delete from results where seq in (select seq from results order by seq limit ?)",
                 (excess,),
             )
             self._bump("dropped_results", excess)

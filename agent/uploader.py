@@ -11,11 +11,13 @@ what had in fact arrived.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 import grpc
 
@@ -107,7 +109,9 @@ class Uploader:
         async with grpc.aio.secure_channel(
             self._target, self._credentials, options=self._channel_options
         ) as channel:
-            call = ingest_pb2_grpc.IngestStub(channel).Upload()
+            # No request iterator: batches go out with call.write() as the
+            # window allows (the stubs only know the iterator form).
+            call = ingest_pb2_grpc.IngestStub(channel).Upload()  # type: ignore[call-arg]
             in_flight: deque[tuple[int, list[SpooledResult]]] = deque()
             last_spooled_seq = 0
             sequence = 0
@@ -129,21 +133,21 @@ class Uploader:
                         await call.done_writing()
                         code = await call.code()
                         if code != grpc.StatusCode.OK:
-                            raise ConnectionError(f"stream ended with {code.name}: {await call.details()}")
+                            raise ConnectionError(
+                                f"stream ended with {code.name}: {await call.details()}"
+                            )
                         return
                     self.wake.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.wake.wait(), self._settings.idle_poll_s)
-                    except TimeoutError:
-                        pass
                     continue
                 ack = await call.read()
-                if ack is grpc.aio.EOF:
+                if ack is grpc.aio.EOF:  # type: ignore[attr-defined]
                     code = await call.code()
                     raise ConnectionError(
                         f"the aggregator closed the stream: {code.name}: {await call.details()}"
                     )
-                self._apply_ack(ack, in_flight, report)
+                self._apply_ack(cast(ingest_pb2.BatchAck, ack), in_flight, report)
 
     def _apply_ack(
         self,

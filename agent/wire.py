@@ -13,7 +13,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import uuid6
 from google.protobuf import json_format
@@ -77,10 +77,16 @@ def to_proto(
     env.measured_at.FromDatetime(result.measured_at.astimezone(UTC))
     env.agent_version = probe.agent_version
     env.interface = result.interface
-    env.network_kind = _enum_value(results_pb2.NetworkKind.DESCRIPTOR, probe.network_kind)
-    env.ip_family = _enum_value(results_pb2.IpFamily.DESCRIPTOR, result.ip_family)
-    env.clock_sync = _enum_value(results_pb2.ClockSync.DESCRIPTOR, clock)
-    env.status = _enum_value(results_pb2.Status.DESCRIPTOR, result.status)
+    env.network_kind = cast(
+        results_pb2.NetworkKind, _enum_value(results_pb2.NetworkKind.DESCRIPTOR, probe.network_kind)
+    )
+    env.ip_family = cast(
+        results_pb2.IpFamily, _enum_value(results_pb2.IpFamily.DESCRIPTOR, result.ip_family)
+    )
+    env.clock_sync = cast(
+        results_pb2.ClockSync, _enum_value(results_pb2.ClockSync.DESCRIPTOR, clock)
+    )
+    env.status = cast(results_pb2.Status, _enum_value(results_pb2.Status.DESCRIPTOR, result.status))
     env.status_reason = result.status_reason
     env.ward_code = probe.ward_code
     env.probe_id = probe.probe_id

@@ -27,6 +27,7 @@ RESULT_TABLES: tuple[str, ...] = tuple(
     f.name for f in results_pb2.Result.DESCRIPTOR.oneofs_by_name["body"].fields
 )
 
+
 @dataclass(frozen=True)
 class IngestLimits:
     """What the aggregator accepts. Documented in docs/ingest.md."""
@@ -50,27 +51,77 @@ Row = tuple[object, ...]
 # The columns read from each result, in the order the readers below return
 # them. Enums are still numbers here; `_finish` maps them to words.
 ENVELOPE_COLUMNS = (
-    "index", "result_id", "claimed_probe_id", "ward_code", "measured_at", "agent_version",
-    "interface", "network_kind", "ip_family", "clock_sync", "tool", "tool_version", "server",
-    "server_port", "duration_s", "streams", "status", "status_reason",
+    "index",
+    "result_id",
+    "claimed_probe_id",
+    "ward_code",
+    "measured_at",
+    "agent_version",
+    "interface",
+    "network_kind",
+    "ip_family",
+    "clock_sync",
+    "tool",
+    "tool_version",
+    "server",
+    "server_port",
+    "duration_s",
+    "streams",
+    "status",
+    "status_reason",
 )
 BODY_COLUMNS: dict[str, tuple[str, ...]] = {
     "throughput": (
-        "direction", "mbps", "bytes_transferred", "measured_s", "retransmits", "omitted_s",
+        "direction",
+        "mbps",
+        "bytes_transferred",
+        "measured_s",
+        "retransmits",
+        "omitted_s",
     ),
     "latency": (
-        "protocol", "target", "target_port", "packets_sent", "packets_received", "rtt_min_ms",
-        "rtt_median_ms", "rtt_p95_ms", "rtt_max_ms", "jitter_ms", "loss_pct",
+        "protocol",
+        "target",
+        "target_port",
+        "packets_sent",
+        "packets_received",
+        "rtt_min_ms",
+        "rtt_median_ms",
+        "rtt_p95_ms",
+        "rtt_max_ms",
+        "jitter_ms",
+        "loss_pct",
     ),
     "ipv6": (
-        "has_global_address", "has_default_route", "aaaa_resolves", "ipv6_only_tcp_ok",
-        "ipv6_only_connect_ms", "large_packet_ok", "dual_stack_family", "ipv6_capable",
-        "ipv6_preferred", "global_prefix",
+        "has_global_address",
+        "has_default_route",
+        "aaaa_resolves",
+        "ipv6_only_tcp_ok",
+        "ipv6_only_connect_ms",
+        "large_packet_ok",
+        "dual_stack_family",
+        "ipv6_capable",
+        "ipv6_preferred",
+        "global_prefix",
     ),
     "cellular": (
-        "access_tech", "mcc_mnc", "operator_name", "band", "channel", "cell_id", "tac",
-        "rsrp_dbm", "rsrq_db", "sinr_db", "registration_state", "modem_model",
-        "modem_5g_capable", "backend", "nr_band", "nr_rsrp_dbm", "nr_sinr_db",
+        "access_tech",
+        "mcc_mnc",
+        "operator_name",
+        "band",
+        "channel",
+        "cell_id",
+        "tac",
+        "rsrp_dbm",
+        "rsrq_db",
+        "sinr_db",
+        "registration_state",
+        "modem_model",
+        "modem_5g_capable",
+        "backend",
+        "nr_band",
+        "nr_rsrp_dbm",
+        "nr_sinr_db",
     ),
 }
 # Where each column sits in the message, for the field path of a rejection.
@@ -83,48 +134,89 @@ def _read_envelope(index: int, env: results_pb2.Envelope) -> Row:
     method = env.method
     at = env.measured_at
     return (
-        index, env.result_id, env.probe_id, env.ward_code,
+        index,
+        env.result_id,
+        env.probe_id,
+        env.ward_code,
         at.seconds * 1_000_000 + at.nanos // 1000 if env.HasField("measured_at") else None,
-        env.agent_version, env.interface, env.network_kind, env.ip_family, env.clock_sync,
-        method.tool, method.tool_version, method.server, (method.server_port if method.HasField("server_port") else None),
-        (method.duration_s if method.HasField("duration_s") else None), (method.streams if method.HasField("streams") else None), env.status, env.status_reason,
-    )  # fmt: skip
+        env.agent_version,
+        env.interface,
+        env.network_kind,
+        env.ip_family,
+        env.clock_sync,
+        method.tool,
+        method.tool_version,
+        method.server,
+        (method.server_port if method.HasField("server_port") else None),
+        (method.duration_s if method.HasField("duration_s") else None),
+        (method.streams if method.HasField("streams") else None),
+        env.status,
+        env.status_reason,
+    )
 
 
 def _read_throughput(body: results_pb2.ThroughputResult) -> Row:
     return (
-        body.direction, (body.mbps if body.HasField("mbps") else None), (body.bytes_transferred if body.HasField("bytes_transferred") else None),
-        (body.measured_s if body.HasField("measured_s") else None), (body.retransmits if body.HasField("retransmits") else None), (body.omitted_s if body.HasField("omitted_s") else None),
-    )  # fmt: skip
+        body.direction,
+        (body.mbps if body.HasField("mbps") else None),
+        (body.bytes_transferred if body.HasField("bytes_transferred") else None),
+        (body.measured_s if body.HasField("measured_s") else None),
+        (body.retransmits if body.HasField("retransmits") else None),
+        (body.omitted_s if body.HasField("omitted_s") else None),
+    )
 
 
 def _read_latency(body: results_pb2.LatencyResult) -> Row:
     return (
-        body.protocol, body.target, (body.target_port if body.HasField("target_port") else None), body.packets_sent,
-        body.packets_received, (body.rtt_min_ms if body.HasField("rtt_min_ms") else None), (body.rtt_median_ms if body.HasField("rtt_median_ms") else None),
-        (body.rtt_p95_ms if body.HasField("rtt_p95_ms") else None), (body.rtt_max_ms if body.HasField("rtt_max_ms") else None), (body.jitter_ms if body.HasField("jitter_ms") else None),
+        body.protocol,
+        body.target,
+        (body.target_port if body.HasField("target_port") else None),
+        body.packets_sent,
+        body.packets_received,
+        (body.rtt_min_ms if body.HasField("rtt_min_ms") else None),
+        (body.rtt_median_ms if body.HasField("rtt_median_ms") else None),
+        (body.rtt_p95_ms if body.HasField("rtt_p95_ms") else None),
+        (body.rtt_max_ms if body.HasField("rtt_max_ms") else None),
+        (body.jitter_ms if body.HasField("jitter_ms") else None),
         (body.loss_pct if body.HasField("loss_pct") else None),
-    )  # fmt: skip
+    )
 
 
 def _read_ipv6(body: results_pb2.Ipv6Result) -> Row:
     return (
-        (body.has_global_address if body.HasField("has_global_address") else None), (body.has_default_route if body.HasField("has_default_route") else None),
-        (body.aaaa_resolves if body.HasField("aaaa_resolves") else None), (body.ipv6_only_tcp_ok if body.HasField("ipv6_only_tcp_ok") else None),
-        (body.ipv6_only_connect_ms if body.HasField("ipv6_only_connect_ms") else None), (body.large_packet_ok if body.HasField("large_packet_ok") else None),
-        body.dual_stack_family, (body.ipv6_capable if body.HasField("ipv6_capable") else None), (body.ipv6_preferred if body.HasField("ipv6_preferred") else None),
+        (body.has_global_address if body.HasField("has_global_address") else None),
+        (body.has_default_route if body.HasField("has_default_route") else None),
+        (body.aaaa_resolves if body.HasField("aaaa_resolves") else None),
+        (body.ipv6_only_tcp_ok if body.HasField("ipv6_only_tcp_ok") else None),
+        (body.ipv6_only_connect_ms if body.HasField("ipv6_only_connect_ms") else None),
+        (body.large_packet_ok if body.HasField("large_packet_ok") else None),
+        body.dual_stack_family,
+        (body.ipv6_capable if body.HasField("ipv6_capable") else None),
+        (body.ipv6_preferred if body.HasField("ipv6_preferred") else None),
         body.global_prefix,
-    )  # fmt: skip
+    )
 
 
 def _read_cellular(body: results_pb2.CellularObservation) -> Row:
     return (
-        body.access_tech, body.mcc_mnc, body.operator_name, (body.band if body.HasField("band") else None),
-        (body.channel if body.HasField("channel") else None), body.cell_id, body.tac, (body.rsrp_dbm if body.HasField("rsrp_dbm") else None),
-        (body.rsrq_db if body.HasField("rsrq_db") else None), (body.sinr_db if body.HasField("sinr_db") else None), body.registration_state,
-        body.modem_model, (body.modem_5g_capable if body.HasField("modem_5g_capable") else None), body.backend, (body.nr_band if body.HasField("nr_band") else None),
-        (body.nr_rsrp_dbm if body.HasField("nr_rsrp_dbm") else None), (body.nr_sinr_db if body.HasField("nr_sinr_db") else None),
-    )  # fmt: skip
+        body.access_tech,
+        body.mcc_mnc,
+        body.operator_name,
+        (body.band if body.HasField("band") else None),
+        (body.channel if body.HasField("channel") else None),
+        body.cell_id,
+        body.tac,
+        (body.rsrp_dbm if body.HasField("rsrp_dbm") else None),
+        (body.rsrq_db if body.HasField("rsrq_db") else None),
+        (body.sinr_db if body.HasField("sinr_db") else None),
+        body.registration_state,
+        body.modem_model,
+        (body.modem_5g_capable if body.HasField("modem_5g_capable") else None),
+        body.backend,
+        (body.nr_band if body.HasField("nr_band") else None),
+        (body.nr_rsrp_dbm if body.HasField("nr_rsrp_dbm") else None),
+        (body.nr_sinr_db if body.HasField("nr_sinr_db") else None),
+    )
 
 
 _READERS: dict[str, Callable[[object], Row]] = {
@@ -133,6 +225,8 @@ _READERS: dict[str, Callable[[object], Row]] = {
     "ipv6": _read_ipv6,  # type: ignore[dict-item]
     "cellular": _read_cellular,  # type: ignore[dict-item]
 }
+
+
 @dataclass(frozen=True)
 class StreamError:
     """The batch as a whole is unusable: the stream ends with this status."""
@@ -182,7 +276,9 @@ def read_batch(
             "batch",
         ))  # fmt: skip
     if batch.sequence == 0:
-        return ReadOutcome(error=StreamError(code_pb2.INVALID_ARGUMENT, "sequence must be > 0", "sequence"))
+        return ReadOutcome(
+            error=StreamError(code_pb2.INVALID_ARGUMENT, "sequence must be > 0", "sequence")
+        )
     if len(batch.results) > limits.max_batch_results:
         return ReadOutcome(error=StreamError(
             code_pb2.RESOURCE_EXHAUSTED,
@@ -241,5 +337,3 @@ def rejection(
     return ingest_pb2.Rejection(
         index=index, result_id=result_id, code=code, bad_request=bad_request
     )
-
-

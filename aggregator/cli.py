@@ -72,14 +72,23 @@ def summary(
     rows = ward_summary(path)
     table = Table(title=f"Per-ward summary of {path}")
     for column in (
-        "ward", "name", "probes", "tests", "mean download Mb/s",
-        "median latency ms", "IPv6 share",
+        "ward",
+        "name",
+        "probes",
+        "tests",
+        "mean download Mb/s",
+        "median latency ms",
+        "IPv6 share",
     ):
         table.add_column(column)
     for row in rows:
         table.add_row(
-            str(row.ward_code), row.ward_name, str(row.probes), str(row.tests),
-            _fmt(row.mean_download_mbps, "{:.1f}"), _fmt(row.median_latency_ms, "{:.2f}"),
+            str(row.ward_code),
+            row.ward_name,
+            str(row.probes),
+            str(row.tests),
+            _fmt(row.mean_download_mbps, "{:.1f}"),
+            _fmt(row.median_latency_ms, "{:.2f}"),
             _fmt(row.ipv6_share, "{:.0%}"),
         )
     Console().print(table)

@@ -61,6 +61,8 @@ class AggregatorConfig(_Strict):
     schedule: list[ScheduleItem] = Field(default_factory=_default_schedule)
     throughput_duration_s: int = Field(default=10, ge=1, le=120)
     throughput_streams: int = Field(default=4, ge=1, le=64)
+    latency_count: int = Field(default=10, ge=1, le=1000)
+    latency_interval_s: float = Field(default=1.0, ge=0.01, le=60)
     # Seconds between mirrors of the probe registry into the store's `probes` table.
     probe_sync_interval_s: float = Field(default=2.0, gt=0)
     max_batch_results: int = Field(default=5000, ge=1)

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, NoReturn
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
+from google.rpc import code_pb2, error_details_pb2
 
 from aggregator.ca import DEFAULT_PROBE_VALID_DAYS, CertificateAuthority, CsrRejected
 from aggregator.registry import ProbeRegistry, TokenRefused
+from aggregator.rich_status import abort, bad_request, rich_status
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc
 
 _log = logging.getLogger(__name__)
@@ -36,35 +34,18 @@ MAX_HOSTNAME_CHARS = 253
 MAX_AGENT_VERSION_CHARS = 64
 
 
-def _packed(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
-    detail = any_pb2.Any()
-    detail.Pack(message)
-    return detail
-
-
 def _token_refused_status(exc: TokenRefused) -> grpc.Status:
-    status = status_pb2.Status(
-        code=code_pb2.UNAUTHENTICATED,
-        message=str(exc),
-        details=[_packed(error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN))],
+    return rich_status(
+        code_pb2.UNAUTHENTICATED,
+        str(exc),
+        error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN),
     )
-    return rpc_status.to_status(status)
 
 
 def _bad_request_status(field: str, description: str) -> grpc.Status:
-    violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
-    status = status_pb2.Status(
-        code=code_pb2.INVALID_ARGUMENT,
-        message=f"{field}: {description}",
-        details=[_packed(error_details_pb2.BadRequest(field_violations=[violation]))],
+    return rich_status(
+        code_pb2.INVALID_ARGUMENT, f"{field}: {description}", bad_request(field, description)
     )
-    return rpc_status.to_status(status)
-
-
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> NoReturn:
-    """End the call with a rich status (what `abort_with_status` does; the
-    type stubs only know `abort`)."""
-    await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 class EnrolmentServicer(enrolment_pb2_grpc.EnrolmentServicer):
@@ -104,14 +85,14 @@ class EnrolmentServicer(enrolment_pb2_grpc.EnrolmentServicer):
             await asyncio.to_thread(self._registry.check_token, request.bootstrap_token)
         except TokenRefused as exc:
             _log.warning("enrolment refused from %s: %s", context.peer(), exc)
-            await _abort(context, _token_refused_status(exc))
+            await abort(context, _token_refused_status(exc))
         if len(request.hostname) > MAX_HOSTNAME_CHARS:
-            await _abort(
+            await abort(
                 context,
                 _bad_request_status("hostname", f"longer than {MAX_HOSTNAME_CHARS} characters"),
             )
         if len(request.agent_version) > MAX_AGENT_VERSION_CHARS:
-            await _abort(
+            await abort(
                 context,
                 _bad_request_status(
                     "agent_version", f"longer than {MAX_AGENT_VERSION_CHARS} characters"
@@ -124,13 +105,13 @@ class EnrolmentServicer(enrolment_pb2_grpc.EnrolmentServicer):
             )
         except CsrRejected as exc:
             _log.warning("CSR refused from %s: %s", context.peer(), exc)
-            await _abort(context, _bad_request_status(exc.field, exc.description))
+            await abort(context, _bad_request_status(exc.field, exc.description))
         try:
             # Only now is the token used up; a concurrent enrolment with the
             # same token that got here first wins and this one is refused.
             grant = await asyncio.to_thread(self._registry.redeem_token, request.bootstrap_token)
         except TokenRefused as exc:
-            await _abort(context, _token_refused_status(exc))
+            await abort(context, _token_refused_status(exc))
         record = await asyncio.to_thread(
             self._registry.record_probe,
             probe_id,

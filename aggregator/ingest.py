@@ -13,7 +13,8 @@ rather than many small ones. Acks go out only after the commit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,25 +36,31 @@ from aggregator.batch_reader import (
 from aggregator.store import Store
 from wardprobe.v1 import ingest_pb2, results_pb2
 
-_NETWORK_KIND = {results_pb2.NETWORK_KIND_FIXED: "fixed", results_pb2.NETWORK_KIND_MOBILE: "mobile"}
-_IP_FAMILY = {
+_NETWORK_KIND: dict[int, str | None] = {
+    results_pb2.NETWORK_KIND_FIXED: "fixed",
+    results_pb2.NETWORK_KIND_MOBILE: "mobile",
+}
+_IP_FAMILY: dict[int, str | None] = {
     results_pb2.IP_FAMILY_UNSPECIFIED: None,
     results_pb2.IP_FAMILY_IPV4: "ipv4",
     results_pb2.IP_FAMILY_IPV6: "ipv6",
 }
-_CLOCK_SYNC = {
+_CLOCK_SYNC: dict[int, str | None] = {
     results_pb2.CLOCK_SYNC_UNSPECIFIED: "unknown",
     results_pb2.CLOCK_SYNC_SYNCHRONISED: "synchronised",
     results_pb2.CLOCK_SYNC_UNSYNCHRONISED: "unsynchronised",
     results_pb2.CLOCK_SYNC_UNKNOWN: "unknown",
 }
-_STATUS = {
+_STATUS: dict[int, str | None] = {
     results_pb2.STATUS_OK: "ok",
     results_pb2.STATUS_FAILED: "failed",
     results_pb2.STATUS_SKIPPED: "skipped",
 }
-_DIRECTION = {results_pb2.DIRECTION_DOWNLOAD: "download", results_pb2.DIRECTION_UPLOAD: "upload"}
-_ACCESS_TECH = {
+_DIRECTION: dict[int, str | None] = {
+    results_pb2.DIRECTION_DOWNLOAD: "download",
+    results_pb2.DIRECTION_UPLOAD: "upload",
+}
+_ACCESS_TECH: dict[int, str | None] = {
     results_pb2.ACCESS_TECH_UNSPECIFIED: None,
     results_pb2.ACCESS_TECH_NONE: "none",
     results_pb2.ACCESS_TECH_GSM: "gsm",
@@ -65,14 +72,22 @@ _ACCESS_TECH = {
 
 
 _ENVELOPE_PATHS = {
-    "result_id": "envelope.result_id", "claimed_probe_id": "envelope.probe_id",
-    "ward_code": "envelope.ward_code", "measured_at": "envelope.measured_at",
-    "agent_version": "envelope.agent_version", "interface": "envelope.interface",
-    "network_kind": "envelope.network_kind", "ip_family": "envelope.ip_family",
-    "clock_sync": "envelope.clock_sync", "tool": "envelope.method.tool",
-    "tool_version": "envelope.method.tool_version", "server": "envelope.method.server",
-    "server_port": "envelope.method.server_port", "duration_s": "envelope.method.duration_s",
-    "streams": "envelope.method.streams", "status": "envelope.status",
+    "result_id": "envelope.result_id",
+    "claimed_probe_id": "envelope.probe_id",
+    "ward_code": "envelope.ward_code",
+    "measured_at": "envelope.measured_at",
+    "agent_version": "envelope.agent_version",
+    "interface": "envelope.interface",
+    "network_kind": "envelope.network_kind",
+    "ip_family": "envelope.ip_family",
+    "clock_sync": "envelope.clock_sync",
+    "tool": "envelope.method.tool",
+    "tool_version": "envelope.method.tool_version",
+    "server": "envelope.method.server",
+    "server_port": "envelope.method.server_port",
+    "duration_s": "envelope.method.duration_s",
+    "streams": "envelope.method.streams",
+    "status": "envelope.status",
     "status_reason": "envelope.status_reason",
 }
 # Text columns stored as NULL when the probe sent "".
@@ -100,7 +115,6 @@ _ENUMS: dict[str, dict[int, str | None]] = {
     "status": _STATUS, "direction": _DIRECTION, "dual_stack_family": _IP_FAMILY,
     "access_tech": _ACCESS_TECH,
 }  # fmt: skip
-
 
 
 @dataclass
@@ -181,9 +195,14 @@ class BatchConverter:
         self._raw_types: dict[str, dict[str, pa.DataType]] = {}
         for table, body in BODY_COLUMNS.items():
             schema = arrow_schemas[table]
-            stored = (set(ENVELOPE_COLUMNS) - {"index", "claimed_probe_id"}) | set(body) | {
-                "probe_id", "received_at",
-            }
+            stored = (
+                (set(ENVELOPE_COLUMNS) - {"index", "claimed_probe_id"})
+                | set(body)
+                | {
+                    "probe_id",
+                    "received_at",
+                }
+            )
             if set(schema.names) != stored:
                 raise RuntimeError(f"schema.sql and ingest.py disagree on table {table}")
             self._raw_types[table] = {
@@ -402,10 +421,8 @@ class GroupCommitter:
             await asyncio.sleep(self._max_delay_s)
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self._executor.shutdown(wait=True)
 
     def submit(self, batch: ReadBatch) -> asyncio.Future[CommitOutcome]:
@@ -470,10 +487,3 @@ class GroupCommitter:
             )
             for i in range(len(group))
         ]
-
-
-def iter_field_violations(ack: ingest_pb2.BatchAck) -> Iterator[tuple[int, str, str]]:
-    """(index, field, reason) for every refused result of an ack (for logs and the CLI)."""
-    for rejection in ack.rejected:
-        for violation in rejection.bad_request.field_violations:
-            yield rejection.index, violation.field, violation.description

@@ -20,19 +20,19 @@ import signal
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
+from google.rpc import code_pb2
 
+from aggregator.batch_reader import RESULT_TABLES, IngestLimits, read_batch
 from aggregator.ca import CertificateAuthority, server_credentials
 from aggregator.config import AggregatorConfig
 from aggregator.enrolment_service import EnrolmentServicer
-from aggregator.batch_reader import IngestLimits, read_batch
 from aggregator.ingest import BatchConverter, GroupCommitter, ReadBatch
 from aggregator.registry import IdentityRefused, ProbeIdentity, ProbeRecord, ProbeRegistry
-from aggregator.store import RESULT_TABLES, ProbeRow, Store
+from aggregator.rich_status import abort, bad_request, rich_status
+from aggregator.store import ProbeRow, Store
 from aggregator.wards import can_tho_wards, ward_name
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, ingest_pb2
 
@@ -42,34 +42,22 @@ _INGEST_SERVICE = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
 
 
 def _status(code: int, message: str, field: str | None = None) -> grpc.Status:
-    details = []
-    if field is not None:
-        detail = any_pb2.Any()
-        detail.Pack(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=field, description=message)
-                ]
-            )
-        )
-        details.append(detail)
-    return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=details))
+    if field is None:
+        return rich_status(code, message)
+    return rich_status(code, message, bad_request(field, message))
 
 
 async def _identify(
-    registry: ProbeRegistry, context: grpc.aio.ServicerContext[object, object]
+    registry: ProbeRegistry, context: grpc.aio.ServicerContext[Any, Any]
 ) -> ProbeIdentity:
     """The calling probe, from its verified client certificate."""
     pems = context.auth_context().get("x509_pem_cert")
     if not pems:
-        await context.abort_with_status(
-            _status(code_pb2.UNAUTHENTICATED, "no client certificate")
-        )
+        await abort(context, _status(code_pb2.UNAUTHENTICATED, "no client certificate"))
     try:
-        return await asyncio.to_thread(registry.identify, pems[0])
+        return await asyncio.to_thread(registry.identify, next(iter(pems)))
     except IdentityRefused as err:
-        await context.abort_with_status(_status(code_pb2.UNAUTHENTICATED, str(err)))
-        raise  # not reached: abort raises
+        await abort(context, _status(code_pb2.UNAUTHENTICATED, str(err)))
 
 
 class IngestServicer:
@@ -94,12 +82,12 @@ class IngestServicer:
         self._limits = limits
         self._readers = readers
 
-    def handler(self) -> grpc.GenericRpcHandler:
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return grpc.method_handlers_generic_handler(
             _INGEST_SERVICE,
             {
                 "Upload": grpc.stream_stream_rpc_method_handler(
-                    self.Upload,  # type: ignore[arg-type]
+                    self.Upload,
                     request_deserializer=None,
                     response_serializer=ingest_pb2.BatchAck.SerializeToString,
                 )
@@ -111,7 +99,7 @@ class IngestServicer:
         request_iterator: AsyncIterator[bytes],
         context: grpc.aio.ServicerContext[bytes, ingest_pb2.BatchAck],
     ) -> AsyncIterator[ingest_pb2.BatchAck]:
-        probe = await _identify(self._registry, context)  # type: ignore[arg-type]
+        probe = await _identify(self._registry, context)
         # Bounded: a fast sender waits for its earlier batches to commit.
         queue: asyncio.Queue[asyncio.Future[ingest_pb2.BatchAck | grpc.Status] | None] = (
             asyncio.Queue(maxsize=8)
@@ -123,12 +111,12 @@ class IngestServicer:
                     answer = await item
                 except Exception as err:  # the store could not commit: the agent retries
                     log.exception("commit failed")
-                    await context.abort_with_status(
-                        _status(code_pb2.UNAVAILABLE, f"the store could not commit: {err}")
+                    await abort(
+                        context, _status(code_pb2.UNAVAILABLE, f"the store could not commit: {err}")
                     )
                     return
                 if isinstance(answer, grpc.Status):
-                    await context.abort_with_status(answer)
+                    await abort(context, answer)
                     return
                 yield answer
             await reader  # surfaces an error of the request stream itself
@@ -192,7 +180,7 @@ class ProbeConfigServicer(enrolment_pb2_grpc.ProbeConfigServicer):
         request: enrolment_pb2.ConfigRequest,
         context: grpc.aio.ServicerContext[enrolment_pb2.ConfigRequest, enrolment_pb2.AgentConfig],
     ) -> enrolment_pb2.AgentConfig:
-        probe = await _identify(self._registry, context)  # type: ignore[arg-type]
+        probe = await _identify(self._registry, context)
         ref = self._config.reference_server
         return enrolment_pb2.AgentConfig(
             probe_id=probe.probe_id,
@@ -219,6 +207,8 @@ class ProbeConfigServicer(enrolment_pb2_grpc.ProbeConfigServicer):
             ),
             throughput_duration_s=self._config.throughput_duration_s,
             throughput_streams=self._config.throughput_streams,
+            latency_count=self._config.latency_count,
+            latency_interval_s=self._config.latency_interval_s,
         )
 
 
@@ -305,7 +295,9 @@ class Aggregator:
         self._sync_task = asyncio.create_task(self._sync_loop(), name="probe-sync")
         log.info(
             "aggregator serving: ingest (mTLS) on %s, enrolment (TLS) on %s, store %s",
-            self.config.ingest_listen, self.config.enrol_listen, self.config.store_path,
+            self.config.ingest_listen,
+            self.config.enrol_listen,
+            self.config.store_path,
         )
 
     def sync_probes(self) -> None:

@@ -21,7 +21,6 @@ import pyarrow as pa
 from aggregator.batch_reader import RESULT_TABLES
 
 
-
 @dataclass(frozen=True)
 class ProbeRow:
     """One row of the `probes` table, as the registry knows the probe."""
@@ -75,9 +74,17 @@ class Store:
         """Mirror the registry's probes into the `probes` table (small; whole refresh)."""
         rows = [
             (
-                p.probe_id, p.ward_code, p.ward_name, p.site_class, p.hostname,
-                p.agent_version, p.enrolled_at, p.cert_serial, p.cert_not_after,
-                p.cert_state, p.revoked_at,
+                p.probe_id,
+                p.ward_code,
+                p.ward_name,
+                p.site_class,
+                p.hostname,
+                p.agent_version,
+                p.enrolled_at,
+                p.cert_serial,
+                p.cert_not_after,
+                p.cert_state,
+                p.revoked_at,
             )
             for p in probes
         ]

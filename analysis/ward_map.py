@@ -19,8 +19,13 @@ from aggregator.wards import can_tho_wards
 from analysis.summary import WardSummary, ward_summary
 
 # Download colour classes, Mb/s (lower bound inclusive), light to dark.
-_DOWNLOAD_CLASSES = ((0, "#fee5d9"), (25, "#fcae91"), (100, "#fb6a4a"), (300, "#de2d26"),
-                     (900, "#a50f15"))
+_DOWNLOAD_CLASSES = (
+    (0, "#fee5d9"),
+    (25, "#fcae91"),
+    (100, "#fb6a4a"),
+    (300, "#de2d26"),
+    (900, "#a50f15"),
+)
 _NO_DATA = "#e0e0e0"
 
 
@@ -45,8 +50,11 @@ def ward_map_geojson(rows: list[WardSummary]) -> dict[str, Any]:
             "name": feature["properties"].get("name"),
             "registry_name": registry[code].name if code in registry else None,
             "in_registry": code in registry,
-            "probes": 0, "tests": 0, "mean_download_mbps": None,
-            "median_latency_ms": None, "ipv6_share": None,
+            "probes": 0,
+            "tests": 0,
+            "mean_download_mbps": None,
+            "median_latency_ms": None,
+            "ipv6_share": None,
         }
         if summary is not None:
             props.update({k: v for k, v in asdict(summary).items() if k != "ward_name"})
@@ -84,7 +92,7 @@ def ward_map_svg(collection: dict[str, Any], width_px: int = 900) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width_px}" '
         f'height="{height_px + legend_h}" font-family="sans-serif" font-size="13">',
-        f'<title>Tốc độ tải xuống trung bình theo phường/xã (Mb/s)</title>',
+        "<title>Tốc độ tải xuống trung bình theo phường/xã (Mb/s)</title>",
     ]
     for feature in collection["features"]:
         props = feature["properties"]
@@ -97,7 +105,9 @@ def ward_map_svg(collection: dict[str, Any], width_px: int = 900) -> str:
             paths.append(f"M{coords}Z")
         mbps = props["mean_download_mbps"]
         label = f"{props['name']} ({props['ward_code']}): " + (
-            "chưa có dữ liệu / no data" if mbps is None else f"{mbps:.1f} Mb/s, {props['probes']} probes"
+            "chưa có dữ liệu / no data"
+            if mbps is None
+            else f"{mbps:.1f} Mb/s, {props['probes']} probes"
         )
         parts.append(
             f'<path d="{" ".join(paths)}" fill="{_colour(mbps)}" stroke="#555" '

@@ -79,8 +79,10 @@ def main(
         if city is not None:
             city.close()
     _report(console, deployment, out)
-    console.print(f"\n[bold]demo finished in {time.monotonic() - started:.0f} s[/bold]; "
-                  f"everything is in {out}")
+    console.print(
+        f"\n[bold]demo finished in {time.monotonic() - started:.0f} s[/bold]; "
+        f"everything is in {out}"
+    )
     if failures:
         console.print(f"[red]{failures} step(s) failed; see above and {out / 'logs'}[/red]")
         raise typer.Exit(code=1)
@@ -95,8 +97,11 @@ def _run(console: Console, deployment: Deployment, cycles: int) -> int:
     failures = 0
     _step(console, "central site: creating the CA and aggregator.toml")
     deployment.init_central()
-    _step(console, "central site: starting the aggregator (mTLS ingest, enrolment) "
-                   "and the reference server (iperf3 pool, TCP echo, DNS)")
+    _step(
+        console,
+        "central site: starting the aggregator (mTLS ingest, enrolment) "
+        "and the reference server (iperf3 pool, TCP echo, DNS)",
+    )
     deployment.start_aggregator()
     deployment.start_reference_server()
 
@@ -104,10 +109,17 @@ def _run(console: Console, deployment: Deployment, cycles: int) -> int:
     for probe in DEMO_PROBES:
         profile: LinkProfile | None = PROFILES[probe.profile] if deployment.city else None
         box = deployment.add_probe(probe.name, probe.ward_code, probe.site_class, profile)
-        line = (f"{profile.down_mbps:g}/{profile.up_mbps:g} Mb/s {profile.network_kind}"
-                f"{'' if profile.ipv6 else ', IPv4 only'}" if profile else "loopback")
-        _step(console, f"enrolled {box.name} as {box.probe_id} in ward {box.ward_code} "
-                       f"({box.site_class}; {line})")
+        line = (
+            f"{profile.down_mbps:g}/{profile.up_mbps:g} Mb/s {profile.network_kind}"
+            f"{'' if profile.ipv6 else ', IPv4 only'}"
+            if profile
+            else "loopback"
+        )
+        _step(
+            console,
+            f"enrolled {box.name} as {box.probe_id} in ward {box.ward_code} "
+            f"({box.site_class}; {line})",
+        )
         boxes.append(box)
 
     for cycle in range(1, cycles + 1):
@@ -118,8 +130,10 @@ def _run(console: Console, deployment: Deployment, cycles: int) -> int:
                 failures += 1
                 console.print(f"[red]{box.name}: agent exited {code}[/red]\n{stderr[-2000:]}")
             summary = ", ".join(_short(r) for r in results)
-            _step(console, f"cycle {cycle}/{cycles} {box.name} "
-                           f"({time.monotonic() - t0:.0f} s): {summary}")
+            _step(
+                console,
+                f"cycle {cycle}/{cycles} {box.name} ({time.monotonic() - t0:.0f} s): {summary}",
+            )
 
     _step(console, "stopping the aggregator (SIGTERM: in-flight batches commit first)")
     code = deployment.stop_aggregator()
@@ -138,7 +152,9 @@ def _short(result: dict[str, object]) -> str:
         assert isinstance(body, dict)
         direction = str(body.get("direction", "")).removeprefix("DIRECTION_").lower()
         mbps = body.get("mbps")
-        return f"{direction} {mbps:.1f} Mb/s" if isinstance(mbps, float) else f"{direction} {status}"
+        return (
+            f"{direction} {mbps:.1f} Mb/s" if isinstance(mbps, float) else f"{direction} {status}"
+        )
     if "latency" in result:
         body = result["latency"]
         assert isinstance(body, dict)
@@ -156,34 +172,69 @@ def _report(console: Console, deployment: Deployment, out: Path) -> None:
     store = deployment.store_path
     rows = ward_summary(store)
     table = Table(title="Per-ward summary (all stored tests of this run)")
-    for column in ("ward", "name", "probes", "tests", "mean download Mb/s",
-                   "median latency ms", "IPv6 share"):
+    for column in (
+        "ward",
+        "name",
+        "probes",
+        "tests",
+        "mean download Mb/s",
+        "median latency ms",
+        "IPv6 share",
+    ):
         table.add_column(column, justify="right" if column != "name" else "left")
-    lines = ["ward_code\tward_name\tprobes\ttests\tmean_download_mbps\tmedian_latency_ms\tipv6_share"]
+    lines = [
+        "ward_code\tward_name\tprobes\ttests\tmean_download_mbps\tmedian_latency_ms\tipv6_share"
+    ]
     for row in rows:
         table.add_row(
-            str(row.ward_code), row.ward_name, str(row.probes), str(row.tests),
+            str(row.ward_code),
+            row.ward_name,
+            str(row.probes),
+            str(row.tests),
             "n/a" if row.mean_download_mbps is None else f"{row.mean_download_mbps:.1f}",
             "n/a" if row.median_latency_ms is None else f"{row.median_latency_ms:.2f}",
             "n/a" if row.ipv6_share is None else f"{row.ipv6_share:.0%}",
         )
-        lines.append("\t".join(str(v) for v in (
-            row.ward_code, row.ward_name, row.probes, row.tests, row.mean_download_mbps,
-            row.median_latency_ms, row.ipv6_share)))
+        lines.append(
+            "\t".join(
+                str(v)
+                for v in (
+                    row.ward_code,
+                    row.ward_name,
+                    row.probes,
+                    row.tests,
+                    row.mean_download_mbps,
+                    row.median_latency_ms,
+                    row.ipv6_share,
+                )
+            )
+        )
     console.print(table)
     (out / "ward_summary.tsv").write_text("\n".join(lines) + "\n", "utf-8")
 
     by_probe = _downloads_by_probe(store)
     if deployment.city is not None:
         table = Table(title="Download reported by each probe next to its shaped line rate")
-        for column in ("probe", "profile", "shaped down Mb/s", "reported down Mb/s (mean)",
-                       "shaped up Mb/s", "reported up Mb/s (mean)"):
+        for column in (
+            "probe",
+            "profile",
+            "shaped down Mb/s",
+            "reported down Mb/s (mean)",
+            "shaped up Mb/s",
+            "reported up Mb/s (mean)",
+        ):
             table.add_column(column)
         for probe in DEMO_PROBES:
             profile = PROFILES[probe.profile]
             down, up = by_probe.get(probe.name, (None, None))
-            table.add_row(probe.name, probe.profile, f"{profile.down_mbps:g}", _fmt(down),
-                          f"{profile.up_mbps:g}", _fmt(up))
+            table.add_row(
+                probe.name,
+                probe.profile,
+                f"{profile.down_mbps:g}",
+                _fmt(down),
+                f"{profile.up_mbps:g}",
+                _fmt(up),
+            )
         console.print(table)
     geojson, svg = write_ward_map(store, out)
     console.print(f"ward map: {geojson} and {svg}")
@@ -201,8 +252,7 @@ def _downloads_by_probe(store: Path) -> dict[str, tuple[float | None, float | No
 
     with duckdb.connect(str(store), read_only=True) as con:
         rows = con.execute(
-            "select probe_id, direction, avg(mbps) from throughput "
-            "where status = 'ok' group by all"
+            "select probe_id, direction, avg(mbps) from throughput where status = 'ok' group by all"
         ).fetchall()
     names = {
         json.loads((state / "enrolment.json").read_text("utf-8"))["probe_id"]: state.name

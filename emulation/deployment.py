@@ -86,6 +86,8 @@ class Deployment:
     ports: CentralPorts = field(default_factory=CentralPorts)
     throughput_duration_s: int = 5
     throughput_streams: int = 4
+    latency_count: int = 10
+    latency_interval_s: float = 0.2
     python: str = sys.executable
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
@@ -125,7 +127,8 @@ class Deployment:
         done = subprocess.run(full, capture_output=True, text=True, timeout=timeout_s, check=False)
         if done.returncode != 0:
             raise DeploymentError(
-                f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr.strip()}\n{done.stdout.strip()}"
+                f"{' '.join(argv)} exited {done.returncode}:\n"
+                f"{done.stderr.strip()}\n{done.stdout.strip()}"
             )
         return done.stdout
 
@@ -136,8 +139,15 @@ class Deployment:
         self.aggregator_dir.mkdir(parents=True, exist_ok=True)
         names = ["localhost", self.reference_ipv4, self.reference_ipv6, "127.0.0.1"]
         if not (self.aggregator_dir / "ca.crt").exists():
-            argv = [self.python, "-m", "aggregator", "ca", "init",
-                    "--state-dir", str(self.aggregator_dir)]
+            argv = [
+                self.python,
+                "-m",
+                "aggregator",
+                "ca",
+                "init",
+                "--state-dir",
+                str(self.aggregator_dir),
+            ]
             for name in dict.fromkeys(names):
                 argv += ["--server-name", name]
             self.run(None, argv)
@@ -151,6 +161,8 @@ enrol_listen = "[::]:{ports.enrol}"
 ingest_public_address = "{host}:{ports.ingest}"
 throughput_duration_s = {self.throughput_duration_s}
 throughput_streams = {self.throughput_streams}
+latency_count = {self.latency_count}
+latency_interval_s = {self.latency_interval_s}
 probe_sync_interval_s = 0.5
 grace_period_s = 5.0
 
@@ -183,20 +195,30 @@ interval_s = 21600
         self.aggregator_config_path.write_text(config, "utf-8")
 
     def _start(self, name: str, netns: str | None, argv: Sequence[str]) -> None:
-        log = (self.workdir / "logs" / f"{name}.log")
+        log = self.workdir / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         handle = log.open("ab")
         self._logs.append(handle)
         self._processes[name] = subprocess.Popen(
-            self._argv(netns, argv), stdout=handle, stderr=subprocess.STDOUT,
+            self._argv(netns, argv),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
     def start_aggregator(self) -> None:
         """Start `wardprobe-aggregator serve` and wait until both ports answer."""
         self._start(
-            "aggregator", self.central_netns,
-            [self.python, "-m", "aggregator", "serve", "--config", str(self.aggregator_config_path)],
+            "aggregator",
+            self.central_netns,
+            [
+                self.python,
+                "-m",
+                "aggregator",
+                "serve",
+                "--config",
+                str(self.aggregator_config_path),
+            ],
         )
         self.wait_for_tcp(self.reference_ipv4, self.ports.ingest, "aggregator")
         self.wait_for_tcp(self.reference_ipv4, self.ports.enrol, "aggregator")
@@ -209,15 +231,29 @@ interval_s = 21600
         """Start the reference server: iperf3 pool, TCP echo, DNS."""
         ports = self.ports
         argv = [
-            self.python, "-m", "aggregator", "reference-server", "serve",
-            "--listen", self.reference_ipv4, "--listen", self.reference_ipv6,
-            "--iperf3-ports", ",".join(str(p) for p in ports.iperf3),
-            "--echo-port", str(ports.echo),
-            "--dns-port", str(ports.dns),
-            "--ipv6-only-name", IPV6_ONLY_NAME,
-            "--dual-stack-name", DUAL_STACK_NAME,
-            "--answer-ipv4", self.reference_ipv4,
-            "--answer-ipv6", self.reference_ipv6,
+            self.python,
+            "-m",
+            "aggregator",
+            "reference-server",
+            "serve",
+            "--listen",
+            self.reference_ipv4,
+            "--listen",
+            self.reference_ipv6,
+            "--iperf3-ports",
+            ",".join(str(p) for p in ports.iperf3),
+            "--echo-port",
+            str(ports.echo),
+            "--dns-port",
+            str(ports.dns),
+            "--ipv6-only-name",
+            IPV6_ONLY_NAME,
+            "--dual-stack-name",
+            DUAL_STACK_NAME,
+            "--answer-ipv4",
+            self.reference_ipv4,
+            "--answer-ipv6",
+            self.reference_ipv6,
         ]
         self._start("reference-server", self.central_netns, argv)
         self.wait_for_tcp(self.reference_ipv4, ports.echo, "reference-server")
@@ -227,21 +263,32 @@ interval_s = 21600
     def wait_for_tcp(self, host: str, port: int, process: str, timeout_s: float = 30.0) -> None:
         """Until a TCP connect to host:port succeeds, as seen from the central site."""
         deadline = time.monotonic() + timeout_s
-        probe = [self.python, "-c",
-                 "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()",
-                 host, str(port)]
+        probe = [
+            self.python,
+            "-c",
+            "import socket, sys; "
+            "socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()",
+            host,
+            str(port),
+        ]
         while True:
             proc = self._processes.get(process)
             if proc is not None and proc.poll() is not None:
-                raise DeploymentError(f"{process} exited with {proc.returncode}: {self.log_tail(process)}")
+                raise DeploymentError(
+                    f"{process} exited with {proc.returncode}: {self.log_tail(process)}"
+                )
             if self.central_netns is None:
                 try:
                     socket.create_connection((host, port), 1).close()
                     return
                 except OSError:
                     pass
-            elif subprocess.run(self._argv(self.central_netns, probe), capture_output=True,
-                                check=False).returncode == 0:
+            elif (
+                subprocess.run(
+                    self._argv(self.central_netns, probe), capture_output=True, check=False
+                ).returncode
+                == 0
+            ):
                 return
             if time.monotonic() > deadline:
                 raise DeploymentError(f"{process} did not open {host}:{port} in {timeout_s:.0f} s")
@@ -257,11 +304,24 @@ interval_s = 21600
 
     def create_token(self, ward_code: int, site_class: str) -> str:
         """`wardprobe-aggregator token create`; the token text."""
-        out = self.run(None, [
-            self.python, "-m", "aggregator", "token", "create",
-            "--state-dir", str(self.aggregator_dir), "--ward", str(ward_code),
-            "--site-class", site_class, "--ttl", "1h",
-        ])
+        out = self.run(
+            None,
+            [
+                self.python,
+                "-m",
+                "aggregator",
+                "token",
+                "create",
+                "--state-dir",
+                str(self.aggregator_dir),
+                "--ward",
+                str(ward_code),
+                "--site-class",
+                site_class,
+                "--ttl",
+                "1h",
+            ],
+        )
         match = re.search(r"^token:\s+(\S+)", out, re.MULTILINE)
         if match is None:
             raise DeploymentError(f"token create printed no token:\n{out}")
@@ -288,11 +348,21 @@ interval_s = 21600
             shutil.rmtree(state_dir)
         state_dir.mkdir(parents=True)
         token = self.create_token(ward_code, site_class)
-        self.run(netns, [
-            self.python, "-m", "agent", "enroll",
-            "--aggregator", f"{self.reference_ipv4}:{self.ports.enrol}",
-            "--token", token, "--state-dir", str(state_dir),
-        ])
+        self.run(
+            netns,
+            [
+                self.python,
+                "-m",
+                "agent",
+                "enroll",
+                "--aggregator",
+                f"{self.reference_ipv4}:{self.ports.enrol}",
+                "--token",
+                token,
+                "--state-dir",
+                str(state_dir),
+            ],
+        )
         enrolment = json.loads((state_dir / "enrolment.json").read_text("utf-8"))
         mobile = profile is not None and profile.network_kind == NetworkKind.MOBILE
         iface = host.iface if host else ""
@@ -303,28 +373,38 @@ state_dir = "{state_dir}"
 
 [fixed]
 enabled = {str(not mobile).lower()}
-interface = "{'' if mobile else iface}"
+interface = "{"" if mobile else iface}"
 
 [mobile]
 enabled = {str(mobile).lower()}
-interface = "{iface if mobile else 'wwan0'}"
+interface = "{iface if mobile else "wwan0"}"
 {agent_toml_extra}""",
             "utf-8",
         )
         return ProbeBox(
-            name=name, netns=netns, state_dir=state_dir, config_path=config_path,
-            probe_id=str(enrolment["probe_id"]), ward_code=int(enrolment["ward_code"]),
-            site_class=str(enrolment["site_class"]), profile=profile,
+            name=name,
+            netns=netns,
+            state_dir=state_dir,
+            config_path=config_path,
+            probe_id=str(enrolment["probe_id"]),
+            ward_code=int(enrolment["ward_code"]),
+            site_class=str(enrolment["site_class"]),
+            profile=profile,
         )
 
     def agent_argv(self, box: ProbeBox, *command: str) -> list[str]:
         return [self.python, "-m", "agent", *command, "--config", str(box.config_path)]
 
-    def run_once(self, box: ProbeBox, timeout_s: float = 300.0) -> tuple[int, list[dict[str, Any]], str]:
+    def run_once(
+        self, box: ProbeBox, timeout_s: float = 300.0
+    ) -> tuple[int, list[dict[str, Any]], str]:
         """`wardprobe-agent once` on the box: exit code, the JSON results, stderr."""
         done = subprocess.run(
             self._argv(box.netns, self.agent_argv(box, "once")),
-            capture_output=True, text=True, timeout=timeout_s, check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
         )
         results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
         return done.returncode, results, done.stderr

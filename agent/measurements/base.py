@@ -74,4 +74,6 @@ class MeasurementContext:
     interface: str = ""  # bind tests to this interface ("" = let routing decide)
     throughput_duration_s: int = 10
     throughput_streams: int = 4
+    latency_count: int = 10  # echoes / connects per latency test
+    latency_interval_s: float = 1.0
     timeout_s: float = 60.0  # hard limit for one test, child process included

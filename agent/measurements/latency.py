@@ -115,7 +115,11 @@ class RttSummary:
 def icmp_params_from(ctx: MeasurementContext) -> LatencyParams:
     """ICMP echo to the reference server."""
     return LatencyParams(
-        protocol=LatencyProtocol.ICMP, target=ctx.server_host, interface=ctx.interface
+        protocol=LatencyProtocol.ICMP,
+        target=ctx.server_host,
+        interface=ctx.interface,
+        count=ctx.latency_count,
+        interval_s=ctx.latency_interval_s,
     )
 
 
@@ -127,6 +131,8 @@ def tcp_params_from(ctx: MeasurementContext) -> LatencyParams:
         target=ctx.server_host,
         port=ctx.tcp_echo_port,
         interface=ctx.interface,
+        count=ctx.latency_count,
+        interval_s=ctx.latency_interval_s,
     )
 
 

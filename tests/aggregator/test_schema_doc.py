@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.store import RESULT_TABLES, Store
+from aggregator.batch_reader import RESULT_TABLES
+from aggregator.store import Store
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
 
@@ -38,7 +39,9 @@ def test_documented_columns_match_describe(store: Store, table: str) -> None:
     sections = _sections()
     documented = _documented_columns(sections[table])
     if table in RESULT_TABLES:
-        documented = _documented_columns(sections["Common columns of every result table"]) + documented
+        documented = (
+            _documented_columns(sections["Common columns of every result table"]) + documented
+        )
     described = [(str(r[0]), str(r[1])) for r in store.query(f"describe {table}")]
     assert documented == described
 

@@ -49,7 +49,10 @@ class Central:
     enrol_address: str
 
     async def enrol_probe(
-        self, state_dir: Path, ward_code: int = NINH_KIEU, site_class: SiteClass = SiteClass.HOUSEHOLD
+        self,
+        state_dir: Path,
+        ward_code: int = NINH_KIEU,
+        site_class: SiteClass = SiteClass.HOUSEHOLD,
     ) -> EnrolledProbe:
         token = self.aggregator.registry.create_token(
             ward_code, site_class, timedelta(hours=1), self.aggregator.ca.pin
@@ -114,7 +117,9 @@ def throughput_result(
     return message
 
 
-def raw_upload(channel: grpc.aio.Channel) -> grpc.aio.StreamStreamMultiCallable:
+def raw_upload(
+    channel: grpc.aio.Channel,
+) -> grpc.aio.StreamStreamMultiCallable[bytes, ingest_pb2.BatchAck]:
     """The Upload method with requests as raw bytes (to send malformed ones)."""
     return channel.stream_stream(
         "/wardprobe.v1.Ingest/Upload",

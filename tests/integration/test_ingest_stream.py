@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import grpc
 import pytest
@@ -25,10 +26,10 @@ from tests.integration.conftest import (
 from wardprobe.v1 import ingest_pb2, ingest_pb2_grpc
 
 
-async def _send(central: Central, state_dir: Path, *batches: ingest_pb2.ResultBatch) -> list[ingest_pb2.BatchAck]:
-    probe_channel = grpc.aio.secure_channel(
-        central.ingest_address, channel_credentials(state_dir)
-    )
+async def _send(
+    central: Central, state_dir: Path, *batches: ingest_pb2.ResultBatch
+) -> list[ingest_pb2.BatchAck]:
+    probe_channel = grpc.aio.secure_channel(central.ingest_address, channel_credentials(state_dir))
     async with probe_channel:
         call = ingest_pb2_grpc.IngestStub(probe_channel).Upload(iter(batches))
         return [ack async for ack in call]
@@ -61,10 +62,22 @@ async def test_bad_results_are_refused_by_field_and_the_good_ones_stored(
     bad = {
         2: (throughput_result(ward_code=1), "envelope.ward_code", code_pb2.INVALID_ARGUMENT),
         3: (throughput_result(mbps=math.nan), "throughput.mbps", code_pb2.INVALID_ARGUMENT),
-        4: (throughput_result(measured_at=next_year), "envelope.measured_at", code_pb2.INVALID_ARGUMENT),
+        4: (
+            throughput_result(measured_at=next_year),
+            "envelope.measured_at",
+            code_pb2.INVALID_ARGUMENT,
+        ),
         5: (throughput_result(mbps=-5.0), "throughput.mbps", code_pb2.INVALID_ARGUMENT),
-        6: (throughput_result(result_id=random_uuid4()), "envelope.result_id", code_pb2.INVALID_ARGUMENT),
-        7: (throughput_result(probe_id="wp-someone-else"), "envelope.probe_id", code_pb2.PERMISSION_DENIED),
+        6: (
+            throughput_result(result_id=random_uuid4()),
+            "envelope.result_id",
+            code_pb2.INVALID_ARGUMENT,
+        ),
+        7: (
+            throughput_result(probe_id="wp-someone-else"),
+            "envelope.probe_id",
+            code_pb2.PERMISSION_DENIED,
+        ),
     }
     batch = ingest_pb2.ResultBatch(sequence=7, results=good + [r for r, _, _ in bad.values()])
 
@@ -84,22 +97,30 @@ async def test_bad_results_are_refused_by_field_and_the_good_ones_stored(
     assert stored == [(NINH_KIEU, 50.0), (CAI_KHE, 60.0)]
 
 
-async def test_a_resent_result_never_changes_what_is_stored(central: Central, tmp_path: Path) -> None:
+async def test_a_resent_result_never_changes_what_is_stored(
+    central: Central, tmp_path: Path
+) -> None:
     probe = await central.enrol_probe(tmp_path / "probe")
     original = throughput_result(mbps=123.0)
     altered = throughput_result(mbps=999.0, result_id=original.envelope.result_id)
 
     await _send(central, probe.state_dir, ingest_pb2.ResultBatch(sequence=1, results=[original]))
-    (ack,) = await _send(central, probe.state_dir, ingest_pb2.ResultBatch(sequence=1, results=[altered]))
+    (ack,) = await _send(
+        central, probe.state_dir, ingest_pb2.ResultBatch(sequence=1, results=[altered])
+    )
 
     assert (ack.stored, ack.duplicates) == (0, 1)
     assert central.aggregator.store.query("select mbps from throughput") == [(123.0,)]
 
 
-async def _stream_error(central: Central, state_dir: Path, *messages: bytes) -> grpc.aio.AioRpcError:
+async def _stream_error(
+    central: Central, state_dir: Path, *messages: bytes
+) -> grpc.aio.AioRpcError:
     from agent.enrolment import channel_credentials
 
-    async with grpc.aio.secure_channel(central.ingest_address, channel_credentials(state_dir)) as channel:
+    async with grpc.aio.secure_channel(
+        central.ingest_address, channel_credentials(state_dir)
+    ) as channel:
         call = raw_upload(channel)(iter(messages))
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             async for _ in call:
@@ -126,7 +147,8 @@ async def test_bytes_that_are_not_a_batch_get_invalid_argument(
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert expected in (error.details() or "")
-    status = rpc_status.from_call(error)
+    # from_call reads code, details and trailers, which an AioRpcError has too.
+    status = rpc_status.from_call(cast(grpc.Call, error))
     assert status is not None
     bad_request = error_details_pb2.BadRequest()
     assert status.details[0].Unpack(bad_request)
@@ -175,7 +197,9 @@ async def test_oversized_batches_get_resource_exhausted(central: Central, tmp_pa
         sequence=1, results=[throughput_result() for _ in range(limit + 1)]
     ).SerializeToString()
     too_large = ingest_pb2.ResultBatch(sequence=2, results=[throughput_result()])
-    too_large.results[0].envelope.status_reason = "x" * (central.aggregator.limits.max_message_bytes + 1)
+    too_large.results[0].envelope.status_reason = "x" * (
+        central.aggregator.limits.max_message_bytes + 1
+    )
 
     by_count = await _stream_error(central, probe.state_dir, too_many)
     by_bytes = await _stream_error(central, probe.state_dir, too_large.SerializeToString())
@@ -186,9 +210,13 @@ async def test_oversized_batches_get_resource_exhausted(central: Central, tmp_pa
     assert central.aggregator.store.count("throughput") == 0
 
 
-async def test_a_revoked_probe_is_refused_from_the_next_call(central: Central, tmp_path: Path) -> None:
+async def test_a_revoked_probe_is_refused_from_the_next_call(
+    central: Central, tmp_path: Path
+) -> None:
     probe = await central.enrol_probe(tmp_path / "probe")
-    await _send(central, probe.state_dir, ingest_pb2.ResultBatch(sequence=1, results=[throughput_result()]))
+    await _send(
+        central, probe.state_dir, ingest_pb2.ResultBatch(sequence=1, results=[throughput_result()])
+    )
 
     central.aggregator.registry.revoke(probe.probe_id)
     error = await _stream_error(

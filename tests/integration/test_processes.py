@@ -102,7 +102,7 @@ def test_results_wait_in_the_spool_while_the_aggregator_is_down(deployment: Depl
         union all select result_id::varchar from ipv6
         """,
     )
-    assert sorted(r[0] for r in stored) == sorted(ids)  # none lost, none doubled
+    assert sorted(str(r[0]) for r in stored) == sorted(ids)  # none lost, none doubled
 
 
 def test_sigkill_in_the_middle_of_an_upload_loses_and_doubles_nothing(
@@ -130,12 +130,15 @@ def test_sigkill_in_the_middle_of_an_upload_loses_and_doubles_nothing(
     assert 0 < left < total
 
     again = subprocess.run(
-        deployment.agent_argv(box, "upload"), capture_output=True, text=True, check=False,
+        deployment.agent_argv(box, "upload"),
+        capture_output=True,
+        text=True,
+        check=False,
         timeout=300,
     )
     assert again.returncode == 0, again.stderr
     assert _spool_depth(box) == 0
-    (count, distinct), = _store_rows(
+    ((count, distinct),) = _store_rows(
         deployment, "select count(*), count(distinct result_id) from throughput"
     )
     assert (count, distinct) == (total, total)
@@ -147,8 +150,14 @@ def test_a_used_token_is_refused_and_the_box_stays_unenrolled(
     token = deployment.create_token(NINH_KIEU, "household")
     first_dir, second_dir = tmp_path / "first", tmp_path / "second"
     enroll = [
-        deployment.python, "-m", "agent", "enroll",
-        "--aggregator", f"127.0.0.1:{deployment.ports.enrol}", "--token", token,
+        deployment.python,
+        "-m",
+        "agent",
+        "enroll",
+        "--aggregator",
+        f"127.0.0.1:{deployment.ports.enrol}",
+        "--token",
+        token,
     ]
     ok = subprocess.run([*enroll, "--state-dir", str(first_dir)], capture_output=True, text=True)
     refused = subprocess.run(

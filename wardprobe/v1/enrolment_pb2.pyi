@@ -83,7 +83,7 @@ class ReferenceServer(_message.Message):
     def __init__(self, host: _Optional[str] = ..., iperf3_ports: _Optional[_Iterable[int]] = ..., tcp_echo_port: _Optional[int] = ..., ipv6_only_host: _Optional[str] = ..., dual_stack_host: _Optional[str] = ..., dns_server: _Optional[str] = ..., dns_port: _Optional[int] = ...) -> None: ...
 
 class AgentConfig(_message.Message):
-    __slots__ = ("probe_id", "ward_code", "ward_name", "site_class", "schedule", "reference_server", "throughput_duration_s", "throughput_streams")
+    __slots__ = ("probe_id", "ward_code", "ward_name", "site_class", "schedule", "reference_server", "throughput_duration_s", "throughput_streams", "latency_count", "latency_interval_s")
     PROBE_ID_FIELD_NUMBER: _ClassVar[int]
     WARD_CODE_FIELD_NUMBER: _ClassVar[int]
     WARD_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,8 @@ class AgentConfig(_message.Message):
     REFERENCE_SERVER_FIELD_NUMBER: _ClassVar[int]
     THROUGHPUT_DURATION_S_FIELD_NUMBER: _ClassVar[int]
     THROUGHPUT_STREAMS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
     probe_id: str
     ward_code: int
     ward_name: str
@@ -100,4 +102,6 @@ class AgentConfig(_message.Message):
     reference_server: ReferenceServer
     throughput_duration_s: int
     throughput_streams: int
-    def __init__(self, probe_id: _Optional[str] = ..., ward_code: _Optional[int] = ..., ward_name: _Optional[str] = ..., site_class: _Optional[str] = ..., schedule: _Optional[_Iterable[_Union[ScheduleEntry, _Mapping]]] = ..., reference_server: _Optional[_Union[ReferenceServer, _Mapping]] = ..., throughput_duration_s: _Optional[int] = ..., throughput_streams: _Optional[int] = ...) -> None: ...
+    latency_count: int
+    latency_interval_s: float
+    def __init__(self, probe_id: _Optional[str] = ..., ward_code: _Optional[int] = ..., ward_name: _Optional[str] = ..., site_class: _Optional[str] = ..., schedule: _Optional[_Iterable[_Union[ScheduleEntry, _Mapping]]] = ..., reference_server: _Optional[_Union[ReferenceServer, _Mapping]] = ..., throughput_duration_s: _Optional[int] = ..., throughput_streams: _Optional[int] = ..., latency_count: _Optional[int] = ..., latency_interval_s: _Optional[float] = ...) -> None: ...
