@@ -39,13 +39,29 @@ class ReferenceServerConfig(_Strict):
 
 def _default_schedule() -> list[ScheduleItem]:
     hour = 3600
-    return [
+    fixed = [
         ScheduleItem(measurement="download", interval_s=4 * hour, jitter_s=hour),
         ScheduleItem(measurement="upload", interval_s=4 * hour, jitter_s=hour),
         ScheduleItem(measurement="latency_icmp", interval_s=15 * 60, jitter_s=300),
         ScheduleItem(measurement="latency_tcp", interval_s=15 * 60, jitter_s=300),
         ScheduleItem(measurement="ipv6", interval_s=6 * hour, jitter_s=hour),
     ]
+    # Mobile data costs money: throughput less often than on the fixed line.
+    mobile = [
+        ScheduleItem(
+            measurement="download", interval_s=8 * hour, jitter_s=2 * hour, network_kind="mobile"
+        ),
+        ScheduleItem(
+            measurement="upload", interval_s=8 * hour, jitter_s=2 * hour, network_kind="mobile"
+        ),
+        ScheduleItem(
+            measurement="latency_icmp", interval_s=30 * 60, jitter_s=600, network_kind="mobile"
+        ),
+        ScheduleItem(
+            measurement="ipv6", interval_s=12 * hour, jitter_s=hour, network_kind="mobile"
+        ),
+    ]
+    return fixed + mobile
 
 
 class AggregatorConfig(_Strict):

@@ -126,7 +126,7 @@ def _run(console: Console, deployment: Deployment, cycles: int) -> int:
         for box in boxes:
             t0 = time.monotonic()
             code, results, stderr = deployment.run_once(box)
-            if code != 0:
+            if code != 0 or not results:
                 failures += 1
                 console.print(f"[red]{box.name}: agent exited {code}[/red]\n{stderr[-2000:]}")
             summary = ", ".join(_short(r) for r in results)

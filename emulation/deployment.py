@@ -175,22 +175,48 @@ dual_stack_host = "{DUAL_STACK_NAME}"
 dns_server = "{host}"
 dns_port = {ports.dns}
 
-# One cycle of `wardprobe-agent once` runs each of these once.
+# One cycle of `wardprobe-agent once` runs each of these once, on the lines
+# the probe has (a mobile probe's agent.toml enables only its modem line).
 [[schedule]]
 measurement = "latency_icmp"
 interval_s = 900
+network_kind = "fixed"
 [[schedule]]
 measurement = "latency_tcp"
 interval_s = 900
+network_kind = "fixed"
 [[schedule]]
 measurement = "download"
 interval_s = 14400
+network_kind = "fixed"
 [[schedule]]
 measurement = "upload"
 interval_s = 14400
+network_kind = "fixed"
 [[schedule]]
 measurement = "ipv6"
 interval_s = 21600
+network_kind = "fixed"
+[[schedule]]
+measurement = "latency_icmp"
+interval_s = 900
+network_kind = "mobile"
+[[schedule]]
+measurement = "latency_tcp"
+interval_s = 900
+network_kind = "mobile"
+[[schedule]]
+measurement = "download"
+interval_s = 14400
+network_kind = "mobile"
+[[schedule]]
+measurement = "upload"
+interval_s = 14400
+network_kind = "mobile"
+[[schedule]]
+measurement = "ipv6"
+interval_s = 21600
+network_kind = "mobile"
 """
         self.aggregator_config_path.write_text(config, "utf-8")
 
