@@ -220,16 +220,16 @@ class BatchConverter:
                 continue
             merged = pa.concat_tables([b.tables[kind] for _, b in parts])
             col = {name: merged.column(name).combine_chunks() for name in merged.column_names}
-            col["probe_id"] = pa.array(
-                [b.probe_id for _, b in parts for _ in range(b.tables[kind].num_rows)], pa.string()
-            )
+            sizes = [b.tables[kind].num_rows for _, b in parts]
+            owner = np.repeat(np.array([n for n, _ in parts], dtype=np.int64), sizes)
+            # Per-row copies of per-batch values, built in C (no Python loop per row).
+            position = pa.array(np.repeat(np.arange(len(parts), dtype=np.int32), sizes))
+            col["probe_id"] = pa.DictionaryArray.from_arrays(
+                position, pa.array([b.probe_id for _, b in parts], pa.string())
+            ).cast(pa.string())
             col["received_at"] = pa.array(
-                np.concatenate([
-                    np.full(b.tables[kind].num_rows, _to_micros(b.received_at)) for _, b in parts
-                ]),
-                pa.int64(),
-            )  # fmt: skip
-            owner = np.concatenate([np.full(b.tables[kind].num_rows, n) for n, b in parts])
+                np.repeat(np.array([_to_micros(b.received_at) for _, b in parts]), sizes)
+            )
             verdicts = _Verdicts(col["index"].to_numpy(zero_copy_only=False), kind)
             self._check(kind, col, verdicts)
             for row, (path, reason, code) in verdicts.found.items():
