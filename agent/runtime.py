@@ -12,6 +12,7 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ from agent.config import AgentSettings
 from agent.enrolment import EnrolmentRecord, channel_credentials, load_enrolment
 from agent.measurements import MEASUREMENTS, run_measurement
 from agent.measurements.base import MeasurementContext, MeasurementResult
-from agent.spool import Spool
+from agent.spool import Spool, SpoolFull
 from agent.uploader import Backoff, Uploader, UploadSettings
 from agent.wire import ProbeContext, to_json_dict, to_proto
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, results_pb2
@@ -32,6 +33,8 @@ from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, results_pb2
 log = logging.getLogger(__name__)
 
 CONFIG_CACHE_FILE = "config.json"
+# Results kept in memory while the spool cannot be written (a full SD card).
+_MAX_HELD_IN_MEMORY = 1000
 SPOOL_FILE = "spool.sqlite"
 
 
@@ -80,6 +83,8 @@ class AgentRuntime:
         self.enrolment: EnrolmentRecord = enrolment
         self.spool = Spool(self.state_dir / SPOOL_FILE, settings.spool.max_rows)
         self._rng = rng or random.Random()
+        self._unspooled: deque[tuple[str, str, bytes]] = deque(maxlen=_MAX_HELD_IN_MEMORY)
+        self.results_lost = 0  # held results pushed out while the disk refused writes
         self.target = settings.aggregator or enrolment.ingest_address
         self.uploader = Uploader(
             self.spool,
@@ -182,6 +187,20 @@ class AgentRuntime:
         return EffectiveConfig(schedule, contexts, source)
 
     # --- measuring -----------------------------------------------------
+
+    def _spool(self, item: tuple[str, str, bytes]) -> None:
+        """Write a result to the spool; while the disk refuses (full, read-only),
+        hold results in memory (bounded) and write them once it takes them again."""
+        if len(self._unspooled) == self._unspooled.maxlen:
+            self.results_lost += 1  # the oldest held result falls out of the deque
+        self._unspooled.append(item)
+        while self._unspooled:
+            try:
+                self.spool.add(*self._unspooled[0])
+            except SpoolFull as err:
+                log.error("%s; holding %d results in memory", err, len(self._unspooled))
+                return
+            self._unspooled.popleft()
 
     def _probe_context(self, network_kind: str) -> ProbeContext:
         return ProbeContext(

@@ -186,3 +186,39 @@ def test_status_shows_enrolment_spool_and_last_upload(deployment: Deployment) ->
     assert "spool_depth: 0" in status.stdout
     assert "last_upload_at: 20" in status.stdout
     assert "download: {" in status.stdout
+
+
+def test_the_daemon_measures_on_its_schedule_uploads_and_stops_on_sigterm(
+    deployment: Deployment,
+) -> None:
+    schedule = "".join(
+        f'[[schedule]]\nmeasurement = "{name}"\ninterval_s = 600\njitter_s = 0\n'
+        for name in ("latency_icmp", "latency_tcp", "download", "upload", "ipv6")
+    )
+    box = deployment.add_probe("daemon", NINH_KIEU, "household", agent_toml_extra=schedule)
+    daemon = deployment.start_agent(box, "run")
+
+    def delivered() -> bool:
+        status = subprocess.run(
+            deployment.agent_argv(box, "status"), capture_output=True, text=True, check=False
+        )
+        names = ("latency_icmp:", "latency_tcp:", "download:", "upload:", "ipv6:")
+        return all(n in status.stdout for n in names) and "spool_depth: 0" in status.stdout
+
+    deadline = time.monotonic() + 120
+    while not delivered():
+        assert daemon.poll() is None, deployment.log_tail("agent-daemon-run")
+        assert time.monotonic() < deadline, deployment.log_tail("agent-daemon-run")
+        time.sleep(1)
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(timeout=60) == 0
+
+    rows = _store_rows(
+        deployment,
+        """
+        select 'throughput', count(*) from throughput
+        union all select 'latency', count(*) from latency
+        union all select 'ipv6', count(*) from ipv6 order by 1
+        """,
+    )
+    assert rows == [("ipv6", 1), ("latency", 2), ("throughput", 2)]
