@@ -1,21 +1,24 @@
 """A ward map of the summary: GeoJSON for GIS tools and an SVG to look at.
 
 Boundaries come from analysis/data/can_tho_wards.geojson (a copy of the
-shared reference map, licence beside it). Its codes are reconciled with the
-`vietnam-provinces` registry by code; boundaries whose code the registry
-does not know are kept, flagged `in_registry: false`, and counted.
+shared reference map, licence beside it). Its codes and names do not always
+agree with the `vietnam-provinces` registry that the store's ward codes come
+from (units renumbered since, "Hoà"/"Hòa" tone-mark spelling, stray spaces),
+so each boundary is matched to a registry unit by code and name, then by
+name alone; `reconcile` says how each was matched and what was not.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict
+import unicodedata
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from aggregator.wards import can_tho_wards
+from aggregator.wards import WardInfo, can_tho_wards
 from analysis.summary import WardSummary, ward_summary
 
 # Download colour classes, Mb/s (lower bound inclusive), light to dark.
@@ -36,20 +39,95 @@ def boundaries() -> dict[str, Any]:
     return data
 
 
+_TONE_MARKS = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}  # huyền sắc ngã hỏi nặng
+
+
+def _spelling(name: str) -> str:
+    """A name with spacing and case folded (NFC)."""
+    return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
+
+
+def _toneless(name: str) -> str:
+    """A name without its tone marks, so "Hoà" (old placement) equals "Hòa"."""
+    decomposed = unicodedata.normalize("NFD", _spelling(name))
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if c not in _TONE_MARKS))
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """How the boundary file's units map onto the registry's codes."""
+
+    registry_code: dict[int, int]  # boundary code -> registry code
+    how: dict[
+        int, str
+    ]  # boundary code -> "code and name", "code, name spelled differently", "name"
+    unmatched_boundaries: list[tuple[int, str]]  # (code, name) in the file, no registry unit
+    registry_without_boundary: list[tuple[int, str]]
+
+
+def reconcile(features: list[dict[str, Any]], registry: dict[int, WardInfo]) -> Reconciliation:
+    """Match boundaries to registry units: by code when the names agree
+    (exactly, then ignoring tone-mark placement), else by a name that only one
+    registry unit has."""
+    by_spelling: dict[str, list[int]] = {}
+    by_toneless: dict[str, list[int]] = {}
+    for code, info in registry.items():
+        by_spelling.setdefault(_spelling(info.name), []).append(code)
+        by_toneless.setdefault(_toneless(info.name), []).append(code)
+    mapping: dict[int, int] = {}
+    how: dict[int, str] = {}
+    unmatched = []
+    for feature in features:
+        code = int(feature["properties"]["ward_code"])
+        name = str(feature["properties"].get("name") or "")
+        info = registry.get(code)
+        if info is not None and _spelling(info.name) == _spelling(name):
+            mapping[code], how[code] = code, "code and name"
+        elif info is not None and _toneless(info.name) == _toneless(name):
+            mapping[code], how[code] = code, "code, name spelled differently"
+        elif len(by_spelling.get(_spelling(name), [])) == 1:
+            mapping[code], how[code] = by_spelling[_spelling(name)][0], "name"
+        elif len(by_toneless.get(_toneless(name), [])) == 1:
+            mapping[code], how[code] = by_toneless[_toneless(name)][0], "name"
+        else:
+            unmatched.append((code, name))
+    matched = set(mapping.values())
+    missing = [(c, i.name) for c, i in sorted(registry.items()) if c not in matched]
+    return Reconciliation(mapping, how, unmatched, missing)
+
+
+def reconciliation_report(result: Reconciliation) -> str:
+    """Plain text for the operator: what was matched other than by code and name."""
+    lines = []
+    for code, how in sorted(result.how.items()):
+        if how != "code and name":
+            lines.append(
+                f"boundary {code}: matched by {how} to registry {result.registry_code[code]}"
+            )
+    for code, name in result.unmatched_boundaries:
+        lines.append(f"boundary {code} {name}: no registry unit; drawn without data")
+    for code, name in result.registry_without_boundary:
+        lines.append(f"registry {code} {name}: no boundary; its data is not on the map")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def ward_map_geojson(rows: list[WardSummary]) -> dict[str, Any]:
-    """Boundaries with the summary figures as properties (null where no data)."""
+    """Boundaries with the summary figures as properties (null where no data).
+    `ward_code` is the registry's (the store's) code; `boundary_code` the file's."""
     by_code = {r.ward_code: r for r in rows}
     registry = can_tho_wards()
     collection = boundaries()
+    matches = reconcile(collection["features"], registry)
     features = []
     for feature in collection["features"]:
-        code = int(feature["properties"]["ward_code"])
-        summary = by_code.get(code)
+        boundary_code = int(feature["properties"]["ward_code"])
+        code = matches.registry_code.get(boundary_code)
+        summary = by_code.get(code) if code is not None else None
         props = {
             "ward_code": code,
-            "name": feature["properties"].get("name"),
-            "registry_name": registry[code].name if code in registry else None,
-            "in_registry": code in registry,
+            "boundary_code": boundary_code,
+            "name": registry[code].name if code is not None else feature["properties"].get("name"),
+            "matched_by": matches.how.get(boundary_code),
             "probes": 0,
             "tests": 0,
             "mean_download_mbps": None,
@@ -57,7 +135,9 @@ def ward_map_geojson(rows: list[WardSummary]) -> dict[str, Any]:
             "ipv6_share": None,
         }
         if summary is not None:
-            props.update({k: v for k, v in asdict(summary).items() if k != "ward_name"})
+            props.update(
+                {k: v for k, v in asdict(summary).items() if k not in ("ward_name", "ward_code")}
+            )
         features.append({"type": "Feature", "properties": props, "geometry": feature["geometry"]})
     return {"type": "FeatureCollection", "features": features}
 
@@ -104,7 +184,7 @@ def ward_map_svg(collection: dict[str, Any], width_px: int = 900) -> str:
             )
             paths.append(f"M{coords}Z")
         mbps = props["mean_download_mbps"]
-        label = f"{props['name']} ({props['ward_code']}): " + (
+        label = f"{props['name']} ({props['ward_code'] or props['boundary_code']}): " + (
             "chưa có dữ liệu / no data"
             if mbps is None
             else f"{mbps:.1f} Mb/s, {props['probes']} probes"
@@ -117,10 +197,10 @@ def ward_map_svg(collection: dict[str, Any], width_px: int = 900) -> str:
     parts.append(f'<text x="10" y="{y}">Tải xuống trung bình / mean download (Mb/s)</text>')
     for i, (low, fill) in enumerate(_DOWNLOAD_CLASSES):
         high = _DOWNLOAD_CLASSES[i + 1][0] if i + 1 < len(_DOWNLOAD_CLASSES) else None
-        text = f"≥ {low}" + (f" – < {high}" if high else "")
+        text = f"{low} – {high}" if high else f"≥ {low}"
         yy = y + 10 + 22 * i
         parts.append(f'<rect x="10" y="{yy}" width="18" height="16" fill="{fill}" stroke="#555"/>')
-        parts.append(f'<text x="34" y="{yy + 13}">{text}</text>')
+        parts.append(f'<text x="34" y="{yy + 13}">{_escape(text)}</text>')
     yy = y + 10 + 22 * len(_DOWNLOAD_CLASSES)
     parts.append(f'<rect x="10" y="{yy}" width="18" height="16" fill="{_NO_DATA}" stroke="#555"/>')
     parts.append(f'<text x="34" y="{yy + 13}">chưa có dữ liệu / no data</text>')
@@ -132,11 +212,15 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def write_ward_map(store_path: Path, out_dir: Path) -> tuple[Path, Path]:
-    """Write ward_map.geojson and ward_map.svg for the store's summary."""
+def write_ward_map(store_path: Path, out_dir: Path) -> tuple[Path, Path, Path]:
+    """Write ward_map.geojson, ward_map.svg and ward_map_reconciliation.txt."""
     collection = ward_map_geojson(ward_summary(store_path))
     geojson_path = out_dir / "ward_map.geojson"
     svg_path = out_dir / "ward_map.svg"
+    report_path = out_dir / "ward_map_reconciliation.txt"
     geojson_path.write_text(json.dumps(collection, ensure_ascii=False), "utf-8")
     svg_path.write_text(ward_map_svg(collection), "utf-8")
-    return geojson_path, svg_path
+    report_path.write_text(
+        reconciliation_report(reconcile(boundaries()["features"], can_tho_wards())), "utf-8"
+    )
+    return geojson_path, svg_path, report_path

@@ -55,7 +55,8 @@ def main(
     cycles: Annotated[int, typer.Option(help="Measurement cycles per probe.", min=1)] = 2,
 ) -> None:
     """Run the emulated city end to end and print the per-ward summary."""
-    console = Console()
+    # Wide enough for the tables even when the output is not a terminal (CI, logs).
+    console = Console(width=max(110, Console().width))
     started = time.monotonic()
     if out.exists():
         shutil.rmtree(out)
@@ -236,8 +237,11 @@ def _report(console: Console, deployment: Deployment, out: Path) -> None:
                 _fmt(up),
             )
         console.print(table)
-    geojson, svg = write_ward_map(store, out)
+    geojson, svg, reconciliation = write_ward_map(store, out)
     console.print(f"ward map: {geojson} and {svg}")
+    report = reconciliation.read_text("utf-8").strip()
+    if report:
+        console.print(f"boundaries vs the ward registry ({reconciliation}):\n{report}")
 
 
 def _fmt(value: float | None) -> str:
