@@ -80,10 +80,10 @@ def reconcile(features: list[dict[str, Any]], registry: dict[int, WardInfo]) -> 
     for feature in features:
         code = int(feature["properties"]["ward_code"])
         name = str(feature["properties"].get("name") or "")
-        info = registry.get(code)
-        if info is not None and _spelling(info.name) == _spelling(name):
+        same_code = registry.get(code)
+        if same_code is not None and _spelling(same_code.name) == _spelling(name):
             mapping[code], how[code] = code, "code and name"
-        elif info is not None and _toneless(info.name) == _toneless(name):
+        elif same_code is not None and _toneless(same_code.name) == _toneless(name):
             mapping[code], how[code] = code, "code, name spelled differently"
         elif len(by_spelling.get(_spelling(name), [])) == 1:
             mapping[code], how[code] = by_spelling[_spelling(name)][0], "name"
