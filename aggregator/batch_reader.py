@@ -78,6 +78,18 @@ BODY_COLUMNS: dict[str, tuple[str, ...]] = {
         "measured_s",
         "retransmits",
         "omitted_s",
+        "link_speed_mbps",
+        "mtu",
+        "local_address",
+        "idle_rtt_median_ms",
+        "loaded_rtt_median_ms",
+        "loaded_rtt_p95_ms",
+        "cross_traffic_bytes_per_s",
+        "cpu_load_pct",
+        "access_tech",
+        "access_tech_end",
+        "mcc_mnc",
+        "operator_name",
     ),
     "latency": (
         "protocol",
@@ -91,6 +103,9 @@ BODY_COLUMNS: dict[str, tuple[str, ...]] = {
         "rtt_max_ms",
         "jitter_ms",
         "loss_pct",
+        "access_tech",
+        "mcc_mnc",
+        "operator_name",
     ),
     "ipv6": (
         "has_global_address",
@@ -163,6 +178,18 @@ def _read_throughput(body: results_pb2.ThroughputResult) -> Row:
         (body.measured_s if body.HasField("measured_s") else None),
         (body.retransmits if body.HasField("retransmits") else None),
         (body.omitted_s if body.HasField("omitted_s") else None),
+        (body.link_speed_mbps if body.HasField("link_speed_mbps") else None),
+        (body.mtu if body.HasField("mtu") else None),
+        body.local_address,
+        (body.idle_rtt_median_ms if body.HasField("idle_rtt_median_ms") else None),
+        (body.loaded_rtt_median_ms if body.HasField("loaded_rtt_median_ms") else None),
+        (body.loaded_rtt_p95_ms if body.HasField("loaded_rtt_p95_ms") else None),
+        (body.cross_traffic_bytes_per_s if body.HasField("cross_traffic_bytes_per_s") else None),
+        (body.cpu_load_pct if body.HasField("cpu_load_pct") else None),
+        body.access_tech,
+        body.access_tech_end,
+        body.mcc_mnc,
+        body.operator_name,
     )
 
 
@@ -179,6 +206,9 @@ def _read_latency(body: results_pb2.LatencyResult) -> Row:
         (body.rtt_max_ms if body.HasField("rtt_max_ms") else None),
         (body.jitter_ms if body.HasField("jitter_ms") else None),
         (body.loss_pct if body.HasField("loss_pct") else None),
+        body.access_tech,
+        body.mcc_mnc,
+        body.operator_name,
     )
 
 

@@ -93,7 +93,7 @@ _ENVELOPE_PATHS = {
 # Text columns stored as NULL when the probe sent "".
 _EMPTY_IS_NULL = frozenset({
     "status_reason", "global_prefix", "mcc_mnc", "operator_name", "cell_id", "tac",
-    "registration_state", "modem_model", "backend",
+    "registration_state", "modem_model", "backend", "local_address",
 })  # fmt: skip
 
 # Plausible ranges of the numeric columns, inclusive; outside is refused.
@@ -107,13 +107,16 @@ _RANGES: dict[str, tuple[float, float]] = {
     "nr_rsrp_dbm": (-160.0, -30.0), "rsrq_db": (-45.0, 20.0), "sinr_db": (-30.0, 50.0),
     "nr_sinr_db": (-30.0, 50.0), "packets_sent": (0, 2**31 - 1),
     "packets_received": (0, 2**31 - 1),
+    "link_speed_mbps": (0.0, 1_000_000.0), "mtu": (68, 65535), "cpu_load_pct": (0.0, 100.0),
+    "cross_traffic_bytes_per_s": (0.0, 1e12), "idle_rtt_median_ms": (0.0, 60_000.0),
+    "loaded_rtt_median_ms": (0.0, 60_000.0), "loaded_rtt_p95_ms": (0.0, 60_000.0),
 }  # fmt: skip
 _UUID7 = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 
 _ENUMS: dict[str, dict[int, str | None]] = {
     "network_kind": _NETWORK_KIND, "ip_family": _IP_FAMILY, "clock_sync": _CLOCK_SYNC,
     "status": _STATUS, "direction": _DIRECTION, "dual_stack_family": _IP_FAMILY,
-    "access_tech": _ACCESS_TECH,
+    "access_tech": _ACCESS_TECH, "access_tech_end": _ACCESS_TECH,
 }  # fmt: skip
 
 
@@ -201,6 +204,7 @@ class BatchConverter:
                 | {
                     "probe_id",
                     "received_at",
+                    "synthetic",  # set here, never by a probe
                 }
             )
             if set(schema.names) != stored:
@@ -329,7 +333,7 @@ class BatchConverter:
                 pc.greater(col["packets_received"], col["packets_sent"]), "packets_received",
                 lambda r: "more replies than requests",
             )  # fmt: skip
-        elif kind == "cellular":
+        if "mcc_mnc" in col:
             verdicts.flag(
                 pc.invert(pc.match_substring_regex(col["mcc_mnc"], r"^(\d{5,6})?$")), "mcc_mnc",
                 lambda r: "must be 5 or 6 digits",
@@ -352,6 +356,8 @@ class BatchConverter:
             elif name in _EMPTY_IS_NULL:
                 array = pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array)
             arrays[name] = array
+        # Results from probes are real; the synthetic generator writes its own.
+        arrays["synthetic"] = pa.nulls(len(col["index"]), pa.bool_()).fill_null(False)
         return pa.Table.from_arrays([arrays[f.name].cast(f.type) for f in schema], schema=schema)
 
 

@@ -43,7 +43,20 @@ create table if not exists throughput (
     bytes_transferred ubigint,
     measured_s        double,             -- seconds the rate was computed over
     retransmits       integer,
-    omitted_s         double              -- warm-up seconds discarded
+    omitted_s         double,             -- warm-up seconds discarded
+    link_speed_mbps   double,             -- negotiated speed of the probe's interface
+    mtu               integer,
+    local_address     varchar,
+    idle_rtt_median_ms   double,          -- just before the transfer
+    loaded_rtt_median_ms double,          -- while the transfer ran
+    loaded_rtt_p95_ms    double,
+    cross_traffic_bytes_per_s double,     -- other traffic on the interface before the test
+    cpu_load_pct      double,             -- probe CPU load before the test, 0..100
+    access_tech       varchar,            -- mobile: radio at the start of the test
+    access_tech_end   varchar,            -- and at its end
+    mcc_mnc           varchar,
+    operator_name     varchar,
+    synthetic         boolean not null default false  -- made by the synthetic generator, not a probe
 );
 
 create table if not exists latency (
@@ -75,7 +88,11 @@ create table if not exists latency (
     rtt_p95_ms        double,
     rtt_max_ms        double,
     jitter_ms         double,             -- mean absolute difference of consecutive RTTs
-    loss_pct          double              -- 0..100
+    loss_pct          double,             -- 0..100
+    access_tech       varchar,            -- mobile: radio when the test started
+    mcc_mnc           varchar,
+    operator_name     varchar,
+    synthetic         boolean not null default false
 );
 
 create table if not exists ipv6 (
@@ -106,7 +123,8 @@ create table if not exists ipv6 (
     dual_stack_family     varchar,        -- family used to reach the dual-stack target
     ipv6_capable          boolean,        -- every capability check passed
     ipv6_preferred        boolean,        -- the dual-stack target was reached over IPv6
-    global_prefix         varchar         -- the /64 only, never the host's address
+    global_prefix         varchar,        -- the /64 only, never the host's address
+    synthetic             boolean not null default false
 );
 
 create table if not exists cellular (
@@ -144,5 +162,6 @@ create table if not exists cellular (
     backend             varchar,          -- modemmanager | at
     nr_band             integer,
     nr_rsrp_dbm         double,
-    nr_sinr_db          double
+    nr_sinr_db          double,
+    synthetic           boolean not null default false
 );

@@ -1,6 +1,6 @@
 -- ward_summary: one row per ward that has probes, for a first look at the
--- data (the demo prints it). Counts every stored test; the plan's indicators
--- (analysis/indicators, later) apply the validity rules instead.
+-- data (the demo prints it). Counts every stored test from a probe (not the
+-- synthetic generator's); the plan's indicators apply the validity rules.
 with
 
 probes_per_ward as (
@@ -13,28 +13,28 @@ downloads as (
     -- mbps: megabits per second, as the probe measured it
     select ward_code, mbps
     from throughput
-    where direction = 'download' and status = 'ok'
+    where direction = 'download' and status = 'ok' and not synthetic
 ),
 
 idle_latency as (
     -- milliseconds, median of each test's round trips
     select ward_code, rtt_median_ms
     from latency
-    where status = 'ok'
+    where status = 'ok' and not synthetic
 ),
 
 ipv6_checks as (
     select ward_code, ipv6_capable
     from ipv6
-    where status = 'ok'
+    where status = 'ok' and not synthetic
 ),
 
 tests_per_ward as (
     select ward_code, count(*) as tests
     from (
-        select ward_code from throughput
-        union all select ward_code from latency
-        union all select ward_code from ipv6
+        select ward_code from throughput where not synthetic
+        union all select ward_code from latency where not synthetic
+        union all select ward_code from ipv6 where not synthetic
     )
     group by ward_code
 )

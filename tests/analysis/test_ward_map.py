@@ -51,6 +51,7 @@ def _store_with_downloads(path: Path, by_ward: dict[int, float]) -> None:
             "status": "ok",
             "direction": "download",
             "mbps": mbps,
+            "synthetic": False,  # they stand for probe results here
         }
         for i, (code, mbps) in enumerate(by_ward.items())
     ]

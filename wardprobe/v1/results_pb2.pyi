@@ -120,23 +120,47 @@ class Envelope(_message.Message):
     def __init__(self, result_id: _Optional[str] = ..., measured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agent_version: _Optional[str] = ..., interface: _Optional[str] = ..., network_kind: _Optional[_Union[NetworkKind, str]] = ..., ip_family: _Optional[_Union[IpFamily, str]] = ..., clock_sync: _Optional[_Union[ClockSync, str]] = ..., method: _Optional[_Union[Method, _Mapping]] = ..., status: _Optional[_Union[Status, str]] = ..., status_reason: _Optional[str] = ..., ward_code: _Optional[int] = ..., probe_id: _Optional[str] = ...) -> None: ...
 
 class ThroughputResult(_message.Message):
-    __slots__ = ("direction", "mbps", "bytes_transferred", "measured_s", "retransmits", "omitted_s")
+    __slots__ = ("direction", "mbps", "bytes_transferred", "measured_s", "retransmits", "omitted_s", "link_speed_mbps", "mtu", "local_address", "idle_rtt_median_ms", "loaded_rtt_median_ms", "loaded_rtt_p95_ms", "cross_traffic_bytes_per_s", "cpu_load_pct", "access_tech", "access_tech_end", "mcc_mnc", "operator_name")
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
     MBPS_FIELD_NUMBER: _ClassVar[int]
     BYTES_TRANSFERRED_FIELD_NUMBER: _ClassVar[int]
     MEASURED_S_FIELD_NUMBER: _ClassVar[int]
     RETRANSMITS_FIELD_NUMBER: _ClassVar[int]
     OMITTED_S_FIELD_NUMBER: _ClassVar[int]
+    LINK_SPEED_MBPS_FIELD_NUMBER: _ClassVar[int]
+    MTU_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    IDLE_RTT_MEDIAN_MS_FIELD_NUMBER: _ClassVar[int]
+    LOADED_RTT_MEDIAN_MS_FIELD_NUMBER: _ClassVar[int]
+    LOADED_RTT_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    CROSS_TRAFFIC_BYTES_PER_S_FIELD_NUMBER: _ClassVar[int]
+    CPU_LOAD_PCT_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_TECH_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_TECH_END_FIELD_NUMBER: _ClassVar[int]
+    MCC_MNC_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_NAME_FIELD_NUMBER: _ClassVar[int]
     direction: Direction
     mbps: float
     bytes_transferred: int
     measured_s: float
     retransmits: int
     omitted_s: float
-    def __init__(self, direction: _Optional[_Union[Direction, str]] = ..., mbps: _Optional[float] = ..., bytes_transferred: _Optional[int] = ..., measured_s: _Optional[float] = ..., retransmits: _Optional[int] = ..., omitted_s: _Optional[float] = ...) -> None: ...
+    link_speed_mbps: float
+    mtu: int
+    local_address: str
+    idle_rtt_median_ms: float
+    loaded_rtt_median_ms: float
+    loaded_rtt_p95_ms: float
+    cross_traffic_bytes_per_s: float
+    cpu_load_pct: float
+    access_tech: AccessTech
+    access_tech_end: AccessTech
+    mcc_mnc: str
+    operator_name: str
+    def __init__(self, direction: _Optional[_Union[Direction, str]] = ..., mbps: _Optional[float] = ..., bytes_transferred: _Optional[int] = ..., measured_s: _Optional[float] = ..., retransmits: _Optional[int] = ..., omitted_s: _Optional[float] = ..., link_speed_mbps: _Optional[float] = ..., mtu: _Optional[int] = ..., local_address: _Optional[str] = ..., idle_rtt_median_ms: _Optional[float] = ..., loaded_rtt_median_ms: _Optional[float] = ..., loaded_rtt_p95_ms: _Optional[float] = ..., cross_traffic_bytes_per_s: _Optional[float] = ..., cpu_load_pct: _Optional[float] = ..., access_tech: _Optional[_Union[AccessTech, str]] = ..., access_tech_end: _Optional[_Union[AccessTech, str]] = ..., mcc_mnc: _Optional[str] = ..., operator_name: _Optional[str] = ...) -> None: ...
 
 class LatencyResult(_message.Message):
-    __slots__ = ("protocol", "target", "target_port", "packets_sent", "packets_received", "rtt_min_ms", "rtt_median_ms", "rtt_p95_ms", "rtt_max_ms", "jitter_ms", "loss_pct")
+    __slots__ = ("protocol", "target", "target_port", "packets_sent", "packets_received", "rtt_min_ms", "rtt_median_ms", "rtt_p95_ms", "rtt_max_ms", "jitter_ms", "loss_pct", "access_tech", "mcc_mnc", "operator_name")
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     TARGET_PORT_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +172,9 @@ class LatencyResult(_message.Message):
     RTT_MAX_MS_FIELD_NUMBER: _ClassVar[int]
     JITTER_MS_FIELD_NUMBER: _ClassVar[int]
     LOSS_PCT_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_TECH_FIELD_NUMBER: _ClassVar[int]
+    MCC_MNC_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_NAME_FIELD_NUMBER: _ClassVar[int]
     protocol: str
     target: str
     target_port: int
@@ -159,7 +186,10 @@ class LatencyResult(_message.Message):
     rtt_max_ms: float
     jitter_ms: float
     loss_pct: float
-    def __init__(self, protocol: _Optional[str] = ..., target: _Optional[str] = ..., target_port: _Optional[int] = ..., packets_sent: _Optional[int] = ..., packets_received: _Optional[int] = ..., rtt_min_ms: _Optional[float] = ..., rtt_median_ms: _Optional[float] = ..., rtt_p95_ms: _Optional[float] = ..., rtt_max_ms: _Optional[float] = ..., jitter_ms: _Optional[float] = ..., loss_pct: _Optional[float] = ...) -> None: ...
+    access_tech: AccessTech
+    mcc_mnc: str
+    operator_name: str
+    def __init__(self, protocol: _Optional[str] = ..., target: _Optional[str] = ..., target_port: _Optional[int] = ..., packets_sent: _Optional[int] = ..., packets_received: _Optional[int] = ..., rtt_min_ms: _Optional[float] = ..., rtt_median_ms: _Optional[float] = ..., rtt_p95_ms: _Optional[float] = ..., rtt_max_ms: _Optional[float] = ..., jitter_ms: _Optional[float] = ..., loss_pct: _Optional[float] = ..., access_tech: _Optional[_Union[AccessTech, str]] = ..., mcc_mnc: _Optional[str] = ..., operator_name: _Optional[str] = ...) -> None: ...
 
 class Ipv6Result(_message.Message):
     __slots__ = ("has_global_address", "has_default_route", "aaaa_resolves", "ipv6_only_tcp_ok", "ipv6_only_connect_ms", "large_packet_ok", "dual_stack_family", "ipv6_capable", "ipv6_preferred", "global_prefix")
