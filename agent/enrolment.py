@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-import os
 import re
 import socket
 import ssl
@@ -39,6 +38,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from wardprobe.files import write_private, write_public
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc
 
 PROBE_KEY_FILE = "probe.key"
@@ -148,22 +148,6 @@ def split_host_port(address: str) -> tuple[str, int]:
     elif ":" in host:
         raise ValueError(f"write IPv6 addresses in brackets: [{host}]:{port}")
     return host, port
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to an existing tmp
-    os.replace(tmp, path)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def _target_name(leaf: x509.Certificate, host: str) -> str:
@@ -344,7 +328,7 @@ def enrol(
         certificate_not_after=cert.not_valid_after_utc,
     )
     state_dir.mkdir(parents=True, exist_ok=True)
-    _write_private(
+    write_private(
         state_dir / PROBE_KEY_FILE,
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -352,10 +336,10 @@ def enrol(
             serialization.NoEncryption(),
         ),
     )
-    _write_public(state_dir / PROBE_CERT_FILE, response.certificate_pem)
-    _write_public(state_dir / CA_CERT_FILE, ca_pem)
+    write_public(state_dir / PROBE_CERT_FILE, response.certificate_pem)
+    write_public(state_dir / CA_CERT_FILE, ca_pem)
     # Written last: its presence means the files above are complete.
-    _write_public(state_dir / ENROLMENT_FILE, record.to_json().encode("utf-8"))
+    write_public(state_dir / ENROLMENT_FILE, record.to_json().encode("utf-8"))
     return record
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +28,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from wardprobe.files import write_private, write_public
 
 CA_KEY_FILE = "ca.key"
 CA_CERT_FILE = "ca.crt"
@@ -93,23 +94,6 @@ def ca_pin(ca_cert: x509.Certificate | bytes) -> str:
 def serial_hex(serial_number: int) -> str:
     """The form in which certificate serial numbers are stored and compared."""
     return format(serial_number, "x")
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a secret file with mode 0600 from the start, replacing atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o600)  # O_CREAT's mode is ignored when tmp already existed
-    os.replace(tmp, path)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -334,8 +318,8 @@ class CertificateAuthority:
         addresses), e.g. when the aggregator gets a new name. Probes trust the
         CA, not this certificate, so they need nothing new."""
         key, cert = _issue_server_certificate(self._key, self.certificate, server_names, valid_days)
-        _write_private(state_dir / SERVER_KEY_FILE, _key_pem(key))
-        _write_public(state_dir / SERVER_CERT_FILE, cert.public_bytes(serialization.Encoding.PEM))
+        write_private(state_dir / SERVER_KEY_FILE, _key_pem(key))
+        write_public(state_dir / SERVER_CERT_FILE, cert.public_bytes(serialization.Encoding.PEM))
         return cert
 
 
@@ -393,8 +377,8 @@ def init_ca(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(state_dir / CA_KEY_FILE, _key_pem(key))
-    _write_public(state_dir / CA_CERT_FILE, cert.public_bytes(serialization.Encoding.PEM))
+    write_private(state_dir / CA_KEY_FILE, _key_pem(key))
+    write_public(state_dir / CA_CERT_FILE, cert.public_bytes(serialization.Encoding.PEM))
     authority = CertificateAuthority(key, cert)
     authority.issue_server_certificate(state_dir, server_names, server_valid_days)
     return authority
