@@ -8,12 +8,15 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agent import AGENT_VERSION
 from agent.config import DEFAULT_CONFIG_PATH, AgentSettings, load_settings
+
+if TYPE_CHECKING:
+    from agent.runtime import AgentRuntime
 
 app = typer.Typer(
     help=(
@@ -45,6 +48,17 @@ def _settings(config: Path | None, state_dir: Path | None) -> AgentSettings:
     if state_dir is not None:
         settings = settings.model_copy(update={"state_dir": state_dir})
     return settings
+
+
+def _runtime(config: Path | None, state_dir: Path | None) -> AgentRuntime:
+    """The agent for the enrolled box, or a clear exit when it is not enrolled."""
+    from agent.runtime import AgentRuntime, NotEnrolled
+
+    try:
+        return AgentRuntime(_settings(config, state_dir))
+    except NotEnrolled as err:
+        typer.secho(str(err), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from err
 
 
 def _logging(verbose: bool) -> None:
@@ -92,14 +106,8 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
 ) -> None:
     """Run as a daemon: measure on the schedule, upload, until SIGTERM."""
-    from agent.runtime import AgentRuntime, NotEnrolled
-
     _logging(verbose)
-    try:
-        runtime = AgentRuntime(_settings(config, state_dir))
-    except NotEnrolled as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1) from err
+    runtime = _runtime(config, state_dir)
 
     async def main() -> None:
         task = asyncio.create_task(runtime.run_daemon())
@@ -130,15 +138,10 @@ def once(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
 ) -> None:
     """Run every scheduled test once now; print each result as a JSON line on stdout."""
-    from agent.runtime import AgentRuntime, NotEnrolled
     from agent.uploader import UploadError
 
     _logging(verbose)
-    try:
-        runtime = AgentRuntime(_settings(config, state_dir))
-    except NotEnrolled as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1) from err
+    runtime = _runtime(config, state_dir)
 
     def emit(result: dict[str, object]) -> None:
         print(json.dumps(result, ensure_ascii=False), flush=True)
@@ -178,15 +181,10 @@ def upload(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
 ) -> None:
     """Deliver everything waiting in the spool now (exit 2 if the aggregator can't take it)."""
-    from agent.runtime import AgentRuntime, NotEnrolled
     from agent.uploader import UploadError
 
     _logging(verbose)
-    try:
-        runtime = AgentRuntime(_settings(config, state_dir))
-    except NotEnrolled as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1) from err
+    runtime = _runtime(config, state_dir)
     try:
         report = asyncio.run(runtime.uploader.drain())
     except UploadError as err:
