@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from aggregator.admin_cli import ca_app, probe_app, token_app
 from aggregator.config import load_config
@@ -66,33 +65,7 @@ def summary(
 
     Opens the store read-only, so run it when the aggregator is stopped or on a copy.
     """
-    from analysis.summary import ward_summary
+    from analysis.summary import summary_table, ward_summary
 
     path = store or load_config(config).store_path
-    rows = ward_summary(path)
-    table = Table(title=f"Per-ward summary of {path}")
-    for column in (
-        "ward",
-        "name",
-        "probes",
-        "tests",
-        "mean download Mb/s",
-        "median latency ms",
-        "IPv6 share",
-    ):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            str(row.ward_code),
-            row.ward_name,
-            str(row.probes),
-            str(row.tests),
-            _fmt(row.mean_download_mbps, "{:.1f}"),
-            _fmt(row.median_latency_ms, "{:.2f}"),
-            _fmt(row.ipv6_share, "{:.0%}"),
-        )
-    Console().print(table)
-
-
-def _fmt(value: float | None, pattern: str) -> str:
-    return "n/a" if value is None else pattern.format(value)
+    Console().print(summary_table(ward_summary(path), f"Per-ward summary of {path}"))

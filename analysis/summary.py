@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
+from rich.table import Table
 
 
 @dataclass(frozen=True)
@@ -32,3 +33,23 @@ def ward_summary(store_path: Path) -> list[WardSummary]:
         WardSummary(int(r[0]), str(r[1] or ""), int(r[2]), int(r[3]), r[4], r[5], r[6])
         for r in rows
     ]
+
+
+def summary_table(rows: list[WardSummary], title: str) -> Table:
+    """The summary as a table for the terminal."""
+    table = Table(title=title)
+    for column in (
+        "ward", "name", "probes", "tests", "mean download Mb/s", "median latency ms", "IPv6 share",
+    ):  # fmt: skip
+        table.add_column(column, justify="left" if column == "name" else "right")
+    for row in rows:
+        table.add_row(
+            str(row.ward_code),
+            row.ward_name,
+            str(row.probes),
+            str(row.tests),
+            "n/a" if row.mean_download_mbps is None else f"{row.mean_download_mbps:.1f}",
+            "n/a" if row.median_latency_ms is None else f"{row.median_latency_ms:.2f}",
+            "n/a" if row.ipv6_share is None else f"{row.ipv6_share:.0%}",
+        )
+    return table

@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from analysis.summary import ward_summary
+from analysis.summary import summary_table, ward_summary
 from analysis.ward_map import write_ward_map
 from emulation.city import City, cleanup_stale, have_netns
 from emulation.deployment import CentralPorts, Deployment, ProbeBox
@@ -172,45 +172,16 @@ def _short(result: dict[str, object]) -> str:
 def _report(console: Console, deployment: Deployment, out: Path) -> None:
     store = deployment.store_path
     rows = ward_summary(store)
-    table = Table(title="Per-ward summary (all stored tests of this run)")
-    for column in (
-        "ward",
-        "name",
-        "probes",
-        "tests",
-        "mean download Mb/s",
-        "median latency ms",
-        "IPv6 share",
-    ):
-        table.add_column(column, justify="right" if column != "name" else "left")
+    console.print(summary_table(rows, "Per-ward summary (all stored tests of this run)"))
     lines = [
         "ward_code\tward_name\tprobes\ttests\tmean_download_mbps\tmedian_latency_ms\tipv6_share"
     ]
     for row in rows:
-        table.add_row(
-            str(row.ward_code),
-            row.ward_name,
-            str(row.probes),
-            str(row.tests),
-            "n/a" if row.mean_download_mbps is None else f"{row.mean_download_mbps:.1f}",
-            "n/a" if row.median_latency_ms is None else f"{row.median_latency_ms:.2f}",
-            "n/a" if row.ipv6_share is None else f"{row.ipv6_share:.0%}",
-        )
-        lines.append(
-            "\t".join(
-                str(v)
-                for v in (
-                    row.ward_code,
-                    row.ward_name,
-                    row.probes,
-                    row.tests,
-                    row.mean_download_mbps,
-                    row.median_latency_ms,
-                    row.ipv6_share,
-                )
-            )
-        )
-    console.print(table)
+        values = (
+            row.ward_code, row.ward_name, row.probes, row.tests, row.mean_download_mbps,
+            row.median_latency_ms, row.ipv6_share,
+        )  # fmt: skip
+        lines.append("\t".join(str(v) for v in values))
     (out / "ward_summary.tsv").write_text("\n".join(lines) + "\n", "utf-8")
 
     by_probe = _downloads_by_probe(store)
