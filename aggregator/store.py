@@ -51,6 +51,7 @@ class Store:
         schema = resources.files("aggregator").joinpath("schema.sql").read_text("utf-8")
         with self._lock:
             self._con.execute(schema)
+            self._add_new_columns(schema)
 
     def insert_results(self, table: str, rows: pa.Table) -> pa.Array:
         """Insert rows into a result table, ignoring ids already stored.
@@ -64,6 +65,22 @@ class Store:
                 "returning result_id::varchar as result_id"
             ).to_arrow_table()
         return new_ids.column("result_id").combine_chunks()
+
+    def _add_new_columns(self, schema: str) -> None:
+        """Bring a store made by an older release up to schema.sql: add the
+        columns it lacks (with their defaults; nothing stored is changed)."""
+        reference = duckdb.connect()
+        reference.execute(schema)
+        tables = [r[0] for r in reference.execute("show tables").fetchall()]
+        for table in tables:
+            have = {r[0] for r in self._con.execute(f"describe {table}").fetchall()}
+            for name, type_, _null, _key, default, _extra in reference.execute(
+                f"describe {table}"
+            ).fetchall():
+                if name not in have:
+                    clause = f" default {default}" if default is not None else ""
+                    self._con.execute(f"alter table {table} add column {name} {type_}{clause}")
+        reference.close()
 
     def arrow_schema(self, table: str) -> pa.Schema:
         """The Arrow schema DuckDB gives a table's columns (result ids as text)."""
