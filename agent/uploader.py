@@ -77,16 +77,22 @@ class Uploader:
         self._channel_options = channel_options
         self._rng = rng or random.Random()
         self.wake = asyncio.Event()  # set by the scheduler when a result is spooled
+        # Halved when the aggregator refuses a whole batch (too large, or one
+        # result it cannot read), grown back after acks.
+        self._batch_size = settings.batch_size
 
     async def drain(self) -> UploadReport:
         """Send everything in the spool now; raise UploadError if that fails."""
         report = UploadReport()
-        try:
-            await self._session(report, stop_when_empty=True)
-        except (grpc.aio.AioRpcError, ConnectionError) as err:
-            self._note_failure(err)
-            raise UploadError(_describe(err)) from err
-        return report
+        while True:
+            try:
+                await self._session(report, stop_when_empty=True)
+                return report
+            except (grpc.aio.AioRpcError, ConnectionError) as err:
+                if self._isolate_refused_batch(err, report):
+                    continue
+                self._note_failure(err)
+                raise UploadError(_describe(err)) from err
 
     async def run(self) -> None:
         """Deliver for ever, reconnecting with backoff; cancel to stop."""
@@ -96,11 +102,41 @@ class Uploader:
             try:
                 await self._session(report, stop_when_empty=False)
             except (grpc.aio.AioRpcError, ConnectionError) as err:
+                if self._isolate_refused_batch(err, report):
+                    continue
                 self._note_failure(err)
                 attempt = 0 if report.batches_acked else attempt + 1
                 delay = self._settings.backoff.delay_s(attempt, self._rng)
                 log.warning("upload failed (%s); retrying in %.1f s", _describe(err), delay)
                 await asyncio.sleep(delay)
+
+    def _isolate_refused_batch(self, err: BaseException, report: UploadReport) -> bool:
+        """After the aggregator refused a whole batch (RESOURCE_EXHAUSTED,
+        INVALID_ARGUMENT), send smaller ones; at one result per batch the
+        oldest unacked result is the one it cannot take: set it aside with the
+        reason, so one bad result cannot stop the probe's uploads for ever.
+        True when the upload should go on at once."""
+        if not isinstance(err, grpc.aio.AioRpcError) or err.code() not in (
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ):
+            return False
+        if self._batch_size > 1:
+            self._batch_size = max(1, self._batch_size // 2)
+            log.warning(
+                "aggregator refused a batch (%s); batches of %d now",
+                _describe(err),
+                self._batch_size,
+            )
+            return True
+        oldest = self._spool.pending(0, 1)
+        if not oldest:
+            return False
+        reason = f"the aggregator refused it: {_describe(err)}"
+        self._spool.acknowledge([oldest[0].seq], [(oldest[0].seq, reason)])
+        report.rejected += 1
+        log.error("result %s set aside: %s", oldest[0].result_id, reason)
+        return True
 
     def _note_failure(self, err: BaseException) -> None:
         self._spool.set_state("last_upload_error", f"{_now()} {_describe(err)}")
@@ -117,7 +153,7 @@ class Uploader:
             sequence = 0
             while True:
                 while len(in_flight) < self._settings.window:
-                    rows = self._spool.pending(last_spooled_seq, self._settings.batch_size)
+                    rows = self._spool.pending(last_spooled_seq, self._batch_size)
                     if not rows:
                         break
                     sequence += 1
@@ -167,6 +203,7 @@ class Uploader:
             log.error("aggregator refused result %s: %s", rows[rejection.index].result_id, reason)
         self._spool.acknowledge([r.seq for r in rows], refused)
         report.batches_acked += 1
+        self._batch_size = min(self._settings.batch_size, self._batch_size * 2)
         report.stored += ack.stored
         report.duplicates += ack.duplicates
         report.rejected += len(ack.rejected)
