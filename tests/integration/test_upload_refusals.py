@@ -20,7 +20,7 @@ async def test_an_oversized_result_is_set_aside_and_the_rest_delivered(
     giant = throughput_result(probe_id=probe.probe_id)
     # Larger than the aggregator's max_message_bytes (256 KiB in this fixture).
     giant.envelope.status_reason = "x" * (300 * 1024)
-    for result in good[:10] + [giant] + good[10:]:
+    for result in [*good[:10], giant, *good[10:]]:
         spool.add(result.envelope.result_id, "download", result.SerializeToString())
     uploader = Uploader(
         spool,
