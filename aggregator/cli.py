@@ -12,6 +12,7 @@ from rich.console import Console
 
 from aggregator.admin_cli import ca_app, probe_app, token_app
 from aggregator.config import load_config
+from aggregator.indicators_cli import baseline_app, indicators
 from aggregator.reference_cli import reference_app
 
 app = typer.Typer(
@@ -25,6 +26,8 @@ app.add_typer(ca_app, name="ca")
 app.add_typer(token_app, name="token")
 app.add_typer(probe_app, name="probe")
 app.add_typer(reference_app, name="reference-server")
+app.add_typer(baseline_app, name="baseline")
+app.command("indicators")(indicators)
 
 ConfigOption = Annotated[
     Path | None,

@@ -165,3 +165,18 @@ create table if not exists cellular (
     nr_sinr_db          double,
     synthetic           boolean not null default false
 );
+
+-- Baselines of the indicators from outside the store (e.g. 2024 figures of
+-- VNNIC's speed service), imported by `wardprobe-aggregator baseline import`.
+create table if not exists baseline (
+    scope         varchar not null,   -- city | ward
+    ward_code     integer,            -- the ward, when scope = ward
+    year          integer not null,
+    network_kind  varchar not null,   -- fixed | mobile
+    access_tech   varchar,            -- lte, nr5g_nsa, ...; NULL for all technologies
+    statistic     varchar not null,   -- mean | median (VNNIC publishes medians)
+    value_mbps    double not null,    -- download, megabits per second
+    sample_size   integer,            -- tests behind the figure, when the source says
+    source        varchar not null,   -- who published it, where
+    imported_at   timestamptz not null
+);

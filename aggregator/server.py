@@ -14,6 +14,7 @@ aggregator/ingest.py; nothing here knows about columns or DuckDB.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import signal
@@ -32,6 +33,7 @@ from aggregator.enrolment_service import EnrolmentServicer
 from aggregator.ingest import BatchConverter, GroupCommitter, ReadBatch
 from aggregator.registry import IdentityRefused, ProbeIdentity, ProbeRecord, ProbeRegistry
 from aggregator.rich_status import abort, bad_request, rich_status
+from aggregator.snapshot import snapshot_loop
 from aggregator.store import ProbeRow, Store
 from aggregator.wards import can_tho_wards, ward_name
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, ingest_pb2
@@ -251,6 +253,7 @@ class Aggregator:
         )
         self._servers: list[grpc.aio.Server] = []
         self._sync_task: asyncio.Task[None] | None = None
+        self._snapshot_task: asyncio.Task[None] | None = None
         self._synced: list[ProbeRow] | None = None
         self.ingest_port = 0
         self.enrol_port = 0
@@ -293,6 +296,13 @@ class Aggregator:
             await server.start()
             self._servers.append(server)
         self._sync_task = asyncio.create_task(self._sync_loop(), name="probe-sync")
+        if self.config.snapshot_path is not None:
+            self._snapshot_task = asyncio.create_task(
+                snapshot_loop(
+                    self.store, self.config.snapshot_path, self.config.snapshot_interval_s
+                ),
+                name="snapshot",
+            )
         log.info(
             "aggregator serving: ingest (mTLS) on %s, enrolment (TLS) on %s, store %s",
             self.config.ingest_listen,
@@ -321,6 +331,10 @@ class Aggregator:
             await server.stop(self.config.grace_period_s)
         if self._sync_task is not None:
             self._sync_task.cancel()
+        if self._snapshot_task is not None:
+            self._snapshot_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._snapshot_task
         await self.committer.stop()
         self.readers.shutdown(wait=True)
         await asyncio.to_thread(self.sync_probes)

@@ -7,6 +7,7 @@ so a re-sent result adds nothing, and `returning` tells which ids were new.
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -133,6 +134,14 @@ class Store:
         """Fold the WAL into the database file (for backups and a clean stop)."""
         with self._lock:
             self._con.execute("checkpoint")
+
+    def copy_checkpointed(self, dest: Path) -> None:
+        """Checkpoint, then copy the database file to `dest` while holding the
+        writer lock: the copy is a whole database without a WAL (ingest waits
+        for the copy; aggregator/snapshot.py measures how long)."""
+        with self._lock:
+            self._con.execute("checkpoint")
+            shutil.copyfile(self.path, dest)
 
     def close(self) -> None:
         with self._lock:

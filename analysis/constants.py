@@ -1,0 +1,138 @@
+"""The one table of thresholds, floors and targets the indicators use.
+
+Everything an indicator compares with lives here, once. The SQL views in
+analysis/views/ read the same figures from the `indicator_constants` table,
+which `indicator_constants_rows()` fills from this module (the entry point
+does it on every connection it opens; the analyst snapshot carries the
+table), so an analyst's query and the CLI cannot disagree.
+
+- floor_probes = 3 probes: below this many probes a figure is "insufficient
+  data"
+- floor_tests = 30 tests: below this many valid tests a figure is
+  "insufficient data"
+- min_bytes_transferred = 8192 bytes: a throughput test that moved less is
+  invalid (M-Lab's 8 KB)
+- min_measured_s = 4.0 s: a throughput test measured over less time is
+  invalid
+- rate_tolerance = 0.05 ratio: bytes×8/measured_s must agree with mbps
+  within 5 % (else the figure is not what was moved)
+- max_cross_traffic_bytes_per_s = 125000 bytes/s: other traffic above 1 Mb/s
+  before the test flags it (the household was using the line)
+- min_latency_replies = 3 packets: a latency test with fewer replies is
+  invalid (its median means little)
+- gigabit_p90_mbps = 900 Mb/s: a fixed line is gigabit-capable when its
+  90th-percentile download (nearest rank) reaches this
+- gigabit_port_mbps = 1000 Mb/s: a probe whose interface negotiated less
+  cannot show a gigabit line: probe-limited
+- fixed_200_mbps = 200 Mb/s: the 235/KH-UBND fixed-line speed: mean download
+  per probe at or above it
+- cellular_max_gap_s = 600 s: an observation stands for the time until the
+  probe's next one, at most this long
+- ipv6_probe_share = 0.5 ratio: a probe has working (preferred) IPv6 when at
+  least this share of its checks found it
+- bootstrap_resamples = 2000 resamples: bootstrap resamples of probes for a
+  95 % interval
+- confidence = 0.95 ratio: confidence level of every interval
+
+A throughput test is valid when: status is ok, the probe's clock was
+synchronised, cross-traffic was not above the limit (not measured counts as
+not flagged), mbps, bytes_transferred and measured_s are present,
+bytes_transferred ≥ 8192, measured_s ≥ 4 s, and bytes_transferred × 8 /
+measured_s / 10⁶ lies within 5 % of mbps. A latency test is valid when ok,
+synchronised and at least 3 replies came back; a cellular observation or an
+IPv6 check when ok and synchronised. Rows of the synthetic generator never
+count for real figures (and real rows never count for synthetic ones).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+FLOOR_PROBES: Final = 3
+FLOOR_TESTS: Final = 30
+MIN_BYTES_TRANSFERRED: Final = 8192
+MIN_MEASURED_S: Final = 4.0
+RATE_TOLERANCE: Final = 0.05
+MAX_CROSS_TRAFFIC_BYTES_PER_S: Final = 125_000.0
+MIN_LATENCY_REPLIES: Final = 3
+GIGABIT_P90_MBPS: Final = 900.0
+GIGABIT_PORT_MBPS: Final = 1000.0
+FIXED_200_MBPS: Final = 200.0
+CELLULAR_MAX_GAP_S: Final = 600.0
+IPV6_PROBE_SHARE: Final = 0.5
+BOOTSTRAP_RESAMPLES: Final = 2000
+CONFIDENCE: Final = 0.95
+# The baseline year of the mobile doubling target (87/KH-UBND).
+BASELINE_YEAR: Final = 2024
+# Local time of every period boundary.
+TIMEZONE: Final = "Asia/Ho_Chi_Minh"
+
+# Site classes of the zone targets (high-tech parks, IT parks, R&D centres,
+# industrial zones and clusters).
+ZONE_SITE_CLASSES: Final = ("high_tech_park", "it_park", "rd_centre", "industrial_zone")
+NR_ACCESS_TECHS: Final = ("nr5g_nsa", "nr5g_sa")
+
+Comparator = Literal[">=", ">"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target of the city's plans that an indicator is judged against."""
+
+    indicator: str
+    value: float
+    comparator: Comparator
+    unit: str
+    source: str
+    due: str
+    # Access technology the target applies to (the 235/KH-UBND speeds), if any.
+    access_tech: str | None = None
+
+    def met(self, measured: float) -> bool:
+        """Whether a measured figure meets the target."""
+        return measured >= self.value if self.comparator == ">=" else measured > self.value
+
+
+TARGETS: Final[tuple[Target, ...]] = (
+    Target("mobile_download_ratio", 2.0, ">=", "ratio", "87/KH-UBND (2025)", "2025–2026"),
+    Target("gigabit_capable_share", 0.5, ">=", "share", "87/KH-UBND (2025)", "2025–2026"),
+    Target("gigabit_capable_share", 0.8, ">", "share", "2026 digital-transformation plan", "2026"),
+    Target("gigabit_capable_share", 1.0, ">=", "share", "87/KH-UBND (2025)", "2030"),
+    Target("nr_time_share", 0.5, ">=", "share", "2026 digital-transformation plan", "2026"),
+    Target("nr_time_share", 1.0, ">=", "share", "87/KH-UBND, 235/KH-UBND", "2030"),
+    Target("mobile_download_by_tech", 40.0, ">=", "Mb/s", "235/KH-UBND", "2030", "lte"),
+    Target("mobile_download_by_tech", 100.0, ">=", "Mb/s", "235/KH-UBND", "2030", "nr5g_nsa"),
+    Target("mobile_download_by_tech", 100.0, ">=", "Mb/s", "235/KH-UBND", "2030", "nr5g_sa"),
+    Target("fixed_200_share", 0.9, ">=", "share", "235/KH-UBND", "2030"),
+    Target("zone_nr_share", 1.0, ">=", "share", "87/KH-UBND, 235/KH-UBND", "2025–2026"),
+    Target("zone_gigabit_share", 1.0, ">=", "share", "87/KH-UBND, 235/KH-UBND", "2025–2026"),
+    Target("nr_lte_cell_ratio", 0.5, ">=", "ratio (proxy)", "87/KH-UBND (2025)", "2025"),
+)
+
+
+def targets_for(indicator: str, access_tech: str | None = None) -> tuple[Target, ...]:
+    """The targets of one indicator (for an access technology where they differ)."""
+    return tuple(
+        t
+        for t in TARGETS
+        if t.indicator == indicator and (t.access_tech is None or t.access_tech == access_tech)
+    )
+
+
+def indicator_constants_rows() -> list[tuple[str, float, str]]:
+    """(name, value, unit) rows of the `indicator_constants` table the views read."""
+    return [
+        ("floor_probes", FLOOR_PROBES, "probes"),
+        ("floor_tests", FLOOR_TESTS, "tests"),
+        ("min_bytes_transferred", MIN_BYTES_TRANSFERRED, "bytes"),
+        ("min_measured_s", MIN_MEASURED_S, "s"),
+        ("rate_tolerance", RATE_TOLERANCE, "ratio"),
+        ("max_cross_traffic_bytes_per_s", MAX_CROSS_TRAFFIC_BYTES_PER_S, "bytes/s"),
+        ("min_latency_replies", MIN_LATENCY_REPLIES, "packets"),
+        ("gigabit_p90_mbps", GIGABIT_P90_MBPS, "Mb/s"),
+        ("gigabit_port_mbps", GIGABIT_PORT_MBPS, "Mb/s"),
+        ("fixed_200_mbps", FIXED_200_MBPS, "Mb/s"),
+        ("cellular_max_gap_s", CELLULAR_MAX_GAP_S, "s"),
+        ("ipv6_probe_share", IPV6_PROBE_SHARE, "ratio"),
+    ]

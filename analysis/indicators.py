@@ -1,0 +1,836 @@
+"""The one entry point that computes the plan's indicators.
+
+The definitions are the SQL views in analysis/views/ (one per file, read in
+VIEW_ORDER); this module loads them on a connection, sets the period, reads
+the probe-level rows and does what SQL is the wrong tool for: the bootstrap
+intervals (scipy.stats.bootstrap, resampling probes), Wilson intervals for
+shares, the insufficient-data floor and the targets. The CLI
+(`wardprobe-aggregator indicators`), the HTTP API and the report all call
+`compute_indicators`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import duckdb
+import numpy as np
+from scipy import stats  # type: ignore[import-untyped]
+
+from analysis import constants as k
+
+# The views, in the order they depend on each other. Those in MATERIALISED
+# are computed once per period into a temporary table of the same name (the
+# later views read them many times); analysts get them all as plain views.
+VIEW_ORDER: tuple[str, ...] = (
+    "throughput_checked",
+    "latency_checked",
+    "cellular_checked",
+    "ipv6_checked",
+    "exclusions",
+    "probe_download",
+    "probe_download_by_tech",
+    "probe_latency",
+    "gigabit_capable",
+    "nr_availability",
+    "ipv6_capability",
+    "latency_by_ward",
+    "mobile_download_by_tech",
+    "zone_targets",
+    "nr_lte_cell_proxy",
+)
+MATERIALISED = frozenset(
+    {
+        "exclusions",
+        "probe_download",
+        "probe_download_by_tech",
+        "probe_latency",
+        "nr_availability",
+        "ipv6_capability",
+        "nr_lte_cell_proxy",
+    }
+)
+
+Grouping = Literal["operator", "access_tech", "site_class"]
+GROUPINGS: tuple[Grouping, ...] = ("operator", "access_tech", "site_class")
+TZ = ZoneInfo(k.TIMEZONE)
+FIXED_ISP_UNKNOWN = "fixed line (ISP not recorded)"
+
+
+def view_sql(name: str) -> str:
+    """The SQL text of one view (analysis/views/<name>.sql)."""
+    return resources.files("analysis").joinpath("views", f"{name}.sql").read_text("utf-8")
+
+
+def install_views(
+    con: duckdb.DuckDBPyConnection, *, temporary: bool = True, materialise: bool = False
+) -> None:
+    """Create `indicator_constants` and every view on a connection.
+
+    temporary: in the temp schema (works on a read-only store). materialise:
+    the views in MATERIALISED become tables computed now, for the period set
+    on the connection (see set_period)."""
+    temp = "temp " if temporary else ""
+    con.execute(
+        f"create or replace {temp}table indicator_constants "
+        "(name varchar, value double, unit varchar)"
+    )
+    con.executemany(
+        "insert into indicator_constants values (?, ?, ?)", k.indicator_constants_rows()
+    )
+    for name in VIEW_ORDER:
+        kind = "table" if materialise and name in MATERIALISED else "view"
+        if temporary and name in MATERIALISED:
+            # a table of an earlier compute_indicators call on this connection
+            con.execute(f"drop table if exists temp.{name}")
+        con.execute(f"create or replace {temp}{kind} {name} as\n{view_sql(name)}")
+
+
+# --- periods -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """[start, end) in Asia/Ho_Chi_Minh time, with the label it was given."""
+
+    label: str
+    start: datetime
+    end: datetime
+
+    def year_before(self, year: int) -> Period:
+        """The whole of another calendar year (for the baseline)."""
+        return parse_period(str(year))
+
+
+def _local(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=TZ)
+
+
+def parse_period(text: str) -> Period:
+    """`2026`, `2026Q3` or `2026-01-01..2026-04-01` (from inclusive, to exclusive)."""
+    text = text.strip()
+    if re.fullmatch(r"\d{4}", text):
+        year = int(text)
+        return Period(text, _local(date(year, 1, 1)), _local(date(year + 1, 1, 1)))
+    if m := re.fullmatch(r"(\d{4})[Qq]([1-4])", text):
+        year, quarter = int(m[1]), int(m[2])
+        first = date(year, 3 * quarter - 2, 1)
+        after = date(year + 1, 1, 1) if quarter == 4 else date(year, 3 * quarter + 1, 1)
+        return Period(f"{year}Q{quarter}", _local(first), _local(after))
+    if m := re.fullmatch(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})", text):
+        start, end = date.fromisoformat(m[1]), date.fromisoformat(m[2])
+        if end <= start:
+            raise ValueError(f"period {text!r}: the end must come after the start")
+        return Period(text, _local(start), _local(end))
+    raise ValueError(f"period {text!r}: expected YYYY, YYYYQn or YYYY-MM-DD..YYYY-MM-DD")
+
+
+def set_period(con: duckdb.DuckDBPyConnection, period: Period | None, synthetic: bool) -> None:
+    """Set the variables the views read (None: all time)."""
+    if period is None:
+        con.execute("reset variable period_from")
+        con.execute("reset variable period_to")
+    else:
+        con.execute("set variable period_from = ?::timestamptz", [period.start.isoformat()])
+        con.execute("set variable period_to = ?::timestamptz", [period.end.isoformat()])
+    con.execute("set variable synthetic = ?", [synthetic])
+
+
+# --- statistics --------------------------------------------------------------
+
+
+def wilson(successes: int, n: int, confidence: float = k.CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval of a share."""
+    if n == 0:
+        return (math.nan, math.nan)
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def bootstrap_interval(
+    samples: Sequence[Sequence[float]],
+    statistic: Callable[..., Any],
+    seed: int,
+) -> tuple[float | None, float | None]:
+    """95 % percentile bootstrap interval, resampling the probes of each sample."""
+    arrays = [np.asarray(s, dtype=float) for s in samples]
+    if any(a.size < 2 for a in arrays):
+        return (None, None)
+    if all(np.all(a == a[0]) for a in arrays) and len(arrays) == 1:
+        value = float(statistic(arrays[0], axis=-1))
+        return (value, value)
+    result = stats.bootstrap(
+        tuple(arrays),
+        statistic,
+        n_resamples=k.BOOTSTRAP_RESAMPLES,
+        confidence_level=k.CONFIDENCE,
+        method="percentile",
+        vectorized=True,
+        paired=False,
+        rng=np.random.default_rng(seed),
+    )
+    return (float(result.confidence_interval.low), float(result.confidence_interval.high))
+
+
+def _mean(a: Any, axis: int = -1) -> Any:
+    return np.mean(a, axis=axis)
+
+
+def _median(a: Any, axis: int = -1) -> Any:
+    return np.median(a, axis=axis)
+
+
+def _ratio_of_means(a: Any, b: Any, axis: int = -1) -> Any:
+    return np.mean(a, axis=axis) / np.mean(b, axis=axis)
+
+
+def _ratio_of_medians(a: Any, b: Any, axis: int = -1) -> Any:
+    return np.median(a, axis=axis) / np.median(b, axis=axis)
+
+
+# --- results -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """One target and whether the figure meets it (None: insufficient data)."""
+
+    value: float
+    comparator: str
+    source: str
+    due: str
+    met: bool | None
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One indicator for one scope (the city or a ward) and group."""
+
+    indicator: str
+    scope: str  # "city" or the ward's code
+    group: str | None  # e.g. "operator=Viettel"; None when not grouped
+    unit: str
+    value: float | None  # None when insufficient data
+    ci_low: float | None
+    ci_high: float | None
+    interval: str  # "bootstrap" (probes resampled), "wilson" or "none"
+    mean: float | None  # across probes
+    median: float | None  # across probes
+    probes: int
+    tests: int
+    probe_limited: int
+    status: str  # "ok" or "insufficient data"
+    targets: tuple[TargetResult, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ZoneSite:
+    """One probe at a zone site and its 5G and gigabit figures."""
+
+    probe_id: str
+    ward_code: int
+    site_class: str
+    nr_time_share: float | None
+    saw_nr: bool | None
+    gigabit_capable: bool | None
+    gigabit_probe_limited: bool | None
+    p90_mbps: float | None
+
+
+@dataclass(frozen=True)
+class IndicatorReport:
+    """Everything `compute_indicators` found for one period."""
+
+    period: Period
+    ward: int | None
+    by: Grouping | None
+    synthetic: bool
+    figures: list[Figure]
+    exclusions: list[tuple[str, str, int]]  # (table, reason, results)
+    zone_sites: list[ZoneSite]
+    baseline: str
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One probe (in one ward) as an indicator sees it."""
+
+    ward_code: int
+    group: str | None
+    value: float
+    tests: int
+    limited: bool = False
+
+
+@dataclass
+class _Calc:
+    period: Period
+    ward: int | None
+    by: Grouping | None
+    seed: int
+    figures: list[Figure] = field(default_factory=list)
+
+    def scopes(self, units: Iterable[_Unit]) -> dict[tuple[str, str | None], list[_Unit]]:
+        """Units by (scope, group): the city and each ward (or the one ward asked for)."""
+        out: dict[tuple[str, str | None], list[_Unit]] = defaultdict(list)
+        for u in units:
+            if self.ward is not None and u.ward_code != self.ward:
+                continue
+            out[("city" if self.ward is None else str(u.ward_code), u.group)].append(u)
+            if self.ward is None:
+                out[(str(u.ward_code), u.group)].append(u)
+        return out
+
+    def targets(
+        self, name: str, value: float | None, access_tech: str | None = None
+    ) -> tuple[TargetResult, ...]:
+        return tuple(
+            TargetResult(
+                t.value, t.comparator, t.source, t.due, None if value is None else t.met(value)
+            )
+            for t in k.targets_for(name, access_tech)
+        )
+
+    def mean_figure(
+        self,
+        name: str,
+        unit: str,
+        units: Iterable[_Unit],
+        *,
+        statistic: Literal["mean", "median"] = "mean",
+        target_tech: Callable[[str | None], str | None] = lambda g: None,
+        note: str = "",
+    ) -> None:
+        """A probe-balanced statistic of per-probe values, bootstrap interval."""
+        for (scope, group), members in sorted(self.scopes(units).items(), key=_scope_key):
+            used = [u for u in members if not u.limited]
+            values = [u.value for u in used]
+            tests = sum(u.tests for u in used)
+            enough = len(used) >= k.FLOOR_PROBES and tests >= k.FLOOR_TESTS
+            mean = float(np.mean(values)) if values else None
+            median = float(np.median(values)) if values else None
+            point = mean if statistic == "mean" else median
+            low = high = None
+            if enough:
+                low, high = bootstrap_interval(
+                    [values], _mean if statistic == "mean" else _median, self.seed
+                )
+            shown = point if enough else None
+            self.figures.append(
+                Figure(
+                    name,
+                    scope,
+                    group,
+                    unit,
+                    shown,
+                    low,
+                    high,
+                    "bootstrap",
+                    mean,
+                    median,
+                    len(used),
+                    tests,
+                    len(members) - len(used),
+                    "ok" if enough else "insufficient data",
+                    self.targets(name, shown, target_tech(group)),
+                    note,
+                )
+            )
+
+    def share_figure(self, name: str, units: Iterable[_Unit], note: str = "") -> None:
+        """A share of probes (value 1 = yes), Wilson interval; limited probes apart."""
+        for (scope, group), members in sorted(self.scopes(units).items(), key=_scope_key):
+            used = [u for u in members if not u.limited]
+            yes = sum(1 for u in used if u.value >= 0.5)
+            tests = sum(u.tests for u in used)
+            enough = len(used) >= k.FLOOR_PROBES and tests >= k.FLOOR_TESTS
+            share = yes / len(used) if used else None
+            low, high = wilson(yes, len(used)) if enough else (None, None)
+            shown = share if enough else None
+            self.figures.append(
+                Figure(
+                    name,
+                    scope,
+                    group,
+                    "share",
+                    shown,
+                    low,
+                    high,
+                    "wilson",
+                    share,
+                    None,
+                    len(used),
+                    tests,
+                    len(members) - len(used),
+                    "ok" if enough else "insufficient data",
+                    self.targets(name, shown),
+                    note,
+                )
+            )
+
+
+def _scope_key(item: tuple[tuple[str, str | None], list[_Unit]]) -> tuple[int, str, str]:
+    (scope, group), _ = item
+    return (0 if scope == "city" else 1, scope, group or "")
+
+
+def _group(
+    by: Grouping | None, *, operator: Any = None, tech: Any = None, site: Any = None
+) -> str | None:
+    if by is None:
+        return None
+    value = {"operator": operator, "access_tech": tech, "site_class": site}[by]
+    return f"{by}={value if value is not None else 'n/a'}"
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    cursor = con.execute(sql)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+# --- the entry point ---------------------------------------------------------
+
+
+def open_store(path: Path | str) -> duckdb.DuckDBPyConnection:
+    """Open a store (or the analyst snapshot) read-only, for compute_indicators."""
+    return duckdb.connect(str(path), read_only=True)
+
+
+def compute_indicators(
+    con: duckdb.DuckDBPyConnection,
+    period: Period,
+    *,
+    ward: int | None = None,
+    by: Grouping | None = None,
+    synthetic: bool = False,
+    seed: int = 20260101,
+) -> IndicatorReport:
+    """Every indicator of DESIGN.md for a period, for the city and each ward
+    (or one ward), optionally grouped by operator, access technology or site
+    class. `synthetic` selects the synthetic generator's rows instead of
+    the probes'. The bootstrap is seeded: the same data gives the same
+    intervals."""
+    calc = _Calc(period, ward, by, seed)
+    install_views(con, temporary=True, materialise=False)
+    set_period(con, period, synthetic)
+    _materialise(con)
+
+    pd = _rows(con, "select * from probe_download")
+    mobile = [r for r in pd if r["network_kind"] == "mobile"]
+    fixed = [r for r in pd if r["network_kind"] == "fixed"]
+
+    # Mobile download (all technologies), probe-balanced mean, and the ratio.
+    mobile_units = [
+        _Unit(
+            r["ward_code"],
+            _group(by, operator=r["operator_name"], tech="all", site=r["site_class"]),
+            r["mean_mbps"],
+            r["tests"],
+        )
+        for r in mobile
+    ]
+    calc.mean_figure("mobile_download_mean", "Mb/s", mobile_units)
+    baseline_note = _mobile_ratio(con, calc, mobile_units, period, synthetic)
+
+    # Mobile download per access technology (and operator) against 40/100 Mb/s.
+    by_tech = _rows(con, "select * from probe_download_by_tech")
+    tech_units = [
+        _Unit(
+            r["ward_code"],
+            f"access_tech={r['access_tech']}"
+            + (f";operator={r['operator_name']}" if by == "operator" else "")
+            + (f";site_class={r['site_class']}" if by == "site_class" else ""),
+            r["mean_mbps"],
+            r["tests"],
+        )
+        for r in by_tech
+    ]
+    calc.mean_figure(
+        "mobile_download_by_tech",
+        "Mb/s",
+        tech_units,
+        target_tech=lambda g: (g or "").split(";")[0].removeprefix("access_tech="),
+    )
+
+    # Fixed lines: gigabit-capable share, 200 Mb/s share, mean download.
+    gig = _rows(con, "select * from gigabit_capable")
+    fixed_group = {
+        "operator": FIXED_ISP_UNKNOWN,
+        "access_tech": "fixed",
+    }
+    calc.share_figure(
+        "gigabit_capable_share",
+        [
+            _Unit(
+                r["ward_code"],
+                _group(
+                    by,
+                    operator=fixed_group["operator"],
+                    tech=fixed_group["access_tech"],
+                    site=r["site_class"],
+                ),
+                1.0 if r["gigabit_capable"] else 0.0,
+                r["tests"],
+                bool(r["gigabit_probe_limited"]),
+            )
+            for r in gig
+        ],
+        note="probe-limited: interface below 1 Gb/s, outside the denominator",
+    )
+    calc.share_figure(
+        "fixed_200_share",
+        [
+            _Unit(
+                r["ward_code"],
+                _group(by, operator=FIXED_ISP_UNKNOWN, tech="fixed", site=r["site_class"]),
+                1.0 if r["mean_at_least_200_mbps"] else 0.0,
+                r["tests"],
+                bool(r["fixed_200_probe_limited"]),
+            )
+            for r in gig
+        ],
+        note="probe-limited: interface below 200 Mb/s",
+    )
+    calc.mean_figure(
+        "fixed_download_mean",
+        "Mb/s",
+        [
+            _Unit(
+                r["ward_code"],
+                _group(by, operator=FIXED_ISP_UNKNOWN, tech="fixed", site=r["site_class"]),
+                r["mean_mbps"],
+                r["tests"],
+            )
+            for r in fixed
+        ],
+    )
+
+    # 5G availability.
+    nr = _rows(con, "select * from nr_availability")
+    nr_units = [
+        (
+            r,
+            _group(by, operator=r["operator_name"], tech="all", site=r["site_class"]),
+        )
+        for r in nr
+    ]
+    calc.mean_figure(
+        "nr_time_share",
+        "share",
+        [
+            _Unit(r["ward_code"], g, r["nr_time_share"], r["observations"], r["probe_limited"])
+            for r, g in nr_units
+        ],
+        note="time-weighted share on NR (NSA or SA), probe-balanced; 4G-only modems apart",
+    )
+    calc.share_figure(
+        "nr_seen_share",
+        [
+            _Unit(
+                r["ward_code"],
+                g,
+                1.0 if r["saw_nr"] else 0.0,
+                r["observations"],
+                r["probe_limited"],
+            )
+            for r, g in nr_units
+        ],
+        note="share of probes that saw NR at all; 4G-only modems apart",
+    )
+
+    # IPv6.
+    v6 = _rows(con, "select * from ipv6_capability")
+    for name, column in (
+        ("ipv6_capable_share", "ipv6_capable"),
+        ("ipv6_preferred_share", "ipv6_preferred"),
+    ):
+        calc.share_figure(
+            name,
+            [
+                _Unit(
+                    r["ward_code"],
+                    _group(
+                        by,
+                        operator=r["operator_name"] or FIXED_ISP_UNKNOWN,
+                        tech=r["network_kind"],
+                        site=r["site_class"],
+                    ),
+                    1.0 if r[column] else 0.0,
+                    r["checks"],
+                )
+                for r in v6
+            ],
+        )
+
+    # Latency: median across probes of the probes' medians.
+    lat = _rows(con, "select * from probe_latency")
+    calc.mean_figure(
+        "idle_latency_ms",
+        "ms",
+        [
+            _Unit(
+                r["ward_code"],
+                _group(
+                    by, operator=r["operator_name"], tech=r["network_kind"], site=r["site_class"]
+                ),
+                r["idle_rtt_ms"],
+                r["tests"],
+            )
+            for r in lat
+        ],
+        statistic="median",
+    )
+    calc.mean_figure(
+        "loaded_latency_ms",
+        "ms",
+        [
+            _Unit(
+                r["ward_code"],
+                _group(
+                    by, operator=r["operator_name"], tech=r["network_kind"], site=r["site_class"]
+                ),
+                r["loaded_rtt_ms"],
+                r["tests"],
+            )
+            for r in pd
+            if r["loaded_rtt_ms"] is not None
+        ],
+        statistic="median",
+        note="round trips while downloads ran",
+    )
+
+    # Zone targets: sites at high-tech parks, IT parks, R&D centres, industrial zones.
+    zone_rows = _rows(con, "select * from zone_targets order by ward_code, probe_id")
+    zone_sites = [
+        ZoneSite(
+            r["probe_id"],
+            r["ward_code"],
+            r["site_class"],
+            r["nr_time_share"],
+            r["saw_nr"],
+            r["gigabit_capable"],
+            r["gigabit_probe_limited"],
+            r["p90_mbps"],
+        )
+        for r in zone_rows
+        if ward is None or r["ward_code"] == ward
+    ]
+    nr_by_probe = {(r["probe_id"], r["ward_code"]): r for r in nr}
+    gig_by_probe = {(r["probe_id"], r["ward_code"]): r for r in gig}
+    calc.share_figure(
+        "zone_nr_share",
+        [
+            _Unit(
+                s.ward_code,
+                _group(
+                    by,
+                    operator=nr_by_probe[(s.probe_id, s.ward_code)]["operator_name"],
+                    tech="all",
+                    site=s.site_class,
+                ),
+                1.0 if s.saw_nr else 0.0,
+                nr_by_probe[(s.probe_id, s.ward_code)]["observations"],
+                bool(nr_by_probe[(s.probe_id, s.ward_code)]["probe_limited"]),
+            )
+            for s in zone_sites
+            if s.saw_nr is not None
+        ],
+        note="zone sites whose modem saw NR (5G service)",
+    )
+    calc.share_figure(
+        "zone_gigabit_share",
+        [
+            _Unit(
+                s.ward_code,
+                _group(by, operator=FIXED_ISP_UNKNOWN, tech="fixed", site=s.site_class),
+                1.0 if s.gigabit_capable else 0.0,
+                gig_by_probe[(s.probe_id, s.ward_code)]["tests"],
+                bool(s.gigabit_probe_limited),
+            )
+            for s in zone_sites
+            if s.gigabit_capable is not None
+        ],
+        note="zone sites with a gigabit-capable fixed line",
+    )
+
+    _cell_proxy(con, calc)
+    exclusions = [
+        (str(r[0]), str(r[1]), int(r[2]))
+        for r in con.execute(
+            "select result_table, excluded_because, sum(results)::bigint from exclusions"
+            + ("" if ward is None else f" where ward_code = {int(ward)}")
+            + " group by all order by 1, 3 desc"
+        ).fetchall()
+    ]
+    return IndicatorReport(
+        period, ward, by, synthetic, calc.figures, exclusions, zone_sites, baseline_note
+    )
+
+
+def _materialise(con: duckdb.DuckDBPyConnection) -> None:
+    """Compute the MATERIALISED views once for the period set on `con`."""
+    for name in VIEW_ORDER:
+        if name in MATERIALISED:
+            con.execute(f"drop view if exists {name}")
+            con.execute(f"create or replace temp table {name} as\n{view_sql(name)}")
+
+
+def _cell_proxy(con: duckdb.DuckDBPyConnection, calc: _Calc) -> None:
+    """Distinct NR vs LTE cells (a proxy for the stations target), per ward and operator."""
+    by_operator = calc.by == "operator"
+    group_sql = "operator_name" if by_operator else "null"
+    city = _rows(
+        con,
+        f"""
+        select 'city' as scope, {group_sql} as grp,
+               count(distinct cell_id) filter (where on_nr) as nr_cells,
+               count(distinct cell_id) filter (where access_tech in ('lte', 'nr5g_nsa'))
+                   as lte_cells,
+               count(*) as observations, count(distinct probe_id) as probes
+        from cellular_checked
+        where excluded_because is null and cell_id is not null
+        group by all
+        """,
+    )
+    ward_rows = _rows(
+        con,
+        f"""
+        select ward_code::varchar as scope, {group_sql} as grp,
+               sum(nr_cells) as nr_cells, sum(lte_cells) as lte_cells,
+               sum(observations) as observations, sum(probes) as probes
+        from nr_lte_cell_proxy group by all
+        """,
+    )
+    rows = (city if calc.ward is None else []) + [
+        r for r in ward_rows if calc.ward is None or r["scope"] == str(calc.ward)
+    ]
+    for r in sorted(rows, key=lambda r: (r["scope"] != "city", r["scope"], r["grp"] or "")):
+        ratio = r["nr_cells"] / r["lte_cells"] if r["lte_cells"] else None
+        enough = r["probes"] >= k.FLOOR_PROBES and r["observations"] >= k.FLOOR_TESTS
+        shown = ratio if enough else None
+        calc.figures.append(
+            Figure(
+                "nr_lte_cell_ratio",
+                r["scope"],
+                f"operator={r['grp']}" if by_operator else None,
+                "ratio (proxy)",
+                shown,
+                None,
+                None,
+                "none",
+                None,
+                None,
+                int(r["probes"]),
+                int(r["observations"]),
+                0,
+                "ok" if enough else "insufficient data",
+                calc.targets("nr_lte_cell_ratio", shown),
+                f"PROXY for 5G stations >= 50 % of 4G stations: {int(r['nr_cells'])} NR vs "
+                f"{int(r['lte_cells'])} LTE distinct cells observed, not base stations",
+            )
+        )
+
+
+def _mobile_ratio(
+    con: duckdb.DuckDBPyConnection,
+    calc: _Calc,
+    current: list[_Unit],
+    period: Period,
+    synthetic: bool,
+) -> str:
+    """Mobile download divided by the 2024 baseline, per scope and group.
+
+    The baseline is the same statistic over 2024's measurements in the store
+    when they clear the floor, otherwise an imported baseline row for the
+    scope (its statistic, mean or median, is then used for both)."""
+    from aggregator.baseline import imported_baselines
+
+    base_period = parse_period(str(k.BASELINE_YEAR))
+    set_period(con, base_period, synthetic)
+    base_rows = _rows(
+        con,
+        "select ward_code, operator_name, site_class, avg(mbps) as mean_mbps, count(*) as tests "
+        "from throughput_checked where excluded_because is null and direction = 'download' "
+        "and network_kind = 'mobile' group by probe_id, ward_code, operator_name, site_class",
+    )
+    set_period(con, period, synthetic)
+    base_units = [
+        _Unit(
+            r["ward_code"],
+            _group(calc.by, operator=r["operator_name"], tech="all", site=r["site_class"]),
+            r["mean_mbps"],
+            r["tests"],
+        )
+        for r in base_rows
+    ]
+    imported = imported_baselines(con, k.BASELINE_YEAR)
+    base_scopes = calc.scopes(base_units)
+    used: set[str] = set()
+    for (scope, group), members in sorted(calc.scopes(current).items(), key=_scope_key):
+        values = [u.value for u in members]
+        tests = sum(u.tests for u in members)
+        base = base_scopes.get((scope, group), [])
+        base_values = [u.value for u in base]
+        base_tests = sum(u.tests for u in base)
+        enough_now = len(values) >= k.FLOOR_PROBES and tests >= k.FLOOR_TESTS
+        value = low = high = None
+        if len(base_values) >= k.FLOOR_PROBES and base_tests >= k.FLOOR_TESTS:
+            source = (
+                f"{k.BASELINE_YEAR} measurements in the store "
+                f"({len(base_values)} probes, {base_tests} tests, probe-balanced mean)"
+            )
+            if enough_now:
+                value = float(np.mean(values) / np.mean(base_values))
+                low, high = bootstrap_interval([values, base_values], _ratio_of_means, calc.seed)
+        elif group is None and (row := imported.get(scope)) is not None:
+            source = (
+                f"imported {k.BASELINE_YEAR} {row.statistic} {row.value_mbps:g} Mb/s "
+                f"(n={row.sample_size}) from {row.source}"
+            )
+            if enough_now:
+                fn = np.mean if row.statistic == "mean" else np.median
+                value = float(fn(values)) / row.value_mbps
+                low_now, high_now = bootstrap_interval(
+                    [values], _mean if row.statistic == "mean" else _median, calc.seed
+                )
+                if low_now is not None and high_now is not None:
+                    # the imported figure is taken as exact: only ours varies
+                    low, high = low_now / row.value_mbps, high_now / row.value_mbps
+        else:
+            source = f"no {k.BASELINE_YEAR} baseline for this scope"
+        used.add(source.split(" (")[0])
+        calc.figures.append(
+            Figure(
+                "mobile_download_ratio",
+                scope,
+                group,
+                "ratio",
+                value,
+                low,
+                high,
+                "bootstrap",
+                None,
+                None,
+                len(values),
+                tests,
+                0,
+                "ok" if value is not None else "insufficient data",
+                calc.targets("mobile_download_ratio", value),
+                f"baseline: {source}",
+            )
+        )
+    return "; ".join(sorted(used)) if used else "no mobile results"

@@ -1,0 +1,65 @@
+-- cellular_checked: every radio observation of the period (see
+-- throughput_checked for the variables), with the reason it does not count,
+-- and the time it stands for: until the probe's next valid observation, at
+-- most cellular_max_gap_s (the last one of a probe gets the mean of its
+-- other gaps).
+with
+
+k as (
+    select max(value) filter (where name = 'cellular_max_gap_s') as max_gap_s
+    from indicator_constants
+),
+
+in_period as (
+    select
+        c.*,
+        case
+            when c.status <> 'ok' then 'status ' || c.status
+            when c.clock_sync <> 'synchronised' then 'clock not synchronised'
+            when c.access_tech is null then 'no access technology'
+        end as excluded_because
+    from cellular c
+    where c.measured_at >= coalesce(getvariable('period_from'), '-infinity'::timestamptz)
+      and c.measured_at < coalesce(getvariable('period_to'), 'infinity'::timestamptz)
+      and c.synthetic = coalesce(getvariable('synthetic'), false)
+),
+
+gaps as (
+    select
+        result_id,
+        probe_id,
+        -- seconds to the same probe's next valid observation, capped
+        least(
+            epoch(lead(measured_at) over (partition by probe_id order by measured_at))
+                - epoch(measured_at),
+            k.max_gap_s
+        ) as gap_s
+    from in_period
+    cross join k
+    where excluded_because is null
+),
+
+typical as (
+    select result_id, gap_s, avg(gap_s) over (partition by probe_id) as mean_gap_s
+    from gaps
+)
+
+select
+    c.result_id,
+    c.probe_id,
+    c.ward_code,
+    coalesce(p.site_class, 'unknown') as site_class,
+    c.measured_at,
+    c.access_tech,
+    c.access_tech in ('nr5g_nsa', 'nr5g_sa') as on_nr,
+    c.operator_name,
+    c.cell_id,
+    c.modem_5g_capable,
+    -- seconds this observation stands for (NULL when it does not count)
+    case when c.excluded_because is null
+        then coalesce(t.gap_s, t.mean_gap_s, k.max_gap_s) end as weight_s,
+    c.excluded_because
+from in_period c
+cross join k
+left join typical t using (result_id)
+left join probes p using (probe_id)

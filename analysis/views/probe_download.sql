@@ -1,0 +1,23 @@
+-- probe_download: one row per probe, ward and network kind over the period's
+-- valid download tests: the probe's own mean, median and 90th percentile
+-- (nearest rank), so that every indicator can weigh probes equally however
+-- often they test. A probe that moved ward mid-period is one row per ward.
+select
+    probe_id,
+    ward_code,
+    any_value(site_class) as site_class,
+    network_kind,
+    -- the operator the probe used most (mobile lines; NULL on fixed lines)
+    mode(operator_name) as operator_name,
+    count(*) as tests,
+    -- megabits per second from here on
+    avg(mbps) as mean_mbps,
+    median(mbps) as median_mbps,
+    quantile_disc(mbps, 0.9) as p90_mbps,
+    max(link_speed_mbps) as link_speed_mbps,
+    -- milliseconds: round trips just before and during the transfers
+    median(idle_rtt_median_ms) as idle_rtt_ms,
+    median(loaded_rtt_median_ms) as loaded_rtt_ms
+from throughput_checked
+where excluded_because is null and direction = 'download'
+group by probe_id, ward_code, network_kind

@@ -1,0 +1,447 @@
+"""Every indicator on synthetic data, against an independent computation here.
+
+The test reads the raw rows of the store (not the views) and recomputes each
+figure with numpy: validity, probe balancing, the floor, probe-limited
+probes, the time weighting of radio observations, Wilson intervals and the
+baseline ratio. Period boundaries are checked in UTC by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pytest
+
+from aggregator.baseline import BaselineRow, import_rows
+from aggregator.store import Store
+from analysis.indicators import (
+    Figure,
+    IndicatorReport,
+    compute_indicators,
+    parse_period,
+)
+from analysis.synthetic import MixingRefused, SyntheticSpec, WardSpec, generate
+
+WARDS = (
+    WardSpec(31117, fixed_probes=4, mobile_probes=4, site_class="industrial_zone"),
+    WardSpec(
+        31120,
+        fixed_probes=5,
+        mobile_probes=4,
+        gigabit_share=0.8,
+        slow_port_share=0.4,
+        lte_only_modem_share=0.5,
+    ),
+    WardSpec(
+        31123,
+        fixed_probes=4,
+        mobile_probes=3,
+        gigabit_share=0.2,
+        nr_share=0.2,
+        ipv6_share=0.9,
+        idle_rtt_ms=35.0,
+    ),
+    # under the floor: two probes of each kind
+    WardSpec(31126, fixed_probes=2, mobile_probes=2),
+)
+# 2026 in Asia/Ho_Chi_Minh (UTC+7), written out in UTC by hand.
+Y2026 = (datetime(2025, 12, 31, 17, tzinfo=UTC), datetime(2026, 12, 31, 17, tzinfo=UTC))
+Y2024 = (datetime(2023, 12, 31, 17, tzinfo=UTC), datetime(2024, 12, 31, 17, tzinfo=UTC))
+
+
+def _spec(start: datetime, end: datetime, factor: float, seed: int) -> SyntheticSpec:
+    return SyntheticSpec(
+        wards=WARDS,
+        # a little beyond the year on both sides: the boundaries must cut
+        start=start,
+        end=end,
+        throughput_rows=3000,
+        latency_rows=2000,
+        cellular_rows=3000,
+        ipv6_rows=600,
+        mobile_speed_factor=factor,
+        seed=seed,
+    )
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("indicators") / "store.duckdb"
+    store = Store(path)
+    con = store._con
+    generate(
+        con, _spec(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 1, tzinfo=UTC), 0.5, 7)
+    )
+    generate(
+        con, _spec(datetime(2025, 12, 1, tzinfo=UTC), datetime(2027, 2, 1, tzinfo=UTC), 1.0, 8)
+    )
+    store.close()
+    yield path
+
+
+@pytest.fixture(scope="module")
+def con(store_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    connection = duckdb.connect(str(store_path), read_only=True)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="module")
+def report(con: duckdb.DuckDBPyConnection) -> IndicatorReport:
+    return compute_indicators(con, parse_period("2026"), synthetic=True)
+
+
+def _raw(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray[Any, Any]]:
+    return {k: np.asarray(v) for k, v in con.execute(sql).fetchnumpy().items()}
+
+
+def _in(window: tuple[datetime, datetime]) -> str:
+    return (
+        f"epoch(measured_at) >= {window[0].timestamp()} "
+        f"and epoch(measured_at) < {window[1].timestamp()} and synthetic"
+    )
+
+
+def _valid_downloads(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datetime]) -> Any:
+    t = _raw(
+        con,
+        "select probe_id, ward_code, network_kind, status, clock_sync, mbps, "
+        "bytes_transferred::double as bytes, measured_s, coalesce(cross_traffic_bytes_per_s, 0) "
+        "as cross, link_speed_mbps, access_tech, access_tech_end, operator_name "
+        f"from throughput where direction = 'download' and {_in(window)}",
+    )
+    ok = (
+        (t["status"] == "ok")
+        & (t["clock_sync"] == "synchronised")
+        & (t["cross"] <= 125_000)
+        & (t["bytes"] >= 8192)
+        & (t["measured_s"] >= 4.0)
+        & (np.abs(t["bytes"] * 8 / t["measured_s"] / 1e6 - t["mbps"]) <= 0.05 * t["mbps"])
+    )
+    return {k: v[ok] for k, v in t.items()}
+
+
+def _figure(report: IndicatorReport, name: str, scope: str, group: str | None = None) -> Figure:
+    found = [f for f in report.figures if (f.indicator, f.scope, f.group) == (name, scope, group)]
+    assert len(found) == 1, (name, scope, group, found)
+    return found[0]
+
+
+def _by_probe(keys: np.ndarray[Any, Any], values: np.ndarray[Any, Any]) -> dict[Any, Any]:
+    out: dict[Any, list[float]] = defaultdict(list)
+    for key, value in zip(keys, values, strict=True):
+        out[key].append(value)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _wilson(yes: int, n: int) -> tuple[float, float]:
+    z = 1.959963984540054
+    p = yes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def test_period_boundaries_are_local_time() -> None:
+    period = parse_period("2026Q3")
+    assert period.start == datetime(2026, 6, 30, 17, tzinfo=UTC)
+    assert period.end == datetime(2026, 9, 30, 17, tzinfo=UTC)
+    span = parse_period("2026-02-01..2026-03-01")
+    assert (span.start, span.end) == (
+        datetime(2026, 1, 31, 17, tzinfo=UTC),
+        datetime(2026, 2, 28, 17, tzinfo=UTC),
+    )
+    with pytest.raises(ValueError, match="YYYY"):
+        parse_period("last year")
+
+
+def test_mobile_download_is_probe_balanced(
+    con: duckdb.DuckDBPyConnection, report: IndicatorReport
+) -> None:
+    d = _valid_downloads(con, Y2026)
+    mobile = d["network_kind"] == "mobile"
+    per_probe = _by_probe(d["probe_id"][mobile], d["mbps"][mobile])
+    probe_ward = dict(zip(d["probe_id"], d["ward_code"], strict=True))
+    means = {p: v.mean() for p, v in per_probe.items()}
+    city = _figure(report, "mobile_download_mean", "city")
+    assert city.value == pytest.approx(np.mean(list(means.values())), rel=1e-9)
+    assert city.median == pytest.approx(np.median(list(means.values())), rel=1e-9)
+    assert city.probes == len(means)
+    assert city.tests == int(mobile.sum())
+    # not the mean of tests: a probe that tests more does not weigh more
+    assert city.value != pytest.approx(d["mbps"][mobile].mean(), rel=1e-6)
+    assert city.ci_low is not None and city.ci_high is not None and city.value is not None
+    assert city.ci_low <= city.value <= city.ci_high
+    # an independent percentile bootstrap over probes gives a similar width
+    rng = np.random.default_rng(1)
+    values = np.asarray(list(means.values()))
+    boot = rng.choice(values, size=(4000, values.size)).mean(axis=1)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    assert city.ci_high - city.ci_low == pytest.approx(high - low, rel=0.25)
+    for ward in (31117, 31120, 31123):
+        ward_means = [m for p, m in means.items() if probe_ward[p] == ward]
+        fig = _figure(report, "mobile_download_mean", str(ward))
+        assert fig.value == pytest.approx(np.mean(ward_means), rel=1e-9)
+        assert fig.status == "ok"
+
+
+def test_below_the_floor_is_insufficient_data(report: IndicatorReport) -> None:
+    for name in ("mobile_download_mean", "gigabit_capable_share", "nr_time_share"):
+        fig = _figure(report, name, "31126")
+        assert fig.status == "insufficient data"
+        assert fig.value is None and fig.ci_low is None
+        assert fig.probes == 2
+        assert all(t.met is None for t in fig.targets)
+
+
+def test_baseline_ratio_from_2024_in_the_store(
+    con: duckdb.DuckDBPyConnection, report: IndicatorReport
+) -> None:
+    def city_mean(window: tuple[datetime, datetime]) -> float:
+        d = _valid_downloads(con, window)
+        mobile = d["network_kind"] == "mobile"
+        per_probe = _by_probe(d["probe_id"][mobile], d["mbps"][mobile])
+        return float(np.mean([v.mean() for v in per_probe.values()]))
+
+    fig = _figure(report, "mobile_download_ratio", "city")
+    expected = city_mean(Y2026) / city_mean(Y2024)
+    assert fig.value == pytest.approx(expected, rel=1e-9)
+    # the generator made 2024 half as fast: the ratio is about 2
+    assert 1.6 < expected < 2.4
+    assert "2024 measurements in the store" in fig.note
+    assert fig.targets[0].met == (expected >= 2.0)
+    assert "2024 measurements in the store" in report.baseline
+
+
+def test_baseline_ratio_from_an_imported_row(tmp_path: Path) -> None:
+    path = tmp_path / "only2026.duckdb"
+    store = Store(path)
+    generate(
+        store._con,
+        _spec(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC), 1.0, 9),
+    )
+    import_rows(
+        store._con,
+        [BaselineRow("city", None, 2024, "mobile", None, "median", 30.0, 1000, "VNNIC i-Speed")],
+    )
+    store.close()
+    with duckdb.connect(str(path), read_only=True) as con:
+        rep = compute_indicators(con, parse_period("2026"), synthetic=True)
+        d = _valid_downloads(con, Y2026)
+    mobile = d["network_kind"] == "mobile"
+    per_probe = _by_probe(d["probe_id"][mobile], d["mbps"][mobile])
+    median_of_means = float(np.median([v.mean() for v in per_probe.values()]))
+    fig = _figure(rep, "mobile_download_ratio", "city")
+    assert fig.value == pytest.approx(median_of_means / 30.0, rel=1e-9)
+    assert "imported 2024 median 30 Mb/s" in fig.note and "VNNIC i-Speed" in fig.note
+    ward = _figure(rep, "mobile_download_ratio", "31117")
+    assert ward.value is None and "no 2024 baseline" in ward.note
+
+
+def test_gigabit_share_counts_probe_limited_apart(
+    con: duckdb.DuckDBPyConnection, report: IndicatorReport
+) -> None:
+    d = _valid_downloads(con, Y2026)
+    fixed = d["network_kind"] == "fixed"
+    per_probe = _by_probe(d["probe_id"][fixed], d["mbps"][fixed])
+    link = _by_probe(d["probe_id"][fixed], d["link_speed_mbps"][fixed])
+    capable = limited = used = 0
+    for probe, values in per_probe.items():
+        if link[probe].max() < 1000:
+            limited += 1
+            continue
+        used += 1
+        ordered = np.sort(values)
+        p90 = ordered[math.ceil(0.9 * ordered.size) - 1]  # nearest rank
+        capable += int(p90 >= 900)
+    fig = _figure(report, "gigabit_capable_share", "city")
+    assert limited > 0
+    assert fig.probe_limited == limited
+    assert fig.probes == used
+    assert fig.value == pytest.approx(capable / used)
+    low, high = _wilson(capable, used)
+    assert fig.ci_low == pytest.approx(low)
+    assert fig.ci_high == pytest.approx(high)
+    assert [(t.value, t.comparator) for t in fig.targets] == [(0.5, ">="), (0.8, ">"), (1.0, ">=")]
+    assert [t.met for t in fig.targets] == [
+        capable / used >= 0.5,
+        capable / used > 0.8,
+        capable / used >= 1.0,
+    ]
+    share200 = _figure(report, "fixed_200_share", "city")
+    at200 = [p for p, v in per_probe.items() if link[p].max() >= 200 and v.mean() >= 200]
+    assert share200.value == pytest.approx(len(at200) / (len(per_probe) - share200.probe_limited))
+
+
+def test_mobile_download_by_technology_and_operator(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    rep = compute_indicators(con, parse_period("2026"), synthetic=True, by="operator")
+    d = _valid_downloads(con, Y2026)
+    sel = (d["network_kind"] == "mobile") & (d["access_tech"] == d["access_tech_end"])
+    groups: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for probe, tech, op, mbps in zip(
+        d["probe_id"][sel],
+        d["access_tech"][sel],
+        d["operator_name"][sel],
+        d["mbps"][sel],
+        strict=True,
+    ):
+        groups[(tech, op)][probe].append(mbps)
+    for (tech, op), probes in groups.items():
+        fig = _figure(rep, "mobile_download_by_tech", "city", f"access_tech={tech};operator={op}")
+        expected = np.mean([np.mean(v) for v in probes.values()])
+        if fig.status == "ok":
+            assert fig.value == pytest.approx(expected, rel=1e-9)
+            target = 40.0 if tech == "lte" else 100.0
+            assert [t.value for t in fig.targets] == [target]
+            assert fig.targets[0].met == (expected >= target)
+        assert fig.probes == len(probes)
+
+
+def test_nr_availability_is_time_weighted_with_limited_modems_apart(
+    con: duckdb.DuckDBPyConnection, report: IndicatorReport
+) -> None:
+    c = _raw(
+        con,
+        "select probe_id, epoch(measured_at) as t, access_tech, modem_5g_capable, status, "
+        f"clock_sync from cellular where {_in(Y2026)}",
+    )
+    ok = (c["status"] == "ok") & (c["clock_sync"] == "synchronised")
+    shares, saw, limited = [], 0, 0
+    for probe in np.unique(c["probe_id"][ok]):
+        mine = ok & (c["probe_id"] == probe)
+        if not c["modem_5g_capable"][mine].all():
+            limited += 1
+            continue
+        order = np.argsort(c["t"][mine])
+        times = c["t"][mine][order]
+        on_nr = np.isin(c["access_tech"][mine][order], ["nr5g_nsa", "nr5g_sa"])
+        gaps = np.minimum(np.diff(times), 600.0)
+        weights = np.append(gaps, gaps.mean())
+        shares.append(float((weights * on_nr).sum() / weights.sum()))
+        saw += int(on_nr.any())
+    fig = _figure(report, "nr_time_share", "city")
+    assert limited > 0 and fig.probe_limited == limited
+    assert fig.value == pytest.approx(np.mean(shares), rel=1e-9)
+    seen = _figure(report, "nr_seen_share", "city")
+    assert seen.value == pytest.approx(saw / len(shares))
+    low, high = _wilson(saw, len(shares))
+    assert seen.ci_low == pytest.approx(low)
+    assert seen.ci_high == pytest.approx(high)
+
+
+def test_ipv6_shares_per_probe(con: duckdb.DuckDBPyConnection, report: IndicatorReport) -> None:
+    v = _raw(
+        con,
+        "select probe_id, network_kind, ipv6_capable, ipv6_preferred, status, clock_sync "
+        f"from ipv6 where {_in(Y2026)}",
+    )
+    ok = (v["status"] == "ok") & (v["clock_sync"] == "synchronised")
+    per_probe = _by_probe(v["probe_id"][ok], v["ipv6_capable"][ok].astype(float))
+    capable = sum(1 for x in per_probe.values() if x.mean() >= 0.5)
+    fig = _figure(report, "ipv6_capable_share", "city")
+    assert fig.probes == len(per_probe)
+    assert fig.value == pytest.approx(capable / len(per_probe))
+    assert fig.tests == int(ok.sum())
+
+
+def test_latency_medians_of_probe_medians(
+    con: duckdb.DuckDBPyConnection, report: IndicatorReport
+) -> None:
+    lat = _raw(
+        con,
+        "select probe_id, ward_code, rtt_median_ms, packets_received, status, clock_sync "
+        f"from latency where protocol = 'icmp' and {_in(Y2026)}",
+    )
+    ok = (
+        (lat["status"] == "ok")
+        & (lat["clock_sync"] == "synchronised")
+        & (lat["packets_received"] >= 3)
+    )
+    per_probe = _by_probe(lat["probe_id"][ok], lat["rtt_median_ms"][ok])
+    fig = _figure(report, "idle_latency_ms", "city")
+    assert fig.value == pytest.approx(np.median([np.median(x) for x in per_probe.values()]))
+    ward_probe = dict(zip(lat["probe_id"], lat["ward_code"], strict=True))
+    slow = [np.median(x) for p, x in per_probe.items() if ward_probe[p] == 31123]
+    assert _figure(report, "idle_latency_ms", "31123").value == pytest.approx(np.median(slow))
+    # the ward generated with 35 ms is slower than the 20 ms ones
+    assert np.median(slow) > _figure(report, "idle_latency_ms", "31117").value
+
+
+def test_zone_targets_list_each_site(report: IndicatorReport) -> None:
+    sites = report.zone_sites
+    assert {s.site_class for s in sites} == {"industrial_zone"}
+    assert len(sites) == 8  # 4 fixed + 4 mobile probes in the zone ward
+    fixed = [s for s in sites if s.gigabit_capable is not None]
+    fig = _figure(report, "zone_gigabit_share", "city")
+    usable = [s for s in fixed if not s.gigabit_probe_limited]
+    assert fig.value == pytest.approx(sum(bool(s.gigabit_capable) for s in usable) / len(usable))
+    assert [t.value for t in fig.targets] == [1.0]
+
+
+def test_cell_proxy_is_labelled_and_counts_distinct_cells(
+    con: duckdb.DuckDBPyConnection, report: IndicatorReport
+) -> None:
+    c = _raw(
+        con,
+        "select ward_code, access_tech, cell_id, status, clock_sync from cellular "
+        f"where {_in(Y2026)}",
+    )
+    ok = (c["status"] == "ok") & (c["clock_sync"] == "synchronised")
+    nr = len(set(c["cell_id"][ok & np.isin(c["access_tech"], ["nr5g_nsa", "nr5g_sa"])]))
+    lte = len(set(c["cell_id"][ok & np.isin(c["access_tech"], ["lte", "nr5g_nsa"])]))
+    fig = _figure(report, "nr_lte_cell_ratio", "city")
+    assert fig.value == pytest.approx(nr / lte)
+    assert "PROXY" in fig.note and "not base stations" in fig.note
+
+
+def test_exclusions_are_counted(con: duckdb.DuckDBPyConnection, report: IndicatorReport) -> None:
+    row = con.execute(
+        f"select count(*) filter (where status <> 'ok'), "
+        f"count(*) filter (where status = 'ok' and clock_sync <> 'synchronised') "
+        f"from throughput where {_in(Y2026)}"
+    ).fetchone()
+    assert row is not None
+    got = {(t, r): n for t, r, n in report.exclusions}
+    assert got[("throughput", "status failed")] == row[0]
+    assert got[("throughput", "clock not synchronised")] == row[1]
+    assert got[("throughput", "cross-traffic")] > 0
+    assert got[("throughput", "too short")] > 0
+
+
+def test_real_and_synthetic_never_mix(con: duckdb.DuckDBPyConnection) -> None:
+    real = compute_indicators(con, parse_period("2026"), synthetic=False)
+    assert all(f.probes == 0 or f.value is None for f in real.figures)
+
+
+def test_generator_is_reproducible_and_refuses_real_stores(tmp_path: Path) -> None:
+    sums = []
+    for name in ("a", "b"):
+        store = Store(tmp_path / f"{name}.duckdb")
+        spec = _spec(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC), 1.0, 3)
+        generate(store._con, spec)
+        sums.append(
+            store.query("select sum(mbps), count(*), min(result_id::varchar) from throughput")
+        )
+        store.close()
+    assert sums[0] == sums[1]
+    store = Store(tmp_path / "a.duckdb")
+    store.query(
+        "update throughput set synthetic = false where result_id in "
+        "(select result_id from throughput limit 1)"
+    )
+    with pytest.raises(MixingRefused):
+        generate(
+            store._con,
+            _spec(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC), 1.0, 4),
+        )
+    store.close()
