@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
-from agent.measurements import ipv6, latency, throughput
+from agent.measurements import cellular, ipv6, latency, throughput
 from agent.measurements.base import MeasurementContext, MeasurementResult
 
 ParamsT = TypeVar("ParamsT")
@@ -40,6 +40,7 @@ MEASUREMENTS: Mapping[str, Measurement[Any]] = MappingProxyType(
             Measurement("latency_icmp", latency.icmp_params_from, latency.run),
             Measurement("latency_tcp", latency.tcp_params_from, latency.run),
             Measurement("ipv6", ipv6.params_from, ipv6.run),
+            Measurement("cellular", cellular.params_from, cellular.run),
         )
     }
 )

@@ -18,6 +18,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from agent.cellular.observe import ModemSettings
+
 
 class Status(enum.StrEnum):
     OK = "ok"
@@ -77,3 +79,4 @@ class MeasurementContext:
     latency_count: int = 10  # echoes / connects per latency test
     latency_interval_s: float = 1.0
     timeout_s: float = 60.0  # hard limit for one test, child process included
+    modem: ModemSettings | None = None  # the mobile line's modem, for `cellular`

@@ -12,6 +12,7 @@ import pytest
 
 from agent.measurements import MEASUREMENTS, run_measurement
 from agent.measurements.base import MeasurementContext, MeasurementResult, Status
+from agent.measurements.cellular import CellularObservationResult
 from agent.measurements.ipv6 import Ipv6Params, Ipv6Result
 from agent.measurements.latency import LatencyParams, LatencyProtocol, LatencyResult
 from agent.measurements.throughput import Direction, ThroughputParams, ThroughputResult
@@ -31,7 +32,14 @@ CTX = MeasurementContext(
 
 
 def test_the_table_names_every_measurement() -> None:
-    assert set(MEASUREMENTS) == {"download", "upload", "latency_icmp", "latency_tcp", "ipv6"}
+    assert set(MEASUREMENTS) == {
+        "download",
+        "upload",
+        "latency_icmp",
+        "latency_tcp",
+        "ipv6",
+        "cellular",
+    }
     for name, entry in MEASUREMENTS.items():
         assert entry.name == name
 
@@ -73,6 +81,7 @@ def test_unknown_name_is_refused() -> None:
         (ThroughputResult, results_pb2.ThroughputResult),
         (LatencyResult, results_pb2.LatencyResult),
         (Ipv6Result, results_pb2.Ipv6Result),
+        (CellularObservationResult, results_pb2.CellularObservation),
     ],
 )
 def test_every_result_field_has_its_place_on_the_wire(

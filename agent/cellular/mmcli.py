@@ -1,0 +1,269 @@
+"""The ModemManager backend: `mmcli` with JSON output (`-J`).
+
+Three calls per observation: `mmcli -m N -J` (state, registration,
+operator, access technologies, model and capabilities), `--signal-get`
+(RSRP/RSRQ/SNR per technology) and `--location-get` (3GPP cell id and
+TAC). mmcli prints "--" for anything it does not know, and ModemManager
+reports capabilities as one string per combination ("gsm-umts, lte"), so
+both are taken apart here. The modem index comes from `mmcli -L -J` when
+it is not configured: ModemManager gives a re-enumerated modem a new index.
+
+Identities in the output (IMEI as `equipment-identifier`, IMSI, ICCID and
+`own-numbers` on the SIM object) are never read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent.cellular.observe import (
+    AccessTech,
+    ModemProblem,
+    ProblemKind,
+    RadioObservation,
+    Registration,
+)
+from agent.cellular.operators import hex_id, operator_name
+
+BACKEND = "modemmanager"
+UNKNOWN = "--"
+
+_REGISTRATION = {
+    "home": Registration.HOME,
+    "home-sms-only": Registration.HOME,
+    "home-csfb-not-preferred": Registration.HOME,
+    "roaming": Registration.ROAMING,
+    "roaming-sms-only": Registration.ROAMING,
+    "roaming-csfb-not-preferred": Registration.ROAMING,
+    "searching": Registration.SEARCHING,
+    "denied": Registration.DENIED,
+    "idle": Registration.NOT_REGISTERED,
+    "emergency-services": Registration.NOT_REGISTERED,
+    "unknown": Registration.UNKNOWN,
+}
+_UMTS = {"umts", "hsdpa", "hsupa", "hspa", "hspa-plus"}
+_GSM = {"gsm", "gsm-compact", "gprs", "edge"}
+_LTE = {"lte", "lte-cat-m", "lte-nb-iot"}
+
+
+def _text(value: object) -> str:
+    text = str(value).strip() if value is not None else ""
+    return "" if text == UNKNOWN else text
+
+
+def _number(value: object) -> float | None:
+    try:
+        return float(_text(value))
+    except ValueError:
+        return None
+
+
+def _section(data: Mapping[str, Any], *path: str) -> Mapping[str, Any]:
+    for key in path:
+        inner = data.get(key)
+        if not isinstance(inner, Mapping):
+            return {}
+        data = inner
+    return data
+
+
+def _words(values: object) -> set[str]:
+    """["gsm-umts, lte", "5gnr"] → {"gsm-umts", "lte", "5gnr"}."""
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, list):
+        return set()
+    return {word.strip() for item in values for word in str(item).split(",") if word.strip()}
+
+
+def access_tech_of(technologies: object) -> AccessTech:
+    """ModemManager's access technologies to ours. EN-DC (NSA) shows as both
+    "lte" and "5gnr"; SA as "5gnr" alone."""
+    words = _words(technologies)
+    if "5gnr" in words:
+        return AccessTech.NR5G_NSA if words & _LTE else AccessTech.NR5G_SA
+    if words & _LTE:
+        return AccessTech.LTE
+    if words & _UMTS:
+        return AccessTech.UMTS
+    if words & _GSM:
+        return AccessTech.GSM
+    return AccessTech.NONE
+
+
+def parse_modem(document: Mapping[str, Any]) -> RadioObservation:
+    """`mmcli -m N -J` to an observation (no signal, no cell yet).
+
+    Raises ModemProblem for the states in which the modem cannot observe the
+    network: failed (SIM missing), locked (PIN/PUK), disabled.
+    """
+    modem = _section(document, "modem")
+    generic = _section(modem, "generic")
+    threegpp = _section(modem, "3gpp")
+    if not generic:
+        raise ModemProblem(ProblemKind.GARBAGE, "malformed output: no modem.generic in mmcli -J")
+    supported = _words(generic.get("supported-capabilities")) | _words(
+        generic.get("current-capabilities")
+    )
+    base = RadioObservation(
+        backend=BACKEND,
+        modem_model=_text(generic.get("model")),
+        modem_5g_capable="5gnr" in supported if supported else None,
+        tool_version=_text(generic.get("revision")),
+    )
+    state = _text(generic.get("state"))
+    if state == "failed":
+        reason = _text(generic.get("state-failed-reason"))
+        kind = (
+            ProblemKind.SIM_MISSING
+            if reason in ("sim-missing", "sim-error")
+            else ProblemKind.MODEM_FAILED
+        )
+        raise ModemProblem(kind, f"ModemManager reports the modem failed ({reason or state})", base)
+    if state == "locked":
+        lock = _text(generic.get("unlock-required")) or "sim-pin"
+        raise ModemProblem(ProblemKind.SIM_LOCKED, f"SIM is locked ({lock})", base)
+    if state in ("disabled", "disabling", "enabling", "initializing", "unknown", ""):
+        raise ModemProblem(
+            ProblemKind.MODEM_FAILED,
+            f"modem is {state or 'in an unknown state'} (ModemManager enables it; "
+            "`mmcli -m N -e` by hand)",
+            base,
+        )
+    registration = _REGISTRATION.get(
+        _text(threegpp.get("registration-state")), Registration.UNKNOWN
+    )
+    registered = registration in (Registration.HOME, Registration.ROAMING)
+    code = _text(threegpp.get("operator-code"))
+    code = code if code.isdigit() and len(code) in (5, 6) else ""
+    return base.with_(
+        registration_state=str(registration),
+        access_tech=access_tech_of(generic.get("access-technologies"))
+        if registered
+        else AccessTech.NONE,
+        mcc_mnc=code,
+        operator_name=operator_name(code),
+    )
+
+
+def apply_signal(obs: RadioObservation, document: Mapping[str, Any]) -> RadioObservation:
+    """`mmcli -m N --signal-get -J`: LTE and 5G figures, placed by the access
+    technology (an NSA connection's 5G figures are its NR leg's)."""
+    signal = _section(document, "modem", "signal")
+    lte, nr = _section(signal, "lte"), _section(signal, "5g")
+    if obs.access_tech == AccessTech.NR5G_SA:
+        return obs.with_(
+            rsrp_dbm=_number(nr.get("rsrp")),
+            rsrq_db=_number(nr.get("rsrq")),
+            sinr_db=_number(nr.get("snr")),
+        )
+    if obs.access_tech in (AccessTech.LTE, AccessTech.NR5G_NSA):
+        obs = obs.with_(
+            rsrp_dbm=_number(lte.get("rsrp")),
+            rsrq_db=_number(lte.get("rsrq")),
+            sinr_db=_number(lte.get("snr")),
+        )
+    if obs.access_tech == AccessTech.NR5G_NSA:
+        obs = obs.with_(nr_rsrp_dbm=_number(nr.get("rsrp")), nr_sinr_db=_number(nr.get("snr")))
+    return obs
+
+
+def signal_refresh_off(document: Mapping[str, Any]) -> bool:
+    """True when ModemManager is not polling extended signal (rate 0 or unknown)."""
+    rate = _number(_section(document, "modem", "signal", "refresh").get("rate"))
+    return rate is None or rate == 0
+
+
+def apply_location(obs: RadioObservation, document: Mapping[str, Any]) -> RadioObservation:
+    """`mmcli -m N --location-get -J`: the 3GPP cell id and TAC (hex)."""
+    cell = _section(document, "modem", "location", "3gpp")
+    tac = _text(cell.get("tac"))
+    cid = _text(cell.get("cid"))
+    return obs.with_(cell_id=hex_id(cid), tac=hex_id(tac))
+
+
+@dataclass
+class MmcliBackend:
+    """Observes a modem through ModemManager's command line client."""
+
+    command: str = "mmcli"
+    index: int | None = None  # None: the first modem ModemManager lists
+    timeout_s: float = 10.0
+    name: str = BACKEND
+
+    def _run(self, *args: str) -> Mapping[str, Any]:
+        argv = [self.command, *args, "-J"]
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=self.timeout_s, check=False
+            )
+        except FileNotFoundError as err:
+            raise ModemProblem(
+                ProblemKind.MODEMMANAGER_ABSENT, f"{self.command} is not installed"
+            ) from err
+        except subprocess.TimeoutExpired as err:
+            raise ModemProblem(
+                ProblemKind.TIMEOUT, f"{' '.join(argv)} gave no answer in {self.timeout_s:g} s"
+            ) from err
+        if done.returncode != 0:
+            error = (done.stderr or done.stdout).strip().splitlines()
+            message = error[-1] if error else f"exit {done.returncode}"
+            lowered = message.lower()
+            if "modemmanager" in lowered and (
+                "couldn't find" in lowered or "not running" in lowered or "bus" in lowered
+            ):
+                raise ModemProblem(
+                    ProblemKind.MODEMMANAGER_ABSENT, f"ModemManager is not running ({message})"
+                )
+            if "couldn't find modem" in lowered or "no modem" in lowered:
+                raise ModemProblem(ProblemKind.UNPLUGGED, f"ModemManager: {message}")
+            raise ModemProblem(ProblemKind.MODEM_FAILED, f"{' '.join(argv)}: {message}")
+        try:
+            document = json.loads(done.stdout)
+        except json.JSONDecodeError as err:
+            raise ModemProblem(
+                ProblemKind.GARBAGE,
+                f"malformed output: {' '.join(argv)} printed no JSON ({err.msg})",
+            ) from err
+        if not isinstance(document, Mapping):
+            raise ModemProblem(ProblemKind.GARBAGE, f"malformed output: {' '.join(argv)}")
+        return document
+
+    def _modem_index(self) -> str:
+        listed = self._run("-L").get("modem-list")
+        paths = [str(p) for p in listed] if isinstance(listed, list) else []
+        indexes = [p.rsplit("/", 1)[-1] for p in paths]
+        if not indexes:
+            raise ModemProblem(ProblemKind.UNPLUGGED, "ModemManager sees no modem (unplugged?)")
+        if self.index is None:
+            return indexes[0]
+        if str(self.index) not in indexes:
+            raise ModemProblem(
+                ProblemKind.UNPLUGGED,
+                f"ModemManager has no modem {self.index} (it lists {', '.join(indexes)}: "
+                "re-enumerated? leave modemmanager_index unset to take the first)",
+            )
+        return str(self.index)
+
+    def observe(self) -> RadioObservation:
+        """One observation (see module doc)."""
+        index = self._modem_index()
+        obs = parse_modem(self._run("-m", index))
+        signal = self._run("-m", index, "--signal-get")
+        if signal_refresh_off(signal):
+            # Extended signal is polled only once asked for; ask, then read again.
+            try:
+                self._run("-m", index, "--signal-setup=30")
+                signal = self._run("-m", index, "--signal-get")
+            except ModemProblem:
+                pass  # not allowed or not supported: observe without RSRP
+        obs = apply_signal(obs, signal)
+        # Location not enabled on this modem: observed without cell id and TAC.
+        with contextlib.suppress(ModemProblem):
+            obs = apply_location(obs, self._run("-m", index, "--location-get"))
+        return obs

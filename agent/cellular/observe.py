@@ -1,0 +1,163 @@
+"""The one interface both modem backends implement, and what they return.
+
+`ModemBackend.observe()` returns a `RadioObservation` or raises
+`ModemProblem`, whose `kind` names what went wrong in the field (unplugged,
+timeout, garbage, SIM missing, PIN locked, ModemManager absent, ...). A
+modem that answers but is not registered is not a problem: that is an
+observation of no service (access technology `none`), which the 5G and
+4G availability shares must count.
+
+Backends are cheap to build and hold nothing open between observations:
+the serial port or `mmcli` is opened for each observation, so a modem that
+was unplugged or re-enumerated (a new /dev/ttyUSBn behind the same
+/dev/serial/by-id link, a new ModemManager index) is found again by itself.
+"""
+
+from __future__ import annotations
+
+import enum
+import shutil
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+
+class AccessTech(enum.StrEnum):
+    """Radio access technology; values match the store's words."""
+
+    NONE = "none"
+    GSM = "gsm"
+    UMTS = "umts"
+    LTE = "lte"
+    NR5G_NSA = "nr5g_nsa"
+    NR5G_SA = "nr5g_sa"
+
+
+class Registration(enum.StrEnum):
+    """Network registration (3GPP TS 27.007 +CREG/+CEREG/+C5GREG <stat>)."""
+
+    HOME = "home"
+    ROAMING = "roaming"
+    SEARCHING = "searching"
+    DENIED = "denied"
+    NOT_REGISTERED = "not-registered"
+    UNKNOWN = "unknown"
+
+
+class ProblemKind(enum.StrEnum):
+    """Why a modem could not be observed; each is a clear status for people."""
+
+    NOT_CONFIGURED = "not-configured"  # no serial port and no ModemManager modem to use
+    UNPLUGGED = "unplugged"  # the port is gone, or vanished mid-command
+    TIMEOUT = "timeout"  # the modem stopped answering
+    GARBAGE = "garbage"  # answers that are not AT responses / not JSON
+    SIM_MISSING = "sim-missing"
+    SIM_LOCKED = "sim-locked"  # PIN or PUK required
+    MODEMMANAGER_ABSENT = "modemmanager-absent"  # no mmcli, or the daemon is not running
+    MODEM_FAILED = "modem-failed"  # the modem reports itself failed / disabled
+
+
+@dataclass(frozen=True, kw_only=True)
+class RadioObservation:
+    """What the modem saw at one moment. Field names are those of the
+    proto's CellularObservation; a figure the modem did not give is None."""
+
+    access_tech: AccessTech = AccessTech.NONE
+    mcc_mnc: str = ""
+    operator_name: str = ""
+    band: int | None = None
+    channel: int | None = None  # EARFCN / NR-ARFCN
+    cell_id: str = ""  # hex
+    tac: str = ""  # hex
+    rsrp_dbm: float | None = None
+    rsrq_db: float | None = None
+    sinr_db: float | None = None
+    registration_state: str = ""
+    modem_model: str = ""
+    modem_5g_capable: bool | None = None
+    backend: str = ""
+    nr_band: int | None = None
+    nr_rsrp_dbm: float | None = None
+    nr_sinr_db: float | None = None
+    # Not stored: how the backend got it (firmware revision / mmcli version).
+    tool_version: str = field(default="", compare=False)
+
+    @property
+    def on_nr(self) -> bool:
+        return self.access_tech in (AccessTech.NR5G_NSA, AccessTech.NR5G_SA)
+
+    def with_(self, **changes: object) -> RadioObservation:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+class ModemProblem(Exception):
+    """The modem could not be observed. `partial` holds what was learnt before
+    the problem (e.g. the model and 5G capability of a modem without a SIM)."""
+
+    def __init__(
+        self, kind: ProblemKind, reason: str, partial: RadioObservation | None = None
+    ) -> None:
+        super().__init__(f"{kind}: {reason}")
+        self.kind = kind
+        self.reason = reason
+        self.partial = partial
+
+
+class ModemBackend(Protocol):
+    """What the agent asks of a modem, whichever way it talks to it."""
+
+    name: str  # "at" | "modemmanager"
+
+    def observe(self) -> RadioObservation:
+        """One observation now; raises ModemProblem when there is none."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModemSettings:
+    """How to reach the modem ([modem] in agent.toml)."""
+
+    backend: str = "auto"  # auto | modemmanager | at
+    serial_port: str = ""  # AT port, e.g. /dev/serial/by-id/usb-Quectel_...-if02-port0
+    modemmanager_index: int | None = None  # None: the first modem mmcli lists
+    mmcli_command: str = "mmcli"
+    at_timeout_s: float = 3.0  # per AT command
+    mmcli_timeout_s: float = 10.0  # per mmcli call
+
+
+def make_backend(settings: ModemSettings) -> ModemBackend:
+    """The backend `settings` asks for. `auto` takes ModemManager when its
+    `mmcli` is installed (it then owns the modem's ports: talking AT beside
+    it would race its own AT traffic), else the serial port."""
+    from agent.cellular.at import AtBackend
+    from agent.cellular.mmcli import MmcliBackend
+
+    if settings.backend == "at":
+        return AtBackend(settings.serial_port, settings.at_timeout_s)
+    if settings.backend == "modemmanager":
+        return MmcliBackend(
+            settings.mmcli_command, settings.modemmanager_index, settings.mmcli_timeout_s
+        )
+    if settings.backend != "auto":
+        raise ValueError(f"unknown modem backend {settings.backend!r}")
+    if shutil.which(settings.mmcli_command) is not None and not settings.serial_port:
+        return MmcliBackend(
+            settings.mmcli_command, settings.modemmanager_index, settings.mmcli_timeout_s
+        )
+    if settings.serial_port:
+        return AtBackend(settings.serial_port, settings.at_timeout_s)
+    return _Unconfigured()
+
+
+@dataclass
+class _Unconfigured:
+    """auto with neither ModemManager nor a serial port: says so at each observation."""
+
+    name: str = "auto"
+
+    def observe(self) -> RadioObservation:
+        raise ModemProblem(
+            ProblemKind.NOT_CONFIGURED,
+            "no modem to observe: ModemManager (mmcli) is not installed and [modem] "
+            "serial_port is empty in agent.toml",
+        )

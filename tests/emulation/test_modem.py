@@ -1,0 +1,113 @@
+"""The modem emulator: a pty that answers AT commands like the modules do."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+import serial
+
+from emulation.modem import EmulatedModem, ModemModel, ModemState
+
+
+def _ask(port: serial.Serial, command: str, wait_s: float = 1.0) -> list[str]:
+    port.write(command.encode() + b"\r")
+    deadline, data = time.monotonic() + wait_s, b""
+    while time.monotonic() < deadline:
+        data += port.read(port.in_waiting or 1)
+        if data.endswith((b"OK\r\n", b"ERROR\r\n")) or b"+CME ERROR" in data:
+            break
+    text = data.decode("ascii", "replace")
+    return [line for line in re.split(r"\r\n|\r", text) if line.strip()]
+
+
+def test_answers_with_echo_and_v1_framing(tmp_path: Path) -> None:
+    with (
+        EmulatedModem(tmp_path / "tty", ModemModel.RM500Q, ModemState.NR5G_NSA, "45202") as m,
+        serial.Serial(str(tmp_path / "tty"), 115200, timeout=0.05) as port,
+    ):
+        assert os.path.realpath(tmp_path / "tty") == m.device
+        assert _ask(port, "AT") == ["AT", "OK"]  # ATE1 by default: the command comes back
+        _ask(port, "ATE0")
+        qeng = _ask(port, 'AT+QENG="servingcell"')
+        assert qeng[0] == '+QENG: "servingcell","NOCONN"'
+        assert qeng[1].startswith('+QENG: "LTE","FDD",452,02,')
+        assert qeng[2].startswith('+QENG: "NR5G-NSA",452,02,')
+        assert qeng[-1] == "OK"
+        _ask(port, "AT+COPS=3,2")
+        assert _ask(port, "AT+COPS?") == ['+COPS: 0,2,"45202",13', "OK"]
+        assert _ask(port, "AT+QNWINFO")[1].startswith('+QNWINFO: "TDD NR5G","45202","NR5G BAND 78"')
+
+
+def test_lte_only_module_knows_no_5g_commands(tmp_path: Path) -> None:
+    with (
+        EmulatedModem(tmp_path / "tty", ModemModel.EC25, ModemState.LTE) as _,
+        serial.Serial(str(tmp_path / "tty"), 115200, timeout=0.05) as port,
+    ):
+        _ask(port, "ATE0")
+        assert _ask(port, "AT+C5GREG?") == ["ERROR"]
+        assert _ask(port, "ATI") == ["Quectel", "EC25", "Revision: EC25EFAR06A06M4G", "OK"]
+    with pytest.raises(ValueError, match="cannot be on 5G"):
+        EmulatedModem(tmp_path / "x", ModemModel.EC25, ModemState.NR5G_SA)
+
+
+def test_sim_states(tmp_path: Path) -> None:
+    with (
+        EmulatedModem(tmp_path / "tty", state=ModemState.SIM_MISSING) as m,
+        serial.Serial(str(tmp_path / "tty"), 115200, timeout=0.05) as port,
+    ):
+        _ask(port, "ATE0")
+        assert _ask(port, "AT+CPIN?") == ["+CME ERROR: 10"]
+        m.set_state(ModemState.PIN_LOCKED)
+        assert _ask(port, "AT+CPIN?") == ["+CPIN: SIM PIN", "OK"]
+        assert _ask(port, "AT+COPS?") == ["+COPS: 0", "OK"]
+
+
+def test_unplug_removes_the_port_and_replug_is_a_new_pty(tmp_path: Path) -> None:
+    link = tmp_path / "by-id" / "usb-Quectel_RM500Q-if02-port0"
+    with EmulatedModem(link) as modem:
+        first = modem.device
+        port = serial.Serial(str(link), 115200, timeout=0.05)
+        modem.set_state(ModemState.UNPLUGGED)
+        assert not link.exists()
+        with pytest.raises(serial.SerialException):
+            port.write(b"AT\r")
+            for _ in range(20):
+                port.read(1)
+        port.close()
+        modem.set_state(ModemState.LTE)
+        assert link.exists() and modem.replugs == 1
+        with serial.Serial(str(link), 115200, timeout=0.05) as again:
+            assert _ask(again, "AT") == ["AT", "OK"]
+        assert modem.device  # a pty again (the kernel may reuse the number)
+        assert first
+
+
+def test_mute_garbage_and_partial(tmp_path: Path) -> None:
+    with (
+        EmulatedModem(tmp_path / "tty", state=ModemState.MUTE) as m,
+        serial.Serial(str(tmp_path / "tty"), 115200, timeout=0.05) as port,
+    ):
+        assert _ask(port, "AT", wait_s=0.3) == ["AT"]  # echo, then silence
+        m.set_state(ModemState.GARBAGE)
+        assert any("\ufffd" in line for line in _ask(port, "AT", wait_s=0.3))
+        m.set_state(ModemState.PARTIAL)
+        half = _ask(port, 'AT+QENG="servingcell"', wait_s=0.3)
+        assert half[-1].startswith('+QENG: "serv') and "OK" not in half
+
+
+def test_script_switches_state_at_an_observation(tmp_path: Path) -> None:
+    script = [(2, ModemState.NR5G_NSA), (3, ModemState.NO_SERVICE)]
+    with (
+        EmulatedModem(tmp_path / "tty", state=ModemState.LTE, script=script) as m,
+        serial.Serial(str(tmp_path / "tty"), 115200, timeout=0.05) as port,
+    ):
+        _ask(port, "ATE0")
+        seen = []
+        for _ in range(3):
+            _ask(port, "ATI")
+            seen.append(m.state)
+        assert seen == [ModemState.LTE, ModemState.NR5G_NSA, ModemState.NO_SERVICE]
