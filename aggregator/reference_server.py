@@ -1,6 +1,6 @@
 """The reference measurement server: what probes measure against.
 
-Three services, one process (`wardprobe-aggregator reference-server serve`):
+Four services, one process (`wardprobe-aggregator reference-server serve`):
 
 - a pool of iperf3 servers, one `iperf3 -s -p PORT` per port, because an
   iperf3 server runs one test at a time; the aggregator hands out the ports
@@ -10,6 +10,9 @@ Three services, one process (`wardprobe-aggregator reference-server serve`):
   back (a path-MTU black hole shows up here and nowhere else).
 - a small authoritative DNS responder for the IPv6 check's names: one name
   with AAAA only, one with A and AAAA; NXDOMAIN for anything else.
+- the HTTP endpoints of a self-hosted Speedtest "mini" (aggregator/
+  speedtest_mini.py), for the speedtest-cli backend, with the configuration
+  speedtest-cli would otherwise fetch from speedtest.net.
 
 Configuration is a `ReferenceServiceConfig`; its fields are also the keys of
 the TOML file `reference-server serve --config` reads.
@@ -38,6 +41,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from aggregator.speedtest_mini import SpeedtestMini, SpeedtestMiniConfig
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +113,9 @@ class ReferenceServiceConfig(_Strict):
     dns_port: PortOrAny = 53
     dns_names: tuple[DnsName, ...] = ()
     dns_ttl_s: int = Field(default=60, ge=0)
+    # The speedtest mini's HTTP port (on every listen address); None: not served.
+    speedtest_port: PortOrAny | None = 8080
+    speedtest: SpeedtestMiniConfig = Field(default_factory=SpeedtestMiniConfig)
 
     @field_validator("iperf3_ports")
     @classmethod
@@ -459,6 +467,13 @@ class ReferenceServer:
         self._dns_listeners: list[_DnsUdpListener] = []
         self._echo_port: int | None = None
         self._dns_port: int | None = None
+        self.speedtest_mini: SpeedtestMini | None = (
+            SpeedtestMini(
+                [str(a) for a in config.listen_addresses], config.speedtest_port, config.speedtest
+            )
+            if config.speedtest_port is not None
+            else None
+        )
 
     @property
     def echo_port(self) -> int:
@@ -492,6 +507,8 @@ class ReferenceServer:
                     )
                 )
             self._dns_port = port
+            if self.speedtest_mini is not None:
+                await self.speedtest_mini.start()
         except OSError as exc:
             await self.stop()
             raise ReferenceServerError(f"cannot listen: {exc}") from exc
@@ -517,6 +534,8 @@ class ReferenceServer:
             await server.wait_closed()
         self._echo_servers = []
         self._echo_port = self._dns_port = None
+        if self.speedtest_mini is not None:
+            await self.speedtest_mini.stop()
         await self.iperf3_pool.stop()
 
     async def __aenter__(self) -> ReferenceServer:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agent.cellular.observe import ModemSettings
+from agent.preflight import PreflightLimits
 
 
 class Status(enum.StrEnum):
@@ -74,7 +75,11 @@ class MeasurementContext:
     dns_server: str = ""  # resolver address for the IPv6 check ("" = system resolver)
     dns_port: int = 53
     interface: str = ""  # bind tests to this interface ("" = let routing decide)
+    bind_address: str = ""  # send from this local address ("" = routing decides)
     throughput_duration_s: int = 10
+    throughput_bytes_cap: int | None = None  # end a throughput test after this many bytes
+    preflight: PreflightLimits | None = None  # cross-traffic / CPU check before throughput
+    speedtest_config_url: str = ""  # where the speedtest backend reads its configuration
     throughput_streams: int = 4
     latency_count: int = 10  # echoes / connects per latency test
     latency_interval_s: float = 1.0

@@ -56,6 +56,9 @@ def iperf3_server(bind: str = "127.0.0.1", *, one_off: bool = True) -> Iterator[
                 break
         else:
             raise RuntimeError(f"iperf3 -s on port {port} did not start")
+        # Keep reading its reports: a full pipe would block the server mid-test
+        # (a minute of 8 streams writes more than the 64 KiB a pipe holds).
+        threading.Thread(target=process.stdout.read, daemon=True).start()
         yield port
     finally:
         process.kill()

@@ -232,7 +232,7 @@ def test_busy_port_moves_on_to_the_next_port() -> None:
 @needs_iperf3
 def test_all_ports_busy_gives_up() -> None:
     with busy_iperf3_server() as busy_port:
-        result = run(params(Direction.DOWNLOAD, ports=(busy_port, busy_port)))
+        result = run(params(Direction.DOWNLOAD, ports=(busy_port, busy_port), busy_backoff_s=0.0))
     assert result.status is Status.FAILED
     assert result.status_reason.startswith("all iperf3 ports were busy")
     assert str(busy_port) in result.status_reason
