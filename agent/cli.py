@@ -202,13 +202,22 @@ def upload(
     )
 
 
+def _modem_report(saved: str | None, settings: AgentSettings) -> dict[str, object] | str:
+    """The last observation of the modem in words (agent.runtime.modem_status)."""
+    if saved:
+        report: dict[str, object] = json.loads(saved)
+        return report
+    return "not observed yet" if settings.mobile.enabled else "mobile line disabled"
+
+
 @app.command()
 def status(
     config: ConfigOption = None,
     state_dir: StateDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Show enrolment, the last result of each test, spool depth and the last upload."""
+    """Show enrolment, the last result of each test, the modem's state, spool depth
+    and the last upload."""
     from agent.enrolment import load_enrolment
     from agent.runtime import SPOOL_FILE
     from agent.spool import Spool
@@ -245,6 +254,7 @@ def status(
                 last_upload_at=spool.get_state("last_upload_at"),
                 last_upload_error=spool.get_state("last_upload_error"),
                 last_results=last,
+                modem=_modem_report(spool.get_state("modem"), settings),
                 recently_refused=[
                     {"result_id": rid, "reason": why} for rid, why, _ in spool.rejected(5)
                 ],

@@ -59,6 +59,21 @@ class ScheduleOverride(_Strict):
     network_kind: Literal["fixed", "mobile"] = "fixed"
 
 
+class ModemConfig(_Strict):
+    """The mobile line's cellular modem (agent/cellular/)."""
+
+    # auto: ModemManager when mmcli is installed and serial_port is empty,
+    # else AT commands on serial_port.
+    backend: Literal["auto", "modemmanager", "at"] = "auto"
+    serial_port: str = ""  # AT port; prefer a /dev/serial/by-id/ link (survives re-enumeration)
+    modemmanager_index: int | None = Field(default=None, ge=0)  # None: the first modem listed
+    mmcli_command: str = "mmcli"
+    observation_interval_s: int = Field(default=300, ge=10)
+    observation_jitter_s: int = Field(default=30, ge=0)
+    at_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    mmcli_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+
 class AgentSettings(_Strict):
     """Everything the agent reads from agent.toml."""
 
@@ -73,6 +88,7 @@ class AgentSettings(_Strict):
     schedule: list[ScheduleOverride] | None = None
     throughput_duration_s: int | None = Field(default=None, ge=1, le=120)
     throughput_streams: int | None = Field(default=None, ge=1, le=64)
+    modem: ModemConfig = Field(default_factory=ModemConfig)
 
 
 DEFAULT_CONFIG_PATH = Path("/etc/wardprobe/agent.toml")

@@ -15,16 +15,19 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import grpc
 from google.protobuf import json_format
 
 from agent import AGENT_VERSION
+from agent.cellular.observe import AccessTech, ModemSettings
 from agent.clock import clock_state
 from agent.config import AgentSettings
 from agent.enrolment import EnrolmentRecord, channel_credentials, load_enrolment
 from agent.measurements import MEASUREMENTS, run_measurement
-from agent.measurements.base import MeasurementContext, MeasurementResult
+from agent.measurements.base import MeasurementContext, MeasurementResult, Status
+from agent.measurements.cellular import CellularObservationResult
 from agent.spool import Spool, SpoolFull
 from agent.uploader import Backoff, Uploader, UploadSettings
 from agent.wire import ProbeContext, to_json_dict, to_proto
@@ -36,6 +39,10 @@ CONFIG_CACHE_FILE = "config.json"
 # Results kept in memory while the spool cannot be written (a full SD card).
 _MAX_HELD_IN_MEMORY = 1000
 SPOOL_FILE = "spool.sqlite"
+# Mobile tests that carry the radio they ran on: an observation before each
+# (and after each throughput test, so a handover during it shows).
+_RADIO_AT_START = frozenset({"download", "upload", "latency_icmp", "latency_tcp"})
+_RADIO_AT_END = frozenset({"download", "upload"})
 
 
 class NotEnrolled(Exception):
@@ -144,6 +151,16 @@ class AgentRuntime:
         if unknown:
             log.warning("ignoring unknown measurements in the schedule: %s", ", ".join(unknown))
             schedule = tuple(t for t in schedule if t.measurement in MEASUREMENTS)
+        if s.mobile.enabled and not any(t.measurement == "cellular" for t in schedule):
+            # The radio is observed on its own interval, so that availability
+            # can be time-weighted; first in a cycle, so `once` shows it first.
+            observe = ScheduledTest(
+                "cellular",
+                s.modem.observation_interval_s,
+                s.modem.observation_jitter_s,
+                "mobile",
+            )
+            schedule = (observe, *schedule)
 
         if s.reference is not None:
             ref = s.reference
@@ -178,6 +195,16 @@ class AgentRuntime:
                     latency_count=latency_count,
                     latency_interval_s=latency_interval_s,
                     timeout_s=duration * 2 + 30,
+                    modem=ModemSettings(
+                        backend=s.modem.backend,
+                        serial_port=s.modem.serial_port,
+                        modemmanager_index=s.modem.modemmanager_index,
+                        mmcli_command=s.modem.mmcli_command,
+                        at_timeout_s=s.modem.at_timeout_s,
+                        mmcli_timeout_s=s.modem.mmcli_timeout_s,
+                    )
+                    if kind == "mobile"
+                    else None,
                 )
         source = (
             "agent.toml"
@@ -211,24 +238,55 @@ class AgentRuntime:
         )
 
     async def measure(self, test: ScheduledTest, ctx: MeasurementContext) -> results_pb2.Result:
-        """Run one test in a worker thread, spool its result, wake the uploader."""
+        """Run one test in a worker thread, spool its result, wake the uploader.
+        A mobile test is framed by observations of the radio (each stored as a
+        `cellular` result) and carries their access technology and operator."""
+        mobile = test.network_kind == "mobile"
+        name = test.measurement
+        start = await self.observe_radio(ctx) if mobile and name in _RADIO_AT_START else None
         started = time.monotonic()
         result: MeasurementResult = await asyncio.to_thread(run_measurement, test.measurement, ctx)
-        message = to_proto(
-            test.measurement, result, self._probe_context(test.network_kind), clock_state()
-        )
-        self.spool.add(message.envelope.result_id, test.measurement, message.SerializeToString())
+        took_s = time.monotonic() - started
+        end = await self.observe_radio(ctx) if mobile and name in _RADIO_AT_END else None
+        return self._record(test.measurement, test.network_kind, result, took_s, start, end)
+
+    async def observe_radio(self, ctx: MeasurementContext) -> CellularObservationResult | None:
+        """One observation of the modem, stored; None if the observation itself crashed
+        (a modem problem is a stored FAILED observation, not a crash)."""
+        started = time.monotonic()
+        try:
+            result = await asyncio.to_thread(run_measurement, "cellular", ctx)
+        except Exception:  # a bug in the modem code must not cost the speed test
+            log.exception("observing the modem crashed")
+            return None
+        self._record("cellular", "mobile", result, time.monotonic() - started)
+        return result if isinstance(result, CellularObservationResult) else None
+
+    def _record(
+        self,
+        measurement: str,
+        network_kind: str,
+        result: MeasurementResult,
+        took_s: float,
+        radio_start: CellularObservationResult | None = None,
+        radio_end: CellularObservationResult | None = None,
+    ) -> results_pb2.Result:
+        message = to_proto(measurement, result, self._probe_context(network_kind), clock_state())
+        _tag_radio(message, radio_start, radio_end)
+        self.spool.add(message.envelope.result_id, measurement, message.SerializeToString())
         self.spool.set_state(
-            f"last_result:{test.measurement}",
+            f"last_result:{measurement}",
             json.dumps(
                 {
                     "measured_at": result.measured_at.isoformat(timespec="seconds"),
                     "status": str(result.status),
                     "reason": result.status_reason,
-                    "took_s": round(time.monotonic() - started, 1),
+                    "took_s": round(took_s, 1),
                 }
             ),
         )
+        if isinstance(result, CellularObservationResult):
+            self.spool.set_state("modem", json.dumps(modem_status(result)))
         self.uploader.wake.set()
         return message
 
@@ -284,3 +342,54 @@ class AgentRuntime:
 
     def close(self) -> None:
         self.spool.close()
+
+
+def _access_tech_value(tech: AccessTech) -> results_pb2.AccessTech:
+    number = results_pb2.AccessTech.Value(f"ACCESS_TECH_{tech.value.upper()}")
+    return cast(results_pb2.AccessTech, number)
+
+
+def _tag_radio(
+    message: results_pb2.Result,
+    start: CellularObservationResult | None,
+    end: CellularObservationResult | None,
+) -> None:
+    """Put the radio a mobile test ran on into its result. An observation that
+    failed leaves the fields unset: unknown, not "no service"."""
+    first = start if start is not None and start.access_tech is not None else None
+    last = end if end is not None and end.access_tech is not None else None
+    named = first or last
+    if message.HasField("throughput"):
+        body: results_pb2.ThroughputResult | results_pb2.LatencyResult = message.throughput
+        if last is not None and last.access_tech is not None:
+            message.throughput.access_tech_end = _access_tech_value(last.access_tech)
+    elif message.HasField("latency"):
+        body = message.latency
+    else:
+        return
+    if first is not None and first.access_tech is not None:
+        body.access_tech = _access_tech_value(first.access_tech)
+    if named is not None:
+        body.mcc_mnc = named.mcc_mnc
+        body.operator_name = named.operator_name
+
+
+def modem_status(result: CellularObservationResult) -> dict[str, object]:
+    """The modem's state in words, for `wardprobe-agent status`."""
+    if result.status != Status.OK or result.access_tech is None:
+        state = f"{result.status}: {result.status_reason}"
+    elif result.access_tech == AccessTech.NONE:
+        state = f"no service (registration {result.registration_state or 'unknown'})"
+    else:
+        where = f"{result.operator_name or 'unknown operator'} ({result.mcc_mnc or '?'})"
+        band = f", band {result.band}" if result.band is not None else ""
+        rsrp = f", RSRP {result.rsrp_dbm:g} dBm" if result.rsrp_dbm is not None else ""
+        state = f"{result.access_tech} on {where}{band}{rsrp}"
+    capable = {True: "yes", False: "no (4G-only modem: probe-limited for 5G)", None: "unknown"}
+    return {
+        "observed_at": result.measured_at.isoformat(timespec="seconds"),
+        "state": state,
+        "model": result.modem_model or "unknown",
+        "5g_capable": capable[result.modem_5g_capable],
+        "backend": result.backend or result.method.tool,
+    }

@@ -25,8 +25,9 @@ from rich.table import Table
 from analysis.summary import summary_table, ward_summary
 from analysis.ward_map import write_ward_map
 from emulation.city import City, cleanup_stale, have_netns
-from emulation.deployment import CentralPorts, Deployment, ProbeBox
-from emulation.shaping import PROFILES, LinkProfile
+from emulation.deployment import CentralPorts, Deployment, ModemSpec, ProbeBox
+from emulation.modem import ModemModel, ModemState
+from emulation.shaping import PROFILES, LinkProfile, NetworkKind
 
 DEMO_PREFIX = "wpdemo"
 
@@ -48,6 +49,16 @@ DEMO_PROBES = (
     DemoProbe("tanan-office", 31147, "ward_office", "ipv4_only"),
     DemoProbe("tanan-home", 31147, "household", "fibre_300"),
 )
+
+# The mobile boxes' emulated USB modems: an LTE-only EC25 on Viettel (probe-
+# limited for 5G), and a 5G RM500Q on VinaPhone whose EN-DC (NSA) cell gives
+# way to an SA cell from the second cycle (7 observations make one cycle).
+DEMO_MODEMS = {
+    "ninhkieu-lte": ModemSpec(ModemModel.EC25, ModemState.LTE, "45204"),
+    "caikhe-5g": ModemSpec(
+        ModemModel.RM500Q, ModemState.NR5G_NSA, "45202", ((8, ModemState.NR5G_SA),)
+    ),
+}
 
 
 def main(
@@ -109,7 +120,14 @@ def _run(console: Console, deployment: Deployment, cycles: int) -> int:
     boxes: list[ProbeBox] = []
     for probe in DEMO_PROBES:
         profile: LinkProfile | None = PROFILES[probe.profile] if deployment.city else None
-        box = deployment.add_probe(probe.name, probe.ward_code, probe.site_class, profile)
+        box = deployment.add_probe(
+            probe.name,
+            probe.ward_code,
+            probe.site_class,
+            profile,
+            modem=DEMO_MODEMS.get(probe.name),
+            mobile=PROFILES[probe.profile].network_kind == NetworkKind.MOBILE,
+        )
         line = (
             f"{profile.down_mbps:g}/{profile.up_mbps:g} Mb/s {profile.network_kind}"
             f"{'' if profile.ipv6 else ', IPv4 only'}"
@@ -166,6 +184,11 @@ def _short(result: dict[str, object]) -> str:
         body = result["ipv6"]
         assert isinstance(body, dict)
         return "IPv6 capable" if body.get("ipv6_capable") else "IPv6 not capable"
+    if "cellular" in result:
+        body = result["cellular"]
+        assert isinstance(body, dict)
+        tech = str(body.get("access_tech", "")).removeprefix("ACCESS_TECH_").lower()
+        return f"radio {tech} {body.get('operator_name', '')}" if tech else f"radio {status}"
     return status
 
 
@@ -208,6 +231,12 @@ def _report(console: Console, deployment: Deployment, out: Path) -> None:
                 _fmt(up),
             )
         console.print(table)
+    table = Table(title="Mobile downloads by the radio they ran on (cellular observations)")
+    for column in ("probe", "modem", "5G-capable", "operator", "access tech", "download Mb/s"):
+        table.add_column(column)
+    for mobile_row in _mobile_downloads(store):
+        table.add_row(*mobile_row)
+    console.print(table)
     geojson, svg, reconciliation = write_ward_map(store, out)
     console.print(f"ward map: {geojson} and {svg}")
     report = reconciliation.read_text("utf-8").strip()
@@ -217,6 +246,46 @@ def _report(console: Console, deployment: Deployment, out: Path) -> None:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
+
+
+def _mobile_downloads(store: Path) -> list[tuple[str, ...]]:
+    """Per mobile probe and access technology at the start of the test: the
+    modem, its operator and the mean download."""
+    import json
+
+    import duckdb
+
+    with duckdb.connect(str(store), read_only=True) as con:
+        rows = con.execute(
+            """
+            with modems as (
+                select probe_id, any_value(modem_model) as model,
+                       bool_or(modem_5g_capable) as capable
+                from cellular where modem_model is not null group by probe_id
+            )
+            select t.probe_id, m.model, m.capable, t.operator_name, t.access_tech,
+                   avg(t.mbps)
+            from throughput t left join modems m using (probe_id)
+            where t.network_kind = 'mobile' and t.direction = 'download' and t.status = 'ok'
+            group by all
+            order by t.probe_id, t.access_tech
+            """
+        ).fetchall()
+    names = {
+        json.loads((state / "enrolment.json").read_text("utf-8"))["probe_id"]: state.name
+        for state in (store.parent / "probes").iterdir()
+    }
+    return [
+        (
+            names.get(probe_id, probe_id),
+            str(model),
+            "yes" if capable else "no (probe-limited)",
+            str(operator or "?"),
+            str(tech or "?"),
+            _fmt(mbps),
+        )
+        for probe_id, model, capable, operator, tech, mbps in rows
+    ]
 
 
 def _downloads_by_probe(store: Path) -> dict[str, tuple[float | None, float | None]]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from emulation.city import City, ProbeHost
+from emulation.modem import EmulatedModem, ModemModel, ModemState
 from emulation.shaping import LinkProfile, NetworkKind
 
 # Names the reference server's DNS answers for (the IPv6 check's targets).
@@ -64,6 +65,16 @@ class CentralPorts:
 
 
 @dataclass(frozen=True)
+class ModemSpec:
+    """The emulated USB modem of a mobile probe box (emulation/modem.py)."""
+
+    model: ModemModel = ModemModel.RM500Q
+    state: ModemState = ModemState.LTE
+    operator: str = "45204"
+    script: tuple[tuple[int, ModemState], ...] = ()  # state changes at given observations
+
+
+@dataclass(frozen=True)
 class ProbeBox:
     """An enrolled probe box: where it runs and where its files are."""
 
@@ -75,6 +86,7 @@ class ProbeBox:
     ward_code: int
     site_class: str
     profile: LinkProfile | None
+    modem: EmulatedModem | None = None
 
 
 @dataclass
@@ -91,6 +103,7 @@ class Deployment:
     python: str = sys.executable
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
+    _modems: list[EmulatedModem] = field(default_factory=list)
 
     # --- addresses -----------------------------------------------------
 
@@ -360,9 +373,14 @@ network_kind = "mobile"
         site_class: str,
         profile: LinkProfile | None = None,
         agent_toml_extra: str = "",
+        modem: ModemSpec | None = None,
+        mobile: bool | None = None,
     ) -> ProbeBox:
         """A probe box on its own access line (with a city), enrolled in `ward_code`.
-        `agent_toml_extra` is appended to its agent.toml (e.g. an [upload] table)."""
+        `agent_toml_extra` is appended to its agent.toml (e.g. an [upload] table).
+        `modem` gives the box an emulated modem on a pty, named in its [modem]
+        table. `mobile` overrides the line kind the profile implies (None: the
+        profile's; a box on loopback has no profile)."""
         host: ProbeHost | None = None
         if self.city is not None:
             if profile is None:
@@ -390,8 +408,27 @@ network_kind = "mobile"
             ],
         )
         enrolment = json.loads((state_dir / "enrolment.json").read_text("utf-8"))
-        mobile = profile is not None and profile.network_kind == NetworkKind.MOBILE
+        if mobile is None:
+            mobile = profile is not None and profile.network_kind == NetworkKind.MOBILE
         iface = host.iface if host else ""
+        emulated: EmulatedModem | None = None
+        modem_toml = ""
+        if modem is not None:
+            # Where udev would put /dev/serial/by-id/usb-Quectel_...-if02-port0.
+            emulated = EmulatedModem(
+                state_dir / "dev" / f"usb-Quectel_{modem.model.value}-if02-port0",
+                modem.model,
+                modem.state,
+                modem.operator,
+                script=modem.script,
+            ).start()
+            self._modems.append(emulated)
+            modem_toml = f"""
+[modem]
+backend = "at"
+serial_port = "{emulated.link}"
+at_timeout_s = 1.0
+"""
         config_path = state_dir / "agent.toml"
         config_path.write_text(
             f"""# Written by emulation/deployment.py for probe {name}.
@@ -404,7 +441,7 @@ interface = "{"" if mobile else iface}"
 [mobile]
 enabled = {str(mobile).lower()}
 interface = "{iface if mobile else "wwan0"}"
-{agent_toml_extra}""",
+{modem_toml}{agent_toml_extra}""",
             "utf-8",
         )
         return ProbeBox(
@@ -416,6 +453,7 @@ interface = "{iface if mobile else "wwan0"}"
             ward_code=int(enrolment["ward_code"]),
             site_class=str(enrolment["site_class"]),
             profile=profile,
+            modem=emulated,
         )
 
     def agent_argv(self, box: ProbeBox, *command: str) -> list[str]:
@@ -461,6 +499,9 @@ interface = "{iface if mobile else "wwan0"}"
         for name in [n for n in self._processes if n != "aggregator"]:
             self._stop(name, signal.SIGTERM, 10.0)
         self._stop("aggregator", signal.SIGTERM, 30.0)
+        for modem in self._modems:
+            modem.close()
+        self._modems.clear()
         for handle in self._logs:
             handle.close()
         self._logs.clear()
