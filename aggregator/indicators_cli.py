@@ -209,7 +209,7 @@ def _table(report: Any, path: Path) -> None:
             "NR time share",
             "saw NR",
             "gigabit-capable",
-            "p90 Mb/s",
+            "downloads",
         ):
             zones.add_column(column)
         for s in report.zone_sites:
@@ -218,9 +218,9 @@ def _table(report: Any, path: Path) -> None:
                 str(s.ward_code),
                 s.site_class,
                 _num(s.nr_time_share, "share"),
-                _yes(s.saw_nr),
+                "probe-limited" if s.nr_probe_limited else _yes(s.saw_nr),
                 "probe-limited" if s.gigabit_probe_limited else _yes(s.gigabit_capable),
-                _num(s.p90_mbps, "Mb/s"),
+                "–" if s.download_tests is None else str(s.download_tests),
             )
         console.print(zones)
 

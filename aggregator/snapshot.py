@@ -5,7 +5,9 @@ DuckDB lets one process hold a database file for writing, and that is the
 aggregator. So the aggregator publishes a copy: under the store's writer
 lock it checkpoints (the WAL folds into the file) and copies the file; then,
 with the lock released, it adds the indicator views (analysis/views/), the
-`indicator_constants` table and a one-row `snapshot_info` table to the copy,
+`indicator_constants` table, the daily rollups (analysis/rollups.py: the
+previous snapshot's, with only the probe-days that changed rebuilt) and a
+one-row `snapshot_info` table to the copy,
 and renames it over the previous snapshot (atomic on one file system: a
 reader has the old file or the new one, never half of one; a reader that
 has the old one open keeps it until it closes).
@@ -39,11 +41,14 @@ class SnapshotStats:
     bytes: int
     locked_s: float  # ingest waited this long (checkpoint and copy)
     total_s: float  # from start to the rename
+    stale_probe_days: int  # (probe, day) pairs whose rollups were rebuilt
+    rollup_s: float  # seconds spent on the rollups
 
 
 def publish_snapshot(store: Store, dest: Path) -> SnapshotStats:
     """Publish one snapshot of `store` at `dest` (replacing the previous one)."""
     from analysis.indicators import install_views
+    from analysis.rollups import refresh_rollups
 
     started = time.perf_counter()
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +59,8 @@ def publish_snapshot(store: Store, dest: Path) -> SnapshotStats:
     locked = time.perf_counter() - started
     with duckdb.connect(str(tmp)) as con:
         install_views(con, temporary=False)
+        _carry_rollups(con, dest)
+        rollups = refresh_rollups(con, temporary=False)
         con.execute(
             "create or replace table snapshot_info as select now() as published_at, "
             "?::varchar as source_path, "
@@ -63,7 +70,36 @@ def publish_snapshot(store: Store, dest: Path) -> SnapshotStats:
         )
         con.execute("checkpoint")
     os.replace(tmp, dest)
-    return SnapshotStats(dest, dest.stat().st_size, locked, time.perf_counter() - started)
+    return SnapshotStats(
+        dest,
+        dest.stat().st_size,
+        locked,
+        time.perf_counter() - started,
+        rollups.stale_probe_days,
+        rollups.seconds,
+    )
+
+
+def _carry_rollups(con: duckdb.DuckDBPyConnection, previous: Path) -> None:
+    """Copy the previous snapshot's rollups into the new one, so that only the
+    probe-days that changed since are rebuilt."""
+    from analysis.rollups import ROLLUPS
+
+    if not previous.exists():
+        return
+    con.execute(f"attach '{previous}' as previous (read_only)")
+    try:
+        present = {
+            str(r[0])
+            for r in con.execute(
+                "select table_name from duckdb_tables() where database_name = 'previous'"
+            ).fetchall()
+        }
+        if {"rollup_keys", *ROLLUPS} <= present:
+            for name in ("rollup_keys", *ROLLUPS):
+                con.execute(f"create table {name} as select * from previous.{name}")
+    finally:
+        con.execute("detach previous")
 
 
 async def snapshot_loop(store: Store, dest: Path, interval_s: float) -> None:

@@ -28,9 +28,7 @@ from scipy import stats  # type: ignore[import-untyped]
 
 from analysis import constants as k
 
-# The views, in the order they depend on each other. Those in MATERIALISED
-# are computed once per period into a temporary table of the same name (the
-# later views read them many times); analysts get them all as plain views.
+# The views, in the order they depend on each other.
 VIEW_ORDER: tuple[str, ...] = (
     "throughput_checked",
     "latency_checked",
@@ -48,17 +46,6 @@ VIEW_ORDER: tuple[str, ...] = (
     "zone_targets",
     "nr_lte_cell_proxy",
 )
-MATERIALISED = frozenset(
-    {
-        "exclusions",
-        "probe_download",
-        "probe_download_by_tech",
-        "probe_latency",
-        "nr_availability",
-        "ipv6_capability",
-        "nr_lte_cell_proxy",
-    }
-)
 
 Grouping = Literal["operator", "access_tech", "site_class"]
 GROUPINGS: tuple[Grouping, ...] = ("operator", "access_tech", "site_class")
@@ -71,14 +58,9 @@ def view_sql(name: str) -> str:
     return resources.files("analysis").joinpath("views", f"{name}.sql").read_text("utf-8")
 
 
-def install_views(
-    con: duckdb.DuckDBPyConnection, *, temporary: bool = True, materialise: bool = False
-) -> None:
-    """Create `indicator_constants` and every view on a connection.
-
-    temporary: in the temp schema (works on a read-only store). materialise:
-    the views in MATERIALISED become tables computed now, for the period set
-    on the connection (see set_period)."""
+def install_views(con: duckdb.DuckDBPyConnection, *, temporary: bool = True) -> None:
+    """Create `indicator_constants` and every view on a connection (temporary:
+    in the temp schema, which works on a read-only store)."""
     temp = "temp " if temporary else ""
     con.execute(
         f"create or replace {temp}table indicator_constants "
@@ -88,11 +70,7 @@ def install_views(
         "insert into indicator_constants values (?, ?, ?)", k.indicator_constants_rows()
     )
     for name in VIEW_ORDER:
-        kind = "table" if materialise and name in MATERIALISED else "view"
-        if temporary and name in MATERIALISED:
-            # a table of an earlier compute_indicators call on this connection
-            con.execute(f"drop table if exists temp.{name}")
-        con.execute(f"create or replace {temp}{kind} {name} as\n{view_sql(name)}")
+        con.execute(f"create or replace {temp}view {name} as\n{view_sql(name)}")
 
 
 # --- periods -----------------------------------------------------------------
@@ -106,9 +84,10 @@ class Period:
     start: datetime
     end: datetime
 
-    def year_before(self, year: int) -> Period:
-        """The whole of another calendar year (for the baseline)."""
-        return parse_period(str(year))
+    @property
+    def days(self) -> tuple[date, date]:
+        """[first, after) Cần Thơ days of the period."""
+        return (self.start.date(), self.end.date())
 
 
 def _local(day: date) -> datetime:
@@ -238,16 +217,18 @@ class Figure:
 
 @dataclass(frozen=True)
 class ZoneSite:
-    """One probe at a zone site and its 5G and gigabit figures."""
+    """One probe at a zone site and its 5G and gigabit figures (None: the site
+    has no valid mobile, or fixed, results in the period)."""
 
     probe_id: str
     ward_code: int
     site_class: str
     nr_time_share: float | None
     saw_nr: bool | None
+    nr_probe_limited: bool | None
     gigabit_capable: bool | None
     gigabit_probe_limited: bool | None
-    p90_mbps: float | None
+    download_tests: int | None
 
 
 @dataclass(frozen=True)
@@ -402,12 +383,45 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def units_sql(name: str) -> str:
+    """The SQL text of analysis/rollups/<name>.sql."""
+    return resources.files("analysis").joinpath("rollups", f"{name}.sql").read_text("utf-8")
+
+
+def _set_days(con: duckdb.DuckDBPyConnection, period: Period, synthetic: bool) -> None:
+    first, after = period.days
+    con.execute("set variable day_from = ?::date", [first])
+    con.execute("set variable day_to = ?::date", [after])
+    con.execute("set variable synthetic = ?", [synthetic])
+
+
+def gigabit_capable(tests: int, tests_at_gigabit: int) -> bool:
+    """Whether the nearest-rank 90th percentile of `tests` downloads reaches the
+    gigabit threshold, given how many of them did: it is the ceil(0.9 n)-th
+    smallest, so it does when at least n - ceil(0.9 n) + 1 tests reached it."""
+    rank = (9 * tests + 9) // 10  # ceil(0.9 n) in integers (0.9 * 10 is not 9 in floats)
+    return tests > 0 and tests_at_gigabit >= tests - rank + 1
+
+
 # --- the entry point ---------------------------------------------------------
 
 
 def open_store(path: Path | str) -> duckdb.DuckDBPyConnection:
     """Open a store (or the analyst snapshot) read-only, for compute_indicators."""
     return duckdb.connect(str(path), read_only=True)
+
+
+def prepare(con: duckdb.DuckDBPyConnection) -> str:
+    """Install the views and make sure rollups are there: the snapshot's own
+    (as fresh as the snapshot) or temporary ones, built or brought up to date
+    from the store. Returns which."""
+    from analysis.rollups import has_rollups, refresh_rollups
+
+    install_views(con, temporary=True)
+    if has_rollups(con, temporary=False):
+        return "snapshot rollups"
+    refresh_rollups(con, temporary=True)
+    return "rollups built from the store"
 
 
 def compute_indicators(
@@ -425,39 +439,58 @@ def compute_indicators(
     the probes'. The bootstrap is seeded: the same data gives the same
     intervals."""
     calc = _Calc(period, ward, by, seed)
-    install_views(con, temporary=True, materialise=False)
-    set_period(con, period, synthetic)
-    _materialise(con)
+    prepare(con)
+    _set_days(con, period, synthetic)
+    site = {
+        str(r[0]): str(r[1])
+        for r in con.execute("select probe_id, site_class from probes").fetchall()
+    }
 
-    pd = _rows(con, "select * from probe_download")
-    mobile = [r for r in pd if r["network_kind"] == "mobile"]
-    fixed = [r for r in pd if r["network_kind"] == "fixed"]
+    def group(probe: str, operator: Any = None, tech: Any = None) -> str | None:
+        return _group(by, operator=operator, tech=tech, site=site.get(probe, "unknown"))
+
+    downloads = _rows(con, units_sql("units_download"))
+    cellular = _rows(con, units_sql("units_cellular"))
+    # a probe's operator: the one its mobile tests (or, failing those, its modem) used most
+    operator = {(r["probe_id"], r["ward_code"]): r["operator_name"] for r in cellular}
+    operator.update(
+        {
+            (r["probe_id"], r["ward_code"]): r["operator_name"]
+            for r in downloads
+            if r["network_kind"] == "mobile" and r["operator_name"] is not None
+        }
+    )
+
+    def operator_of(r: dict[str, Any]) -> str:
+        if r.get("network_kind") == "fixed":
+            return FIXED_ISP_UNKNOWN
+        return str(operator.get((r["probe_id"], r["ward_code"])) or "unknown")
+
+    mobile = [r for r in downloads if r["network_kind"] == "mobile"]
+    fixed = [r for r in downloads if r["network_kind"] == "fixed"]
 
     # Mobile download (all technologies), probe-balanced mean, and the ratio.
     mobile_units = [
         _Unit(
-            r["ward_code"],
-            _group(by, operator=r["operator_name"], tech="all", site=r["site_class"]),
-            r["mean_mbps"],
-            r["tests"],
+            r["ward_code"], group(r["probe_id"], operator_of(r), "all"), r["mean_mbps"], r["tests"]
         )
         for r in mobile
     ]
     calc.mean_figure("mobile_download_mean", "Mb/s", mobile_units)
-    baseline_note = _mobile_ratio(con, calc, mobile_units, period, synthetic)
+    baseline_note = _mobile_ratio(con, calc, mobile_units, synthetic, group, operator_of)
+    _set_days(con, period, synthetic)
 
     # Mobile download per access technology (and operator) against 40/100 Mb/s.
-    by_tech = _rows(con, "select * from probe_download_by_tech")
     tech_units = [
         _Unit(
             r["ward_code"],
             f"access_tech={r['access_tech']}"
             + (f";operator={r['operator_name']}" if by == "operator" else "")
-            + (f";site_class={r['site_class']}" if by == "site_class" else ""),
+            + (f";site_class={site.get(r['probe_id'], 'unknown')}" if by == "site_class" else ""),
             r["mean_mbps"],
             r["tests"],
         )
-        for r in by_tech
+        for r in _rows(con, units_sql("units_download_by_tech"))
     ]
     calc.mean_figure(
         "mobile_download_by_tech",
@@ -467,27 +500,27 @@ def compute_indicators(
     )
 
     # Fixed lines: gigabit-capable share, 200 Mb/s share, mean download.
-    gig = _rows(con, "select * from gigabit_capable")
-    fixed_group = {
-        "operator": FIXED_ISP_UNKNOWN,
-        "access_tech": "fixed",
+    port = k.GIGABIT_PORT_MBPS
+    capable = {
+        (r["probe_id"], r["ward_code"]): gigabit_capable(r["tests"], r["tests_at_gigabit"])
+        for r in fixed
+    }
+    limited = {
+        (r["probe_id"], r["ward_code"]): r["link_speed_mbps"] is not None
+        and r["link_speed_mbps"] < port
+        for r in fixed
     }
     calc.share_figure(
         "gigabit_capable_share",
         [
             _Unit(
                 r["ward_code"],
-                _group(
-                    by,
-                    operator=fixed_group["operator"],
-                    tech=fixed_group["access_tech"],
-                    site=r["site_class"],
-                ),
-                1.0 if r["gigabit_capable"] else 0.0,
+                group(r["probe_id"], FIXED_ISP_UNKNOWN, "fixed"),
+                1.0 if capable[(r["probe_id"], r["ward_code"])] else 0.0,
                 r["tests"],
-                bool(r["gigabit_probe_limited"]),
+                limited[(r["probe_id"], r["ward_code"])],
             )
-            for r in gig
+            for r in fixed
         ],
         note="probe-limited: interface below 1 Gb/s, outside the denominator",
     )
@@ -496,12 +529,12 @@ def compute_indicators(
         [
             _Unit(
                 r["ward_code"],
-                _group(by, operator=FIXED_ISP_UNKNOWN, tech="fixed", site=r["site_class"]),
-                1.0 if r["mean_at_least_200_mbps"] else 0.0,
+                group(r["probe_id"], FIXED_ISP_UNKNOWN, "fixed"),
+                1.0 if r["mean_mbps"] >= k.FIXED_200_MBPS else 0.0,
                 r["tests"],
-                bool(r["fixed_200_probe_limited"]),
+                r["link_speed_mbps"] is not None and r["link_speed_mbps"] < k.FIXED_200_MBPS,
             )
-            for r in gig
+            for r in fixed
         ],
         note="probe-limited: interface below 200 Mb/s",
     )
@@ -511,7 +544,7 @@ def compute_indicators(
         [
             _Unit(
                 r["ward_code"],
-                _group(by, operator=FIXED_ISP_UNKNOWN, tech="fixed", site=r["site_class"]),
+                group(r["probe_id"], FIXED_ISP_UNKNOWN, "fixed"),
                 r["mean_mbps"],
                 r["tests"],
             )
@@ -520,20 +553,18 @@ def compute_indicators(
     )
 
     # 5G availability.
-    nr = _rows(con, "select * from nr_availability")
-    nr_units = [
-        (
-            r,
-            _group(by, operator=r["operator_name"], tech="all", site=r["site_class"]),
-        )
-        for r in nr
-    ]
     calc.mean_figure(
         "nr_time_share",
         "share",
         [
-            _Unit(r["ward_code"], g, r["nr_time_share"], r["observations"], r["probe_limited"])
-            for r, g in nr_units
+            _Unit(
+                r["ward_code"],
+                group(r["probe_id"], operator_of(r), "all"),
+                r["nr_time_share"],
+                r["observations"],
+                bool(r["probe_limited"]),
+            )
+            for r in cellular
         ],
         note="time-weighted share on NR (NSA or SA), probe-balanced; 4G-only modems apart",
     )
@@ -542,18 +573,18 @@ def compute_indicators(
         [
             _Unit(
                 r["ward_code"],
-                g,
+                group(r["probe_id"], operator_of(r), "all"),
                 1.0 if r["saw_nr"] else 0.0,
                 r["observations"],
-                r["probe_limited"],
+                bool(r["probe_limited"]),
             )
-            for r, g in nr_units
+            for r in cellular
         ],
         note="share of probes that saw NR at all; 4G-only modems apart",
     )
 
-    # IPv6.
-    v6 = _rows(con, "select * from ipv6_capability")
+    # IPv6: working and preferred, per probe.
+    v6 = _rows(con, units_sql("units_ipv6"))
     for name, column in (
         ("ipv6_capable_share", "ipv6_capable"),
         ("ipv6_preferred_share", "ipv6_preferred"),
@@ -563,12 +594,7 @@ def compute_indicators(
             [
                 _Unit(
                     r["ward_code"],
-                    _group(
-                        by,
-                        operator=r["operator_name"] or FIXED_ISP_UNKNOWN,
-                        tech=r["network_kind"],
-                        site=r["site_class"],
-                    ),
+                    group(r["probe_id"], operator_of(r), r["network_kind"]),
                     1.0 if r[column] else 0.0,
                     r["checks"],
                 )
@@ -576,75 +602,64 @@ def compute_indicators(
             ],
         )
 
-    # Latency: median across probes of the probes' medians.
-    lat = _rows(con, "select * from probe_latency")
-    calc.mean_figure(
-        "idle_latency_ms",
-        "ms",
-        [
-            _Unit(
-                r["ward_code"],
-                _group(
-                    by, operator=r["operator_name"], tech=r["network_kind"], site=r["site_class"]
-                ),
-                r["idle_rtt_ms"],
-                r["tests"],
-            )
-            for r in lat
-        ],
-        statistic="median",
-    )
-    calc.mean_figure(
-        "loaded_latency_ms",
-        "ms",
-        [
-            _Unit(
-                r["ward_code"],
-                _group(
-                    by, operator=r["operator_name"], tech=r["network_kind"], site=r["site_class"]
-                ),
-                r["loaded_rtt_ms"],
-                r["tests"],
-            )
-            for r in pd
-            if r["loaded_rtt_ms"] is not None
-        ],
-        statistic="median",
-        note="round trips while downloads ran",
-    )
+    # Latency: median across probes of the probes' medians of daily medians.
+    lat = _rows(con, units_sql("units_latency"))
+    for name, value, tests, note in (
+        ("idle_latency_ms", "idle_rtt_ms", "idle_tests", "ICMP round trips"),
+        ("loaded_latency_ms", "loaded_rtt_ms", "loaded_tests", "round trips while downloads ran"),
+    ):
+        calc.mean_figure(
+            name,
+            "ms",
+            [
+                _Unit(
+                    r["ward_code"],
+                    group(r["probe_id"], operator_of(r), r["network_kind"]),
+                    r[value],
+                    r[tests],
+                )
+                for r in lat
+                if r[value] is not None
+            ],
+            statistic="median",
+            note=note,
+        )
 
     # Zone targets: sites at high-tech parks, IT parks, R&D centres, industrial zones.
-    zone_rows = _rows(con, "select * from zone_targets order by ward_code, probe_id")
-    zone_sites = [
-        ZoneSite(
-            r["probe_id"],
-            r["ward_code"],
-            r["site_class"],
-            r["nr_time_share"],
-            r["saw_nr"],
-            r["gigabit_capable"],
-            r["gigabit_probe_limited"],
-            r["p90_mbps"],
+    zone_probes = con.execute(
+        "select probe_id, ward_code, site_class from probes where site_class in "
+        f"{tuple(k.ZONE_SITE_CLASSES)!r} order by ward_code, probe_id"
+    ).fetchall()
+    nr_of = {(r["probe_id"], r["ward_code"]): r for r in cellular}
+    fixed_of = {(r["probe_id"], r["ward_code"]): r for r in fixed}
+    zone_sites = []
+    for probe_id, ward_code, site_class in zone_probes:
+        if ward is not None and ward_code != ward:
+            continue
+        key = (probe_id, ward_code)
+        n, f = nr_of.get(key), fixed_of.get(key)
+        zone_sites.append(
+            ZoneSite(
+                probe_id,
+                ward_code,
+                site_class,
+                None if n is None else n["nr_time_share"],
+                None if n is None else bool(n["saw_nr"]),
+                None if n is None else bool(n["probe_limited"]),
+                None if f is None else capable[key],
+                None if f is None else limited[key],
+                None if f is None else int(f["tests"]),
+            )
         )
-        for r in zone_rows
-        if ward is None or r["ward_code"] == ward
-    ]
-    nr_by_probe = {(r["probe_id"], r["ward_code"]): r for r in nr}
-    gig_by_probe = {(r["probe_id"], r["ward_code"]): r for r in gig}
     calc.share_figure(
         "zone_nr_share",
         [
             _Unit(
                 s.ward_code,
-                _group(
-                    by,
-                    operator=nr_by_probe[(s.probe_id, s.ward_code)]["operator_name"],
-                    tech="all",
-                    site=s.site_class,
-                ),
+                group(s.probe_id, operator.get((s.probe_id, s.ward_code)), "all"),
                 1.0 if s.saw_nr else 0.0,
-                nr_by_probe[(s.probe_id, s.ward_code)]["observations"],
-                bool(nr_by_probe[(s.probe_id, s.ward_code)]["probe_limited"]),
+                nr_of[(s.probe_id, s.ward_code)]["observations"],
+                bool(s.nr_probe_limited),
             )
             for s in zone_sites
             if s.saw_nr is not None
@@ -656,9 +671,9 @@ def compute_indicators(
         [
             _Unit(
                 s.ward_code,
-                _group(by, operator=FIXED_ISP_UNKNOWN, tech="fixed", site=s.site_class),
+                group(s.probe_id, FIXED_ISP_UNKNOWN, "fixed"),
                 1.0 if s.gigabit_capable else 0.0,
-                gig_by_probe[(s.probe_id, s.ward_code)]["tests"],
+                s.download_tests or 0,
                 bool(s.gigabit_probe_limited),
             )
             for s in zone_sites
@@ -667,11 +682,13 @@ def compute_indicators(
         note="zone sites with a gigabit-capable fixed line",
     )
 
-    _cell_proxy(con, calc)
+    _cell_proxy(con, calc, cellular)
     exclusions = [
         (str(r[0]), str(r[1]), int(r[2]))
         for r in con.execute(
-            "select result_table, excluded_because, sum(results)::bigint from exclusions"
+            "select result_table, excluded_because, sum(results)::bigint from ("
+            + units_sql("units_exclusions")
+            + ")"
             + ("" if ward is None else f" where ward_code = {int(ward)}")
             + " group by all order by 1, 3 desc"
         ).fetchall()
@@ -681,52 +698,35 @@ def compute_indicators(
     )
 
 
-def _materialise(con: duckdb.DuckDBPyConnection) -> None:
-    """Compute the MATERIALISED views once for the period set on `con`."""
-    for name in VIEW_ORDER:
-        if name in MATERIALISED:
-            con.execute(f"drop view if exists {name}")
-            con.execute(f"create or replace temp table {name} as\n{view_sql(name)}")
-
-
-def _cell_proxy(con: duckdb.DuckDBPyConnection, calc: _Calc) -> None:
+def _cell_proxy(
+    con: duckdb.DuckDBPyConnection, calc: _Calc, cellular: list[dict[str, Any]]
+) -> None:
     """Distinct NR vs LTE cells (a proxy for the stations target), per ward and operator."""
     by_operator = calc.by == "operator"
-    group_sql = "operator_name" if by_operator else "null"
-    city = _rows(
-        con,
-        f"""
-        select 'city' as scope, {group_sql} as grp,
-               count(distinct cell_id) filter (where on_nr) as nr_cells,
-               count(distinct cell_id) filter (where access_tech in ('lte', 'nr5g_nsa'))
-                   as lte_cells,
-               count(*) as observations, count(distinct probe_id) as probes
-        from cellular_checked
-        where excluded_because is null and cell_id is not null
-        group by all
-        """,
+    probes: dict[tuple[str, str | None], set[str]] = defaultdict(set)
+    for r in cellular:
+        for scope in ("city", str(r["ward_code"])):
+            probes[(scope, r["operator_name"] if by_operator else None)].add(r["probe_id"])
+    rows = sorted(
+        _rows(con, units_sql("units_cells")),
+        key=lambda r: (not r["all_wards"], r["ward_code"] or 0, r["operator_name"] or ""),
     )
-    ward_rows = _rows(
-        con,
-        f"""
-        select ward_code::varchar as scope, {group_sql} as grp,
-               sum(nr_cells) as nr_cells, sum(lte_cells) as lte_cells,
-               sum(observations) as observations, sum(probes) as probes
-        from nr_lte_cell_proxy group by all
-        """,
-    )
-    rows = (city if calc.ward is None else []) + [
-        r for r in ward_rows if calc.ward is None or r["scope"] == str(calc.ward)
-    ]
-    for r in sorted(rows, key=lambda r: (r["scope"] != "city", r["scope"], r["grp"] or "")):
+    for r in rows:
+        if bool(r["all_operators"]) == by_operator or r["observations"] is None:
+            continue  # the other grouping; or the empty grand total of no rows
+        scope = "city" if r["all_wards"] else str(r["ward_code"])
+        if calc.ward is not None and scope != str(calc.ward):
+            continue
+        grp = r["operator_name"] if by_operator else None
+        n_probes = len(probes[(scope, grp)])
         ratio = r["nr_cells"] / r["lte_cells"] if r["lte_cells"] else None
-        enough = r["probes"] >= k.FLOOR_PROBES and r["observations"] >= k.FLOOR_TESTS
+        enough = n_probes >= k.FLOOR_PROBES and r["observations"] >= k.FLOOR_TESTS
         shown = ratio if enough else None
         calc.figures.append(
             Figure(
                 "nr_lte_cell_ratio",
-                r["scope"],
-                f"operator={r['grp']}" if by_operator else None,
+                scope,
+                f"operator={grp}" if by_operator else None,
                 "ratio (proxy)",
                 shown,
                 None,
@@ -734,7 +734,7 @@ def _cell_proxy(con: duckdb.DuckDBPyConnection, calc: _Calc) -> None:
                 "none",
                 None,
                 None,
-                int(r["probes"]),
+                n_probes,
                 int(r["observations"]),
                 0,
                 "ok" if enough else "insufficient data",
@@ -749,8 +749,9 @@ def _mobile_ratio(
     con: duckdb.DuckDBPyConnection,
     calc: _Calc,
     current: list[_Unit],
-    period: Period,
     synthetic: bool,
+    group_of: Callable[..., str | None],
+    operator_of: Callable[[dict[str, Any]], str],
 ) -> str:
     """Mobile download divided by the 2024 baseline, per scope and group.
 
@@ -759,23 +760,16 @@ def _mobile_ratio(
     scope (its statistic, mean or median, is then used for both)."""
     from aggregator.baseline import imported_baselines
 
-    base_period = parse_period(str(k.BASELINE_YEAR))
-    set_period(con, base_period, synthetic)
-    base_rows = _rows(
-        con,
-        "select ward_code, operator_name, site_class, avg(mbps) as mean_mbps, count(*) as tests "
-        "from throughput_checked where excluded_because is null and direction = 'download' "
-        "and network_kind = 'mobile' group by probe_id, ward_code, operator_name, site_class",
-    )
-    set_period(con, period, synthetic)
+    _set_days(con, parse_period(str(k.BASELINE_YEAR)), synthetic)
     base_units = [
         _Unit(
             r["ward_code"],
-            _group(calc.by, operator=r["operator_name"], tech="all", site=r["site_class"]),
+            group_of(r["probe_id"], operator_of(r), "all"),
             r["mean_mbps"],
             r["tests"],
         )
-        for r in base_rows
+        for r in _rows(con, units_sql("units_download"))
+        if r["network_kind"] == "mobile"
     ]
     imported = imported_baselines(con, k.BASELINE_YEAR)
     base_scopes = calc.scopes(base_units)

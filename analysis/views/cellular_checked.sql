@@ -1,8 +1,8 @@
 -- cellular_checked: every radio observation of the period (see
 -- throughput_checked for the variables), with the reason it does not count,
--- and the time it stands for: until the probe's next valid observation, at
--- most cellular_max_gap_s (the last one of a probe gets the mean of its
--- other gaps).
+-- and the time it stands for: until the probe's next valid observation of
+-- the same day, at most cellular_max_gap_s (the last one of a probe's day
+-- gets the mean of that day's other gaps).
 with
 
 k as (
@@ -13,6 +13,9 @@ k as (
 in_period as (
     select
         c.*,
+        -- the Cần Thơ day (see throughput_checked)
+        date '1970-01-01'
+            + ((epoch_us(c.measured_at) + 25200000000) // 86400000000)::integer as day,
         case
             when c.status <> 'ok' then 'status ' || c.status
             when c.clock_sync <> 'synchronised' then 'clock not synchronised'
@@ -28,9 +31,10 @@ gaps as (
     select
         result_id,
         probe_id,
+        day,
         -- seconds to the same probe's next valid observation, capped
         least(
-            epoch(lead(measured_at) over (partition by probe_id order by measured_at))
+            epoch(lead(measured_at) over (partition by probe_id, day order by measured_at))
                 - epoch(measured_at),
             k.max_gap_s
         ) as gap_s
@@ -40,7 +44,7 @@ gaps as (
 ),
 
 typical as (
-    select result_id, gap_s, avg(gap_s) over (partition by probe_id) as mean_gap_s
+    select result_id, gap_s, avg(gap_s) over (partition by probe_id, day) as mean_gap_s
     from gaps
 )
 
@@ -50,6 +54,8 @@ select
     c.ward_code,
     coalesce(p.site_class, 'unknown') as site_class,
     c.measured_at,
+    c.day as local_day,
+    c.synthetic,
     c.access_tech,
     c.access_tech in ('nr5g_nsa', 'nr5g_sa') as on_nr,
     c.operator_name,

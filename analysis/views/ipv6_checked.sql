@@ -16,6 +16,11 @@ select
     i.ward_code,
     coalesce(p.site_class, 'unknown') as site_class,
     i.measured_at,
+    -- the day in Cần Thơ: Asia/Ho_Chi_Minh is UTC+7 all year (no DST since 1975),
+    -- so microseconds + 7 h, whole days since 1970-01-01
+    date '1970-01-01'
+        + ((epoch_us(i.measured_at) + 25200000000) // 86400000000)::integer as local_day,
+    i.synthetic,
     i.network_kind,
     coalesce(i.ipv6_capable, false) as ipv6_capable,
     coalesce(i.ipv6_preferred, false) as ipv6_preferred,

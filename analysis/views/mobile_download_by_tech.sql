@@ -7,7 +7,7 @@ select
     operator_name,
     access_tech,
     count(*) as probes,
-    sum(tests) as tests,
+    sum(tests)::bigint as tests,
     avg(mean_mbps) as mean_mbps,  -- megabits per second
     median(mean_mbps) as median_mbps
 from probe_download_by_tech

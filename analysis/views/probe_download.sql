@@ -14,10 +14,12 @@ select
     avg(mbps) as mean_mbps,
     median(mbps) as median_mbps,
     quantile_disc(mbps, 0.9) as p90_mbps,
-    max(link_speed_mbps) as link_speed_mbps,
-    -- milliseconds: round trips just before and during the transfers
-    median(idle_rtt_median_ms) as idle_rtt_ms,
-    median(loaded_rtt_median_ms) as loaded_rtt_ms
+    -- tests that reached the gigabit threshold (the 90th percentile reaches it
+    -- exactly when at least tests - ceil(0.9 tests) + 1 of them do)
+    count(*) filter (where mbps >= (
+        select value from indicator_constants where name = 'gigabit_p90_mbps'
+    )) as tests_at_gigabit,
+    max(link_speed_mbps) as link_speed_mbps
 from throughput_checked
 where excluded_because is null and direction = 'download'
 group by probe_id, ward_code, network_kind

@@ -28,6 +28,11 @@ select
     t.ward_code,
     coalesce(p.site_class, 'unknown') as site_class,
     t.measured_at,
+    -- the day in Cần Thơ: Asia/Ho_Chi_Minh is UTC+7 all year (no DST since 1975),
+    -- so microseconds + 7 h, whole days since 1970-01-01
+    date '1970-01-01'
+        + ((epoch_us(t.measured_at) + 25200000000) // 86400000000)::integer as local_day,
+    t.synthetic,
     t.network_kind,
     t.direction,
     t.mbps,  -- megabits per second

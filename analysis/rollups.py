@@ -1,0 +1,137 @@
+"""Daily rollups: what makes the indicators fast over tens of millions of results.
+
+Each rollup (analysis/rollups/rollup_*.sql) holds, per probe and Cần Thơ
+day, only figures that add up exactly over days (counts, sums, the day's
+median latency, radio seconds), built from the same *_checked views an
+analyst reads. An indicator for any period of whole days then reads a few
+hundred thousand rollup rows instead of every result (analysis/rollups/
+units_*.sql).
+
+Refreshing is incremental: `rollup_keys` counts the rows per table, probe,
+kind (real or synthetic) and day; results are only ever added, so the
+(probe, day) pairs whose counts changed are exactly the stale ones, and only
+they are rebuilt. The analyst snapshot carries the rollups from one
+publication to the next (aggregator/snapshot.py); on a store without them
+`compute_indicators` builds them from scratch in temporary tables.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from importlib import resources
+
+import duckdb
+
+ROLLUPS: tuple[str, ...] = (
+    "rollup_download",
+    "rollup_latency",
+    "rollup_cellular",
+    "rollup_cells",
+    "rollup_ipv6",
+    "rollup_exclusions",
+)
+# Rollups keyed by probe and day; rollup_cells is keyed by day only.
+_BY_PROBE = frozenset(ROLLUPS) - {"rollup_cells"}
+
+
+def rollup_sql(name: str) -> str:
+    """The SQL text of analysis/rollups/<name>.sql."""
+    return resources.files("analysis").joinpath("rollups", f"{name}.sql").read_text("utf-8")
+
+
+@dataclass(frozen=True)
+class RefreshStats:
+    """What a refresh did."""
+
+    stale_probe_days: int
+    seconds: float
+
+
+def has_rollups(con: duckdb.DuckDBPyConnection, *, temporary: bool) -> bool:
+    """Whether the rollup tables exist (in the temp schema, or in the database)."""
+    row = con.execute(
+        "select count(*) from duckdb_tables() where table_name = 'rollup_keys' "
+        "and temporary = ? and (temporary or database_name = current_database())",
+        [temporary],
+    ).fetchone()
+    return row is not None and int(row[0]) > 0
+
+
+def refresh_rollups(con: duckdb.DuckDBPyConnection, *, temporary: bool) -> RefreshStats:
+    """Bring the rollups up to date with the store (the views must be installed).
+
+    temporary: keep them in temporary tables (a read-only store); otherwise
+    in the database itself (the snapshot)."""
+    started = time.perf_counter()
+    temp = "temp " if temporary else ""
+    prefix = "temp." if temporary else "main."
+    con.execute(f"create or replace temp table rollup_now as {rollup_sql('rollup_keys')}")
+    if not has_rollups(con, temporary=temporary):
+        con.execute(f"create {temp}table rollup_keys as select * from rollup_now limit 0")
+        con.execute("create or replace temp table rollup_dirty (probe_id varchar, local_day date)")
+        for name in ROLLUPS:
+            con.execute(f"create {temp}table {name} as select * from ({rollup_sql(name)}) limit 0")
+    # (probe, kind, day) whose row counts differ from the last refresh
+    con.execute(
+        f"""
+        create or replace temp table rollup_stale as
+        select distinct probe_id, synthetic, local_day from (
+            select * from rollup_now
+            except
+            select * from {prefix}rollup_keys
+            union all
+            (select * from {prefix}rollup_keys except select * from rollup_now)
+        )
+        """
+    )
+    stale = con.execute("select count(*) from rollup_stale").fetchone()
+    stale_count = int(stale[0]) if stale is not None else 0
+    for synthetic in (False, True):
+        days = con.execute(
+            "select min(local_day), max(local_day) from rollup_stale where synthetic = ?",
+            [synthetic],
+        ).fetchone()
+        if days is None or days[0] is None:
+            continue
+        first, last = days[0], days[1]
+        assert isinstance(first, date) and isinstance(last, date)
+        con.execute(
+            "create or replace temp table rollup_dirty as "
+            "select probe_id, local_day from rollup_stale where synthetic = ?",
+            [synthetic],
+        )
+        # the views read only the stale days' rows (UTC+7 midnights)
+        con.execute(
+            "set variable period_from = ?::timestamptz", [_local_midnight(first).isoformat()]
+        )
+        con.execute(
+            "set variable period_to = ?::timestamptz",
+            [_local_midnight(last + timedelta(days=1)).isoformat()],
+        )
+        con.execute("set variable synthetic = ?", [synthetic])
+        for name in ROLLUPS:
+            if name in _BY_PROBE:
+                con.execute(
+                    f"delete from {prefix}{name} r using rollup_dirty d where r.synthetic = ? "
+                    "and r.probe_id = d.probe_id and r.local_day = d.local_day",
+                    [synthetic],
+                )
+            else:
+                con.execute(
+                    f"delete from {prefix}{name} where synthetic = ? and local_day in "
+                    "(select local_day from rollup_dirty)",
+                    [synthetic],
+                )
+            con.execute(f"insert into {prefix}{name} {rollup_sql(name)}")
+    con.execute(f"delete from {prefix}rollup_keys")
+    con.execute(f"insert into {prefix}rollup_keys select * from rollup_now")
+    con.execute("drop table rollup_now")
+    return RefreshStats(stale_count, time.perf_counter() - started)
+
+
+def _local_midnight(day: date) -> datetime:
+    from analysis.indicators import TZ
+
+    return datetime(day.year, day.month, day.day, tzinfo=TZ)
