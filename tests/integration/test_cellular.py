@@ -1,9 +1,13 @@
 """Mobile probes with (emulated) modems through the real processes: the agent
 observes the radio on its schedule and around every mobile test, and the
-store says on which network each mobile result was taken."""
+store says on which network each mobile result was taken.
+
+With network namespaces the boxes sit in the emulated city behind lines
+shaped like 4G and 5G; without, everything runs on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,19 +15,28 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from emulation.city import City, have_netns
 from emulation.deployment import CentralPorts, Deployment, ModemSpec
 from emulation.modem import ModemModel, ModemState
+from emulation.shaping import LTE, NR5G
 from tests.integration.conftest import CAI_KHE, NINH_KIEU
+
+NETNS_OK, _ = have_netns()
 
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    with Deployment(
-        workdir=tmp_path,
-        ports=CentralPorts.on_loopback(iperf3_pool=2),
-        throughput_duration_s=2,
-        latency_count=3,
-    ) as dep:
+    with contextlib.ExitStack() as stack:
+        city = stack.enter_context(City()) if NETNS_OK else None
+        dep = stack.enter_context(
+            Deployment(
+                workdir=tmp_path,
+                city=city,
+                ports=CentralPorts() if city else CentralPorts.on_loopback(iperf3_pool=2),
+                throughput_duration_s=2,
+                latency_count=3,
+            )
+        )
         dep.init_central()
         dep.start_aggregator()
         dep.start_reference_server()
@@ -39,6 +52,7 @@ def test_mobile_results_carry_their_network(deployment: Deployment) -> None:
         "caikhe-5g",
         CAI_KHE,
         "household",
+        NR5G if dep.city else None,
         modem=ModemSpec(ModemModel.RM500Q, ModemState.LTE, "45204", ((5, ModemState.NR5G_NSA),)),
         mobile=True,
     )
@@ -47,6 +61,7 @@ def test_mobile_results_carry_their_network(deployment: Deployment) -> None:
         "ninhkieu-4g",
         NINH_KIEU,
         "household",
+        LTE if dep.city else None,
         modem=ModemSpec(ModemModel.EC25, ModemState.LTE, "45202"),
         mobile=True,
     )
@@ -113,6 +128,7 @@ def test_a_modem_problem_is_stored_and_shown_and_the_tests_still_run(
         "nosim",
         CAI_KHE,
         "household",
+        LTE if dep.city else None,
         modem=ModemSpec(ModemModel.RM500Q, ModemState.SIM_MISSING, "45201"),
         mobile=True,
     )
