@@ -58,6 +58,8 @@ def indicators(
 ) -> None:
     """Every indicator of the plan for a period: value, 95 % interval, mean and median
     across probes, probes and tests behind it, targets met or not, exclusions."""
+    import duckdb
+
     from analysis.indicators import GROUPINGS, compute_indicators, open_store, parse_period
 
     try:
@@ -73,7 +75,14 @@ def indicators(
     path = store or cfg.snapshot_path or cfg.store_path
     if not path.exists():
         raise typer.BadParameter(f"no store at {path}", param_hint="--store")
-    con = open_store(path)
+    try:
+        con = open_store(path)
+    except duckdb.IOException as err:
+        raise typer.BadParameter(
+            f"cannot read {path} ({err}); while the aggregator runs, read its snapshot "
+            "(snapshot_path in aggregator.toml)",
+            param_hint="--store",
+        ) from None
     try:
         report = compute_indicators(
             con,

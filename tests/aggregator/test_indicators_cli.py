@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -200,3 +202,28 @@ def test_baseline_import_names_every_bad_line(tmp_path: Path) -> None:
     assert not target.exists() or duckdb.connect(str(target)).execute(
         "select count(*) from baseline"
     ).fetchone() == (0,)
+
+
+def test_a_store_held_by_the_aggregator_points_to_the_snapshot(tmp_path: Path) -> None:
+    store = Store(tmp_path / "live.duckdb")  # this process holds it for writing
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "aggregator",
+                "indicators",
+                "--period",
+                "2026",
+                "--store",
+                str(tmp_path / "live.duckdb"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        store.close()
+    assert result.returncode == 2
+    assert "snapshot" in result.stderr
