@@ -24,6 +24,23 @@ class LineConfig(_Strict):
 
     enabled: bool = True
     interface: str = ""  # bind tests to it; "" lets routing decide
+    bind_address: str = ""  # send from this address; "" lets routing decide
+    # Bytes per local day the throughput tests may move on this line (mobile
+    # data costs money); None: no budget. A test not seen before counts as
+    # budget_first_test_estimate_bytes until it has run once.
+    daily_budget_bytes: int | None = Field(default=None, ge=1)
+    budget_first_test_estimate_bytes: int = Field(default=100_000_000, ge=1)
+
+
+class PreflightConfig(_Strict):
+    """The check before a throughput test (agent/preflight.py says why these defaults)."""
+
+    enabled: bool = True
+    max_cross_traffic_bytes_per_s: float = Field(default=25_000.0, gt=0)
+    max_cpu_load_pct: float = Field(default=30.0, gt=0, le=100)
+    window_s: float = Field(default=1.0, gt=0, le=10)
+    # A deferred test is tried again after this (or its own interval, if shorter).
+    retry_after_s: int = Field(default=300, ge=10)
 
 
 class SpoolConfig(_Strict):
@@ -88,6 +105,12 @@ class AgentSettings(_Strict):
     schedule: list[ScheduleOverride] | None = None
     throughput_duration_s: int | None = Field(default=None, ge=1, le=120)
     throughput_streams: int | None = Field(default=None, ge=1, le=64)
+    # End each throughput test after this many bytes instead of by duration.
+    throughput_bytes_cap: int | None = Field(default=None, ge=1)
+    preflight: PreflightConfig = Field(default_factory=PreflightConfig)
+    # speedtest-cli backend: where it reads its configuration; "" = the
+    # reference server's speedtest mini (http://<host>:8080/speedtest/...).
+    speedtest_config_url: str = ""
     modem: ModemConfig = Field(default_factory=ModemConfig)
 
 

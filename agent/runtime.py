@@ -21,6 +21,7 @@ import grpc
 from google.protobuf import json_format
 
 from agent import AGENT_VERSION
+from agent.budget import ByteBudget, run_within_budget
 from agent.cellular.observe import AccessTech, ModemSettings
 from agent.clock import clock_state
 from agent.config import AgentSettings
@@ -28,6 +29,7 @@ from agent.enrolment import EnrolmentRecord, channel_credentials, load_enrolment
 from agent.measurements import MEASUREMENTS, run_measurement
 from agent.measurements.base import MeasurementContext, MeasurementResult, Status
 from agent.measurements.cellular import CellularObservationResult
+from agent.preflight import DEFERRED_PREFIX, PreflightLimits
 from agent.spool import Spool, SpoolFull
 from agent.uploader import Backoff, Uploader, UploadSettings
 from agent.wire import ProbeContext, to_json_dict, to_proto
@@ -90,6 +92,7 @@ class AgentRuntime:
         self.enrolment: EnrolmentRecord = enrolment
         self.spool = Spool(self.state_dir / SPOOL_FILE, settings.spool.max_rows)
         self._rng = rng or random.Random()
+        self.budget = ByteBudget(self.state_dir)  # daily bytes per interface (mobile data)
         self._unspooled: deque[tuple[str, str, bytes]] = deque(maxlen=_MAX_HELD_IN_MEMORY)
         self.results_lost = 0  # held results pushed out while the disk refused writes
         self.target = settings.aggregator or enrolment.ingest_address
@@ -178,6 +181,15 @@ class AgentRuntime:
         streams = s.throughput_streams or (remote.throughput_streams if remote else 0) or 4
         latency_count = (remote.latency_count if remote else 0) or 10
         latency_interval_s = (remote.latency_interval_s if remote else 0.0) or 1.0
+        preflight = (
+            PreflightLimits(
+                max_cross_traffic_bytes_per_s=s.preflight.max_cross_traffic_bytes_per_s,
+                max_cpu_load_pct=s.preflight.max_cpu_load_pct,
+                window_s=s.preflight.window_s,
+            )
+            if s.preflight.enabled
+            else None
+        )
         contexts = {}
         for kind, line in (("fixed", s.fixed), ("mobile", s.mobile)):
             if line.enabled:
@@ -195,6 +207,12 @@ class AgentRuntime:
                     latency_count=latency_count,
                     latency_interval_s=latency_interval_s,
                     timeout_s=duration * 2 + 30,
+                    bind_address=line.bind_address,
+                    throughput_bytes_cap=s.throughput_bytes_cap,
+                    preflight=preflight,
+                    speedtest_config_url=s.speedtest_config_url,
+                    daily_budget_bytes=line.daily_budget_bytes,
+                    budget_first_test_estimate_bytes=line.budget_first_test_estimate_bytes,
                     modem=ModemSettings(
                         backend=s.modem.backend,
                         serial_port=s.modem.serial_port,
@@ -245,7 +263,9 @@ class AgentRuntime:
         name = test.measurement
         start = await self.observe_radio(ctx) if mobile and name in _RADIO_AT_START else None
         started = time.monotonic()
-        result: MeasurementResult = await asyncio.to_thread(run_measurement, test.measurement, ctx)
+        result: MeasurementResult = await asyncio.to_thread(
+            run_within_budget, self.budget, test.measurement, ctx
+        )
         took_s = time.monotonic() - started
         end = await self.observe_radio(ctx) if mobile and name in _RADIO_AT_END else None
         return self._record(test.measurement, test.network_kind, result, took_s, start, end)
@@ -319,11 +339,15 @@ class AgentRuntime:
             index = min(due, key=due.__getitem__)
             await asyncio.sleep(max(0.0, due[index] - loop.time()))
             test = tests[index]
+            wait_s = test.interval_s + self._rng.uniform(0, test.jitter_s)
             try:
-                await self.measure(test, config.contexts[test.network_kind])
+                message = await self.measure(test, config.contexts[test.network_kind])
+                if message.envelope.status_reason.startswith(DEFERRED_PREFIX):
+                    # The line was busy: try again soon rather than a whole interval later.
+                    wait_s = min(wait_s, self.settings.preflight.retry_after_s)
             except Exception:  # a bug in one test must not stop the others
                 log.exception("measurement %s crashed", test.measurement)
-            due[index] = loop.time() + test.interval_s + self._rng.uniform(0, test.jitter_s)
+            due[index] = loop.time() + wait_s
 
     async def run_daemon(self) -> None:
         """Fetch the config, then measure and upload until cancelled."""

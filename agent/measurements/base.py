@@ -80,6 +80,8 @@ class MeasurementContext:
     throughput_bytes_cap: int | None = None  # end a throughput test after this many bytes
     preflight: PreflightLimits | None = None  # cross-traffic / CPU check before throughput
     speedtest_config_url: str = ""  # where the speedtest backend reads its configuration
+    daily_budget_bytes: int | None = None  # this line's daily byte budget (agent/budget.py)
+    budget_first_test_estimate_bytes: int = 100_000_000  # a test not seen before moves this
     throughput_streams: int = 4
     latency_count: int = 10  # echoes / connects per latency test
     latency_interval_s: float = 1.0
