@@ -21,7 +21,7 @@ import grpc
 from google.protobuf import json_format
 
 from agent import AGENT_VERSION
-from agent.budget import ByteBudget, run_within_budget
+from agent.budget import BUDGETED_MEASUREMENTS, ByteBudget, run_within_budget
 from agent.cellular.observe import AccessTech, ModemSettings
 from agent.clock import clock_state
 from agent.config import AgentSettings
@@ -33,6 +33,7 @@ from agent.preflight import DEFERRED_PREFIX, PreflightLimits
 from agent.spool import Spool, SpoolFull
 from agent.uploader import Backoff, Uploader, UploadSettings
 from agent.wire import ProbeContext, to_json_dict, to_proto
+from wardprobe.slots import seconds_until_slot
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, results_pb2
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,8 @@ class AgentRuntime:
             host, ports, echo = r.host, tuple(r.iperf3_ports), r.tcp_echo_port
             v6only, dual, dns = r.ipv6_only_host, r.dual_stack_host, r.dns_server
             dns_port = r.dns_port or 53
+            if remote.throughput_port_order:
+                ports = tuple(remote.throughput_port_order)  # this probe's own port first
         else:
             raise RuntimeError("no reference server: not from the aggregator, not in agent.toml")
         duration = s.throughput_duration_s or (remote.throughput_duration_s if remote else 0) or 10
@@ -213,6 +216,12 @@ class AgentRuntime:
                     speedtest_config_url=s.speedtest_config_url,
                     daily_budget_bytes=line.daily_budget_bytes,
                     budget_first_test_estimate_bytes=line.budget_first_test_estimate_bytes,
+                    # The aggregator's slot applies to the aggregator's server only.
+                    throughput_slot_period_s=remote.throughput_slot_period_s
+                    if remote is not None and s.reference is None
+                    else 0,
+                    throughput_slot_offset_s=remote.throughput_slot_offset_s if remote else 0,
+                    throughput_slot_length_s=remote.throughput_slot_length_s if remote else 0,
                     modem=ModemSettings(
                         backend=s.modem.backend,
                         serial_port=s.modem.serial_port,
@@ -340,8 +349,20 @@ class AgentRuntime:
             await asyncio.sleep(max(0.0, due[index] - loop.time()))
             test = tests[index]
             wait_s = test.interval_s + self._rng.uniform(0, test.jitter_s)
+            ctx = config.contexts[test.network_kind]
+            if test.measurement in BUDGETED_MEASUREMENTS:
+                # The daemon waits for this probe's test slot, so the server is not
+                # shared (`once`, a technician's check, does not: it may get "busy").
+                await asyncio.sleep(
+                    seconds_until_slot(
+                        time.time(),
+                        ctx.throughput_slot_period_s,
+                        ctx.throughput_slot_offset_s,
+                        ctx.throughput_slot_length_s,
+                    )
+                )
             try:
-                message = await self.measure(test, config.contexts[test.network_kind])
+                message = await self.measure(test, ctx)
                 if message.envelope.status_reason.startswith(DEFERRED_PREFIX):
                     # The line was busy: try again soon rather than a whole interval later.
                     wait_s = min(wait_s, self.settings.preflight.retry_after_s)

@@ -35,6 +35,12 @@ class ReferenceServerConfig(_Strict):
     dual_stack_host: str = ""
     dns_server: str = ""
     dns_port: int = Field(default=53, gt=0, lt=65536)
+    # Test slots (wardprobe/slots.py): at most this many throughput tests at
+    # the server at once (unset: one per iperf3 port), each probe's in a
+    # window of throughput_slot_s seconds (longer than a download and an
+    # upload together); 0 turns slots off.
+    max_concurrent_throughput_tests: int | None = Field(default=None, ge=1)
+    throughput_slot_s: int = Field(default=60, ge=0)
 
 
 def _default_schedule() -> list[ScheduleItem]:

@@ -31,11 +31,18 @@ from aggregator.ca import CertificateAuthority, server_credentials
 from aggregator.config import AggregatorConfig
 from aggregator.enrolment_service import EnrolmentServicer
 from aggregator.ingest import BatchConverter, GroupCommitter, ReadBatch
-from aggregator.registry import IdentityRefused, ProbeIdentity, ProbeRecord, ProbeRegistry
+from aggregator.registry import (
+    IdentityRefused,
+    ProbeIdentity,
+    ProbeRecord,
+    ProbeRegistry,
+    ProbeState,
+)
 from aggregator.rich_status import abort, bad_request, rich_status
 from aggregator.snapshot import snapshot_loop
 from aggregator.store import ProbeRow, Store
 from aggregator.wards import can_tho_wards, ward_name
+from wardprobe.slots import assign_slot
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, ingest_pb2
 
 log = logging.getLogger(__name__)
@@ -184,6 +191,16 @@ class ProbeConfigServicer(enrolment_pb2_grpc.ProbeConfigServicer):
     ) -> enrolment_pb2.AgentConfig:
         probe = await _identify(self._registry, context)
         ref = self._config.reference_server
+        slot = None
+        if ref.throughput_slot_s and ref.iperf3_ports:
+            active = await asyncio.to_thread(self._registry.list_probes, ProbeState.ACTIVE)
+            slot = assign_slot(
+                probe.probe_id,
+                [record.probe_id for record in active],
+                ref.iperf3_ports,
+                length_s=ref.throughput_slot_s,
+                capacity=ref.max_concurrent_throughput_tests,
+            )
         return enrolment_pb2.AgentConfig(
             probe_id=probe.probe_id,
             ward_code=probe.ward_code,
@@ -211,6 +228,10 @@ class ProbeConfigServicer(enrolment_pb2_grpc.ProbeConfigServicer):
             throughput_streams=self._config.throughput_streams,
             latency_count=self._config.latency_count,
             latency_interval_s=self._config.latency_interval_s,
+            throughput_slot_period_s=slot.period_s if slot else 0,
+            throughput_slot_offset_s=slot.offset_s if slot else 0,
+            throughput_slot_length_s=slot.length_s if slot else 0,
+            throughput_port_order=slot.port_order if slot else (),
         )
 
 

@@ -82,6 +82,10 @@ class MeasurementContext:
     speedtest_config_url: str = ""  # where the speedtest backend reads its configuration
     daily_budget_bytes: int | None = None  # this line's daily byte budget (agent/budget.py)
     budget_first_test_estimate_bytes: int = 100_000_000  # a test not seen before moves this
+    # Test slot from the config RPC (wardprobe/slots.py); period 0: no slot.
+    throughput_slot_period_s: int = 0
+    throughput_slot_offset_s: int = 0
+    throughput_slot_length_s: int = 0
     throughput_streams: int = 4
     latency_count: int = 10  # echoes / connects per latency test
     latency_interval_s: float = 1.0

@@ -83,7 +83,7 @@ class ReferenceServer(_message.Message):
     def __init__(self, host: _Optional[str] = ..., iperf3_ports: _Optional[_Iterable[int]] = ..., tcp_echo_port: _Optional[int] = ..., ipv6_only_host: _Optional[str] = ..., dual_stack_host: _Optional[str] = ..., dns_server: _Optional[str] = ..., dns_port: _Optional[int] = ...) -> None: ...
 
 class AgentConfig(_message.Message):
-    __slots__ = ("probe_id", "ward_code", "ward_name", "site_class", "schedule", "reference_server", "throughput_duration_s", "throughput_streams", "latency_count", "latency_interval_s")
+    __slots__ = ("probe_id", "ward_code", "ward_name", "site_class", "schedule", "reference_server", "throughput_duration_s", "throughput_streams", "latency_count", "latency_interval_s", "throughput_slot_period_s", "throughput_slot_offset_s", "throughput_slot_length_s", "throughput_port_order")
     PROBE_ID_FIELD_NUMBER: _ClassVar[int]
     WARD_CODE_FIELD_NUMBER: _ClassVar[int]
     WARD_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +94,10 @@ class AgentConfig(_message.Message):
     THROUGHPUT_STREAMS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_COUNT_FIELD_NUMBER: _ClassVar[int]
     LATENCY_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    THROUGHPUT_SLOT_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
+    THROUGHPUT_SLOT_OFFSET_S_FIELD_NUMBER: _ClassVar[int]
+    THROUGHPUT_SLOT_LENGTH_S_FIELD_NUMBER: _ClassVar[int]
+    THROUGHPUT_PORT_ORDER_FIELD_NUMBER: _ClassVar[int]
     probe_id: str
     ward_code: int
     ward_name: str
@@ -104,4 +108,8 @@ class AgentConfig(_message.Message):
     throughput_streams: int
     latency_count: int
     latency_interval_s: float
-    def __init__(self, probe_id: _Optional[str] = ..., ward_code: _Optional[int] = ..., ward_name: _Optional[str] = ..., site_class: _Optional[str] = ..., schedule: _Optional[_Iterable[_Union[ScheduleEntry, _Mapping]]] = ..., reference_server: _Optional[_Union[ReferenceServer, _Mapping]] = ..., throughput_duration_s: _Optional[int] = ..., throughput_streams: _Optional[int] = ..., latency_count: _Optional[int] = ..., latency_interval_s: _Optional[float] = ...) -> None: ...
+    throughput_slot_period_s: int
+    throughput_slot_offset_s: int
+    throughput_slot_length_s: int
+    throughput_port_order: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, probe_id: _Optional[str] = ..., ward_code: _Optional[int] = ..., ward_name: _Optional[str] = ..., site_class: _Optional[str] = ..., schedule: _Optional[_Iterable[_Union[ScheduleEntry, _Mapping]]] = ..., reference_server: _Optional[_Union[ReferenceServer, _Mapping]] = ..., throughput_duration_s: _Optional[int] = ..., throughput_streams: _Optional[int] = ..., latency_count: _Optional[int] = ..., latency_interval_s: _Optional[float] = ..., throughput_slot_period_s: _Optional[int] = ..., throughput_slot_offset_s: _Optional[int] = ..., throughput_slot_length_s: _Optional[int] = ..., throughput_port_order: _Optional[_Iterable[int]] = ...) -> None: ...

@@ -1,0 +1,206 @@
+"""A delay line of our own, over TUN: this kernel has no netem (nor fq or cake).
+
+In a router namespace between a probe and a server, packets from the probe
+side are routed (policy routing on the incoming interface) into TUN device
+A, packets from the server side into TUN device B. One process reads each
+packet from A and writes it into B half the added round-trip time later,
+and the other way round; a packet written into a TUN device is received on
+it and routed on normally. Both directions keep their order (a FIFO: the
+delay is constant), so TCP sees a longer path, not reordering.
+
+    probe ns ──veth── [ router ns:  rule iif <probe side>  → dev tunA
+                                     rule iif <server side> → dev tunB
+                                     delayline: tunA ⇄ tunB, +delay/2 each way ] ──veth── server ns
+
+It is a Python process moving one packet per system call, so it has a rate
+limit: docs/benchmarks.md gives the rate up to which it holds its delay
+(the bench measures ping's RTT on the loaded line against the configured
+delay); above it, packets wait in the TUN queue and the delay grows. Use it
+for the lower rates; the shaper (tbf) stays on the veth beside it.
+
+Run as `python -m emulation.delayline --tun-a A --tun-b B --delay-ms 20`
+inside the router namespace (`DelayLine` does it and sets the routing up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import fcntl
+import os
+import selectors
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+_TUNSETIFF = 0x400454CA
+_IFF_TUN = 0x0001
+_IFF_NO_PI = 0x1000
+_MAX_PACKET = 65_535
+_READY = "delayline ready"
+# Routing tables for the two directions (any numbers not otherwise used in the router).
+_TABLE_TO_SERVER = 100
+_TABLE_TO_PROBE = 101
+
+
+def open_tun(name: str) -> int:
+    """Create (or attach to) TUN device `name`; returns its non-blocking fd."""
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+    fcntl.ioctl(fd, _TUNSETIFF, struct.pack("16sH", name.encode(), _IFF_TUN | _IFF_NO_PI))
+    return fd
+
+
+def forward(tun_a: str, tun_b: str, one_way_delay_s: float) -> None:
+    """Move packets A→B and B→A, each `one_way_delay_s` late, until SIGTERM."""
+    fds = {open_tun(tun_a): open_tun(tun_b)}
+    fds.update({b: a for a, b in fds.items()})
+    for name in (tun_a, tun_b):
+        subprocess.run(["ip", "link", "set", name, "up"], check=True)
+    # Per output fd: (due time, packet), oldest first.
+    queues: dict[int, collections.deque[tuple[float, bytes]]] = {
+        fd: collections.deque() for fd in fds
+    }
+    selector = selectors.DefaultSelector()
+    for fd in fds:
+        selector.register(fd, selectors.EVENT_READ)
+    stop = False
+
+    def on_term(_signum: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    print(_READY, flush=True)
+    while not stop:
+        now = time.monotonic()
+        next_due = min((q[0][0] for q in queues.values() if q), default=now + 0.1)
+        for key, _events in selector.select(max(0.0, next_due - now)):
+            source = int(key.fd)
+            due = time.monotonic() + one_way_delay_s
+            queue = queues[fds[source]]
+            # Drain what is waiting: one wake-up, many packets.
+            for _ in range(256):
+                try:
+                    queue.append((due, os.read(source, _MAX_PACKET)))
+                except BlockingIOError:
+                    break
+        now = time.monotonic()
+        for output, queue in queues.items():
+            while queue and queue[0][0] <= now:
+                _due, packet = queue.popleft()
+                with contextlib.suppress(BlockingIOError, OSError):
+                    os.write(output, packet)  # a full TUN queue drops, as a link would
+
+
+def _ip(netns: str, *argv: str) -> None:
+    subprocess.run(["ip", "-n", netns, *argv], check=True, capture_output=True, text=True)
+
+
+@contextlib.contextmanager
+def delay_line(
+    router_netns: str, probe_side: str, server_side: str, rtt_ms: float
+) -> Iterator[subprocess.Popen[str]]:
+    """Add `rtt_ms` of round-trip delay to everything the router forwards
+    between its `probe_side` and `server_side` interfaces."""
+    tun_a, tun_b = "dltoserver", "dltoprobe"
+    process = subprocess.Popen(
+        ["ip", "netns", "exec", router_netns, sys.executable, "-m", "emulation.delayline",
+         "--tun-a", tun_a, "--tun-b", tun_b, "--delay-ms", str(rtt_ms)],
+        stdout=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != _READY:
+            raise RuntimeError("the delay line did not start")
+        for setting in ("all", "default", tun_a, tun_b, probe_side, server_side):
+            subprocess.run(
+                ["ip", "netns", "exec", router_netns, "sysctl", "-qw",
+                 f"net.ipv4.conf.{setting}.rp_filter=0"],
+                check=True,
+            )  # fmt: skip
+        _ip(router_netns, "rule", "add", "iif", probe_side, "lookup", str(_TABLE_TO_SERVER))
+        _ip(router_netns, "rule", "add", "iif", server_side, "lookup", str(_TABLE_TO_PROBE))
+        _ip(router_netns, "route", "add", "default", "dev", tun_a, "table", str(_TABLE_TO_SERVER))
+        _ip(router_netns, "route", "add", "default", "dev", tun_b, "table", str(_TABLE_TO_PROBE))
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+PROBE_ADDRESS = "198.18.20.2"
+SERVER_ADDRESS = "198.18.21.2"
+
+
+@contextlib.contextmanager
+def routed_line(
+    prefix: str,
+    *,
+    down_mbps: float | None = None,
+    up_mbps: float | None = None,
+    queue_ms: float = 50.0,
+    rtt_ms: float = 0.0,
+) -> Iterator[tuple[str, str, str]]:
+    """Namespaces `<prefix>p` (probe, 198.18.20.2) — `<prefix>r` (router) —
+    `<prefix>s` (server, 198.18.21.2): tbf on the router's side toward the
+    probe (download) and on the probe's uplink (upload), and `rtt_ms` of
+    added delay (0: no delay line). Yields (probe, router, server)."""
+    from emulation.shaping import apply_tbf, tbf_params
+
+    probe, router, server = f"{prefix}p", f"{prefix}r", f"{prefix}s"
+    made: list[str] = []
+    try:
+        for netns in (probe, router, server):
+            subprocess.run(["ip", "netns", "add", netns], check=True)
+            made.append(netns)
+            _ip(netns, "link", "set", "lo", "up")
+        _ip(router, "link", "add", "rp", "type", "veth", "peer", "name", "up0", "netns", probe)
+        _ip(router, "link", "add", "rs", "type", "veth", "peer", "name", "dn0", "netns", server)
+        for netns, dev, address in (
+            (probe, "up0", "198.18.20.2/24"), (router, "rp", "198.18.20.1/24"),
+            (router, "rs", "198.18.21.1/24"), (server, "dn0", "198.18.21.2/24"),
+        ):  # fmt: skip
+            _ip(netns, "addr", "add", address, "dev", dev)
+            _ip(netns, "link", "set", dev, "up")
+        _ip(probe, "route", "add", "default", "via", "198.18.20.1")
+        _ip(server, "route", "add", "default", "via", "198.18.21.1")
+        subprocess.run(
+            ["ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True
+        )
+        if down_mbps is not None:
+            apply_tbf(router, "rp", tbf_params(down_mbps, queue_ms=queue_ms))
+        if up_mbps is not None:
+            apply_tbf(probe, "up0", tbf_params(up_mbps, queue_ms=queue_ms))
+        if rtt_ms > 0:
+            with delay_line(router, "rp", "rs", rtt_ms):
+                yield probe, router, server
+        else:
+            yield probe, router, server
+    finally:
+        for netns in made:
+            subprocess.run(["ip", "netns", "del", netns], check=False)
+
+
+def main() -> None:
+    """Command line: run the forwarder in the current namespace."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--tun-a", required=True)
+    parser.add_argument("--tun-b", required=True)
+    parser.add_argument("--delay-ms", type=float, required=True, help="added round trip")
+    args = parser.parse_args()
+    forward(args.tun_a, args.tun_b, args.delay_ms / 2000.0)
+
+
+if __name__ == "__main__":
+    main()
