@@ -27,6 +27,8 @@ from wardprobe.v1 import results_pb2
 BODY_FIELD_BY_MEASUREMENT = {
     "download": "throughput",
     "upload": "throughput",
+    "speedtest_download": "throughput",
+    "speedtest_upload": "throughput",
     "latency_icmp": "latency",
     "latency_tcp": "latency",
     "ipv6": "ipv6",

@@ -230,7 +230,7 @@ def _throughput(
                         then least(line_mbps, 0.95 * port_mbps) * (0.80 + 0.18 * u(i, 6))
                         when on_nr then nr_mbps * exp(0.3 * z)
                         else lte_mbps * exp(0.3 * z) end as rate_mbps,
-                   case when invalid and reason = 3 then 2.0 else 8.0 end as secs
+                   case when invalid and reason = 3 then 1.0 else 8.0 end as secs
             from d
         )
         insert into throughput by name

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
-from agent.measurements import cellular, ipv6, latency, throughput
+from agent.measurements import cellular, ipv6, latency, speedtest, throughput
 from agent.measurements.base import MeasurementContext, MeasurementResult
 
 ParamsT = TypeVar("ParamsT")
@@ -37,6 +37,9 @@ MEASUREMENTS: Mapping[str, Measurement[Any]] = MappingProxyType(
         for entry in (
             Measurement("download", throughput.download_params_from, throughput.run),
             Measurement("upload", throughput.upload_params_from, throughput.run),
+            # The second backend: speedtest-cli against the reference server's mini.
+            Measurement("speedtest_download", speedtest.download_params_from, speedtest.run),
+            Measurement("speedtest_upload", speedtest.upload_params_from, speedtest.run),
             Measurement("latency_icmp", latency.icmp_params_from, latency.run),
             Measurement("latency_tcp", latency.tcp_params_from, latency.run),
             Measurement("ipv6", ipv6.params_from, ipv6.run),

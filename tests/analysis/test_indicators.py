@@ -28,6 +28,7 @@ from analysis.indicators import (
     parse_period,
 )
 from analysis.synthetic import MixingRefused, SyntheticSpec, WardSpec, generate
+from wardprobe.validity import MIN_MEASURED_S
 
 WARDS = (
     WardSpec(31117, fixed_probes=4, mobile_probes=4, site_class="industrial_zone"),
@@ -122,7 +123,7 @@ def _valid_downloads(con: duckdb.DuckDBPyConnection, window: tuple[datetime, dat
         & (t["clock_sync"] == "synchronised")
         & (t["cross"] <= 125_000)
         & (t["bytes"] >= 8192)
-        & (t["measured_s"] >= 4.0)
+        & (t["measured_s"] >= MIN_MEASURED_S)
         & (np.abs(t["bytes"] * 8 / t["measured_s"] / 1e6 - t["mbps"]) <= 0.05 * t["mbps"])
     )
     return {k: v[ok] for k, v in t.items()}

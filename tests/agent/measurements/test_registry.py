@@ -35,6 +35,8 @@ def test_the_table_names_every_measurement() -> None:
     assert set(MEASUREMENTS) == {
         "download",
         "upload",
+        "speedtest_download",
+        "speedtest_upload",
         "latency_icmp",
         "latency_tcp",
         "ipv6",
