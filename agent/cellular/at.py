@@ -255,6 +255,20 @@ def parse_reg(payload: str) -> tuple[Registration, str, str]:
     return stat, tac, cell
 
 
+def read_regs(payloads: list[str]) -> list[tuple[Registration, str, str]]:
+    """The read-form answers among `payloads`. An unsolicited result code that
+    arrived in between (`+CEREG: <stat>[,<tac>,<ci>,<AcT>]`: no <n>, so one
+    field alone or a quoted TAC second) is not the answer and is passed over; a
+    registration answer that fits no form at all is garbage (ValueError)."""
+    answers = []
+    for payload in payloads:
+        parts = payload.split(",")
+        if len(parts) == 1 or parts[1].strip().startswith('"'):
+            continue  # URC: <stat> alone (n=1) or <stat>,"<tac>",... (n=2)
+        answers.append(parse_reg(payload))
+    return answers
+
+
 def parse_csq(payload: str) -> float | None:
     """+CSQ: <rssi>,<ber> to dBm (TS 27.007 §8.5: 0 → -113 dBm, 2 dBm steps,
     31 → -51 dBm or more, 99 not known)."""
@@ -439,14 +453,17 @@ class AtBackend:
 
         regs = []
         if c5greg.ok:
-            regs += [parse_reg(p) for p in c5greg.prefixed("+C5GREG:")]
-        port.command("AT+CEREG=2")  # ask for TAC and cell id in the read form
+            regs += read_regs(c5greg.prefixed("+C5GREG:"))
+        # TAC and cell id in the read form; n=2 also turns on unsolicited
+        # +CEREG lines, so it is turned off again right after the read.
+        port.command("AT+CEREG=2")
         cereg = port.command("AT+CEREG?")
         if cereg.ok:
-            regs += [parse_reg(p) for p in cereg.prefixed("+CEREG:")]
+            regs += read_regs(cereg.prefixed("+CEREG:"))
+        port.command("AT+CEREG=0")
         creg = port.command("AT+CREG?")
         if creg.ok:
-            regs += [parse_reg(p) for p in creg.prefixed("+CREG:")]
+            regs += read_regs(creg.prefixed("+CREG:"))
         registration = _best_registration([r[0] for r in regs])
 
         port.command("AT+COPS=3,2")  # numeric operator in +COPS?

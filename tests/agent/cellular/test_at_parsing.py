@@ -12,6 +12,7 @@ from agent.cellular.at import (
     parse_qeng_servingcell,
     parse_qnwinfo,
     parse_reg,
+    read_regs,
 )
 from agent.cellular.observe import AccessTech, Registration
 from agent.cellular.operators import hex_id, normalise_mcc_mnc, operator_name
@@ -157,6 +158,14 @@ def test_registration_read_forms() -> None:
     assert parse_reg("0,3")[0] is Registration.DENIED
     with pytest.raises(ValueError):
         parse_reg("1")
+
+
+def test_unsolicited_registration_lines_are_not_the_answer() -> None:
+    # With +CEREG=2 a cell change sends "+CEREG: 1,"2F0A","1A2D001",7" at any time.
+    payloads = ['1,"2F0B","1A2D002",7', "5", '2,1,"2F0A","1A2D001",7']
+    assert read_regs(payloads) == [(Registration.HOME, "2F0A", "1A2D001")]
+    with pytest.raises(ValueError):
+        read_regs(["2,9"])
 
 
 def test_csq_to_dbm() -> None:
