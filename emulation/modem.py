@@ -392,3 +392,30 @@ class EmulatedModem:
         if state == ModemState.NR5G_SA:
             return [nr]
         return ["+QNWINFO: No Service"]
+
+
+def main(
+    link: Path,
+    model: ModemModel = ModemModel.RM500Q,
+    state: ModemState = ModemState.LTE,
+    operator: str = "45204",
+) -> None:
+    """Serve an emulated modem behind LINK until interrupted (Ctrl-C / SIGTERM).
+
+    Point an agent at it: in the modem table of its agent.toml,
+    backend = "at" and serial_port = "LINK".
+    """
+    import signal
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with EmulatedModem(link, model, state, operator) as modem:
+        print(f"{model.value} on {operator}, {state}: {link} -> {modem.device}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stop, unplug, remove the link
+            stop.wait()
+
+
+if __name__ == "__main__":
+    import typer
+
+    typer.run(main)

@@ -111,3 +111,26 @@ def test_script_switches_state_at_an_observation(tmp_path: Path) -> None:
             _ask(port, "ATI")
             seen.append(m.state)
         assert seen == [ModemState.LTE, ModemState.NR5G_NSA, ModemState.NO_SERVICE]
+
+
+def test_command_line_serves_until_terminated(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from agent.cellular.at import AtBackend
+
+    link = tmp_path / "ttyMODEM"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulation.modem", str(link), "--state", "nr5g-sa"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert "RM500Q-GL on 45204, nr5g-sa" in proc.stdout.readline()
+        assert AtBackend(str(link), 1.0).observe().access_tech == "nr5g_sa"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    assert not link.exists()  # unplugged on the way out
