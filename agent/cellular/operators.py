@@ -3,8 +3,11 @@
 The stored name comes from this table, never from the modem's free text
 (`+COPS` long names vary by firmware and SIM: "Viettel", "VIETTEL",
 "Viettel Mobile", "452 04"). A code not in the table has no name ("").
-Vietnam is MCC 452; the table's sources are named in its `note` column and
-in tests/agent/cellular/test_operators.py.
+Vietnam is MCC 452. The codes follow the ITU E.212 assignments as the
+public MCC-MNC lists carry them (e.g. the Wikipedia-derived plmn_list.h of
+Android's libsamsung-ril); later changes (closures, rebrands, MVNOs) are in
+the table's `note` column. An MVNO riding a host network (Wintel, Local,
+VNSKY) registers with the host's code and is named as the host.
 """
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ def test_operator_table_names_vietnams_networks() -> None:
     assert operator_name("45202") == "VinaPhone"
     assert operator_name("45201") == "MobiFone"
     assert operator_name("45205") == "Vietnamobile"
-    assert operator_name("45207") == "Wintel"
+    assert operator_name("45207") == "Gmobile"
     assert operator_name("31026") == ""  # not in the table: no name, not the modem's text
     assert normalise_mcc_mnc("452", "4") == "45204"
     assert normalise_mcc_mnc("310", "260") == "310260"
