@@ -107,7 +107,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "nr_rsrp_dbm": (-160.0, -30.0), "rsrq_db": (-45.0, 20.0), "sinr_db": (-30.0, 50.0),
     "nr_sinr_db": (-30.0, 50.0), "packets_sent": (0, 2**31 - 1),
     "packets_received": (0, 2**31 - 1),
-    "link_speed_mbps": (0.0, 1_000_000.0), "mtu": (68, 65536), "cpu_load_pct": (0.0, 100.0),  # mtu: lo has 65536
+    # MTU: the loopback interface has 65536.
+    "link_speed_mbps": (0.0, 1_000_000.0), "mtu": (68, 65536), "cpu_load_pct": (0.0, 100.0),
     "cross_traffic_bytes_per_s": (0.0, 1e12), "idle_rtt_median_ms": (0.0, 60_000.0),
     "loaded_rtt_median_ms": (0.0, 60_000.0), "loaded_rtt_p95_ms": (0.0, 60_000.0),
 }  # fmt: skip
