@@ -51,6 +51,7 @@ class CentralPorts:
     iperf3: tuple[int, ...] = (5201, 5202, 5203, 5204)
     echo: int = 7007
     dns: int = 53
+    speedtest: int = 8080  # the reference server's Speedtest mini (HTTP)
 
     @classmethod
     def on_loopback(cls, iperf3_pool: int = 4) -> CentralPorts:
@@ -61,6 +62,7 @@ class CentralPorts:
             iperf3=tuple(free_tcp_port() for _ in range(iperf3_pool)),
             echo=free_tcp_port(),
             dns=free_tcp_port(),
+            speedtest=free_tcp_port(),
         )
 
 
@@ -267,14 +269,18 @@ network_kind = "mobile"
         return self._stop("aggregator", signal.SIGTERM, timeout_s)
 
     def start_reference_server(self) -> None:
-        """Start the reference server: iperf3 pool, TCP echo, DNS."""
+        """Start the reference server: iperf3 pool, TCP echo, DNS, Speedtest mini."""
         ports = self.ports
+        config = self.aggregator_dir / "reference.toml"
+        config.write_text(f"speedtest_port = {ports.speedtest}\n", "utf-8")
         argv = [
             self.python,
             "-m",
             "aggregator",
             "reference-server",
             "serve",
+            "--config",
+            str(config),
             "--listen",
             self.reference_ipv4,
             "--listen",
