@@ -7,7 +7,6 @@ so a re-sent result adds nothing, and `returning` tells which ids were new.
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -135,13 +134,12 @@ class Store:
         with self._lock:
             self._con.execute("checkpoint")
 
-    def copy_checkpointed(self, dest: Path) -> None:
-        """Checkpoint, then copy the database file to `dest` while holding the
-        writer lock: the copy is a whole database without a WAL (ingest waits
-        for the copy; aggregator/snapshot.py measures how long)."""
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A second connection to the same database for long reads that must not
+        hold the writer's lock (the analyst snapshot): DuckDB gives each of its
+        transactions a consistent view of the committed rows while ingest goes on."""
         with self._lock:
-            self._con.execute("checkpoint")
-            shutil.copyfile(self.path, dest)
+            return self._con.cursor()
 
     def close(self) -> None:
         with self._lock:

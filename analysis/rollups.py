@@ -7,12 +7,13 @@ analyst reads. An indicator for any period of whole days then reads a few
 hundred thousand rollup rows instead of every result (analysis/rollups/
 units_*.sql).
 
-Refreshing is incremental: `rollup_keys` counts the rows per table, probe,
-kind (real or synthetic) and day; results are only ever added, so the
-(probe, day) pairs whose counts changed are exactly the stale ones, and only
-they are rebuilt. The analyst snapshot carries the rollups from one
-publication to the next (aggregator/snapshot.py); on a store without them
-`compute_indicators` builds them from scratch in temporary tables.
+Refreshing is incremental: only the stale (probe, day) pairs are rebuilt.
+The analyst snapshot's staging copy knows them (the days of the rows it
+appended; aggregator/snapshot.py) and keeps its rollups from one publication
+to the next. On a store without rollups `compute_indicators` builds them in
+temporary tables; `rollup_keys` there counts the rows per table, probe, kind
+(real or synthetic) and day, and as results are only ever added, the pairs
+whose counts changed are exactly the stale ones.
 """
 
 from __future__ import annotations
@@ -59,35 +60,48 @@ def has_rollups(con: duckdb.DuckDBPyConnection, *, temporary: bool) -> bool:
     return row is not None and int(row[0]) > 0
 
 
-def refresh_rollups(con: duckdb.DuckDBPyConnection, *, temporary: bool) -> RefreshStats:
+def refresh_rollups(
+    con: duckdb.DuckDBPyConnection, *, temporary: bool, stale: str | None = None
+) -> RefreshStats:
     """Bring the rollups up to date with the store (the views must be installed).
 
     temporary: keep them in temporary tables (a read-only store); otherwise
-    in the database itself (the snapshot)."""
+    in the database itself (the snapshot). stale: a table of the (probe_id,
+    synthetic, local_day) whose results changed, when the caller knows them
+    (the snapshot does); otherwise rollup_keys finds them by counting."""
     started = time.perf_counter()
     temp = "temp " if temporary else ""
     prefix = "temp." if temporary else "main."
-    con.execute(f"create or replace temp table rollup_now as {rollup_sql('rollup_keys')}")
     if not has_rollups(con, temporary=temporary):
-        con.execute(f"create {temp}table rollup_keys as select * from rollup_now limit 0")
+        con.execute(
+            f"create {temp}table rollup_keys (result_table varchar, probe_id varchar, "
+            "synthetic boolean, local_day date, results bigint)"
+        )
         con.execute("create or replace temp table rollup_dirty (probe_id varchar, local_day date)")
         for name in ROLLUPS:
             con.execute(f"create {temp}table {name} as select * from ({rollup_sql(name)}) limit 0")
-    # (probe, kind, day) whose row counts differ from the last refresh
-    con.execute(
-        f"""
-        create or replace temp table rollup_stale as
-        select distinct probe_id, synthetic, local_day from (
-            select * from rollup_now
-            except
-            select * from {prefix}rollup_keys
-            union all
-            (select * from {prefix}rollup_keys except select * from rollup_now)
+    if stale is not None:
+        con.execute(
+            f"create or replace temp table rollup_stale as select distinct probe_id, synthetic, "
+            f"local_day from {stale}"
         )
-        """
-    )
-    stale = con.execute("select count(*) from rollup_stale").fetchone()
-    stale_count = int(stale[0]) if stale is not None else 0
+    else:
+        con.execute(f"create or replace temp table rollup_now as {rollup_sql('rollup_keys')}")
+        # (probe, kind, day) whose row counts differ from the last refresh
+        con.execute(
+            f"""
+            create or replace temp table rollup_stale as
+            select distinct probe_id, synthetic, local_day from (
+                select * from rollup_now
+                except
+                select * from {prefix}rollup_keys
+                union all
+                (select * from {prefix}rollup_keys except select * from rollup_now)
+            )
+            """
+        )
+    counted = con.execute("select count(*) from rollup_stale").fetchone()
+    stale_count = int(counted[0]) if counted is not None else 0
     for synthetic in (False, True):
         days = con.execute(
             "select min(local_day), max(local_day) from rollup_stale where synthetic = ?",
@@ -125,9 +139,10 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection, *, temporary: bool) -> Refre
                     [synthetic],
                 )
             con.execute(f"insert into {prefix}{name} {rollup_sql(name)}")
-    con.execute(f"delete from {prefix}rollup_keys")
-    con.execute(f"insert into {prefix}rollup_keys select * from rollup_now")
-    con.execute("drop table rollup_now")
+    if stale is None:
+        con.execute(f"delete from {prefix}rollup_keys")
+        con.execute(f"insert into {prefix}rollup_keys select * from rollup_now")
+        con.execute("drop table rollup_now")
     return RefreshStats(stale_count, time.perf_counter() - started)
 
 

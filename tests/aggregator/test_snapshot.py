@@ -13,6 +13,7 @@ import pytest
 from aggregator.snapshot import publish_snapshot
 from aggregator.store import Store
 from analysis.indicators import VIEW_ORDER, compute_indicators, parse_period
+from analysis.rollups import ROLLUPS
 from analysis.synthetic import SyntheticSpec, WardSpec, generate
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
@@ -128,6 +129,14 @@ def _documented_views() -> dict[str, list[tuple[str, str]]]:
 def test_every_view_is_documented_as_described(snapshot: Path) -> None:
     documented = _documented_views()
     with duckdb.connect(str(snapshot), read_only=True) as con:
-        for view in (*VIEW_ORDER, "indicator_constants", "snapshot_info"):
+        snapshot_tables = (
+            "indicator_constants",
+            "snapshot_info",
+            "snapshot_watermarks",
+            "snapshot_stale",
+            "rollup_keys",
+            *ROLLUPS,
+        )
+        for view in (*VIEW_ORDER, *snapshot_tables):
             described = [(str(r[0]), str(r[1])) for r in con.execute(f"describe {view}").fetchall()]
             assert documented.get(view) == described, view
