@@ -140,3 +140,44 @@ def test_every_view_is_documented_as_described(snapshot: Path) -> None:
         for view in (*VIEW_ORDER, *snapshot_tables):
             described = [(str(r[0]), str(r[1])) for r in con.execute(f"describe {view}").fetchall()]
             assert documented.get(view) == described, view
+
+
+async def test_the_running_aggregator_publishes_a_snapshot_analysts_can_open(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import socket
+
+    from aggregator.ca import init_ca
+    from aggregator.config import AggregatorConfig
+    from aggregator.server import Aggregator
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+    state = tmp_path / "aggregator"
+    init_ca(state, ["localhost", "127.0.0.1"])
+    ingest, enrol = free_port(), free_port()
+    snap = tmp_path / "published" / "snapshot.duckdb"
+    config = AggregatorConfig(
+        state_dir=state,
+        store_path=state / "wardprobe.duckdb",
+        ingest_listen=f"127.0.0.1:{ingest}",
+        enrol_listen=f"127.0.0.1:{enrol}",
+        ingest_public_address=f"127.0.0.1:{ingest}",
+        snapshot_path=snap,
+        snapshot_interval_s=10,
+        grace_period_s=0.5,
+    )
+    async with Aggregator(config):
+        for _ in range(200):  # the first publication starts at once
+            if snap.exists():
+                break
+            await asyncio.sleep(0.05)
+        # the aggregator holds the store; the snapshot opens read-only beside it
+        with duckdb.connect(str(snap), read_only=True) as con:
+            assert con.execute("select count(*) from gigabit_capable").fetchone() == (0,)
+            report = compute_indicators(con, parse_period("2026"))
+        assert all(f.status == "insufficient data" for f in report.figures)
