@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Debian packages the agent, the reference server and the emulated city use.
-DEB_PKGS := iperf3 libiperf0 iproute2 procps
+DEB_PKGS := iperf3 libiperf0 iproute2 procps iputils-ping
 
 .PHONY: setup demo test lint proto proto-check bench clean
 
