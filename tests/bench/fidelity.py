@@ -177,7 +177,13 @@ def one_line(rate: float, rtt_ms: float) -> dict[str, Any]:
 RATES = (10.0, 50.0, 100.0, 300.0, 1000.0)
 # Added delay: every rate, to show where the delay line stops holding it
 # (docs/benchmarks.md); 1000 Mb/s with 20 ms only.
-DELAYS = {10.0: (0, 20, 50), 50.0: (0, 20, 50), 100.0: (0, 20, 50), 300.0: (0, 20, 50), 1000.0: (0, 20)}
+DELAYS = {
+    10.0: (0, 20, 50),
+    50.0: (0, 20, 50),
+    100.0: (0, 20, 50),
+    300.0: (0, 20, 50),
+    1000.0: (0, 20),
+}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
