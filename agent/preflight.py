@@ -30,11 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent import netif
+from wardprobe import validity
 
 DEFERRED_PREFIX = "deferred: "
 PROC_STAT = Path("/proc/stat")
 
-DEFAULT_MAX_CROSS_TRAFFIC_BYTES_PER_S = 25_000.0
+DEFAULT_MAX_CROSS_TRAFFIC_BYTES_PER_S = validity.MAX_CROSS_TRAFFIC_BYTES_PER_S
 DEFAULT_MAX_CPU_LOAD_PCT = 30.0
 DEFAULT_WINDOW_S = 1.0
 

@@ -17,8 +17,9 @@ table), so an analyst's query and the CLI cannot disagree.
   why NDT's 9 s does not suit iperf3 and speedtest-cli)
 - rate_tolerance = 0.05 ratio: bytes×8/measured_s must agree with mbps
   within 5 % (else the figure is not what was moved)
-- max_cross_traffic_bytes_per_s = 125000 bytes/s: other traffic above 1 Mb/s
-  before the test flags it (the household was using the line)
+- max_cross_traffic_bytes_per_s = 25000 bytes/s: other traffic above 0.2 Mb/s
+  before the test flags it (the household was using the line; the probe
+  defers at the same figure, wardprobe/validity.py)
 - min_latency_replies = 3 packets: a latency test with fewer replies is
   invalid (its median means little)
 - gigabit_p90_mbps = 900 Mb/s: a fixed line is gigabit-capable when its
@@ -58,7 +59,7 @@ FLOOR_TESTS: Final = 30
 MIN_BYTES_TRANSFERRED: Final = validity.MIN_BYTES_TRANSFERRED
 MIN_MEASURED_S: Final = validity.MIN_MEASURED_S
 RATE_TOLERANCE: Final = validity.RATE_TOLERANCE
-MAX_CROSS_TRAFFIC_BYTES_PER_S: Final = 125_000.0
+MAX_CROSS_TRAFFIC_BYTES_PER_S: Final = validity.MAX_CROSS_TRAFFIC_BYTES_PER_S
 MIN_LATENCY_REPLIES: Final = 3
 GIGABIT_P90_MBPS: Final = 900.0
 GIGABIT_PORT_MBPS: Final = 1000.0

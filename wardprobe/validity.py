@@ -38,6 +38,11 @@ MIN_BYTES_TRANSFERRED: Final = 8192
 MIN_MEASURED_S: Final = 1.8
 MAX_MEASURED_S: Final = 130.0
 RATE_TOLERANCE: Final = 0.05
+# Other traffic on the line before a throughput test, bytes per second (received
+# and sent together), above which the test is not valid: SamKnows' default. The
+# probe defers the test above it (agent/preflight.py); the indicators exclude a
+# stored result that saw more.
+MAX_CROSS_TRAFFIC_BYTES_PER_S: Final = 25_000.0
 
 
 @dataclass(frozen=True, kw_only=True)

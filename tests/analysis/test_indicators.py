@@ -121,7 +121,7 @@ def _valid_downloads(con: duckdb.DuckDBPyConnection, window: tuple[datetime, dat
     ok = (
         (t["status"] == "ok")
         & (t["clock_sync"] == "synchronised")
-        & (t["cross"] <= 125_000)
+        & (t["cross"] <= 25_000)  # SamKnows default, as documented
         & (t["bytes"] >= 8192)
         & (t["measured_s"] >= MIN_MEASURED_S)
         & (np.abs(t["bytes"] * 8 / t["measured_s"] / 1e6 - t["mbps"]) <= 0.05 * t["mbps"])
