@@ -83,7 +83,8 @@ def enroll(
     The token binds the box to a ward and a site class; both are printed so you
     can check them. If they are wrong, ask the operator to move or revoke the probe.
     """
-    from agent.enrolment import EnrolmentError, enrol, hostname_of_this_box
+    from agent.enrolment import enrol, hostname_of_this_box
+    from agent.identity import EnrolmentError
 
     settings = _settings(config, state_dir)
     try:
@@ -218,7 +219,7 @@ def status(
 ) -> None:
     """Show enrolment, the last result of each test, the modem's state, spool depth
     and the last upload."""
-    from agent.enrolment import load_enrolment
+    from agent.identity import load_enrolment
     from agent.runtime import SPOOL_FILE
     from agent.spool import Spool
 

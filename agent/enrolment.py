@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import re
 import socket
 import ssl
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,20 +36,19 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from agent.identity import (
+    CA_CERT_FILE,
+    ENROLMENT_FILE,
+    PROBE_CERT_FILE,
+    PROBE_KEY_FILE,
+    EnrolmentError,
+    EnrolmentRecord,
+)
 from wardprobe.files import write_private, write_public
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc
 
-PROBE_KEY_FILE = "probe.key"
-PROBE_CERT_FILE = "probe.crt"
-CA_CERT_FILE = "ca.crt"
-ENROLMENT_FILE = "enrolment.json"
-
 DEFAULT_TIMEOUT_S = 15.0
 _TOKEN_RE = re.compile(r"^wpt1\.[0-9a-f]+\.[0-9a-f]+\.([0-9a-f]{16})$")
-
-
-class EnrolmentError(Exception):
-    """Base of the errors a technician can meet while enrolling."""
 
 
 class TokenMalformed(EnrolmentError):
@@ -80,49 +77,6 @@ class TokenRefused(EnrolmentError):
 
 class EnrolmentRefused(EnrolmentError):
     """The aggregator refused the request for another reason (e.g. the CSR)."""
-
-
-@dataclass(frozen=True)
-class EnrolmentRecord:
-    """What the box knows about its enrolment (enrolment.json)."""
-
-    probe_id: str
-    ward_code: int
-    ward_name: str
-    site_class: str
-    ingest_address: str  # host:port of the aggregator's mTLS port
-    enrolled_at: datetime  # timezone-aware UTC
-    certificate_not_after: datetime  # the probe certificate's expiry, UTC
-
-    def to_json(self) -> str:
-        """The enrolment.json text."""
-        return json.dumps(
-            {
-                "probe_id": self.probe_id,
-                "ward_code": self.ward_code,
-                "ward_name": self.ward_name,
-                "site_class": self.site_class,
-                "ingest_address": self.ingest_address,
-                "enrolled_at": self.enrolled_at.isoformat(),
-                "certificate_not_after": self.certificate_not_after.isoformat(),
-            },
-            ensure_ascii=False,
-            indent=2,
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> EnrolmentRecord:
-        """Parse enrolment.json text."""
-        data = json.loads(text)
-        return cls(
-            probe_id=str(data["probe_id"]),
-            ward_code=int(data["ward_code"]),
-            ward_name=str(data["ward_name"]),
-            site_class=str(data["site_class"]),
-            ingest_address=str(data["ingest_address"]),
-            enrolled_at=datetime.fromisoformat(data["enrolled_at"]),
-            certificate_not_after=datetime.fromisoformat(data["certificate_not_after"]),
-        )
 
 
 def token_pin_prefix(token: str) -> str:
@@ -341,27 +295,6 @@ def enrol(
     # Written last: its presence means the files above are complete.
     write_public(state_dir / ENROLMENT_FILE, record.to_json().encode("utf-8"))
     return record
-
-
-def load_enrolment(state_dir: Path) -> EnrolmentRecord | None:
-    """The box's enrolment, or None when it has not been enrolled."""
-    path = state_dir / ENROLMENT_FILE
-    if not path.exists():
-        return None
-    return EnrolmentRecord.from_json(path.read_text(encoding="utf-8"))
-
-
-def channel_credentials(state_dir: Path) -> grpc.ChannelCredentials:
-    """mTLS credentials for the aggregator's ingest port: this probe's key and
-    certificate, trusting only the enrolment CA."""
-    try:
-        return grpc.ssl_channel_credentials(
-            root_certificates=(state_dir / CA_CERT_FILE).read_bytes(),
-            private_key=(state_dir / PROBE_KEY_FILE).read_bytes(),
-            certificate_chain=(state_dir / PROBE_CERT_FILE).read_bytes(),
-        )
-    except FileNotFoundError as exc:
-        raise EnrolmentError(f"this box is not enrolled ({exc.filename} is missing)") from exc
 
 
 def hostname_of_this_box() -> str:

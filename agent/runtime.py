@@ -25,7 +25,7 @@ from agent.budget import BUDGETED_MEASUREMENTS, ByteBudget, run_within_budget
 from agent.cellular.observe import AccessTech, ModemSettings
 from agent.clock import clock_state
 from agent.config import AgentSettings
-from agent.enrolment import EnrolmentRecord, channel_credentials, load_enrolment
+from agent.identity import EnrolmentRecord, channel_credentials, load_enrolment
 from agent.measurements import MEASUREMENTS, run_measurement
 from agent.measurements.base import MeasurementContext, MeasurementResult, Status
 from agent.measurements.cellular import CellularObservationResult

@@ -29,10 +29,9 @@ from agent.enrolment import (
     AlreadyEnrolled,
     PinMismatch,
     TokenRefused,
-    channel_credentials,
     enrol,
-    load_enrolment,
 )
+from agent.identity import channel_credentials, load_enrolment
 from aggregator.ca import CertificateAuthority, init_ca, server_credentials
 from aggregator.enrolment_service import EnrolmentServicer
 from aggregator.registry import (

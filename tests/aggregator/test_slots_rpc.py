@@ -10,7 +10,8 @@ from pathlib import Path
 
 import grpc
 
-from agent.enrolment import channel_credentials, enrol
+from agent.enrolment import enrol
+from agent.identity import channel_credentials
 from aggregator.ca import init_ca, server_credentials
 from aggregator.config import AggregatorConfig, ReferenceServerConfig
 from aggregator.enrolment_service import EnrolmentServicer

@@ -32,7 +32,8 @@ import grpc
 import psutil
 import uuid6
 
-from agent.enrolment import channel_credentials, enrol
+from agent.enrolment import enrol
+from agent.identity import channel_credentials
 from agent.spool import Spool
 from agent.uploader import Uploader, UploadSettings
 from aggregator.ca import CertificateAuthority

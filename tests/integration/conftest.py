@@ -15,7 +15,8 @@ import grpc
 import pytest
 import uuid6
 
-from agent.enrolment import channel_credentials, enrol
+from agent.enrolment import enrol
+from agent.identity import channel_credentials
 from aggregator.ca import init_ca
 from aggregator.config import AggregatorConfig, ReferenceServerConfig
 from aggregator.registry import SiteClass

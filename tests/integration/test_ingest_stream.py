@@ -14,7 +14,7 @@ import pytest
 from google.rpc import code_pb2, error_details_pb2
 from grpc_status import rpc_status
 
-from agent.enrolment import channel_credentials
+from agent.identity import channel_credentials
 from tests.integration.conftest import (
     CAI_KHE,
     NINH_KIEU,
@@ -116,7 +116,7 @@ async def test_a_resent_result_never_changes_what_is_stored(
 async def _stream_error(
     central: Central, state_dir: Path, *messages: bytes
 ) -> grpc.aio.AioRpcError:
-    from agent.enrolment import channel_credentials
+    from agent.identity import channel_credentials
 
     async with grpc.aio.secure_channel(
         central.ingest_address, channel_credentials(state_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.enrolment import channel_credentials
+from agent.identity import channel_credentials
 from agent.spool import Spool
 from agent.uploader import Uploader, UploadSettings
 from tests.integration.conftest import Central, throughput_result
