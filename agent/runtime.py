@@ -32,7 +32,7 @@ from agent.measurements.cellular import CellularObservationResult
 from agent.preflight import DEFERRED_PREFIX, PreflightLimits
 from agent.spool import Spool, SpoolFull
 from agent.uploader import Backoff, Uploader, UploadSettings
-from agent.wire import ProbeContext, to_json_dict, to_proto
+from agent.wire import BODY_FIELD_BY_MEASUREMENT, ProbeContext, to_json_dict, to_proto
 from wardprobe.slots import seconds_until_slot
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, results_pb2
 
@@ -44,8 +44,12 @@ _MAX_HELD_IN_MEMORY = 1000
 SPOOL_FILE = "spool.sqlite"
 # Mobile tests that carry the radio they ran on: an observation before each
 # (and after each throughput test, so a handover during it shows).
-_RADIO_AT_START = frozenset({"download", "upload", "latency_icmp", "latency_tcp"})
-_RADIO_AT_END = frozenset({"download", "upload"})
+_RADIO_AT_START = frozenset(
+    name for name, body in BODY_FIELD_BY_MEASUREMENT.items() if body in ("throughput", "latency")
+)
+_RADIO_AT_END = frozenset(
+    name for name, body in BODY_FIELD_BY_MEASUREMENT.items() if body == "throughput"
+)
 
 
 class NotEnrolled(Exception):
