@@ -80,6 +80,7 @@ class Uploader:
         # Halved when the aggregator refuses a whole batch (too large, or one
         # result it cannot read), grown back after acks.
         self._batch_size = settings.batch_size
+        self._narrowing = False  # one batch in flight until the refused result is found
 
     async def drain(self) -> UploadReport:
         """Send everything in the spool now; raise UploadError if that fails."""
@@ -121,14 +122,16 @@ class Uploader:
             grpc.StatusCode.INVALID_ARGUMENT,
         ):
             return False
-        if self._batch_size > 1:
+        if self._batch_size > 1 or not self._narrowing:
+            self._narrowing = True
             self._batch_size = max(1, self._batch_size // 2)
             log.warning(
-                "aggregator refused a batch (%s); batches of %d now",
+                "aggregator refused a batch (%s); batches of %d, one at a time",
                 _describe(err),
                 self._batch_size,
             )
             return True
+        # One result alone, one batch in flight: the oldest unacked is the one.
         oldest = self._spool.pending(0, 1)
         if not oldest:
             return False
@@ -152,7 +155,10 @@ class Uploader:
             last_spooled_seq = 0
             sequence = 0
             while True:
-                while len(in_flight) < self._settings.window:
+                # While narrowing down a refused batch, one batch at a time:
+                # then the batch that fails the stream is the one in flight.
+                window = 1 if self._narrowing else self._settings.window
+                while len(in_flight) < window:
                     rows = self._spool.pending(last_spooled_seq, self._batch_size)
                     if not rows:
                         break
@@ -204,6 +210,8 @@ class Uploader:
         self._spool.acknowledge([r.seq for r in rows], refused)
         report.batches_acked += 1
         self._batch_size = min(self._settings.batch_size, self._batch_size * 2)
+        if self._batch_size == self._settings.batch_size:
+            self._narrowing = False
         report.stored += ack.stored
         report.duplicates += ack.duplicates
         report.rejected += len(ack.rejected)
