@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from emulation.shaping import apply_tbf, tbf_params
-from tests.agent.measurements.services import network_namespace
+from tests.agent.measurements.services import network_namespace, running_iperf3_server
 
 SERVER_ADDRESS = "198.18.100.1"
 
@@ -71,22 +70,6 @@ def probe_and_server(uplinks: Sequence[Uplink]) -> Iterator[Lines]:
 @contextlib.contextmanager
 def iperf3_in(netns: str, port: int = 5201) -> Iterator[int]:
     """`iperf3 -s` inside `netns`, listening once it yields."""
-    process = subprocess.Popen(
-        ["ip", "netns", "exec", netns, "iperf3", "-s", "-p", str(port), "--forceflush"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if "Server listening" in line:
-                break
-        else:
-            raise RuntimeError(f"iperf3 -s in {netns} did not start")
-        # Keep reading its reports, or a full pipe blocks the server mid-test.
-        threading.Thread(target=process.stdout.read, daemon=True).start()
+    command = ["ip", "netns", "exec", netns, "iperf3", "-s", "-p", str(port), "--forceflush"]
+    with running_iperf3_server(command, netns):
         yield port
-    finally:
-        process.kill()
-        process.wait(timeout=10)

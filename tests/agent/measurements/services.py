@@ -47,6 +47,13 @@ def iperf3_server(bind: str = "127.0.0.1", *, one_off: bool = True) -> Iterator[
     command = ["iperf3", "-s", "-p", str(port), "-B", bind, "--forceflush"]
     if one_off:
         command.append("-1")
+    with running_iperf3_server(command, f"port {port}"):
+        yield port
+
+
+@contextlib.contextmanager
+def running_iperf3_server(command: list[str], where: str) -> Iterator[None]:
+    """Start an `iperf3 -s` command and return once it listens; kill it after."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert process.stdout is not None
@@ -55,11 +62,11 @@ def iperf3_server(bind: str = "127.0.0.1", *, one_off: bool = True) -> Iterator[
             if "Server listening" in line:
                 break
         else:
-            raise RuntimeError(f"iperf3 -s on port {port} did not start")
+            raise RuntimeError(f"iperf3 -s on {where} did not start")
         # Keep reading its reports: a full pipe would block the server mid-test
         # (a minute of 8 streams writes more than the 64 KiB a pipe holds).
         threading.Thread(target=process.stdout.read, daemon=True).start()
-        yield port
+        yield
     finally:
         process.kill()
         process.wait(timeout=10)
