@@ -57,11 +57,11 @@ class ProblemKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RadioObservation:
-    """What the modem saw at one moment. Field names are those of the
-    proto's CellularObservation; a figure the modem did not give is None."""
+class RadioFigures:
+    """The radio figures of an observation, named as the proto's
+    CellularObservation fields; a figure the modem did not give is None.
+    Shared by RadioObservation and the stored measurement result."""
 
-    access_tech: AccessTech = AccessTech.NONE
     mcc_mnc: str = ""
     operator_name: str = ""
     band: int | None = None
@@ -78,6 +78,13 @@ class RadioObservation:
     nr_band: int | None = None
     nr_rsrp_dbm: float | None = None
     nr_sinr_db: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RadioObservation(RadioFigures):
+    """What the modem saw at one moment."""
+
+    access_tech: AccessTech = AccessTech.NONE
     # Not stored: how the backend got it (firmware revision / mmcli version).
     tool_version: str = field(default="", compare=False)
 

@@ -22,6 +22,7 @@ from agent.cellular.observe import (
     ModemProblem,
     ModemSettings,
     ProblemKind,
+    RadioFigures,
     RadioObservation,
     make_backend,
 )
@@ -45,31 +46,13 @@ class CellularParams:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CellularObservationResult(MeasurementResult):
+class CellularObservationResult(MeasurementResult, RadioFigures):
     """What the modem saw (proto: wardprobe.v1.CellularObservation)."""
 
     access_tech: AccessTech | None = None  # None: the modem could not be observed
-    mcc_mnc: str = ""
-    operator_name: str = ""
-    band: int | None = None
-    channel: int | None = None  # EARFCN / NR-ARFCN
-    cell_id: str = ""
-    tac: str = ""
-    rsrp_dbm: float | None = None
-    rsrq_db: float | None = None
-    sinr_db: float | None = None
-    registration_state: str = ""
-    modem_model: str = ""
-    modem_5g_capable: bool | None = None
-    backend: str = ""
-    nr_band: int | None = None
-    nr_rsrp_dbm: float | None = None
-    nr_sinr_db: float | None = None
 
 
-_RADIO_FIELDS = tuple(
-    f.name for f in fields(RadioObservation) if f.name not in ("tool_version", "access_tech")
-)
+_RADIO_FIELDS = tuple(f.name for f in fields(RadioFigures))
 
 
 def params_from(ctx: MeasurementContext) -> CellularParams:
