@@ -1,12 +1,23 @@
 """The ModemManager backend: `mmcli` with JSON output (`-J`).
 
-Three calls per observation: `mmcli -m N -J` (state, registration,
+Four calls per observation: `mmcli -m N -J` (state, registration,
 operator, access technologies, model and capabilities), `--signal-get`
-(RSRP/RSRQ/SNR per technology) and `--location-get` (3GPP cell id and
-TAC). mmcli prints "--" for anything it does not know, and ModemManager
+(RSRP/RSRQ/SNR per technology), `--location-get` (3GPP cell id and TAC)
+and `--get-cell-info` (the serving cells' channels, ModemManager 1.20 and
+later). mmcli prints "--" for anything it does not know, and ModemManager
 reports capabilities as one string per combination ("gsm-umts, lte"), so
 both are taken apart here. The modem index comes from `mmcli -L -J` when
 it is not configured: ModemManager gives a re-enumerated modem a new index.
+
+Cell info is one string per cell under `modem.generic.cell-info`, as
+libmm-glib's mm_cell_info_build_string() writes it ("cell type: lte,
+serving: yes, operator id: 20201, tac: 11D1, ci: 19E4A2B, physical ci: 20,
+earfcn: 500, rsrp: -104.000000, ..."): a field the modem did not give is
+left out, ids are upper-case hex. It carries no band, so the band is read
+off the EARFCN / NR-ARFCN (`bands.py`). A ModemManager older than 1.20
+refuses the option ("error: no actions specified") and a plugin without
+the method answers "operation not supported": the observation is then made
+without band and channel, and is not a problem.
 
 Identities in the output (IMEI as `equipment-identifier`, IMSI, ICCID and
 `own-numbers` on the SIM object) are never read.
@@ -21,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.cellular.bands import lte_band, nr_band
 from agent.cellular.observe import (
     AccessTech,
     ModemProblem,
@@ -187,6 +199,147 @@ def apply_location(obs: RadioObservation, document: Mapping[str, Any]) -> RadioO
     return obs.with_(cell_id=hex_id(cid), tac=hex_id(tac))
 
 
+# MMServingCellType (ModemManager 1.22): which serving cell a cell-info entry is.
+_PCELL, _PSCELL = 1, 3
+# The channel's key in each cell type's string (mm-cell-info-*.c).
+_CHANNEL_KEY = {
+    "lte": "earfcn",
+    "5gnr": "nrarfcn",
+    "umts": "uarfcn",
+    "tdscdma": "uarfcn",
+    "gsm": "arfcn",
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of `mmcli --get-cell-info`; what the string left out is "" or None."""
+
+    kind: str  # "lte", "5gnr", "umts", "gsm", "tdscdma", "cdma"
+    serving: bool
+    operator_id: str = ""  # MCC-MNC
+    tac: str = ""  # hex; the LAC for GSM and UMTS cells
+    cell_id: str = ""  # hex
+    pci: int | None = None  # physical cell id (printed in hex)
+    channel: int | None = None  # EARFCN / NR-ARFCN / UARFCN / ARFCN
+    rsrp_dbm: float | None = None
+    rsrq_db: float | None = None
+    sinr_db: float | None = None  # 5GNR cells only: LTE cell info has no SINR
+    serving_cell_type: int | None = None  # MMServingCellType, when the modem tells
+
+
+def _int(text: str, base: int = 10) -> int | None:
+    try:
+        return int(text, base)
+    except ValueError:
+        return None
+
+
+def parse_cell(text: str) -> Cell:
+    """One cell-info string ("cell type: lte, serving: yes, earfcn: 500, ...")."""
+    fields: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    kind = fields.get("cell type", "")
+    lac_or_tac = fields.get("tac") or fields.get("lac") or ""
+    pci = fields.get("physical ci", "")
+    return Cell(
+        kind=kind,
+        serving=fields.get("serving") == "yes",
+        operator_id=fields.get("operator id", ""),
+        tac=hex_id(lac_or_tac),
+        cell_id=hex_id(fields.get("ci", "")),
+        pci=_int(pci, 16) if pci else None,
+        channel=_int(fields.get(_CHANNEL_KEY.get(kind, "earfcn"), "")),
+        rsrp_dbm=_number(fields.get("rsrp")),
+        rsrq_db=_number(fields.get("rsrq")),
+        sinr_db=_number(fields.get("sinr")),
+        serving_cell_type=_int(fields.get("serving cell type", "")),
+    )
+
+
+def parse_cell_info(document: Mapping[str, Any]) -> list[Cell]:
+    """`mmcli -m N --get-cell-info -J`: every cell, serving and neighbouring."""
+    entries = _section(document, "modem", "generic").get("cell-info")
+    if not isinstance(entries, list):
+        return []
+    return [parse_cell(str(entry)) for entry in entries]
+
+
+def _serving_cell(cells: list[Cell], kind: str, preferred_type: int) -> Cell | None:
+    """The serving cell of one type. With carrier aggregation several are
+    serving: the one ModemManager marks primary (PCell, or the NR PSCell of
+    an EN-DC connection), else the one with a cell id (QMI gives the id to the
+    cell it camps on only), else the first."""
+    serving = [cell for cell in cells if cell.serving and cell.kind == kind]
+    for cell in serving:
+        if cell.serving_cell_type == preferred_type:
+            return cell
+    for cell in serving:
+        if cell.cell_id:
+            return cell
+    return serving[0] if serving else None
+
+
+def _or(known: Any, fallback: Any) -> Any:
+    """The figure already known (from --signal-get / --location-get), else the cell's."""
+    return fallback if known is None or known == "" else known
+
+
+def apply_cell_info(obs: RadioObservation, document: Mapping[str, Any]) -> RadioObservation:
+    """The serving cell's band and channel (and what --signal-get and
+    --location-get left unknown), placed as the AT backend places +QENG's:
+    LTE and NSA take the LTE anchor's band, channel, cell id and TAC, and an
+    NSA connection's NR leg gives nr_band (and the NR figures when
+    --signal-get had none); SA takes the NR cell's."""
+    cells = parse_cell_info(document)
+    tech = obs.access_tech
+    if tech in (AccessTech.LTE, AccessTech.NR5G_NSA):
+        lte = _serving_cell(cells, "lte", _PCELL)
+        if lte is not None:
+            obs = obs.with_(
+                band=lte_band(lte.channel),
+                channel=lte.channel,
+                cell_id=_or(obs.cell_id, lte.cell_id),
+                tac=_or(obs.tac, lte.tac),
+                rsrp_dbm=_or(obs.rsrp_dbm, lte.rsrp_dbm),
+                rsrq_db=_or(obs.rsrq_db, lte.rsrq_db),
+            )
+        if tech == AccessTech.NR5G_NSA:
+            leg = _serving_cell(cells, "5gnr", _PSCELL)
+            if leg is not None:
+                obs = obs.with_(
+                    nr_band=nr_band(leg.channel),
+                    nr_rsrp_dbm=_or(obs.nr_rsrp_dbm, leg.rsrp_dbm),
+                    nr_sinr_db=_or(obs.nr_sinr_db, leg.sinr_db),
+                )
+    elif tech == AccessTech.NR5G_SA:
+        nr = _serving_cell(cells, "5gnr", _PCELL)
+        if nr is not None:
+            obs = obs.with_(
+                band=nr_band(nr.channel),
+                channel=nr.channel,
+                cell_id=_or(obs.cell_id, nr.cell_id),
+                tac=_or(obs.tac, nr.tac),
+                rsrp_dbm=_or(obs.rsrp_dbm, nr.rsrp_dbm),
+                rsrq_db=_or(obs.rsrq_db, nr.rsrq_db),
+                sinr_db=_or(obs.sinr_db, nr.sinr_db),
+            )
+    elif tech in (AccessTech.UMTS, AccessTech.GSM):
+        # As the AT backend: the UARFCN / ARFCN, no band table for them.
+        kinds = ("umts", "tdscdma") if tech == AccessTech.UMTS else ("gsm",)
+        legacy = next((c for c in cells if c.serving and c.kind in kinds), None)
+        if legacy is not None:
+            obs = obs.with_(
+                channel=legacy.channel,
+                cell_id=_or(obs.cell_id, legacy.cell_id),
+                tac=_or(obs.tac, legacy.tac),
+            )
+    return obs
+
+
 @dataclass
 class MmcliBackend:
     """Observes a modem through ModemManager's command line client."""
@@ -266,4 +419,10 @@ class MmcliBackend:
         # Location not enabled on this modem: observed without cell id and TAC.
         with contextlib.suppress(ModemProblem):
             obs = apply_location(obs, self._run("-m", index, "--location-get"))
+        if obs.access_tech == AccessTech.NONE:
+            return obs  # no serving cell to describe
+        # ModemManager before 1.20, or a plugin without GetCellInfo: observed
+        # without band and channel.
+        with contextlib.suppress(ModemProblem):
+            obs = apply_cell_info(obs, self._run("-m", index, "--get-cell-info"))
         return obs
