@@ -367,9 +367,9 @@ class MmcliBackend:
             error = (done.stderr or done.stdout).strip().splitlines()
             message = error[-1] if error else f"exit {done.returncode}"
             lowered = message.lower()
-            if "modemmanager" in lowered and (
-                "couldn't find" in lowered or "not running" in lowered or "bus" in lowered
-            ):
+            # mmcli's own words (cli/mmcli-common.c); a D-Bus error name
+            # ("GDBus.Error:org.freedesktop.ModemManager1.Error...") is not absence.
+            if "modemmanager process" in lowered or "couldn't create manager" in lowered:
                 raise ModemProblem(
                     ProblemKind.MODEMMANAGER_ABSENT, f"ModemManager is not running ({message})"
                 )

@@ -244,6 +244,14 @@ def test_modemmanager_absent_then_back(tmp_path: Path) -> None:
     assert MmcliBackend(mmcli).observe().access_tech is AccessTech.LTE
 
 
+def test_a_dbus_error_of_the_modem_is_not_modemmanager_absent(tmp_path: Path) -> None:
+    script = _script(*TELIT)
+    script["-m 3"] = UNSUPPORTED
+    with pytest.raises(ModemProblem) as caught:
+        MmcliBackend(replay_mmcli.install(tmp_path, script)).observe()
+    assert caught.value.kind is ProblemKind.MODEM_FAILED
+
+
 def test_unplugged_and_re_enumerated(tmp_path: Path) -> None:
     mmcli = replay_mmcli.install(tmp_path, {"-L": "list_empty.json"})
     with pytest.raises(ModemProblem) as caught:
