@@ -4,7 +4,7 @@ Three typer sub-apps that the aggregator's main CLI mounts:
 
     ca     init | show | server-cert
     token  create
-    probe  list | revoke | move
+    probe  list | revoke | move | set-isp
 
 Ward names come from `aggregator.wards.ward_name` unless the caller puts an
 `AdminContext` with its own lookup in typer's context object (tests do).
@@ -38,6 +38,7 @@ from aggregator.registry import (
     RegistryError,
     SiteClass,
     WardLookup,
+    known_isps,
 )
 
 DEFAULT_STATE_DIR = Path("/var/lib/wardprobe-aggregator")  # as AggregatorConfig.state_dir
@@ -105,7 +106,11 @@ ca_app = typer.Typer(help="The private CA that signs probe certificates.", no_ar
 token_app = typer.Typer(
     help="One-time bootstrap tokens for enrolling probes.", no_args_is_help=True
 )
-probe_app = typer.Typer(help="Enrolled probes: list, revoke, move.", no_args_is_help=True)
+probe_app = typer.Typer(help="Enrolled probes: list, revoke, move, set-isp.", no_args_is_help=True)
+
+
+def _isp_help(what: str) -> str:
+    return f"{what} One of: {', '.join(known_isps())} (any case)."
 
 
 @token_app.callback()
@@ -218,18 +223,30 @@ def token_create(
     note: Annotated[
         str, typer.Option("--note", help="Free text kept with the token, e.g. the address.")
     ] = "",
+    isp: Annotated[
+        str | None,
+        typer.Option(
+            "--isp",
+            help=_isp_help(
+                "ISP of the site's fixed broadband line, for the indicators per ISP"
+                " (leave out if the site has none or it is not known)."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Create a one-time bootstrap token and print it with the ward's name."""
     lifetime = parse_ttl(ttl)
     try:
         authority = CertificateAuthority.load(state_dir)
         registry = ProbeRegistry.in_state_dir(state_dir, _ward_lookup(ctx))
-        token = registry.create_token(ward, site_class, lifetime, authority.pin, note)
+        token = registry.create_token(ward, site_class, lifetime, authority.pin, note, isp)
         ward_name = registry.ward_name(ward)
+        grant = registry.check_token(token)
     except (CaError, RegistryError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"ward:       {ward} {ward_name}")
     typer.echo(f"site class: {site_class.value}")
+    typer.echo(f"fixed ISP:  {grant.isp or 'not recorded'}")
     typer.echo(f"valid for:  {ttl} (one enrolment)")
     typer.echo(f"token:      {token}")
 
@@ -246,12 +263,15 @@ def probe_list(
     """List enrolled probes."""
     lookup = ctx.obj.ward_lookup if isinstance(ctx.obj, AdminContext) else _no_wards
     registry = _existing_registry(state_dir, lookup)
-    table = Table("probe id", "ward", "site class", "hostname", "enrolled", "cert until", "state")
+    table = Table(
+        "probe id", "ward", "site class", "fixed ISP", "hostname", "enrolled", "cert until", "state"
+    )
     for probe in registry.list_probes(state):
         table.add_row(
             probe.probe_id,
             str(probe.ward_code),
             probe.site_class.value,
+            probe.isp or "-",
             probe.hostname,
             probe.enrolled_at.strftime("%Y-%m-%d %H:%M"),
             probe.cert_not_after.strftime("%Y-%m-%d"),
@@ -290,3 +310,27 @@ def probe_move(
     except RegistryError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"probe {record.probe_id} now in ward {record.ward_code} {ward_name}")
+
+
+@probe_app.command("set-isp")
+def probe_set_isp(
+    probe_id: Annotated[str, typer.Argument(help="Id of the probe, e.g. wp-3f9a1c2e7b.")],
+    isp: Annotated[
+        str,
+        typer.Argument(
+            help=_isp_help("ISP of the fixed broadband line at the probe's site."),
+            show_default=False,
+        ),
+    ],
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+) -> None:
+    """Record or correct the ISP of the fixed line at a probe's site. It holds
+    for every result of the probe, past ones too; to keep the results from
+    before a household's change of ISP apart, enrol the box anew (agent enroll
+    --force) with a token for the new ISP and revoke the old probe instead."""
+    registry = _existing_registry(state_dir, _no_wards)
+    try:
+        record = registry.set_probe_isp(probe_id, isp)
+    except RegistryError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"probe {record.probe_id} fixed ISP: {record.isp}")

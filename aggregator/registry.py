@@ -16,6 +16,7 @@ so a fast hash is enough: there is nothing to brute-force.
 
 from __future__ import annotations
 
+import csv
 import enum
 import hashlib
 import hmac
@@ -26,6 +27,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
 from cryptography import x509
@@ -47,7 +50,8 @@ _TOKEN_RE = re.compile(
     rf"^{TOKEN_PREFIX}\.([0-9a-f]{{{2 * _TOKEN_ID_BYTES}}})\.([0-9a-f]{{{2 * _SECRET_BYTES}}})"
     rf"\.([0-9a-f]{{{PIN_PREFIX_HEX_CHARS}}})$"
 )
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2  # 2: the fixed line's ISP on tokens and probes
+FIXED_ISPS_FILE = "fixed_isps.csv"
 
 
 class SiteClass(enum.StrEnum):
@@ -100,6 +104,10 @@ class UnknownWard(RegistryError, ValueError):
     """The ward code is not a ward of the city."""
 
 
+class UnknownIsp(RegistryError, ValueError):
+    """The name is not one of the fixed-broadband ISPs in fixed_isps.csv."""
+
+
 class UnknownProbe(RegistryError, LookupError):
     """No probe with that id."""
 
@@ -133,6 +141,7 @@ class TokenGrant:
     ward_code: int
     ward_name: str
     site_class: SiteClass
+    isp: str | None = None  # the site's fixed-line ISP, canonical spelling
 
 
 @dataclass(frozen=True)
@@ -158,6 +167,42 @@ class ProbeRecord:
     cert_not_after: datetime
     state: ProbeState
     revoked_at: datetime | None
+    isp: str | None = None  # the site's fixed-line ISP; None when not recorded
+
+
+@cache
+def _isp_spellings() -> tuple[tuple[str, ...], dict[str, str]]:
+    """(canonical names in file order, {lower-case spelling: canonical name})."""
+    text = resources.files("aggregator").joinpath(FIXED_ISPS_FILE).read_text("utf-8")
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    names: list[str] = []
+    spellings: dict[str, str] = {}
+    for row in csv.DictReader(lines):
+        name = row["name"].strip()
+        names.append(name)
+        for spelling in [name, *(row.get("aliases") or "").split(";")]:
+            if spelling.strip():
+                spellings[" ".join(spelling.split()).casefold()] = name
+    return tuple(names), spellings
+
+
+def known_isps() -> tuple[str, ...]:
+    """The canonical names of the fixed-broadband ISPs the registry accepts."""
+    return _isp_spellings()[0]
+
+
+def canonical_isp(name: str) -> str:
+    """The canonical spelling of a fixed-broadband ISP's name ("fpt" -> "FPT
+    Telecom"); case and repeated spaces do not matter, listed aliases are
+    accepted. Raises UnknownIsp, naming the known ones, for any other name."""
+    names, spellings = _isp_spellings()
+    found = spellings.get(" ".join(name.split()).casefold())
+    if found is None:
+        raise UnknownIsp(
+            f"{name!r} is not a known fixed-broadband ISP; known: {', '.join(names)}"
+            f" (add it to aggregator/{FIXED_ISPS_FILE} if it is missing)"
+        )
+    return found
 
 
 def parse_token(token: str) -> ParsedToken:
@@ -202,7 +247,8 @@ CREATE TABLE IF NOT EXISTS bootstrap_tokens (
     created_at        TEXT NOT NULL,
     expires_at        TEXT NOT NULL,
     used_at           TEXT,
-    used_by_probe_id  TEXT
+    used_by_probe_id  TEXT,
+    isp               TEXT
 );
 CREATE TABLE IF NOT EXISTS probes (
     probe_id        TEXT PRIMARY KEY,
@@ -215,7 +261,8 @@ CREATE TABLE IF NOT EXISTS probes (
     cert_not_after  TEXT NOT NULL,
     state           TEXT NOT NULL CHECK (state IN ('active', 'revoked')),
     revoked_at      TEXT,
-    token_id        TEXT REFERENCES bootstrap_tokens(token_id)
+    token_id        TEXT REFERENCES bootstrap_tokens(token_id),
+    isp             TEXT
 );
 CREATE TABLE IF NOT EXISTS issued_certificates (
     serial      TEXT PRIMARY KEY,
@@ -226,6 +273,13 @@ CREATE TABLE IF NOT EXISTS issued_certificates (
 );
 CREATE INDEX IF NOT EXISTS issued_certificates_probe ON issued_certificates(probe_id);
 """
+
+# Columns added after the first release: (table, column, SQL type). A file made
+# by an older release gains them when it is opened; nothing stored changes.
+_ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("bootstrap_tokens", "isp", "TEXT"),
+    ("probes", "isp", "TEXT"),
+)
 
 
 class ProbeRegistry:
@@ -244,6 +298,17 @@ class ProbeRegistry:
             # WAL is a property of the file; setting it once is enough.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+        self._add_new_columns()
+
+    def _add_new_columns(self) -> None:
+        """Bring a registry made by an older release up to _SCHEMA. Inside one
+        write transaction, so the aggregator and the admin CLI opening the
+        same old file at once do not both add a column."""
+        with self._write_transaction() as conn:
+            for table, column, type_ in _ADDED_COLUMNS:
+                have = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {type_}")
             conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     @classmethod
@@ -292,15 +357,20 @@ class ProbeRegistry:
         ttl: timedelta,
         ca_pin: str,
         note: str = "",
+        isp: str | None = None,
     ) -> str:
         """Create a one-time token that enrols one probe into `ward_code`.
 
         `ca_pin` is the CA's pin (`CertificateAuthority.pin`); its first 16
         hex characters go into the token so the probe can check the CA
-        before it sends the token. Returns the token text; it is not stored.
+        before it sends the token. `isp` is the site's fixed-broadband ISP
+        (any spelling `canonical_isp` accepts; UnknownIsp otherwise); the
+        probe enrolled with the token carries it. Returns the token text;
+        it is not stored.
         """
         self.ward_name(ward_code)
         site_class = SiteClass(site_class)
+        isp = None if isp is None else canonical_isp(isp)
         if ttl <= timedelta(0):
             raise ValueError("a token's time to live must be positive")
         pin = ca_pin.lower()
@@ -312,7 +382,7 @@ class ProbeRegistry:
         with self._write_transaction() as conn:
             conn.execute(
                 "INSERT INTO bootstrap_tokens (token_id, secret_sha256, ward_code, site_class,"
-                " note, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " note, created_at, expires_at, isp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     token_id,
                     _secret_digest(secret),
@@ -321,6 +391,7 @@ class ProbeRegistry:
                     note,
                     _to_text(now),
                     _to_text(now + ttl),
+                    isp,
                 ),
             )
         return f"{TOKEN_PREFIX}.{token_id}.{secret}.{pin[:PIN_PREFIX_HEX_CHARS]}"
@@ -329,7 +400,7 @@ class ProbeRegistry:
         self, conn: sqlite3.Connection, parsed: ParsedToken, now: datetime
     ) -> TokenGrant:
         row = conn.execute(
-            "SELECT secret_sha256, ward_code, site_class, expires_at, used_at"
+            "SELECT secret_sha256, ward_code, site_class, expires_at, used_at, isp"
             " FROM bootstrap_tokens WHERE token_id = ?",
             (parsed.token_id,),
         ).fetchone()
@@ -345,6 +416,7 @@ class ProbeRegistry:
             ward_code=int(row[1]),
             ward_name=self.ward_name(int(row[1])),
             site_class=SiteClass(row[2]),
+            isp=None if row[5] is None else str(row[5]),
         )
 
     def check_token(self, token: str) -> TokenGrant:
@@ -385,8 +457,8 @@ class ProbeRegistry:
         with self._write_transaction() as conn:
             conn.execute(
                 "INSERT INTO probes (probe_id, ward_code, site_class, hostname, agent_version,"
-                " enrolled_at, cert_serial, cert_not_after, state, token_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?)",
+                " enrolled_at, cert_serial, cert_not_after, state, token_id, isp)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
                 (
                     probe_id,
                     grant.ward_code,
@@ -397,6 +469,7 @@ class ProbeRegistry:
                     cert_serial,
                     _to_text(cert_not_after),
                     grant.token_id,
+                    grant.isp,
                 ),
             )
             conn.execute(
@@ -471,6 +544,22 @@ class ProbeRegistry:
                 raise UnknownProbe(f"no probe {probe_id!r}")
         return self.get_probe(probe_id)
 
+    def set_probe_isp(self, probe_id: str, isp: str | None) -> ProbeRecord:
+        """Record the fixed-broadband ISP of a probe's site (None: not known).
+
+        The indicators attribute every result of the probe, past ones too,
+        to the ISP held here: use it to correct a wrong entry. When the
+        household really changes ISP, enrol the box anew with a token for
+        the new ISP, so results before and after stay apart."""
+        canonical = None if isp is None else canonical_isp(isp)
+        with self._write_transaction() as conn:
+            changed = conn.execute(
+                "UPDATE probes SET isp = ? WHERE probe_id = ?", (canonical, probe_id)
+            ).rowcount
+            if changed == 0:
+                raise UnknownProbe(f"no probe {probe_id!r}")
+        return self.get_probe(probe_id)
+
     def identify(self, peer_cert_pem: bytes) -> ProbeIdentity:
         """The probe behind a client certificate already verified by TLS.
 
@@ -507,7 +596,7 @@ class ProbeRegistry:
 
 _PROBE_COLUMNS = (
     "probe_id, ward_code, site_class, hostname, agent_version, enrolled_at,"
-    " cert_serial, cert_not_after, state, revoked_at"
+    " cert_serial, cert_not_after, state, revoked_at, isp"
 )
 
 
@@ -523,6 +612,7 @@ def _probe_from_row(row: tuple[object, ...]) -> ProbeRecord:
         cert_not_after,
         state,
         revoked_at,
+        isp,
     ) = row
     return ProbeRecord(
         probe_id=str(probe_id),
@@ -535,4 +625,5 @@ def _probe_from_row(row: tuple[object, ...]) -> ProbeRecord:
         cert_not_after=_from_text(str(cert_not_after)),
         state=ProbeState(str(state)),
         revoked_at=None if revoked_at is None else _from_text(str(revoked_at)),
+        isp=None if isp is None else str(isp),
     )

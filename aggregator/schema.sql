@@ -16,7 +16,8 @@ create table if not exists probes (
     cert_serial     varchar,              -- hex serial of the current certificate
     cert_not_after  timestamptz,
     cert_state      varchar not null,     -- active | revoked
-    revoked_at      timestamptz
+    revoked_at      timestamptz,
+    isp             varchar               -- the site's fixed-broadband ISP (fixed_isps.csv); NULL: not recorded
 );
 
 create table if not exists throughput (

@@ -248,6 +248,7 @@ def _probe_row(record: ProbeRecord) -> ProbeRow:
         cert_not_after=record.cert_not_after,
         cert_state=str(record.state),
         revoked_at=record.revoked_at,
+        isp=record.isp,
     )
 
 

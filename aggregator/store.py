@@ -36,6 +36,7 @@ class ProbeRow:
     cert_not_after: datetime | None
     cert_state: str
     revoked_at: datetime | None
+    isp: str | None = None  # the site's fixed-broadband ISP; None when not recorded
 
 
 class Store:
@@ -102,6 +103,7 @@ class Store:
                 p.cert_not_after,
                 p.cert_state,
                 p.revoked_at,
+                p.isp,
             )
             for p in probes
         ]
@@ -110,8 +112,13 @@ class Store:
             try:
                 self._con.execute("delete from probes")
                 if rows:
+                    # columns named: a migrated store has them in the order they were added
                     self._con.executemany(
-                        "insert into probes values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                        "insert into probes (probe_id, ward_code, ward_name, site_class,"
+                        " hostname, agent_version, enrolled_at, cert_serial, cert_not_after,"
+                        " cert_state, revoked_at, isp)"
+                        " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        rows,
                     )
                 self._con.execute("commit")
             except BaseException:
