@@ -326,8 +326,8 @@ def probe_set_isp(
 ) -> None:
     """Record or correct the ISP of the fixed line at a probe's site. It holds
     for every result of the probe, past ones too; to keep the results from
-    before a household's change of ISP apart, enrol the box anew (agent enroll
-    --force) with a token for the new ISP and revoke the old probe instead."""
+    before a household's change of ISP apart, enrol the box anew with a token
+    for the new ISP and revoke the old probe instead."""
     registry = _existing_registry(state_dir, _no_wards)
     try:
         record = registry.set_probe_isp(probe_id, isp)

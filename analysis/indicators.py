@@ -50,7 +50,20 @@ VIEW_ORDER: tuple[str, ...] = (
 Grouping = Literal["operator", "access_tech", "site_class"]
 GROUPINGS: tuple[Grouping, ...] = ("operator", "access_tech", "site_class")
 TZ = ZoneInfo(k.TIMEZONE)
+# With --by operator, a fixed line's group names its ISP (the probes table's
+# `isp`, from the registry), kept apart from the mobile operators, some of
+# which are ISPs too (Viettel, VNPT, MobiFone).
+FIXED_ISP_GROUP = "fixed line: {isp}"
 FIXED_ISP_UNKNOWN = "fixed line (ISP not recorded)"
+
+
+class StoreTooOld(RuntimeError):
+    """The store was made by an older release and lacks a column the views read."""
+
+
+def fixed_line_group(isp: str | None) -> str:
+    """The operator group of a fixed line whose site's ISP is `isp` (None: not recorded)."""
+    return FIXED_ISP_UNKNOWN if isp is None else FIXED_ISP_GROUP.format(isp=isp)
 
 
 def view_sql(name: str) -> str:
@@ -61,6 +74,13 @@ def view_sql(name: str) -> str:
 def install_views(con: duckdb.DuckDBPyConnection, *, temporary: bool = True) -> None:
     """Create `indicator_constants` and every view on a connection (temporary:
     in the temp schema, which works on a read-only store)."""
+    have = {str(r[0]) for r in con.execute("describe probes").fetchall()}
+    if "isp" not in have:
+        raise StoreTooOld(
+            "this store's probes table has no isp column (an older release made it); "
+            "open it once with this release's aggregator, which adds it, or read the "
+            "snapshot the aggregator publishes"
+        )
     temp = "temp " if temporary else ""
     con.execute(
         f"create or replace {temp}table indicator_constants "
@@ -441,13 +461,17 @@ def compute_indicators(
     calc = _Calc(period, ward, by, seed)
     prepare(con)
     _set_days(con, period, synthetic)
-    site = {
-        str(r[0]): str(r[1])
-        for r in con.execute("select probe_id, site_class from probes").fetchall()
-    }
+    probe_rows = con.execute("select probe_id, site_class, isp from probes").fetchall()
+    site = {str(r[0]): str(r[1]) for r in probe_rows}
+    # the fixed-broadband ISP of each probe's site, as the registry holds it now
+    fixed_isp = {str(r[0]): None if r[2] is None else str(r[2]) for r in probe_rows}
 
     def group(probe: str, operator: Any = None, tech: Any = None) -> str | None:
         return _group(by, operator=operator, tech=tech, site=site.get(probe, "unknown"))
+
+    def fixed_group(probe: str) -> str | None:
+        """A fixed line's group: by operator, its site's ISP."""
+        return group(probe, fixed_line_group(fixed_isp.get(probe)), "fixed")
 
     downloads = _rows(con, units_sql("units_download"))
     cellular = _rows(con, units_sql("units_cellular"))
@@ -463,7 +487,7 @@ def compute_indicators(
 
     def operator_of(r: dict[str, Any]) -> str:
         if r.get("network_kind") == "fixed":
-            return FIXED_ISP_UNKNOWN
+            return fixed_line_group(fixed_isp.get(r["probe_id"]))
         return str(operator.get((r["probe_id"], r["ward_code"])) or "unknown")
 
     mobile = [r for r in downloads if r["network_kind"] == "mobile"]
@@ -515,7 +539,7 @@ def compute_indicators(
         [
             _Unit(
                 r["ward_code"],
-                group(r["probe_id"], FIXED_ISP_UNKNOWN, "fixed"),
+                fixed_group(r["probe_id"]),
                 1.0 if capable[(r["probe_id"], r["ward_code"])] else 0.0,
                 r["tests"],
                 limited[(r["probe_id"], r["ward_code"])],
@@ -529,7 +553,7 @@ def compute_indicators(
         [
             _Unit(
                 r["ward_code"],
-                group(r["probe_id"], FIXED_ISP_UNKNOWN, "fixed"),
+                fixed_group(r["probe_id"]),
                 1.0 if r["mean_mbps"] >= k.FIXED_200_MBPS else 0.0,
                 r["tests"],
                 r["link_speed_mbps"] is not None and r["link_speed_mbps"] < k.FIXED_200_MBPS,
@@ -544,7 +568,7 @@ def compute_indicators(
         [
             _Unit(
                 r["ward_code"],
-                group(r["probe_id"], FIXED_ISP_UNKNOWN, "fixed"),
+                fixed_group(r["probe_id"]),
                 r["mean_mbps"],
                 r["tests"],
             )
@@ -671,7 +695,7 @@ def compute_indicators(
         [
             _Unit(
                 s.ward_code,
-                group(s.probe_id, FIXED_ISP_UNKNOWN, "fixed"),
+                fixed_group(s.probe_id),
                 1.0 if s.gigabit_capable else 0.0,
                 s.download_tests or 0,
                 bool(s.gigabit_probe_limited),

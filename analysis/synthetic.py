@@ -8,10 +8,11 @@ has `synthetic = true`; the generator refuses a store that holds real
 results unless told to mix, and the indicators never mix the two.
 
 The model, per ward (`WardSpec`):
-- fixed-line probes: a line of `gigabit_share` probability at 1 Gb/s, else
-  300 Mb/s; with probability `slow_port_share` the probe's port negotiated
-  100 Mb/s (probe-limited); each download is the line rate (capped at 95 %
-  of the port) times a uniform factor in [0.80, 0.98);
+- fixed-line probes: an ISP by turn from `fixed_isps` (None: not recorded);
+  a line of `gigabit_share` probability at 1 Gb/s, else 300 Mb/s; with
+  probability `slow_port_share` the probe's port negotiated 100 Mb/s
+  (probe-limited); each download is the line rate (capped at 95 % of the
+  port) times a uniform factor in [0.80, 0.98);
 - mobile probes: an operator by turn from `operators`; a 4G-only modem with
   probability `lte_only_modem_share`; each observation and download is on NR
   with probability `nr_share` (5G modems only); download = the technology's
@@ -50,6 +51,8 @@ class WardSpec:
     ipv6_share: float = 0.5
     idle_rtt_ms: float = 20.0
     operators: tuple[str, ...] = ("Viettel", "VNPT", "MobiFone")
+    # the fixed lines' ISPs, by turn; None: the probe's ISP is not recorded
+    fixed_isps: tuple[str | None, ...] = ("VNPT", "Viettel", "FPT Telecom", None)
     nr_cells: int = 3
     lte_cells: int = 6
 
@@ -90,6 +93,7 @@ def _probe_rows(spec: SyntheticSpec) -> list[tuple[object, ...]]:
                 port_mbps = 100.0 if rng.random() < ward.slow_port_share else 1000.0
                 modem_5g = rng.random() >= ward.lte_only_modem_share
                 operator = ward.operators[n % len(ward.operators)]
+                isp = ward.fixed_isps[n % len(ward.fixed_isps)] if kind == "fixed" else None
                 rows.append(
                     (
                         probe_id,
@@ -108,6 +112,7 @@ def _probe_rows(spec: SyntheticSpec) -> list[tuple[object, ...]]:
                         ward.idle_rtt_ms * (0.8 + 0.4 * rng.random()),
                         ward.nr_cells,
                         ward.lte_cells,
+                        isp,
                     )
                 )
     return rows
@@ -117,7 +122,7 @@ _PROBE_COLUMNS = (
     "probe_id varchar, ward_code integer, site_class varchar, kind varchar, "
     "line_mbps double, port_mbps double, modem_5g boolean, operator_name varchar, "
     "mcc_mnc varchar, lte_mbps double, nr_mbps double, nr_share double, "
-    "has_ipv6 boolean, idle_rtt_ms double, nr_cells integer, lte_cells integer"
+    "has_ipv6 boolean, idle_rtt_ms double, nr_cells integer, lte_cells integer, isp varchar"
 )
 
 # Columns every synthetic result shares; {u} draws are by row index i.
@@ -157,13 +162,13 @@ def generate(con: duckdb.DuckDBPyConnection, spec: SyntheticSpec, *, mix: bool =
         )
     con.execute(f"create or replace temp table syn_probe ({_PROBE_COLUMNS})")
     con.executemany(
-        "insert into syn_probe values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into syn_probe values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         _probe_rows(spec),
     )
     con.execute(
         "insert or ignore into probes (probe_id, ward_code, site_class, hostname, agent_version,"
-        " enrolled_at, cert_state) select probe_id, ward_code, site_class, 'synthetic',"
-        " 'synthetic', ?, 'active' from syn_probe",
+        " enrolled_at, cert_state, isp) select probe_id, ward_code, site_class, 'synthetic',"
+        " 'synthetic', ?, 'active', isp from syn_probe",
         [spec.start],
     )
     salt = spec.seed * 1_000_003 + int(spec.start.timestamp())

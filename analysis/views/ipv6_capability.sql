@@ -26,8 +26,11 @@ per_probe as (
 
 select
     p.*,
-    -- the probe's mobile operator (fixed lines: the ISP is not recorded, NULL)
+    -- the probe's mobile operator (NULL on fixed lines)
     d.operator_name,
+    -- who provides the line: on fixed lines the ISP recorded for the probe's
+    -- site (NULL when not recorded), on mobile lines the operator
+    case when p.network_kind = 'fixed' then pr.isp else d.operator_name end as isp,
     p.capable_share >= k.probe_share as ipv6_capable,
     p.preferred_share >= k.probe_share as ipv6_preferred
 from per_probe p
@@ -35,3 +38,4 @@ cross join k
 left join probe_download d
     on d.probe_id = p.probe_id and d.ward_code = p.ward_code
     and d.network_kind = p.network_kind and p.network_kind = 'mobile'
+left join probes pr on pr.probe_id = p.probe_id
