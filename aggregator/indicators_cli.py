@@ -46,7 +46,11 @@ def indicators(
     ],
     ward: Annotated[int | None, typer.Option(help="Only this ward (GSO code).")] = None,
     by: Annotated[
-        str | None, typer.Option(help="Group by operator, access_tech or site_class.")
+        str | None,
+        typer.Option(
+            help="Group by operator (mobile lines by operator, fixed lines by their "
+            "site's ISP), access_tech or site_class."
+        ),
     ] = None,
     output_format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
     synthetic: Annotated[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -132,6 +133,85 @@ def test_probe_list_and_revoke(state_dir: Path, runner: CliRunner) -> None:
         registry.identify(issued.certificate_pem)
 
     unknown = runner.invoke(probe_app, ["revoke", "wp-nosuchprobe", "--state-dir", str(state_dir)])
+    assert unknown.exit_code == 1
+
+
+def _token_args(state_dir: Path, *extra: str) -> list[str]:
+    return [
+        "create",
+        "--state-dir",
+        str(state_dir),
+        "--ward",
+        str(NINH_KIEU),
+        "--site-class",
+        "household",
+        *extra,
+    ]
+
+
+def test_token_create_records_the_fixed_line_isp(state_dir: Path, runner: CliRunner) -> None:
+    result = runner.invoke(
+        token_app, _token_args(state_dir, "--isp", "fpt"), obj=AdminContext(ward_lookup=ward_name)
+    )
+    assert result.exit_code == 0, result.output
+    shown = _lines(result.output)
+    assert shown["fixed ISP"] == "FPT Telecom"
+    grant = ProbeRegistry.in_state_dir(state_dir, ward_name).redeem_token(shown["token"])
+    assert grant.isp == "FPT Telecom"
+
+    without = runner.invoke(token_app, _token_args(state_dir), obj=AdminContext(ward_name))
+    assert without.exit_code == 0, without.output
+    assert _lines(without.output)["fixed ISP"] == "not recorded"
+
+
+def test_token_create_refuses_an_unknown_isp(state_dir: Path, runner: CliRunner) -> None:
+    result = runner.invoke(
+        token_app,
+        _token_args(state_dir, "--isp", "Comcast"),
+        obj=AdminContext(ward_lookup=ward_name),
+    )
+    assert result.exit_code == 1
+    flat = " ".join(result.output.split())
+    assert "'Comcast' is not a known fixed-broadband ISP" in flat
+    assert "VNPT, Viettel, FPT Telecom" in flat
+    # no token was made
+    with sqlite3.connect(state_dir / "registry.sqlite") as conn:
+        assert conn.execute("select count(*) from bootstrap_tokens").fetchone() == (0,)
+
+
+def test_probe_set_isp_and_list(state_dir: Path, runner: CliRunner) -> None:
+    registry = ProbeRegistry.in_state_dir(state_dir, ward_name)
+    authority = CertificateAuthority.load(state_dir)
+    token = registry.create_token(NINH_KIEU, SiteClass.HOUSEHOLD, timedelta(days=1), authority.pin)
+    grant = registry.redeem_token(token)
+    probe_id = registry.new_probe_id()
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "box")]))
+        .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+    )
+    issued = authority.sign_probe_csr(csr, probe_id)
+    registry.record_probe(probe_id, grant, "pi-home", "0.1.0", issued.serial_hex, issued.not_after)
+
+    changed = runner.invoke(
+        probe_app, ["set-isp", probe_id, "viettel", "--state-dir", str(state_dir)]
+    )
+    assert changed.exit_code == 0, changed.output
+    assert f"probe {probe_id} fixed ISP: Viettel" in changed.output
+    assert registry.get_probe(probe_id).isp == "Viettel"
+
+    listed = runner.invoke(probe_app, ["list", "--state-dir", str(state_dir)])
+    assert listed.exit_code == 0, listed.output
+    assert "Viettel" in listed.output
+
+    refused = runner.invoke(probe_app, ["set-isp", probe_id, "AT&T", "--state-dir", str(state_dir)])
+    assert refused.exit_code == 1
+    assert "not a known fixed-broadband ISP" in " ".join(refused.output.split())
+    assert registry.get_probe(probe_id).isp == "Viettel"
+    unknown = runner.invoke(
+        probe_app, ["set-isp", "wp-nosuchprobe", "VNPT", "--state-dir", str(state_dir)]
+    )
     assert unknown.exit_code == 1
 
 

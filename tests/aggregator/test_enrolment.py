@@ -252,6 +252,17 @@ async def test_full_enrolment_round_trip(aggregator: Aggregator, tmp_path: Path)
     assert probe_id == record.probe_id
 
 
+async def test_the_tokens_fixed_line_isp_follows_the_probe(
+    aggregator: Aggregator, tmp_path: Path
+) -> None:
+    token = aggregator.registry.create_token(
+        NINH_KIEU, SiteClass.HOUSEHOLD, timedelta(days=1), aggregator.ca.pin, isp="viettel"
+    )
+    record = await _enrol(aggregator, token, tmp_path / "probe")
+    probe = aggregator.registry.get_probe(record.probe_id)
+    assert (probe.site_class, probe.isp) == (SiteClass.HOUSEHOLD, "Viettel")
+
+
 async def test_revoked_probe_is_refused_on_the_mtls_port(
     aggregator: Aggregator, tmp_path: Path
 ) -> None:

@@ -110,6 +110,16 @@ def test_one_ward_grouped_by_operator_as_csv(store_path: Path) -> None:
     assert rows and {r["scope"] for r in rows} == {"31120"}
     groups = {r["group"] for r in rows if r["indicator"] == "mobile_download_mean"}
     assert groups == {"operator=Viettel", "operator=VNPT", "operator=MobiFone"}
+    # fixed lines by their site's ISP, apart from the mobile operators of the same name
+    fixed = {r["group"] for r in rows if r["indicator"] == "fixed_download_mean"}
+    assert fixed == {
+        "operator=fixed line: VNPT",
+        "operator=fixed line: Viettel",
+        "operator=fixed line: FPT Telecom",
+        "operator=fixed line (ISP not recorded)",
+    }
+    ipv6 = {r["group"] for r in rows if r["indicator"] == "ipv6_capable_share"}
+    assert ipv6 == groups | fixed
 
 
 def test_table_says_synthetic_and_the_baseline(store_path: Path) -> None:

@@ -25,8 +25,11 @@ from aggregator.registry import (
     TokenUnknown,
     TokenUsed,
     UnknownCertificate,
+    UnknownIsp,
     UnknownProbe,
     UnknownWard,
+    canonical_isp,
+    known_isps,
     parse_token,
 )
 
@@ -306,3 +309,129 @@ def test_cli_and_service_see_the_same_file(
     admin.revoke(probe_id)
     with pytest.raises(ProbeRevoked):
         registry.identify(cert_pem)
+
+
+# --- the fixed line's ISP ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spelling", "canonical"),
+    [
+        ("VNPT", "VNPT"),
+        ("vnpt", "VNPT"),
+        ("  Viettel ", "Viettel"),
+        ("fpt   telecom", "FPT Telecom"),
+        ("FPT", "FPT Telecom"),
+        ("cmc", "CMC Telecom"),
+        ("sctv", "SCTV"),
+    ],
+)
+def test_isp_names_are_normalised_to_the_canonical_spelling(spelling: str, canonical: str) -> None:
+    assert canonical_isp(spelling) == canonical
+
+
+def test_the_isp_list_is_data_and_names_the_big_ones() -> None:
+    assert {"VNPT", "Viettel", "FPT Telecom", "SCTV", "CMC Telecom"} <= set(known_isps())
+
+
+def test_an_unknown_isp_is_refused_naming_the_known_ones(
+    registry: ProbeRegistry, authority: CertificateAuthority
+) -> None:
+    with pytest.raises(UnknownIsp) as refused:
+        registry.create_token(
+            NINH_KIEU, SiteClass.HOUSEHOLD, timedelta(days=1), authority.pin, isp="Comcast"
+        )
+    message = str(refused.value)
+    assert "'Comcast'" in message and "VNPT" in message and "FPT Telecom" in message
+    assert "fixed_isps.csv" in message
+    assert isinstance(refused.value, ValueError)
+
+
+def test_the_token_isp_is_carried_to_the_enrolled_probe(
+    registry: ProbeRegistry, authority: CertificateAuthority
+) -> None:
+    token = registry.create_token(
+        NINH_KIEU, SiteClass.HOUSEHOLD, timedelta(days=1), authority.pin, "nhà 12", isp="fpt"
+    )
+    assert registry.check_token(token).isp == "FPT Telecom"
+    grant = registry.redeem_token(token)
+    assert grant.isp == "FPT Telecom"
+    probe_id = registry.new_probe_id()
+    issued = authority.sign_probe_csr(_probe_csr(), probe_id)
+    record = registry.record_probe(
+        probe_id, grant, "pi-home", "0.1.0", issued.serial_hex, issued.not_after
+    )
+    assert record.isp == "FPT Telecom"
+    # without --isp: not recorded
+    other_id, _ = _enrol(registry, authority)
+    assert registry.get_probe(other_id).isp is None
+
+
+def test_set_isp_records_and_corrects_a_probes_isp(
+    registry: ProbeRegistry, authority: CertificateAuthority
+) -> None:
+    probe_id, _ = _enrol(registry, authority)
+    assert registry.set_probe_isp(probe_id, "viettel").isp == "Viettel"
+    assert registry.set_probe_isp(probe_id, "VNPT").isp == "VNPT"
+    [listed] = registry.list_probes()
+    assert listed.isp == "VNPT"
+    with pytest.raises(UnknownIsp):
+        registry.set_probe_isp(probe_id, "no such isp")
+    assert registry.get_probe(probe_id).isp == "VNPT"
+    assert registry.set_probe_isp(probe_id, None).isp is None
+    with pytest.raises(UnknownProbe):
+        registry.set_probe_isp("wp-doesnotexist", "VNPT")
+
+
+# The first release's registry schema, before the ISP columns.
+_FIRST_RELEASE_SCHEMA = """
+CREATE TABLE bootstrap_tokens (
+    token_id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, ward_code INTEGER NOT NULL,
+    site_class TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL, used_at TEXT, used_by_probe_id TEXT
+);
+CREATE TABLE probes (
+    probe_id TEXT PRIMARY KEY, ward_code INTEGER NOT NULL, site_class TEXT NOT NULL,
+    hostname TEXT NOT NULL, agent_version TEXT NOT NULL, enrolled_at TEXT NOT NULL,
+    cert_serial TEXT NOT NULL, cert_not_after TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('active', 'revoked')), revoked_at TEXT,
+    token_id TEXT REFERENCES bootstrap_tokens(token_id)
+);
+CREATE TABLE issued_certificates (
+    serial TEXT PRIMARY KEY, probe_id TEXT NOT NULL REFERENCES probes(probe_id),
+    issued_at TEXT NOT NULL, not_after TEXT NOT NULL, revoked_at TEXT
+);
+PRAGMA user_version=1;
+"""
+
+
+def test_an_older_registry_file_gains_the_isp_columns_and_keeps_its_rows(
+    tmp_path: Path, authority: CertificateAuthority, clock: MovableClock
+) -> None:
+    path = tmp_path / "old" / "registry.sqlite"
+    path.parent.mkdir()
+    old = sqlite3.connect(path)
+    old.executescript(_FIRST_RELEASE_SCHEMA)
+    old.execute(
+        "INSERT INTO probes VALUES ('wp-0000000001', ?, 'household', 'pi-old', '0.1.0',"
+        " '2026-01-05T03:00:00.000000+00:00', 'abc', '2027-01-05T03:00:00.000000+00:00',"
+        " 'active', NULL, NULL)",
+        (NINH_KIEU,),
+    )
+    old.commit()
+    old.close()
+
+    registry = ProbeRegistry(path, can_tho_ward_name, clock)
+    [probe] = registry.list_probes()
+    assert (probe.probe_id, probe.hostname, probe.isp) == ("wp-0000000001", "pi-old", None)
+    assert registry.set_probe_isp(probe.probe_id, "SCTV").isp == "SCTV"
+    token = registry.create_token(
+        NINH_KIEU, SiteClass.HOUSEHOLD, timedelta(days=1), authority.pin, isp="CMC"
+    )
+    assert registry.check_token(token).isp == "CMC Telecom"
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+        for table in ("bootstrap_tokens", "probes"):
+            assert "isp" in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    # opening it again (the admin CLI beside the aggregator) adds nothing twice
+    assert ProbeRegistry(path, can_tho_ward_name, clock).get_probe(probe.probe_id).isp == "SCTV"

@@ -1,13 +1,23 @@
 """The store opens a file made by an older release and brings it up to the
-current schema without changing what it holds."""
+current schema without changing what it holds; the registry's probes (their
+fixed-line ISP too) are mirrored into it."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from aggregator.store import Store
+from aggregator.ca import init_ca
+from aggregator.config import AggregatorConfig
+from aggregator.registry import SiteClass
+from aggregator.server import Aggregator
+from aggregator.store import ProbeRow, Store
 
 
 def test_an_older_store_gains_the_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
@@ -44,3 +54,102 @@ def test_an_older_store_gains_the_new_columns_and_keeps_its_rows(tmp_path: Path)
         ("wp-1", 93.5, False, None)
     ]
     store.close()
+
+
+def test_an_older_probes_table_gains_the_isp_and_takes_the_registry_mirror(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as old:
+        # The probes table before the fixed line's ISP was recorded.
+        old.execute(
+            """
+            create table probes (
+                probe_id varchar primary key, ward_code integer not null, ward_name varchar,
+                site_class varchar not null, hostname varchar, agent_version varchar,
+                enrolled_at timestamptz not null, cert_serial varchar,
+                cert_not_after timestamptz, cert_state varchar not null, revoked_at timestamptz
+            )
+            """
+        )
+        old.execute(
+            "insert into probes (probe_id, ward_code, site_class, enrolled_at, cert_state)"
+            " values ('wp-1', 31135, 'household', now(), 'active')"
+        )
+
+    store = Store(path)
+    assert [r[0] for r in store.query("describe probes")][-1] == "isp"
+    assert store.query("select probe_id, isp from probes") == [("wp-1", None)]
+    enrolled = datetime(2026, 3, 2, 8, tzinfo=UTC)
+    store.replace_probes(
+        [
+            ProbeRow(
+                "wp-1",
+                31135,
+                None,
+                "household",
+                None,
+                None,
+                enrolled,
+                None,
+                None,
+                "active",
+                None,
+                "VNPT",
+            ),
+            ProbeRow(
+                "wp-2", 31135, None, "school", None, None, enrolled, None, None, "active", None
+            ),
+        ]
+    )
+    assert store.query("select probe_id, site_class, isp from probes order by 1") == [
+        ("wp-1", "household", "VNPT"),
+        ("wp-2", "school", None),
+    ]
+    store.close()
+
+
+def test_the_aggregator_mirrors_the_registrys_isp_into_the_store(tmp_path: Path) -> None:
+    state = tmp_path / "aggregator"
+    authority = init_ca(state, ["localhost"])
+    config = AggregatorConfig(
+        state_dir=state,
+        store_path=state / "wardprobe.duckdb",
+        ingest_listen="127.0.0.1:0",
+        enrol_listen="127.0.0.1:0",
+        ingest_public_address="127.0.0.1:1",
+    )
+    aggregator = Aggregator(config)
+    try:
+        registry = aggregator.registry
+        token = registry.create_token(
+            31135, SiteClass.HOUSEHOLD, timedelta(days=1), authority.pin, isp="fpt telecom"
+        )
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "box")]))
+            .sign(key, hashes.SHA256())
+            .public_bytes(serialization.Encoding.PEM)
+        )
+        probe_id = registry.new_probe_id()
+        issued = authority.sign_probe_csr(csr, probe_id)
+        registry.record_probe(
+            probe_id,
+            registry.redeem_token(token),
+            "pi",
+            "0.1.0",
+            issued.serial_hex,
+            issued.not_after,
+        )
+        aggregator.sync_probes()
+        assert aggregator.store.query("select probe_id, isp from probes") == [
+            (probe_id, "FPT Telecom")
+        ]
+        # the household's ISP is corrected: the next sync carries it
+        registry.set_probe_isp(probe_id, "SCTV")
+        aggregator.sync_probes()
+        assert aggregator.store.query("select isp from probes") == [("SCTV",)]
+    finally:
+        aggregator.readers.shutdown()
+        aggregator.store.close()

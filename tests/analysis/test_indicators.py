@@ -22,10 +22,13 @@ import pytest
 from aggregator.baseline import BaselineRow, import_rows
 from aggregator.store import Store
 from analysis.indicators import (
+    FIXED_ISP_UNKNOWN,
     Figure,
     IndicatorReport,
+    StoreTooOld,
     compute_indicators,
     parse_period,
+    set_period,
 )
 from analysis.synthetic import MixingRefused, SyntheticSpec, WardSpec, generate
 from wardprobe.validity import MIN_MEASURED_S
@@ -97,6 +100,11 @@ def con(store_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 @pytest.fixture(scope="module")
 def report(con: duckdb.DuckDBPyConnection) -> IndicatorReport:
     return compute_indicators(con, parse_period("2026"), synthetic=True)
+
+
+@pytest.fixture(scope="module")
+def by_operator(con: duckdb.DuckDBPyConnection) -> IndicatorReport:
+    return compute_indicators(con, parse_period("2026"), synthetic=True, by="operator")
 
 
 def _raw(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray[Any, Any]]:
@@ -283,9 +291,9 @@ def test_gigabit_share_counts_probe_limited_apart(
 
 
 def test_mobile_download_by_technology_and_operator(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection, by_operator: IndicatorReport
 ) -> None:
-    rep = compute_indicators(con, parse_period("2026"), synthetic=True, by="operator")
+    rep = by_operator
     d = _valid_downloads(con, Y2026)
     sel = (d["network_kind"] == "mobile") & (d["access_tech"] == d["access_tech_end"])
     groups: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -358,6 +366,140 @@ def test_ipv6_shares_per_probe(con: duckdb.DuckDBPyConnection, report: Indicator
     assert fig.probes == len(per_probe)
     assert fig.value == pytest.approx(capable / len(per_probe))
     assert fig.tests == int(ok.sum())
+
+
+def _line_groups(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Each synthetic probe's group by operator, from the raw tables: a fixed
+    line's site ISP (probes.isp), a mobile probe's operator."""
+    groups = {}
+    for probe, isp in con.execute(
+        "select probe_id, isp from probes where probe_id like '%-fixed-%'"
+    ).fetchall():
+        groups[probe] = FIXED_ISP_UNKNOWN if isp is None else f"fixed line: {isp}"
+    mobile = con.execute(
+        "select probe_id, list(distinct operator_name) from throughput "
+        "where network_kind = 'mobile' and synthetic group by probe_id"
+    ).fetchall()
+    for probe, operators in mobile:
+        assert len(operators) == 1  # the generator keeps a probe on one operator
+        groups[probe] = operators[0]
+    return groups
+
+
+def test_synthetic_fixed_lines_have_isps_by_turn(con: duckdb.DuckDBPyConnection) -> None:
+    isps = dict(
+        con.execute("select probe_id, isp from probes where probe_id like '%-fixed-%'").fetchall()
+    )
+    assert isps["synthetic-31120-fixed-0"] == "VNPT"
+    assert isps["synthetic-31120-fixed-2"] == "FPT Telecom"
+    assert isps["synthetic-31120-fixed-3"] is None
+    assert isps["synthetic-31120-fixed-4"] == "VNPT"
+    assert con.execute(
+        "select count(*) from probes where probe_id like '%-mobile-%' and isp is not null"
+    ).fetchone() == (0,)
+
+
+def test_ipv6_shares_per_ward_and_isp(
+    con: duckdb.DuckDBPyConnection, by_operator: IndicatorReport
+) -> None:
+    v = _raw(
+        con,
+        "select probe_id, ward_code, network_kind, ipv6_capable, ipv6_preferred, status, "
+        f"clock_sync from ipv6 where {_in(Y2026)}",
+    )
+    ok = (v["status"] == "ok") & (v["clock_sync"] == "synchronised")
+    line = _line_groups(con)
+    ward_of = dict(zip(v["probe_id"], v["ward_code"], strict=True))
+    for column, name in (
+        ("ipv6_capable", "ipv6_capable_share"),
+        ("ipv6_preferred", "ipv6_preferred_share"),
+    ):
+        per_probe = _by_probe(v["probe_id"][ok], v[column][ok].astype(float))
+        # (scope, group) -> [(probe has working IPv6, its checks)]
+        scopes: dict[tuple[str, str], list[tuple[bool, int]]] = defaultdict(list)
+        for probe, checks in per_probe.items():
+            unit = (bool(checks.mean() >= 0.5), checks.size)
+            for scope in ("city", str(ward_of[probe])):
+                scopes[(scope, f"operator={line[probe]}")].append(unit)
+        got = {(f.scope, f.group) for f in by_operator.figures if f.indicator == name}
+        assert got == set(scopes)
+        for (scope, group), units in scopes.items():
+            fig = _figure(by_operator, name, scope, group)
+            yes, n, tests = sum(u[0] for u in units), len(units), sum(u[1] for u in units)
+            assert (fig.probes, fig.tests) == (n, tests), (scope, group)
+            assert fig.mean == pytest.approx(yes / n)
+            if n >= 3 and tests >= 30:
+                assert fig.status == "ok" and fig.value == pytest.approx(yes / n)
+                low, high = _wilson(yes, n)
+                assert fig.ci_low == pytest.approx(low)
+                assert fig.ci_high == pytest.approx(high)
+            else:
+                assert fig.status == "insufficient data" and fig.value is None
+    # every recorded fixed-line ISP, and the lines without one, clear the floor city-wide
+    for isp in ("VNPT", "Viettel", "FPT Telecom"):
+        fig = _figure(by_operator, "ipv6_capable_share", "city", f"operator=fixed line: {isp}")
+        assert fig.status == "ok"
+    unrecorded = _figure(by_operator, "ipv6_capable_share", "city", f"operator={FIXED_ISP_UNKNOWN}")
+    assert unrecorded.status == "ok"
+    # mobile Viettel and the fixed Viettel lines are two groups
+    assert _figure(by_operator, "ipv6_capable_share", "city", "operator=Viettel").probes > 0
+
+
+def test_ipv6_capability_view_names_the_line_provider(con: duckdb.DuckDBPyConnection) -> None:
+    line = _line_groups(con)
+    set_period(con, parse_period("2026"), synthetic=True)
+    try:
+        rows = con.execute(
+            "select probe_id, network_kind, operator_name, isp from ipv6_capability"
+        ).fetchall()
+    finally:
+        set_period(con, None, synthetic=False)
+    assert rows
+    for probe, kind, operator, isp in rows:
+        if kind == "fixed":
+            assert operator is None
+            expected = line[probe].removeprefix("fixed line: ")
+            assert isp == (None if line[probe] == FIXED_ISP_UNKNOWN else expected)
+        else:
+            assert isp == operator == line[probe]
+
+
+def test_fixed_line_figures_per_isp(
+    con: duckdb.DuckDBPyConnection, by_operator: IndicatorReport
+) -> None:
+    d = _valid_downloads(con, Y2026)
+    fixed = d["network_kind"] == "fixed"
+    per_probe = _by_probe(d["probe_id"][fixed], d["mbps"][fixed])
+    line = _line_groups(con)
+    by_isp: dict[str, list[float]] = defaultdict(list)
+    for probe, values in per_probe.items():
+        by_isp[f"operator={line[probe]}"].append(float(values.mean()))
+    city = {
+        f.group
+        for f in by_operator.figures
+        if (f.indicator, f.scope) == ("fixed_download_mean", "city")
+    }
+    assert city == set(by_isp)
+    for group, means in by_isp.items():
+        fig = _figure(by_operator, "fixed_download_mean", "city", group)
+        assert fig.probes == len(means)
+        assert fig.mean == pytest.approx(np.mean(means), rel=1e-9)
+    gigabit = {
+        f.group
+        for f in by_operator.figures
+        if (f.indicator, f.scope) == ("gigabit_capable_share", "city")
+    }
+    assert gigabit == set(by_isp)
+
+
+def test_a_store_without_the_isp_column_is_named_too_old(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    Store(path).close()
+    with duckdb.connect(str(path)) as old:
+        old.execute("alter table probes drop column isp")
+    with duckdb.connect(str(path), read_only=True) as con, pytest.raises(StoreTooOld) as refused:
+        compute_indicators(con, parse_period("2026"))
+    assert "isp" in str(refused.value) and "aggregator" in str(refused.value)
 
 
 def test_latency_medians_of_probe_medians(
