@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import signal
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agent import AGENT_VERSION
-from agent.config import DEFAULT_CONFIG_PATH, AgentSettings, load_settings
+from agent.config import DEFAULT_CONFIG_PATH, AgentSettings, ConfigError, load_settings
 
 if TYPE_CHECKING:
     from agent.runtime import AgentRuntime
@@ -44,10 +44,11 @@ StateDirOption = Annotated[
 
 
 def _settings(config: Path | None, state_dir: Path | None) -> AgentSettings:
-    settings = load_settings(config)
-    if state_dir is not None:
-        settings = settings.model_copy(update={"state_dir": state_dir})
-    return settings
+    try:
+        return load_settings(config, state_dir)
+    except ConfigError as err:
+        typer.secho(str(err), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from err
 
 
 def _runtime(config: Path | None, state_dir: Path | None) -> AgentRuntime:
@@ -106,26 +107,27 @@ def run(
     state_dir: StateDirOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
 ) -> None:
-    """Run as a daemon: measure on the schedule, upload, until SIGTERM."""
-    _logging(verbose)
-    runtime = _runtime(config, state_dir)
+    """Run as a daemon: measure on the schedule, upload, until SIGTERM.
 
-    async def main() -> None:
-        task = asyncio.create_task(runtime.run_daemon())
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, task.cancel)
-        try:
-            await task
-        except asyncio.CancelledError:
-            logging.getLogger(__name__).info(
-                "stopped; %d results wait in the spool", runtime.spool.depth()
-            )
+    The resident process is a small scheduler (agent/daemon.py); each test and
+    each upload runs in a worker process that exits when it is done.
+    """
+    from agent.daemon import module_argv
+    from agent.identity import load_enrolment
 
-    try:
-        asyncio.run(main())
-    finally:
-        runtime.close()
+    settings = _settings(config, state_dir)  # a bad agent.toml stops here, clearly
+    if load_enrolment(settings.state_dir) is None:
+        typer.secho(
+            f"no enrolment in {settings.state_dir}: run `wardprobe-agent enroll` first",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(code=1)
+    daemon_argv = module_argv("agent.daemon", config, state_dir, verbose)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # exec: the same process (systemd's main PID), without this CLI's imports.
+    os.execv(sys.executable, daemon_argv)
 
 
 @app.command()

@@ -12,7 +12,11 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """agent.toml cannot be read or breaks a rule; the message says which key."""
 
 
 class _Strict(BaseModel):
@@ -117,11 +121,18 @@ class AgentSettings(_Strict):
 DEFAULT_CONFIG_PATH = Path("/etc/wardprobe/agent.toml")
 
 
-def load_settings(path: Path | None) -> AgentSettings:
-    """Read and validate agent.toml. No path: the default file if it exists, else defaults."""
+def load_settings(path: Path | None, state_dir: Path | None = None) -> AgentSettings:
+    """Read and validate agent.toml. No path: the default file if it exists, else
+    defaults. `state_dir` (a command-line override) replaces the file's."""
     if path is None:
-        if not DEFAULT_CONFIG_PATH.exists():
-            return AgentSettings()
-        path = DEFAULT_CONFIG_PATH
-    with path.open("rb") as handle:
-        return AgentSettings.model_validate(tomllib.load(handle))
+        path = DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+    settings = AgentSettings()
+    if path is not None:
+        try:
+            with path.open("rb") as handle:
+                settings = AgentSettings.model_validate(tomllib.load(handle))
+        except (tomllib.TOMLDecodeError, ValidationError) as err:
+            raise ConfigError(f"{path} is not a valid agent.toml: {err}") from err
+    if state_dir is not None:
+        settings = settings.model_copy(update={"state_dir": state_dir})
+    return settings

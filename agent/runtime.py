@@ -2,7 +2,9 @@
 
 `AgentRuntime` ties the pieces together: the enrolment (who the probe is),
 the effective config (aggregator's config RPC, cached on disk, with
-agent.toml's overrides), the scheduler, the spool and the uploader.
+agent.toml's overrides), the spool and the uploader. The daemon's workers
+(agent/worker.py) and `once` use it; the resident scheduler (agent/daemon.py)
+does not, so that it stays small.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,7 +23,7 @@ import grpc
 from google.protobuf import json_format
 
 from agent import AGENT_VERSION
-from agent.budget import BUDGETED_MEASUREMENTS, ByteBudget, run_within_budget
+from agent.budget import ByteBudget, run_within_budget
 from agent.cellular.observe import AccessTech, ModemSettings
 from agent.clock import clock_state
 from agent.config import AgentSettings
@@ -29,18 +31,17 @@ from agent.identity import EnrolmentRecord, channel_credentials, load_enrolment
 from agent.measurements import MEASUREMENTS, run_measurement
 from agent.measurements.base import MeasurementContext, MeasurementResult, Status
 from agent.measurements.cellular import CellularObservationResult
-from agent.preflight import DEFERRED_PREFIX, PreflightLimits
+from agent.preflight import PreflightLimits
 from agent.spool import Spool, SpoolFull
-from agent.uploader import Backoff, Uploader, UploadSettings
+from agent.uploader import Uploader, UploadSettings
 from agent.wire import BODY_FIELD_BY_MEASUREMENT, ProbeContext, to_json_dict, to_proto
-from wardprobe.slots import seconds_until_slot
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, results_pb2
 
 log = logging.getLogger(__name__)
 
 CONFIG_CACHE_FILE = "config.json"
 # Results kept in memory while the spool cannot be written (a full SD card).
-_MAX_HELD_IN_MEMORY = 1000
+MAX_HELD_IN_MEMORY = 1000
 SPOOL_FILE = "spool.sqlite"
 # Mobile tests that carry the radio they ran on: an observation before each
 # (and after each throughput test, so a handover during it shows).
@@ -86,7 +87,7 @@ def _grpc_options(settings: AgentSettings) -> tuple[tuple[str, str | int], ...]:
 class AgentRuntime:
     """One probe box's agent, built from its settings and state directory."""
 
-    def __init__(self, settings: AgentSettings, rng: random.Random | None = None) -> None:
+    def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
         self.state_dir = settings.state_dir
         enrolment = load_enrolment(self.state_dir)
@@ -96,22 +97,17 @@ class AgentRuntime:
             )
         self.enrolment: EnrolmentRecord = enrolment
         self.spool = Spool(self.state_dir / SPOOL_FILE, settings.spool.max_rows)
-        self._rng = rng or random.Random()
         self.budget = ByteBudget(self.state_dir)  # daily bytes per interface (mobile data)
-        self._unspooled: deque[tuple[str, str, bytes]] = deque(maxlen=_MAX_HELD_IN_MEMORY)
+        # Results the spool could not take (a full disk), oldest first.
+        self.held: deque[tuple[str, str, bytes]] = deque(maxlen=MAX_HELD_IN_MEMORY)
         self.results_lost = 0  # held results pushed out while the disk refused writes
         self.target = settings.aggregator or enrolment.ingest_address
         self.uploader = Uploader(
             self.spool,
             self.target,
             channel_credentials(self.state_dir),
-            UploadSettings(
-                batch_size=settings.upload.batch_size,
-                window=settings.upload.window,
-                backoff=Backoff(settings.upload.backoff_base_s, settings.upload.backoff_cap_s),
-            ),
+            UploadSettings(batch_size=settings.upload.batch_size, window=settings.upload.window),
             channel_options=_grpc_options(settings),
-            rng=self._rng,
         )
 
     # --- configuration -------------------------------------------------
@@ -134,9 +130,14 @@ class AgentRuntime:
             return config
         except grpc.aio.AioRpcError as err:
             log.warning("config RPC failed (%s: %s)", err.code().name, err.details())
-            if cache.exists():
-                return json_format.Parse(cache.read_text("utf-8"), enrolment_pb2.AgentConfig())
+            return self.cached_config()
+
+    def cached_config(self) -> enrolment_pb2.AgentConfig | None:
+        """The aggregator's last answer, as `fetch_config` cached it (None: never)."""
+        cache = self.state_dir / CONFIG_CACHE_FILE
+        if not cache.exists():
             return None
+        return json_format.Parse(cache.read_text("utf-8"), enrolment_pb2.AgentConfig())
 
     def effective_config(self, remote: enrolment_pb2.AgentConfig | None) -> EffectiveConfig:
         """Merge the aggregator's config with agent.toml's overrides."""
@@ -246,19 +247,27 @@ class AgentRuntime:
 
     # --- measuring -----------------------------------------------------
 
-    def _spool(self, item: tuple[str, str, bytes]) -> None:
+    def spool_or_hold(self, result_id: str, measurement: str, payload: bytes) -> None:
         """Write a result to the spool; while the disk refuses (full, read-only),
-        hold results in memory (bounded) and write them once it takes them again."""
-        if len(self._unspooled) == self._unspooled.maxlen:
-            self.results_lost += 1  # the oldest held result falls out of the deque
-        self._unspooled.append(item)
-        while self._unspooled:
+        hold results in memory (bounded: the oldest fall out and are counted)
+        and write them, oldest first, once it takes them again."""
+        if len(self.held) == self.held.maxlen:
+            self.results_lost += 1
+        self.held.append((result_id, measurement, payload))
+        while self.held:
             try:
-                self.spool.add(*self._unspooled[0])
+                self.spool.add(*self.held[0])
             except SpoolFull as err:
-                log.error("%s; holding %d results in memory", err, len(self._unspooled))
+                log.error("%s; holding %d results in memory", err, len(self.held))
                 return
-            self._unspooled.popleft()
+            self.held.popleft()
+
+    def _note_state(self, name: str, value: str) -> None:
+        """Status for `wardprobe-agent status`: best effort on a full disk."""
+        try:
+            self.spool.set_state(name, value)
+        except sqlite3.Error as err:
+            log.warning("cannot record %s: %s", name, err)
 
     def _probe_context(self, network_kind: str) -> ProbeContext:
         return ProbeContext(
@@ -269,7 +278,7 @@ class AgentRuntime:
         )
 
     async def measure(self, test: ScheduledTest, ctx: MeasurementContext) -> results_pb2.Result:
-        """Run one test in a worker thread, spool its result, wake the uploader.
+        """Run one test in a worker thread and spool its result.
         A mobile test is framed by observations of the radio (each stored as a
         `cellular` result) and carries their access technology and operator."""
         mobile = test.network_kind == "mobile"
@@ -306,8 +315,8 @@ class AgentRuntime:
     ) -> results_pb2.Result:
         message = to_proto(measurement, result, self._probe_context(network_kind), clock_state())
         _tag_radio(message, radio_start, radio_end)
-        self.spool.add(message.envelope.result_id, measurement, message.SerializeToString())
-        self.spool.set_state(
+        self.spool_or_hold(message.envelope.result_id, measurement, message.SerializeToString())
+        self._note_state(
             f"last_result:{measurement}",
             json.dumps(
                 {
@@ -319,8 +328,7 @@ class AgentRuntime:
             ),
         )
         if isinstance(result, CellularObservationResult):
-            self.spool.set_state("modem", json.dumps(modem_status(result)))
-        self.uploader.wake.set()
+            self._note_state("modem", json.dumps(modem_status(result)))
         return message
 
     async def run_cycle(
@@ -340,54 +348,6 @@ class AgentRuntime:
             on_result(to_json_dict(message))
             messages.append(message)
         return messages
-
-    async def run_scheduler(self, config: EffectiveConfig) -> None:
-        """Each test at its interval plus random jitter, for ever."""
-        loop = asyncio.get_running_loop()
-        tests = [t for t in config.schedule if t.network_kind in config.contexts]
-        due = {
-            i: loop.time() + self._rng.uniform(0, max(t.jitter_s, 1)) for i, t in enumerate(tests)
-        }
-        while tests:
-            index = min(due, key=due.__getitem__)
-            await asyncio.sleep(max(0.0, due[index] - loop.time()))
-            test = tests[index]
-            wait_s = test.interval_s + self._rng.uniform(0, test.jitter_s)
-            ctx = config.contexts[test.network_kind]
-            if test.measurement in BUDGETED_MEASUREMENTS:
-                # The daemon waits for this probe's test slot, so the server is not
-                # shared (`once`, a technician's check, does not: it may get "busy").
-                await asyncio.sleep(
-                    seconds_until_slot(
-                        time.time(),
-                        ctx.throughput_slot_period_s,
-                        ctx.throughput_slot_offset_s,
-                        ctx.throughput_slot_length_s,
-                    )
-                )
-            try:
-                message = await self.measure(test, ctx)
-                if message.envelope.status_reason.startswith(DEFERRED_PREFIX):
-                    # The line was busy: try again soon rather than a whole interval later.
-                    wait_s = min(wait_s, self.settings.preflight.retry_after_s)
-            except Exception:  # a bug in one test must not stop the others
-                log.exception("measurement %s crashed", test.measurement)
-            due[index] = loop.time() + wait_s
-
-    async def run_daemon(self) -> None:
-        """Fetch the config, then measure and upload until cancelled."""
-        config = self.effective_config(await self.fetch_config())
-        log.info(
-            "agent %s for probe %s (ward %s) running %d tests, config from %s",
-            AGENT_VERSION,
-            self.enrolment.probe_id,
-            self.enrolment.ward_code,
-            len(config.schedule),
-            config.source,
-        )
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self.uploader.run(), name="uploader")
-            group.create_task(self.run_scheduler(config), name="scheduler")
 
     def close(self) -> None:
         self.spool.close()

@@ -2,20 +2,16 @@
 
 Batches go out with a sequence number, a few in flight at a time; a batch
 leaves the spool only when its ack arrives (the aggregator acks after the
-commit). After any failure the uploader backs off (exponential, full
-jitter, so a city of probes does not reconnect in step after an outage)
-and re-sends everything not yet acked: the store's primary key absorbs
-what had in fact arrived.
+commit). After a failure the daemon tries again later (agent/daemon.py:
+exponential backoff with full jitter) and everything not yet acked is sent
+again: the store's primary key absorbs what had in fact arrived.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
@@ -28,22 +24,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Backoff:
-    """Delays between reconnects: min(cap, base * 2^attempt), fully jittered."""
-
-    base_s: float = 1.0
-    cap_s: float = 300.0
-
-    def delay_s(self, attempt: int, rng: random.Random) -> float:
-        return rng.uniform(0.0, min(self.cap_s, self.base_s * 2 ** min(attempt, 30)))
-
-
-@dataclass(frozen=True)
 class UploadSettings:
     batch_size: int = 500
     window: int = 4  # batches in flight before waiting for an ack
-    idle_poll_s: float = 30.0  # how often an idle stream looks at the spool
-    backoff: Backoff = field(default_factory=Backoff)
 
 
 @dataclass
@@ -59,7 +42,8 @@ class UploadError(Exception):
 
 
 class Uploader:
-    """Delivers the spool; `drain` for one-shot use, `run` for the daemon."""
+    """Delivers the spool (`drain`); the daemon runs it in an upload worker
+    and paces the retries (agent/daemon.py)."""
 
     def __init__(
         self,
@@ -68,15 +52,12 @@ class Uploader:
         credentials: grpc.ChannelCredentials,
         settings: UploadSettings,
         channel_options: tuple[tuple[str, str | int], ...] = (),
-        rng: random.Random | None = None,
     ) -> None:
         self._spool = spool
         self._target = target
         self._credentials = credentials
         self._settings = settings
         self._channel_options = channel_options
-        self._rng = rng or random.Random()
-        self.wake = asyncio.Event()  # set by the scheduler when a result is spooled
         # Halved when the aggregator refuses a whole batch (too large, or one
         # result it cannot read), grown back after acks.
         self._batch_size = settings.batch_size
@@ -87,29 +68,13 @@ class Uploader:
         report = UploadReport()
         while True:
             try:
-                await self._session(report, stop_when_empty=True)
+                await self._session(report)
                 return report
             except (grpc.aio.AioRpcError, ConnectionError) as err:
                 if self._isolate_refused_batch(err, report):
                     continue
                 self._note_failure(err)
                 raise UploadError(_describe(err)) from err
-
-    async def run(self) -> None:
-        """Deliver for ever, reconnecting with backoff; cancel to stop."""
-        attempt = 0
-        while True:
-            report = UploadReport()
-            try:
-                await self._session(report, stop_when_empty=False)
-            except (grpc.aio.AioRpcError, ConnectionError) as err:
-                if self._isolate_refused_batch(err, report):
-                    continue
-                self._note_failure(err)
-                attempt = 0 if report.batches_acked else attempt + 1
-                delay = self._settings.backoff.delay_s(attempt, self._rng)
-                log.warning("upload failed (%s); retrying in %.1f s", _describe(err), delay)
-                await asyncio.sleep(delay)
 
     def _isolate_refused_batch(self, err: BaseException, report: UploadReport) -> bool:
         """After the aggregator refused a whole batch (RESOURCE_EXHAUSTED,
@@ -144,7 +109,7 @@ class Uploader:
     def _note_failure(self, err: BaseException) -> None:
         self._spool.set_state("last_upload_error", f"{_now()} {_describe(err)}")
 
-    async def _session(self, report: UploadReport, stop_when_empty: bool) -> None:
+    async def _session(self, report: UploadReport) -> None:
         async with grpc.aio.secure_channel(
             self._target, self._credentials, options=self._channel_options
         ) as channel:
@@ -171,18 +136,13 @@ class Uploader:
                     in_flight.append((sequence, rows))
                     last_spooled_seq = rows[-1].seq
                 if not in_flight:
-                    if stop_when_empty:
-                        await call.done_writing()
-                        code = await call.code()
-                        if code != grpc.StatusCode.OK:
-                            raise ConnectionError(
-                                f"stream ended with {code.name}: {await call.details()}"
-                            )
-                        return
-                    self.wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wake.wait(), self._settings.idle_poll_s)
-                    continue
+                    await call.done_writing()
+                    code = await call.code()
+                    if code != grpc.StatusCode.OK:
+                        raise ConnectionError(
+                            f"stream ended with {code.name}: {await call.details()}"
+                        )
+                    return
                 ack = await call.read()
                 if ack is grpc.aio.EOF:  # type: ignore[attr-defined]
                     code = await call.code()

@@ -1,0 +1,385 @@
+"""`wardprobe-agent run`: the scheduler that stays resident on the probe box.
+
+A probe box is idle almost all the time: between tests it only waits. So
+the resident process is kept small: it imports the standard library and
+nothing else (no gRPC, no pydantic, no measurement code), and runs every
+job in a worker process of its own (agent/worker.py) that exits when the
+job is done, as RIPE Atlas' probes run each measurement as a child of the
+scheduler. Jobs never overlap: a throughput test would disturb a latency
+test on the same line, and an upload would disturb both.
+
+- At start, a `plan` worker fetches the config (or reads its cache) and
+  prints the schedule; an agent that cannot start (not enrolled, no
+  schedule) exits with an error here, as before.
+- Each test runs at its interval plus random jitter; a throughput test
+  first waits for the probe's slot at the shared server; a test deferred
+  by a busy line is tried again after `retry_after_s`.
+- After each test an `upload` worker delivers the spool. When it fails the
+  next attempt waits an exponential, fully jittered backoff (agent/backoff.py).
+- A worker that crashes or overruns its time is logged and the schedule
+  goes on; results the disk could not take come back here and are handed
+  to the next test's worker (see agent/worker.py).
+- SIGTERM or SIGINT: the running worker is asked to stop, then the daemon
+  exits 0. Everything measured is in the spool (SQLite, committed per result).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import json
+import logging
+import os
+import random
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.backoff import Backoff
+from wardprobe.slots import seconds_until_slot
+
+log = logging.getLogger("agent.daemon")
+
+# Longest an upload worker may run (a day's backlog takes seconds).
+UPLOAD_TIMEOUT_S = 600.0
+# Time a worker gets to stop after SIGTERM before it is killed.
+STOP_GRACE_S = 10.0
+# Beyond its tests' own timeouts, what a measure worker may spend starting
+# and observing the modem before and after.
+MEASURE_MARGIN_S = 120.0
+MAX_HELD_RESULTS = 1000  # as agent.runtime.MAX_HELD_IN_MEMORY
+# How often the plan is made again: the aggregator moves a probe's test slot
+# as probes join, and may change the schedule.
+PLAN_REFRESH_S = 3600.0
+
+
+@dataclass(frozen=True)
+class PlannedTest:
+    """One entry of the schedule."""
+
+    measurement: str
+    interval_s: float
+    jitter_s: float
+    network_kind: str  # "fixed" | "mobile"
+    needs_slot: bool  # a throughput test: waits for the probe's slot at the server
+
+
+@dataclass(frozen=True)
+class PlannedLine:
+    """Per line (fixed, mobile): its tests' time limit and the server slot."""
+
+    timeout_s: float
+    slot_period_s: int
+    slot_offset_s: int
+    slot_length_s: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the daemon schedules: made by the `plan` worker from the effective
+    config, passed as one JSON object (`to_json` / `from_json`)."""
+
+    probe_id: str
+    ward_code: int
+    source: str  # where the config came from: aggregator, cache, agent.toml
+    schedule: tuple[PlannedTest, ...]
+    lines: dict[str, PlannedLine]
+    deferred_retry_after_s: float
+    upload_backoff: Backoff
+
+    def to_json(self) -> str:
+        """One line of JSON."""
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> Plan:
+        """The plan from the worker's JSON object (TypeError/KeyError if it is not one)."""
+        return cls(
+            probe_id=str(document["probe_id"]),
+            ward_code=int(document["ward_code"]),
+            source=str(document["source"]),
+            schedule=tuple(PlannedTest(**entry) for entry in document["schedule"]),
+            lines={kind: PlannedLine(**line) for kind, line in document["lines"].items()},
+            deferred_retry_after_s=float(document["deferred_retry_after_s"]),
+            upload_backoff=Backoff(**document["upload_backoff"]),
+        )
+
+
+@dataclass(frozen=True)
+class WorkerOutcome:
+    """How a worker ended: exit code (None: killed by us) and its JSON lines."""
+
+    returncode: int | None
+    lines: list[dict[str, Any]]
+
+
+class Daemon:
+    """The resident scheduler. `worker_argv` starts agent/worker.py."""
+
+    def __init__(self, worker_argv: list[str], rng: random.Random | None = None) -> None:
+        self._worker_argv = worker_argv
+        self._rng = rng or random.Random()
+        self._stopping = False
+        self._selector = selectors.DefaultSelector()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._selector.register(self._wake_read, selectors.EVENT_READ)
+        self._held: collections.deque[str] = collections.deque(maxlen=MAX_HELD_RESULTS)
+        self._upload_attempt = 0
+        self._upload_not_before = 0.0
+        self._upload_wanted = True  # deliver what an earlier run left in the spool
+
+    # --- signals and waiting ----------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: object) -> None:
+            log.info("%s: stopping", signal.Signals(signum).name)
+            self._stopping = True
+
+        signal.set_wakeup_fd(self._wake_write, warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while os.read(self._wake_read, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait `seconds`, or less if a signal asks us to stop."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._selector.select(left)
+            self._drain_wakeups()
+
+    # --- workers ---------------------------------------------------------
+
+    def _run_worker(self, job: list[str], timeout_s: float, stdin_text: str = "") -> WorkerOutcome:
+        """Run one worker to its end (or to our stop, or to its timeout),
+        collecting the JSON lines it prints."""
+        process = subprocess.Popen(
+            [*self._worker_argv, *job],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            process.stdin.write(stdin_text.encode())
+            process.stdin.close()
+        except BrokenPipeError:
+            pass  # it died before reading: its exit code says why
+        stdout = process.stdout
+        os.set_blocking(stdout.fileno(), False)
+        self._selector.register(stdout, selectors.EVENT_READ)
+        output = bytearray()
+        deadline = time.monotonic() + timeout_s
+        returncode: int | None = None
+        try:
+            while True:
+                if self._stopping:
+                    _stop_process(process, STOP_GRACE_S)
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.error("worker %s overran %.0f s: killed", " ".join(job), timeout_s)
+                    _stop_process(process, STOP_GRACE_S)
+                    break
+                ready = self._selector.select(min(left, 1.0))
+                self._drain_wakeups()
+                eof = False
+                if any(key.fileobj is stdout for key, _ in ready):
+                    chunk = stdout.read()
+                    eof = chunk == b""
+                    output += chunk or b""
+                if process.poll() is not None and (eof or not ready):
+                    # Exited; a grandchild may still hold the pipe open, so
+                    # take what is there and do not wait for its EOF.
+                    output += stdout.read() or b""
+                    returncode = process.returncode
+                    break
+        finally:
+            self._selector.unregister(stdout)
+            stdout.close()
+        lines = []
+        for raw in output.decode(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except json.JSONDecodeError:
+                log.warning("worker %s printed a line that is not JSON: %r", job[0], raw[:200])
+        return WorkerOutcome(returncode, lines)
+
+    def plan(self) -> Plan | None:
+        """The schedule from a `plan` worker; None if it could not make one."""
+        outcome = self._run_worker(["plan"], timeout_s=MEASURE_MARGIN_S)
+        if outcome.returncode != 0 or not outcome.lines:
+            return None
+        return Plan.from_json(outcome.lines[-1])
+
+    def measure(self, test: PlannedTest, timeout_s: float) -> dict[str, Any] | None:
+        """Run one test in a worker; its summary line, or None if it crashed."""
+        job = ["measure", "--held-on-stdin", test.measurement, test.network_kind]
+        held_text = "".join(line + "\n" for line in self._held)
+        self._held.clear()
+        outcome = self._run_worker(job, timeout_s, held_text)
+        summary = None
+        for line in outcome.lines:
+            if "held" in line:
+                self._held.append(json.dumps(line["held"]))
+            else:
+                summary = line
+        if outcome.returncode != 0 or summary is None:
+            if not self._stopping:
+                log.error("%s worker failed (exit %s)", test.measurement, outcome.returncode)
+            return None
+        self._upload_wanted = True
+        return summary
+
+    def upload(self, backoff: Backoff) -> None:
+        """Deliver the spool in a worker; after a failure, back off."""
+        self._upload_wanted = False
+        outcome = self._run_worker(["upload"], UPLOAD_TIMEOUT_S)
+        if outcome.returncode == 0:
+            self._upload_attempt = 0
+            return
+        if self._stopping:
+            return
+        delay_s = backoff.delay_s(self._upload_attempt, self._rng)
+        self._upload_attempt += 1
+        self._upload_wanted = True
+        self._upload_not_before = time.monotonic() + delay_s
+        log.warning("upload failed (exit %s); next attempt in %.1f s", outcome.returncode, delay_s)
+
+    # --- the schedule ----------------------------------------------------
+
+    def _replan(
+        self, plan: Plan, due: list[float], now: float
+    ) -> tuple[Plan, tuple[PlannedTest, ...], list[float]]:
+        """A fresh plan; tests it keeps keep their due times. The old plan
+        stays if the new one cannot be made or is empty."""
+        fresh = self.plan()
+        if fresh is None or not fresh.schedule:
+            return plan, plan.schedule, due
+        was_due = {
+            (t.measurement, t.network_kind): at for t, at in zip(plan.schedule, due, strict=True)
+        }
+        fresh_due = [
+            was_due.get((t.measurement, t.network_kind), now + self._rng.uniform(0, t.jitter_s))
+            for t in fresh.schedule
+        ]
+        return fresh, fresh.schedule, fresh_due
+
+    def run(self) -> int:
+        """Schedule tests and uploads until SIGTERM; the process's exit code."""
+        self._install_signal_handlers()
+        plan = self.plan()
+        if self._stopping:
+            return 0
+        if plan is None:
+            log.error("the agent could not start (the worker's error is above)")
+            return 1
+        schedule = plan.schedule
+        if not schedule:
+            log.error("nothing to measure: the schedule is empty for the enabled lines")
+            return 1
+        log.info(
+            "probe %s (ward %s): %d tests, config from %s",
+            plan.probe_id,
+            plan.ward_code,
+            len(schedule),
+            plan.source,
+        )
+        now = time.monotonic()
+        due = [now + self._rng.uniform(0, max(t.jitter_s, 1)) for t in schedule]
+        replan_at = now + PLAN_REFRESH_S
+        while not self._stopping:
+            now = time.monotonic()
+            if now >= replan_at:
+                replan_at = now + PLAN_REFRESH_S
+                plan, schedule, due = self._replan(plan, due, now)
+            index = min(range(len(schedule)), key=due.__getitem__)
+            if self._upload_wanted and self._upload_not_before <= min(now, due[index]):
+                self.upload(plan.upload_backoff)
+                continue
+            if due[index] > now:
+                wake_at = min(due[index], replan_at)
+                if self._upload_wanted:
+                    wake_at = min(wake_at, self._upload_not_before)
+                self._sleep(wake_at - now)
+                continue
+            test = schedule[index]
+            line = plan.lines[test.network_kind]
+            wait_s = test.interval_s + self._rng.uniform(0, test.jitter_s)
+            if test.needs_slot:
+                self._sleep(
+                    seconds_until_slot(
+                        time.time(),
+                        line.slot_period_s,
+                        line.slot_offset_s,
+                        line.slot_length_s,
+                    )
+                )
+                if self._stopping:
+                    break
+            summary = self.measure(test, line.timeout_s + MEASURE_MARGIN_S)
+            if summary is not None and summary.get("deferred"):
+                wait_s = min(wait_s, plan.deferred_retry_after_s)  # a busy line: try again soon
+            due[index] = time.monotonic() + wait_s
+        if self._held:
+            log.error("%d results could not be written to the spool (disk full)", len(self._held))
+        log.info("stopped")
+        return 0
+
+
+def _stop_process(process: subprocess.Popen[bytes], grace_s: float) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def module_argv(
+    module: str, config: Path | None, state_dir: Path | None, verbose: bool
+) -> list[str]:
+    """`python -m <module>` (agent.daemon, agent.worker) with the agent's options."""
+    argv = [sys.executable, "-m", module]
+    if config is not None:
+        argv += ["--config", str(config)]
+    if state_dir is not None:
+        argv += ["--state-dir", str(state_dir)]
+    if verbose:
+        argv.append("--verbose")
+    return argv
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m agent.daemon`: what `wardprobe-agent run` becomes (exec)."""
+    parser = argparse.ArgumentParser(prog="python -m agent.daemon", description=__doc__)
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--state-dir", type=Path)
+    parser.add_argument("--verbose", "-v", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return Daemon(module_argv("agent.worker", args.config, args.state_dir, args.verbose)).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
