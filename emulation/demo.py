@@ -38,16 +38,17 @@ class DemoProbe:
     ward_code: int
     site_class: str
     profile: str
+    isp: str | None = None  # the fixed line's ISP (mobile boxes: their modem's operator)
 
 
 # Six boxes in three real wards of Cần Thơ (GSO codes from vietnam-provinces).
 DEMO_PROBES = (
-    DemoProbe("ninhkieu-home", 31135, "household", "fibre_1g"),
+    DemoProbe("ninhkieu-home", 31135, "household", "fibre_1g", "VNPT"),
     DemoProbe("ninhkieu-lte", 31135, "household", "lte"),
-    DemoProbe("caikhe-school", 31120, "school", "fibre_300"),
+    DemoProbe("caikhe-school", 31120, "school", "fibre_300", "Viettel"),
     DemoProbe("caikhe-5g", 31120, "household", "nr5g"),
-    DemoProbe("tanan-office", 31147, "ward_office", "ipv4_only"),
-    DemoProbe("tanan-home", 31147, "household", "fibre_300"),
+    DemoProbe("tanan-office", 31147, "ward_office", "ipv4_only", "FPT Telecom"),
+    DemoProbe("tanan-home", 31147, "household", "fibre_300", "VNPT"),
 )
 
 # The mobile boxes' emulated USB modems: an LTE-only EC25 on Viettel (probe-
@@ -127,6 +128,7 @@ def _run(console: Console, deployment: Deployment, cycles: int) -> int:
             profile,
             modem=DEMO_MODEMS.get(probe.name),
             mobile=PROFILES[probe.profile].network_kind == NetworkKind.MOBILE,
+            isp=probe.isp,
         )
         line = (
             f"{profile.down_mbps:g}/{profile.up_mbps:g} Mb/s {profile.network_kind}"

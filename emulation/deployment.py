@@ -347,7 +347,7 @@ network_kind = "mobile"
 
     # --- probes --------------------------------------------------------
 
-    def create_token(self, ward_code: int, site_class: str) -> str:
+    def create_token(self, ward_code: int, site_class: str, isp: str | None = None) -> str:
         """`wardprobe-aggregator token create`; the token text."""
         out = self.run(
             None,
@@ -365,6 +365,7 @@ network_kind = "mobile"
                 site_class,
                 "--ttl",
                 "1h",
+                *(["--isp", isp] if isp else []),
             ],
         )
         match = re.search(r"^token:\s+(\S+)", out, re.MULTILINE)
@@ -381,12 +382,14 @@ network_kind = "mobile"
         agent_toml_extra: str = "",
         modem: ModemSpec | None = None,
         mobile: bool | None = None,
+        isp: str | None = None,
     ) -> ProbeBox:
         """A probe box on its own access line (with a city), enrolled in `ward_code`.
         `agent_toml_extra` is appended to its agent.toml (e.g. an [upload] table).
         `modem` gives the box an emulated modem on a pty, named in its [modem]
         table. `mobile` overrides the line kind the profile implies (None: the
-        profile's; a box on loopback has no profile)."""
+        profile's; a box on loopback has no profile). `isp`: the fixed line's ISP,
+        recorded with the token."""
         host: ProbeHost | None = None
         if self.city is not None:
             if profile is None:
@@ -397,7 +400,7 @@ network_kind = "mobile"
         if state_dir.exists():
             shutil.rmtree(state_dir)
         state_dir.mkdir(parents=True)
-        token = self.create_token(ward_code, site_class)
+        token = self.create_token(ward_code, site_class, isp)
         self.run(
             netns,
             [
