@@ -25,9 +25,12 @@ says which backend produced it (`method.tool` = "speedtest-cli").
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import warnings
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -182,6 +185,23 @@ def run(params: SpeedtestParams) -> ThroughputResult:
     timer.daemon = True
     timer.start()
     try:
+        with _connections_on_device(speedtest_cli, params.interface):
+            return _transfer(speedtest_cli, params, method, source, stop, measured_at, extra)
+    finally:
+        timer.cancel()
+
+
+def _transfer(
+    speedtest_cli: Any,
+    params: SpeedtestParams,
+    method: Method,
+    source: str,
+    stop: threading.Event,
+    measured_at: datetime,
+    extra: dict[str, Any],
+) -> ThroughputResult:
+    """The transfer itself, and its result."""
+    try:
         tester = _configured_speedtest(speedtest_cli)(
             params.config_url, source_address=source or None, timeout=10, shutdown_event=stop
         )
@@ -209,8 +229,6 @@ def run(params: SpeedtestParams) -> ThroughputResult:
             direction=params.direction,
             **extra,
         )
-    finally:
-        timer.cancel()
     timed_out = stop.is_set()
     local = source or netif.local_address_towards(method.server, method.server_port or 80)
     interface = params.interface or netif.interface_of_address(local)
@@ -245,6 +263,62 @@ def run(params: SpeedtestParams) -> ThroughputResult:
     if not verdict.valid:
         return replace(result, status=Status.FAILED, status_reason=verdict.reason)
     return result
+
+
+class _SocketsOnDevice:
+    """speedtest-cli's `socket` module, seen through this: every connection it
+    opens is bound to `interface` (SO_BINDTODEVICE) before it connects, so the
+    test leaves through that line whatever the routing table says. Binding the
+    source address alone does not: the kernel would still route by the default
+    route and only the replies would come back on the wanted line."""
+
+    def __init__(self, interface: str) -> None:
+        self._interface = interface
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(socket, name)
+
+    def create_connection(
+        self,
+        address: tuple[str, int],
+        timeout: float | None = None,
+        source_address: tuple[str, int] | None = None,
+    ) -> socket.socket:
+        """socket.create_connection, bound to the interface."""
+        host, port = address
+        error: OSError = OSError(f"no address for {host}")
+        for family, kind, proto, _name, sockaddr in socket.getaddrinfo(
+            host, port, 0, socket.SOCK_STREAM
+        ):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self._interface.encode())
+                sock.settimeout(timeout)
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as err:
+                sock.close()
+                error = err
+        raise error
+
+
+@contextlib.contextmanager
+def _connections_on_device(module: Any, interface: str) -> Iterator[None]:
+    """While it lasts, speedtest-cli's connections leave through `interface`
+    ("": routing decides). speedtest-cli opens them with its module's `socket.create_connection` and
+    has no option for a device, so its `socket` name is swapped for the test
+    (tests run one at a time in the agent; nothing else uses that module)."""
+    if not interface:
+        yield
+        return
+    original = module.socket
+    module.socket = _SocketsOnDevice(interface)
+    try:
+        yield
+    finally:
+        module.socket = original
 
 
 def _configured_speedtest(module: Any) -> Any:

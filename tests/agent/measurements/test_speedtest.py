@@ -200,3 +200,36 @@ def test_on_a_50_mbps_line_speedtest_cli_reads_the_line() -> None:
     assert 8 < up["mbps"] <= 22
     assert down["interface"] == "up0" and down["local_address"] == lines.probe_address(0)
     assert down["method"]["tool"] == "speedtest-cli"
+
+
+@pytest.mark.skipif(bool(_NETNS_REASON), reason=_NETNS_REASON or "-")
+def test_speedtest_cli_bound_to_the_modem_leaves_through_it_whatever_the_default_route() -> None:
+    """Fixed line up0 (default route, 40 Mb/s up), modem up1 (8 Mb/s up). The
+    upload is the direction that shows it: bound by source address alone it
+    would leave through up0, the default route, and read far above 8."""
+    with probe_and_server([Uplink(up_mbps=40), Uplink(up_mbps=8)]) as lines:
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", lines.server, sys.executable, "-c", _MINI_IN_NAMESPACE,
+             SERVER_ADDRESS],
+            stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        )  # fmt: skip
+        try:
+            assert server.stdout is not None and server.stdout.readline().strip() == "listening"
+            code = (
+                "import dataclasses, json\n"
+                "from agent.measurements.speedtest import SpeedtestParams, mini_urls, run\n"
+                "from agent.measurements.throughput import Direction\n"
+                f"c, s = mini_urls({SERVER_ADDRESS!r}, 8080)\n"
+                "out = [dataclasses.asdict(run(SpeedtestParams(config_url=c, server_url=s, "
+                "direction=Direction.UPLOAD, timeout_s=30, interface=i))) for i in ('', 'up1')]\n"
+                "print(json.dumps(out, default=str))\n"
+            )
+            unbound, modem = python_in_namespace(lines.probe, code, timeout_s=90)
+        finally:
+            server.kill()
+            server.wait()
+    assert unbound["status"] == modem["status"] == "ok", (unbound, modem)
+    assert modem["interface"] == "up1" and modem["local_address"] == lines.probe_address(1)
+    assert unbound["interface"] == "up0"
+    assert 3 < modem["mbps"] <= 9 < 20 < unbound["mbps"]
