@@ -137,6 +137,9 @@ BODY_COLUMNS: dict[str, tuple[str, ...]] = {
         "nr_band",
         "nr_rsrp_dbm",
         "nr_sinr_db",
+        "pci",
+        "nr_channel",
+        "nr_pci",
     ),
 }
 # Where each column sits in the message, for the field path of a rejection.
@@ -246,6 +249,9 @@ def _read_cellular(body: results_pb2.CellularObservation) -> Row:
         (body.nr_band if body.HasField("nr_band") else None),
         (body.nr_rsrp_dbm if body.HasField("nr_rsrp_dbm") else None),
         (body.nr_sinr_db if body.HasField("nr_sinr_db") else None),
+        (body.pci if body.HasField("pci") else None),
+        (body.nr_channel if body.HasField("nr_channel") else None),
+        (body.nr_pci if body.HasField("nr_pci") else None),
     )
 
 

@@ -106,6 +106,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "nr_band": (0, 1024), "channel": (0, 3_279_165), "rsrp_dbm": (-160.0, -30.0),
     "nr_rsrp_dbm": (-160.0, -30.0), "rsrq_db": (-45.0, 20.0), "sinr_db": (-30.0, 50.0),
     "nr_sinr_db": (-30.0, 50.0), "packets_sent": (0, 2**31 - 1),
+    # Physical cell ids: LTE 0-503, NR 0-1007 (TS 36.211 / 38.211).
+    "pci": (0, 1007), "nr_pci": (0, 1007), "nr_channel": (0, 3_279_165),
     "packets_received": (0, 2**31 - 1),
     # MTU: the loopback interface has 65536.
     "link_speed_mbps": (0.0, 1_000_000.0), "mtu": (68, 65536), "cpu_load_pct": (0.0, 100.0),

@@ -164,7 +164,10 @@ create table if not exists cellular (
     nr_band             integer,
     nr_rsrp_dbm         double,
     nr_sinr_db          double,
-    synthetic           boolean not null default false
+    synthetic           boolean not null default false,
+    pci                 integer,          -- physical cell id of the serving cell
+    nr_channel          integer,          -- NSA: the 5G leg's NR-ARFCN
+    nr_pci              integer           -- NSA: the 5G leg's physical cell id
 );
 
 -- Baselines of the indicators from outside the store (e.g. 2024 figures of

@@ -319,10 +319,14 @@ def _cellular(
             case when on_nr then 'nr5g_nsa' else 'lte' end as access_tech,
             mcc_mnc, operator_name,
             case when on_nr then 78 else 3 end as band,
-            -- a cell from the ward's pool for the technology (hex identity)
-            printf('%x', ward_code * 1000
-                + case when on_nr then (hash(i, 7) % nr_cells)::int
-                       else 500 + (hash(i, 7) % lte_cells)::int end) as cell_id,
+            -- an LTE cell from the ward's pool (hex identity): the serving cell,
+            -- or an NSA connection's anchor
+            printf('%x', ward_code * 1000 + 500 + (hash(i, 7) % lte_cells)::int) as cell_id,
+            -- an NSA connection's 5G leg: a cell of the ward's NR pool, known
+            -- by its NR-ARFCN and physical cell id (NSA reports no NR cell id)
+            case when on_nr then 650016 end as nr_channel,
+            case when on_nr then (ward_code % 10) * 100 + (hash(i, 11) % nr_cells)::int
+                end as nr_pci,
             -95.0 as rsrp_dbm, 'home' as registration_state, 'synthetic modem' as modem_model,
             modem_5g as modem_5g_capable, 'modemmanager' as backend
         from c

@@ -351,6 +351,7 @@ def parse_qeng_servingcell(lines: list[str], model: str) -> RadioObservation:
                 access_tech=AccessTech.LTE,
                 mcc_mnc=normalise_mcc_mnc(f[1], f[2]),
                 cell_id=_hex(f[3]),
+                pci=_int(f[4]),
                 channel=_int(f[5]),
                 band=_int(f[6]),
                 tac=_hex(f[9]),
@@ -363,8 +364,10 @@ def parse_qeng_servingcell(lines: list[str], model: str) -> RadioObservation:
                 raise ValueError(f"NR5G-NSA servingcell line with {len(f)} fields")
             obs = obs.with_(
                 access_tech=AccessTech.NR5G_NSA,
+                nr_pci=_int(f[2]),
                 nr_rsrp_dbm=_float(f[3]),
                 nr_sinr_db=_nr_sinr_db(_float(f[4])),
+                nr_channel=_int(f[6]) if len(f) > 6 else None,
                 nr_band=_int(f[7]) if len(f) > 7 else None,
             )
         elif rat == "NR5G-SA":
@@ -374,6 +377,7 @@ def parse_qeng_servingcell(lines: list[str], model: str) -> RadioObservation:
                 access_tech=AccessTech.NR5G_SA,
                 mcc_mnc=normalise_mcc_mnc(f[1], f[2]),
                 cell_id=_hex(f[3]),
+                pci=_int(f[4]),
                 tac=_hex(f[5]),
                 channel=_int(f[6]),
                 band=_int(f[7]),

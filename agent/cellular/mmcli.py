@@ -292,8 +292,8 @@ def apply_cell_info(obs: RadioObservation, document: Mapping[str, Any]) -> Radio
     """The serving cell's band and channel (and what --signal-get and
     --location-get left unknown), placed as the AT backend places +QENG's:
     LTE and NSA take the LTE anchor's band, channel, cell id and TAC, and an
-    NSA connection's NR leg gives nr_band (and the NR figures when
-    --signal-get had none); SA takes the NR cell's."""
+    NSA connection's NR leg gives nr_band, nr_channel and nr_pci (and the NR
+    figures when --signal-get had none); SA takes the NR cell's."""
     cells = parse_cell_info(document)
     tech = obs.access_tech
     if tech in (AccessTech.LTE, AccessTech.NR5G_NSA):
@@ -302,6 +302,7 @@ def apply_cell_info(obs: RadioObservation, document: Mapping[str, Any]) -> Radio
             obs = obs.with_(
                 band=lte_band(lte.channel),
                 channel=lte.channel,
+                pci=lte.pci,
                 cell_id=_or(obs.cell_id, lte.cell_id),
                 tac=_or(obs.tac, lte.tac),
                 rsrp_dbm=_or(obs.rsrp_dbm, lte.rsrp_dbm),
@@ -312,6 +313,8 @@ def apply_cell_info(obs: RadioObservation, document: Mapping[str, Any]) -> Radio
             if leg is not None:
                 obs = obs.with_(
                     nr_band=nr_band(leg.channel),
+                    nr_channel=leg.channel,
+                    nr_pci=leg.pci,
                     nr_rsrp_dbm=_or(obs.nr_rsrp_dbm, leg.rsrp_dbm),
                     nr_sinr_db=_or(obs.nr_sinr_db, leg.sinr_db),
                 )
@@ -321,6 +324,7 @@ def apply_cell_info(obs: RadioObservation, document: Mapping[str, Any]) -> Radio
             obs = obs.with_(
                 band=nr_band(nr.channel),
                 channel=nr.channel,
+                pci=nr.pci,
                 cell_id=_or(obs.cell_id, nr.cell_id),
                 tac=_or(obs.tac, nr.tac),
                 rsrp_dbm=_or(obs.rsrp_dbm, nr.rsrp_dbm),

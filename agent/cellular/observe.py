@@ -78,6 +78,9 @@ class RadioFigures:
     nr_band: int | None = None
     nr_rsrp_dbm: float | None = None
     nr_sinr_db: float | None = None
+    pci: int | None = None  # physical cell id of the serving cell
+    nr_channel: int | None = None  # NSA: the 5G leg's NR-ARFCN
+    nr_pci: int | None = None  # NSA: the 5G leg's physical cell id
 
 
 @dataclass(frozen=True, kw_only=True)

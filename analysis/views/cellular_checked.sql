@@ -60,6 +60,15 @@ select
     c.access_tech in ('nr5g_nsa', 'nr5g_sa') as on_nr,
     c.operator_name,
     c.cell_id,
+    -- the NR cell it was on, for the cell proxy: an SA cell's id; an NSA
+    -- connection's 5G leg by its NR-ARFCN and physical cell id where the
+    -- modem gave them (NSA reports no NR cell id), else its LTE anchor's id
+    case
+        when c.access_tech = 'nr5g_sa' then c.cell_id
+        when c.access_tech = 'nr5g_nsa' and c.nr_pci is not null
+            then 'nr-arfcn ' || coalesce(c.nr_channel::varchar, '?') || ' pci ' || c.nr_pci
+        when c.access_tech = 'nr5g_nsa' then c.cell_id
+    end as nr_cell_key,
     c.modem_5g_capable,
     -- seconds this observation stands for (NULL when it does not count)
     case when c.excluded_because is null

@@ -550,12 +550,18 @@ def test_cell_proxy_is_labelled_and_counts_distinct_cells(
 ) -> None:
     c = _raw(
         con,
-        "select ward_code, access_tech, cell_id, status, clock_sync from cellular "
-        f"where {_in(Y2026)}",
+        "select ward_code, access_tech, cell_id, nr_channel, nr_pci, status, clock_sync "
+        f"from cellular where {_in(Y2026)}",
     )
     ok = (c["status"] == "ok") & (c["clock_sync"] == "synchronised")
-    nr = len(set(c["cell_id"][ok & np.isin(c["access_tech"], ["nr5g_nsa", "nr5g_sa"])]))
+    # An SA cell by its id; an NSA 5G leg by its NR-ARFCN and PCI (the
+    # generator gives every NSA observation a leg): a cell of its own, not its anchor.
+    nsa = ok & (c["access_tech"] == "nr5g_nsa")
+    sa = ok & (c["access_tech"] == "nr5g_sa")
+    nr_legs = set(zip(c["nr_channel"][nsa].tolist(), c["nr_pci"][nsa].tolist(), strict=True))
+    nr = len(nr_legs) + len(set(c["cell_id"][sa]))
     lte = len(set(c["cell_id"][ok & np.isin(c["access_tech"], ["lte", "nr5g_nsa"])]))
+    assert nsa.sum() > 0 and len(nr_legs) > 1
     fig = _figure(report, "nr_lte_cell_ratio", "city")
     assert fig.value == pytest.approx(nr / lte)
     assert "PROXY" in fig.note and "not base stations" in fig.note

@@ -216,7 +216,7 @@ class Ipv6Result(_message.Message):
     def __init__(self, has_global_address: _Optional[bool] = ..., has_default_route: _Optional[bool] = ..., aaaa_resolves: _Optional[bool] = ..., ipv6_only_tcp_ok: _Optional[bool] = ..., ipv6_only_connect_ms: _Optional[float] = ..., large_packet_ok: _Optional[bool] = ..., dual_stack_family: _Optional[_Union[IpFamily, str]] = ..., ipv6_capable: _Optional[bool] = ..., ipv6_preferred: _Optional[bool] = ..., global_prefix: _Optional[str] = ...) -> None: ...
 
 class CellularObservation(_message.Message):
-    __slots__ = ("access_tech", "mcc_mnc", "operator_name", "band", "channel", "cell_id", "tac", "rsrp_dbm", "rsrq_db", "sinr_db", "registration_state", "modem_model", "modem_5g_capable", "backend", "nr_band", "nr_rsrp_dbm", "nr_sinr_db")
+    __slots__ = ("access_tech", "mcc_mnc", "operator_name", "band", "channel", "cell_id", "tac", "rsrp_dbm", "rsrq_db", "sinr_db", "registration_state", "modem_model", "modem_5g_capable", "backend", "nr_band", "nr_rsrp_dbm", "nr_sinr_db", "pci", "nr_channel", "nr_pci")
     ACCESS_TECH_FIELD_NUMBER: _ClassVar[int]
     MCC_MNC_FIELD_NUMBER: _ClassVar[int]
     OPERATOR_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -234,6 +234,9 @@ class CellularObservation(_message.Message):
     NR_BAND_FIELD_NUMBER: _ClassVar[int]
     NR_RSRP_DBM_FIELD_NUMBER: _ClassVar[int]
     NR_SINR_DB_FIELD_NUMBER: _ClassVar[int]
+    PCI_FIELD_NUMBER: _ClassVar[int]
+    NR_CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    NR_PCI_FIELD_NUMBER: _ClassVar[int]
     access_tech: AccessTech
     mcc_mnc: str
     operator_name: str
@@ -251,7 +254,10 @@ class CellularObservation(_message.Message):
     nr_band: int
     nr_rsrp_dbm: float
     nr_sinr_db: float
-    def __init__(self, access_tech: _Optional[_Union[AccessTech, str]] = ..., mcc_mnc: _Optional[str] = ..., operator_name: _Optional[str] = ..., band: _Optional[int] = ..., channel: _Optional[int] = ..., cell_id: _Optional[str] = ..., tac: _Optional[str] = ..., rsrp_dbm: _Optional[float] = ..., rsrq_db: _Optional[float] = ..., sinr_db: _Optional[float] = ..., registration_state: _Optional[str] = ..., modem_model: _Optional[str] = ..., modem_5g_capable: _Optional[bool] = ..., backend: _Optional[str] = ..., nr_band: _Optional[int] = ..., nr_rsrp_dbm: _Optional[float] = ..., nr_sinr_db: _Optional[float] = ...) -> None: ...
+    pci: int
+    nr_channel: int
+    nr_pci: int
+    def __init__(self, access_tech: _Optional[_Union[AccessTech, str]] = ..., mcc_mnc: _Optional[str] = ..., operator_name: _Optional[str] = ..., band: _Optional[int] = ..., channel: _Optional[int] = ..., cell_id: _Optional[str] = ..., tac: _Optional[str] = ..., rsrp_dbm: _Optional[float] = ..., rsrq_db: _Optional[float] = ..., sinr_db: _Optional[float] = ..., registration_state: _Optional[str] = ..., modem_model: _Optional[str] = ..., modem_5g_capable: _Optional[bool] = ..., backend: _Optional[str] = ..., nr_band: _Optional[int] = ..., nr_rsrp_dbm: _Optional[float] = ..., nr_sinr_db: _Optional[float] = ..., pci: _Optional[int] = ..., nr_channel: _Optional[int] = ..., nr_pci: _Optional[int] = ...) -> None: ...
 
 class Result(_message.Message):
     __slots__ = ("envelope", "throughput", "latency", "ipv6", "cellular")

@@ -29,9 +29,9 @@ def test_lte_form_of_a_5g_module() -> None:
     )
     assert obs.access_tech is AccessTech.LTE
     assert (obs.mcc_mnc, obs.cell_id, obs.tac) == ("45204", "1A2D001", "2F0A")
-    assert (obs.band, obs.channel) == (3, 1650)
+    assert (obs.band, obs.channel, obs.pci) == (3, 1650, 211)
     assert (obs.rsrp_dbm, obs.rsrq_db, obs.sinr_db) == (-95.0, -10.0, 15.0)
-    assert obs.nr_band is None and obs.nr_rsrp_dbm is None
+    assert obs.nr_band is None and obs.nr_rsrp_dbm is None and obs.nr_pci is None
 
 
 def test_lte_form_of_an_ec25_has_sinr_in_fifths_of_a_db() -> None:
@@ -60,6 +60,8 @@ def test_nsa_form_reports_both_the_lte_anchor_and_the_nr_leg() -> None:
     assert (obs.mcc_mnc, obs.band, obs.channel, obs.tac) == ("51503", 1, 150, "4AA3")
     assert (obs.rsrp_dbm, obs.sinr_db) == (-89.0, 16.0)
     assert (obs.nr_band, obs.nr_rsrp_dbm, obs.nr_sinr_db) == (41, -76.0, 21.0)
+    # The anchor's physical cell id; the 5G leg's NR-ARFCN and PCI, its only identity.
+    assert (obs.pci, obs.nr_channel, obs.nr_pci) == (1, 528030, 832)
 
 
 def test_early_nsa_line_without_band_and_sinr_in_tenths() -> None:
@@ -73,7 +75,8 @@ def test_early_nsa_line_without_band_and_sinr_in_tenths() -> None:
         "RM500Q-GL",
     )
     assert obs.access_tech is AccessTech.NR5G_NSA
-    assert obs.nr_band is None
+    assert obs.nr_band is None and obs.nr_channel is None
+    assert obs.nr_pci == 500
     assert obs.nr_rsrp_dbm == -75.0
     assert obs.nr_sinr_db == pytest.approx(18.0)
     assert obs.sinr_db == 25.0
@@ -88,7 +91,7 @@ def test_sa_form_with_a_space_after_the_duplex_field() -> None:
     )  # fmt: skip
     assert obs.access_tech is AccessTech.NR5G_SA
     assert (obs.mcc_mnc, obs.cell_id, obs.tac) == ("51566", "100072000", "114000")
-    assert (obs.band, obs.channel) == (78, 620640)
+    assert (obs.band, obs.channel, obs.pci) == (78, 620640, 538)
     assert (obs.rsrp_dbm, obs.rsrq_db, obs.sinr_db) == (-109.0, -12.0, 14.0)
 
 

@@ -158,6 +158,7 @@ def test_nsa_band_is_the_lte_anchor_and_nr_band_the_leg(tmp_path: Path) -> None:
     obs = MmcliBackend(replay_mmcli.install(tmp_path, script)).observe()
     assert (obs.band, obs.channel) == (3, 1300)  # as +QENG's LTE line in the AT backend
     assert obs.nr_band == 78  # NR-ARFCN 650016 (3750.24 MHz)
+    assert (obs.pci, obs.nr_channel, obs.nr_pci) == (0x1C5, 650016, 0x2F4)  # PCIs print in hex
     assert (obs.cell_id, obs.tac) == ("1A2D001", "2F0A")  # the anchor's, not the leg's "0"
     assert (obs.rsrp_dbm, obs.nr_rsrp_dbm) == (-94.0, -86.0)
 
@@ -178,7 +179,7 @@ def test_sa_band_channel_and_cell_from_the_nr_cell(tmp_path: Path) -> None:
     obs = MmcliBackend(replay_mmcli.install(tmp_path, script)).observe()
     assert obs.access_tech is AccessTech.NR5G_SA
     assert (obs.band, obs.channel, obs.nr_band) == (41, 504990, None)
-    assert (obs.cell_id, obs.tac) == ("51B2C4010", "3A0B12")
+    assert (obs.cell_id, obs.tac, obs.pci, obs.nr_pci) == ("51B2C4010", "3A0B12", 0x1F, None)
     assert (obs.rsrp_dbm, obs.sinr_db) == (-101.0, 7.5)  # SINR: --signal-get had "--"
 
 
