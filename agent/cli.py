@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -63,11 +62,9 @@ def _runtime(config: Path | None, state_dir: Path | None) -> AgentRuntime:
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from agent.daemon import log_to_stderr
+
+    log_to_stderr(verbose)
 
 
 @app.command()

@@ -366,18 +366,28 @@ def module_argv(
     return argv
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m agent.daemon`: what `wardprobe-agent run` becomes (exec)."""
-    parser = argparse.ArgumentParser(prog="python -m agent.daemon", description=__doc__)
+def agent_parser(module: str, description: str | None) -> argparse.ArgumentParser:
+    """The options `module_argv` passes, for agent.daemon's and agent.worker's mains."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
     parser.add_argument("--config", type=Path)
     parser.add_argument("--state-dir", type=Path)
     parser.add_argument("--verbose", "-v", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def log_to_stderr(verbose: bool) -> None:
+    """The agent's log format, on stderr (systemd's journal takes it from there)."""
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m agent.daemon`: what `wardprobe-agent run` becomes (exec)."""
+    args = agent_parser("agent.daemon", __doc__).parse_args(argv)
+    log_to_stderr(args.verbose)
     return Daemon(module_argv("agent.worker", args.config, args.state_dir, args.verbose)).run()
 
 

@@ -22,18 +22,16 @@ as `{"held": ...}` lines; it keeps them in memory and hands them to the next
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import json
 import logging
 import sys
-from pathlib import Path
 
 from agent.backoff import Backoff
 from agent.budget import BUDGETED_MEASUREMENTS
 from agent.config import ConfigError, load_settings
-from agent.daemon import Plan, PlannedLine, PlannedTest
+from agent.daemon import Plan, PlannedLine, PlannedTest, agent_parser, log_to_stderr
 from agent.runtime import AgentRuntime, EffectiveConfig, NotEnrolled
 from agent.uploader import UploadError
 
@@ -157,10 +155,7 @@ async def _upload(runtime: AgentRuntime) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one job; the exit code tells the daemon how it went."""
-    parser = argparse.ArgumentParser(prog="python -m agent.worker", description=__doc__)
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--state-dir", type=Path)
-    parser.add_argument("--verbose", "-v", action="store_true")
+    parser = agent_parser("agent.worker", __doc__)
     jobs = parser.add_subparsers(dest="job", required=True)
     jobs.add_parser("plan")
     measure = jobs.add_parser("measure")
@@ -169,11 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     measure.add_argument("network_kind", choices=("fixed", "mobile"))
     jobs.add_parser("upload")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    log_to_stderr(args.verbose)
     try:
         runtime = AgentRuntime(load_settings(args.config, args.state_dir))
     except (NotEnrolled, ConfigError) as err:

@@ -8,6 +8,7 @@ www.speedtest.net, which the agent must never let it do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -166,30 +167,42 @@ asyncio.run(main())
 """
 
 
+@contextlib.contextmanager
+def _mini_in(netns: str) -> Iterator[None]:
+    """The reference server's speedtest mini inside `netns`, on SERVER_ADDRESS:8080."""
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", _MINI_IN_NAMESPACE, SERVER_ADDRESS],
+        stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "listening"
+        yield
+    finally:
+        server.kill()
+        server.wait()
+
+
+def _speedtests_in(netns: str, runs: str) -> list[dict[str, Any]]:
+    """The agent's speedtest backend inside `netns` against the mini, once for
+    each (direction, interface) pair in the Python expression `runs`."""
+    code = (
+        "import dataclasses, json\n"
+        "from agent.measurements.speedtest import SpeedtestParams, mini_urls, run\n"
+        "from agent.measurements.throughput import Direction\n"
+        f"c, s = mini_urls({SERVER_ADDRESS!r}, 8080)\n"
+        "out = [dataclasses.asdict(run(SpeedtestParams(config_url=c, server_url=s, "
+        f"direction=d, timeout_s=30, interface=i))) for d, i in {runs}]\n"
+        "print(json.dumps(out, default=str))\n"
+    )
+    results: list[dict[str, Any]] = python_in_namespace(netns, code, timeout_s=90)
+    return results
+
+
 @pytest.mark.skipif(bool(_NETNS_REASON), reason=_NETNS_REASON or "-")
 def test_on_a_50_mbps_line_speedtest_cli_reads_the_line() -> None:
-    with probe_and_server([Uplink(down_mbps=50, up_mbps=20)]) as lines:
-        server = subprocess.Popen(
-            ["ip", "netns", "exec", lines.server, sys.executable, "-c", _MINI_IN_NAMESPACE,
-             SERVER_ADDRESS],
-            stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        )  # fmt: skip
-        try:
-            assert server.stdout is not None and server.stdout.readline().strip() == "listening"
-            code = (
-                "import dataclasses, json\n"
-                "from agent.measurements.speedtest import SpeedtestParams, mini_urls, run\n"
-                "from agent.measurements.throughput import Direction\n"
-                f"c, s = mini_urls({SERVER_ADDRESS!r}, 8080)\n"
-                "out = [dataclasses.asdict(run(SpeedtestParams(config_url=c, server_url=s, "
-                "direction=d, timeout_s=30))) for d in (Direction.DOWNLOAD, Direction.UPLOAD)]\n"
-                "print(json.dumps(out, default=str))\n"
-            )
-            down, up = python_in_namespace(lines.probe, code, timeout_s=60)
-        finally:
-            server.kill()
-            server.wait()
+    with probe_and_server([Uplink(down_mbps=50, up_mbps=20)]) as lines, _mini_in(lines.server):
+        down, up = _speedtests_in(lines.probe, "[(Direction.DOWNLOAD, ''), (Direction.UPLOAD, '')]")
     assert down["status"] == "ok", down["status_reason"]
     assert up["status"] == "ok", up["status_reason"]
     # tbf counts frames, speedtest-cli counts HTTP bodies over a clock that
@@ -207,28 +220,10 @@ def test_speedtest_cli_bound_to_the_modem_leaves_through_it_whatever_the_default
     """Fixed line up0 (default route, 40 Mb/s up), modem up1 (8 Mb/s up). The
     upload is the direction that shows it: bound by source address alone it
     would leave through up0, the default route, and read far above 8."""
-    with probe_and_server([Uplink(up_mbps=40), Uplink(up_mbps=8)]) as lines:
-        server = subprocess.Popen(
-            ["ip", "netns", "exec", lines.server, sys.executable, "-c", _MINI_IN_NAMESPACE,
-             SERVER_ADDRESS],
-            stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        )  # fmt: skip
-        try:
-            assert server.stdout is not None and server.stdout.readline().strip() == "listening"
-            code = (
-                "import dataclasses, json\n"
-                "from agent.measurements.speedtest import SpeedtestParams, mini_urls, run\n"
-                "from agent.measurements.throughput import Direction\n"
-                f"c, s = mini_urls({SERVER_ADDRESS!r}, 8080)\n"
-                "out = [dataclasses.asdict(run(SpeedtestParams(config_url=c, server_url=s, "
-                "direction=Direction.UPLOAD, timeout_s=30, interface=i))) for i in ('', 'up1')]\n"
-                "print(json.dumps(out, default=str))\n"
-            )
-            unbound, modem = python_in_namespace(lines.probe, code, timeout_s=90)
-        finally:
-            server.kill()
-            server.wait()
+    with probe_and_server([Uplink(up_mbps=40), Uplink(up_mbps=8)]) as lines, _mini_in(lines.server):
+        unbound, modem = _speedtests_in(
+            lines.probe, "[(Direction.UPLOAD, ''), (Direction.UPLOAD, 'up1')]"
+        )
     assert unbound["status"] == modem["status"] == "ok", (unbound, modem)
     assert modem["interface"] == "up1" and modem["local_address"] == lines.probe_address(1)
     assert unbound["interface"] == "up0"
