@@ -106,7 +106,7 @@ asyncio.run(main())
 
 AGENT_CYCLE = f"""
 import gc, json, sys, time
-import agent.runtime  # the daemon's imports: gRPC, protobuf, the spool
+import agent.worker  # a worker's imports: gRPC, protobuf, pydantic, the spool
 from agent.measurements import run_measurement
 from agent.measurements.base import MeasurementContext
 ctx = MeasurementContext(server_host={SERVER_ADDRESS!r}, iperf3_ports=(5201,),
@@ -226,9 +226,11 @@ def main() -> None:
     cycle = next((r["cycle"] for r in rows if "cycle" in r), None)
     if cycle is not None:
         text += (
-            f"\n\nAgent after a cycle (download, upload, ICMP latency; gRPC and the spool "
-            f"imported), idle: resident memory {cycle['rss_mb']:.1f} MB; heavy modules "
-            f"loaded: {', '.join(cycle['heavy']) or 'none'}."
+            f"\n\nAn agent worker's process after download, upload and ICMP latency "
+            f"(gRPC, pydantic and the spool imported): resident memory "
+            f"{cycle['rss_mb']:.1f} MB; heavy modules loaded: "
+            f"{', '.join(cycle['heavy']) or 'none'}. Between tests only the daemon stays "
+            f"resident: see the agent's footprint below."
         )
     print(text)
     if not args.no_write:
