@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import duckdb
 
@@ -74,6 +74,43 @@ class SyntheticSpec:
     seed: int = 1
     operators_mcc_mnc: dict[str, str] = field(
         default_factory=lambda: {"Viettel": "45204", "VNPT": "45202", "MobiFone": "45201"}
+    )
+
+
+def city_spec(
+    rows: int, year: int = 2026, seed: int = 2026, mobile_speed_factor: float = 1.0
+) -> SyntheticSpec:
+    """All of Cần Thơ's wards over one local year, `rows` results in the mix of
+    a city's day (latency most often, then throughput, radio, IPv6): 5 fixed
+    and 5 mobile probes a ward, every tenth ward an industrial zone, gigabit,
+    5G and IPv6 shares that vary from ward to ward (known, so the indicators
+    can be checked against them)."""
+    from aggregator.wards import can_tho_wards
+
+    wards = tuple(
+        WardSpec(
+            code,
+            fixed_probes=5,
+            mobile_probes=5,
+            site_class="industrial_zone" if n % 10 == 0 else "household",
+            gigabit_share=0.3 + 0.6 * (n % 7) / 6,
+            slow_port_share=0.1,
+            nr_share=0.1 + 0.8 * (n % 5) / 4,
+            lte_only_modem_share=0.1,
+        )
+        for n, code in enumerate(sorted(can_tho_wards()))
+    )
+    # Midnight in Cần Thơ (UTC+7) is 17:00 UTC the day before.
+    return SyntheticSpec(
+        wards=wards,
+        start=datetime(year - 1, 12, 31, 17, tzinfo=UTC),
+        end=datetime(year, 12, 31, 17, tzinfo=UTC),
+        throughput_rows=rows * 30 // 100,
+        latency_rows=rows * 50 // 100,
+        cellular_rows=rows * 16 // 100,
+        ipv6_rows=rows * 4 // 100,
+        mobile_speed_factor=mobile_speed_factor,
+        seed=seed,
     )
 
 
@@ -325,8 +362,7 @@ def _cellular(
             -- an NSA connection's 5G leg: a cell of the ward's NR pool, known
             -- by its NR-ARFCN and physical cell id (NSA reports no NR cell id)
             case when on_nr then 650016 end as nr_channel,
-            case when on_nr then (ward_code % 10) * 100 + (hash(i, 11) % nr_cells)::int
-                end as nr_pci,
+            case when on_nr then (hash(i, 11) % nr_cells)::int end as nr_pci,
             -95.0 as rsrp_dbm, 'home' as registration_state, 'synthetic modem' as modem_model,
             modem_5g as modem_5g_capable, 'modemmanager' as backend
         from c

@@ -2,7 +2,7 @@
 -- whether as an NR cell and whether as an LTE cell, for the NR/LTE cell
 -- proxy. An NSA observation is on two cells (its LTE anchor and its 5G leg,
 -- see nr_lte_cell_proxy) but counts once in `observations`. `cell_id` holds
--- the cell's key: its id, or an NSA leg's "nr-arfcn N pci P".
+-- the cell's key: its id, or an NSA leg's "ward W nr-arfcn N pci P".
 with
 
 keyed as (

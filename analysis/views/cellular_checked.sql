@@ -61,12 +61,15 @@ select
     c.operator_name,
     c.cell_id,
     -- the NR cell it was on, for the cell proxy: an SA cell's id; an NSA
-    -- connection's 5G leg by its NR-ARFCN and physical cell id where the
-    -- modem gave them (NSA reports no NR cell id), else its LTE anchor's id
+    -- connection's 5G leg by its ward, NR-ARFCN and physical cell id where
+    -- the modem gave them (NSA reports no NR cell id; a PCI is unique only
+    -- among neighbouring cells, so the ward is part of the key), else its
+    -- LTE anchor's id
     case
         when c.access_tech = 'nr5g_sa' then c.cell_id
         when c.access_tech = 'nr5g_nsa' and c.nr_pci is not null
-            then 'nr-arfcn ' || coalesce(c.nr_channel::varchar, '?') || ' pci ' || c.nr_pci
+            then 'ward ' || c.ward_code || ' nr-arfcn ' || coalesce(c.nr_channel::varchar, '?')
+                || ' pci ' || c.nr_pci
         when c.access_tech = 'nr5g_nsa' then c.cell_id
     end as nr_cell_key,
     c.modem_5g_capable,

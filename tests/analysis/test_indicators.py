@@ -554,11 +554,18 @@ def test_cell_proxy_is_labelled_and_counts_distinct_cells(
         f"from cellular where {_in(Y2026)}",
     )
     ok = (c["status"] == "ok") & (c["clock_sync"] == "synchronised")
-    # An SA cell by its id; an NSA 5G leg by its NR-ARFCN and PCI (the
+    # An SA cell by its id; an NSA 5G leg by its ward, NR-ARFCN and PCI (the
     # generator gives every NSA observation a leg): a cell of its own, not its anchor.
     nsa = ok & (c["access_tech"] == "nr5g_nsa")
     sa = ok & (c["access_tech"] == "nr5g_sa")
-    nr_legs = set(zip(c["nr_channel"][nsa].tolist(), c["nr_pci"][nsa].tolist(), strict=True))
+    nr_legs = set(
+        zip(
+            c["ward_code"][nsa].tolist(),
+            c["nr_channel"][nsa].tolist(),
+            c["nr_pci"][nsa].tolist(),
+            strict=True,
+        )
+    )
     nr = len(nr_legs) + len(set(c["cell_id"][sa]))
     lte = len(set(c["cell_id"][ok & np.isin(c["access_tech"], ["lte", "nr5g_nsa"])]))
     assert nsa.sum() > 0 and len(nr_legs) > 1
