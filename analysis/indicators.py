@@ -164,7 +164,9 @@ def bootstrap_interval(
     seed: int,
 ) -> tuple[float | None, float | None]:
     """95 % percentile bootstrap interval, resampling the probes of each sample."""
-    arrays = [np.asarray(s, dtype=float) for s in samples]
+    # Sorted: the probes come in the order DuckDB's parallel scan gave them,
+    # and the same seed must give the same interval for the same probes.
+    arrays = [np.sort(np.asarray(s, dtype=float)) for s in samples]
     if any(a.size < 2 for a in arrays):
         return (None, None)
     if all(np.all(a == a[0]) for a in arrays) and len(arrays) == 1:
