@@ -57,6 +57,47 @@ def serve(
 
 
 @app.command()
+def synthetic(
+    store: Annotated[
+        Path,
+        typer.Option(help="A DuckDB file of its own for the synthetic city (created if missing)."),
+    ],
+    rows: Annotated[int, typer.Option(help="Results for the year.", min=1000)] = 200_000,
+    year: Annotated[int, typer.Option(help="The local year they fall in.")] = 2026,
+    seed: Annotated[int, typer.Option(help="Same seed, same rows.")] = 2026,
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            help="Also results in the baseline year 2024 (a quarter as many, mobile at half the "
+            "speed), so the doubling target has a baseline measured the same way."
+        ),
+    ] = True,
+) -> None:
+    """Generate a synthetic Cần Thơ (every ward, known distributions) to try the
+    indicators on. Rows are marked synthetic: `indicators --synthetic` reads them,
+    real figures never do, and a store holding real results is refused."""
+    from aggregator.store import Store
+    from analysis.constants import BASELINE_YEAR
+    from analysis.synthetic import MixingRefused, city_spec, generate
+
+    target = Store(store)
+    try:
+        generate(target._con, city_spec(rows, year, seed))
+        if baseline and year != BASELINE_YEAR:
+            generate(
+                target._con,
+                city_spec(rows // 4, BASELINE_YEAR, seed + 1, mobile_speed_factor=0.5),
+            )
+        target.checkpoint()
+    except MixingRefused as err:
+        typer.secho(str(err), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from err
+    finally:
+        target.close()
+    typer.echo(f"synthetic city for {year} written to {store}")
+
+
+@app.command()
 def summary(
     config: ConfigOption = None,
     store: Annotated[

@@ -57,6 +57,13 @@ def indicators(
         bool,
         typer.Option(help="Use the synthetic generator's rows instead of the probes' results."),
     ] = False,
+    city_only: Annotated[
+        bool,
+        typer.Option(
+            help="Show only the figures for the whole city, not each ward (nor, in a table, "
+            "each zone site)."
+        ),
+    ] = False,
     config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
@@ -97,12 +104,16 @@ def indicators(
         )
     finally:
         con.close()
+    if city_only:
+        report = dataclasses.replace(
+            report, figures=[f for f in report.figures if f.scope == "city"]
+        )
     if output_format == "json":
         sys.stdout.write(json.dumps(_jsonable(dataclasses.asdict(report)), indent=1) + "\n")
     elif output_format == "csv":
         sys.stdout.write(_csv(report.figures))
     else:
-        _table(report, path)
+        _table(report, path, list_zone_sites=not city_only)
 
 
 def _jsonable(value: Any) -> Any:
@@ -166,7 +177,7 @@ def _num(value: float | None, unit: str) -> str:
     )
 
 
-def _table(report: Any, path: Path) -> None:
+def _table(report: Any, path: Path, *, list_zone_sites: bool = True) -> None:
     console = Console(width=200)
     table = Table(
         title=f"Indicators for {report.period.label} "
@@ -213,7 +224,9 @@ def _table(report: Any, path: Path) -> None:
     console.print(f"Baseline used: {report.baseline}")
     excluded = ", ".join(f"{t} {reason}: {n}" for t, reason, n in report.exclusions)
     console.print(f"Excluded results: {excluded or 'none'}")
-    if report.zone_sites:
+    if report.zone_sites and not list_zone_sites:
+        console.print(f"Zone sites: {len(report.zone_sites)} (each is listed without --city-only)")
+    elif report.zone_sites:
         zones = Table(title="Zone sites (target: every site with 5G and gigabit fixed access)")
         for column in (
             "probe",

@@ -289,6 +289,9 @@ class _Calc:
     def scopes(self, units: Iterable[_Unit]) -> dict[tuple[str, str | None], list[_Unit]]:
         """Units by (scope, group): the city and each ward (or the one ward asked for)."""
         out: dict[tuple[str, str | None], list[_Unit]] = defaultdict(list)
+        if self.by is None:
+            # The scope asked for gets its figure even without data: "insufficient data".
+            out[("city" if self.ward is None else str(self.ward), None)] = []
         for u in units:
             if self.ward is not None and u.ward_code != self.ward:
                 continue

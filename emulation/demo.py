@@ -4,10 +4,12 @@ Builds a city of network namespaces (one central site, probe boxes on
 shaped access lines in real wards), starts the aggregator and the reference
 server, enrols every probe with a bootstrap token, runs two measurement
 cycles through the real agent, stops the aggregator gracefully and prints
-the per-ward summary. Everything it writes goes to --out (default
-demo-out/): the DuckDB store, logs, the probes' state, a summary and a
-ward map (GeoJSON + SVG). Without root it runs on loopback, unshaped, and
-says so.
+the per-ward summary, then the plan's indicators through the analysts' CLI:
+on the probes' results, and on a synthetic city (every ward, marked
+synthetic) generated beside them. Everything it writes goes to --out
+(default demo-out/): the DuckDB store, logs, the probes' state, a summary,
+a ward map (GeoJSON + SVG) and the synthetic city's indicators (JSON).
+Without root it runs on loopback, unshaped, and says so.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -25,7 +29,7 @@ from rich.table import Table
 from analysis.summary import summary_table, ward_summary
 from analysis.ward_map import write_ward_map
 from emulation.city import City, cleanup_stale, have_netns
-from emulation.deployment import CentralPorts, Deployment, ModemSpec, ProbeBox
+from emulation.deployment import CentralPorts, Deployment, DeploymentError, ModemSpec, ProbeBox
 from emulation.modem import ModemModel, ModemState
 from emulation.shaping import PROFILES, LinkProfile, NetworkKind
 
@@ -92,6 +96,11 @@ def main(
         if city is not None:
             city.close()
     _report(console, deployment, out)
+    try:
+        _indicators(console, deployment, out)
+    except DeploymentError as err:
+        console.print(f"[red]indicators failed: {err}[/red]", markup=True, highlight=False)
+        failures += 1
     console.print(
         f"\n[bold]demo finished in {time.monotonic() - started:.0f} s[/bold]; "
         f"everything is in {out}"
@@ -244,6 +253,54 @@ def _report(console: Console, deployment: Deployment, out: Path) -> None:
     report = reconciliation.read_text("utf-8").strip()
     if report:
         console.print(f"boundaries vs the ward registry ({reconciliation}):\n{report}")
+
+
+def _indicators(console: Console, deployment: Deployment, out: Path) -> None:
+    """The plan's indicators, by the CLI an analyst uses: first on what the
+    demo's probes measured, then on a synthetic city where every ward has
+    data (the probes of a two-cycle demo are far below the floor)."""
+    year = str(datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).year)
+    aggregator = [deployment.python, "-m", "aggregator"]
+    _step(console, f"indicators for {year} on the demo's results (city figures)")
+    # console.out: the CLI has laid its table out already; rich must not wrap it again.
+    console.out(
+        deployment.run(
+            None,
+            [*aggregator, "indicators", "--period", year, "--store", str(deployment.store_path),
+             "--city-only"],
+        ),
+        highlight=False,
+    )  # fmt: skip
+    console.print(
+        "Six probes and two cycles are below the floor (3 probes and 30 valid tests a "
+        "figure), and a result counts only if its probe's clock was synchronised (NTP): "
+        "see 'Excluded results' above."
+    )
+    synthetic_store = out / "synthetic_city.duckdb"
+    _step(console, f"a synthetic Cần Thơ (all 103 wards, marked synthetic) in {synthetic_store}")
+    deployment.run(
+        None, [*aggregator, "synthetic", "--store", str(synthetic_store), "--year", year]
+    )
+    console.out(
+        deployment.run(
+            None,
+            [*aggregator, "indicators", "--period", year, "--store", str(synthetic_store),
+             "--synthetic", "--city-only"],
+        ),
+        highlight=False,
+    )  # fmt: skip
+    (out / "indicators_synthetic_city.json").write_text(
+        deployment.run(
+            None,
+            [*aggregator, "indicators", "--period", year, "--store", str(synthetic_store),
+             "--synthetic", "--format", "json"],
+        ),
+        "utf-8",
+    )  # fmt: skip
+    console.print(
+        f"every ward's figures: {out / 'indicators_synthetic_city.json'} "
+        f"(wardprobe-aggregator indicators --period {year} --store {synthetic_store} --synthetic)"
+    )
 
 
 def _fmt(value: float | None) -> str:

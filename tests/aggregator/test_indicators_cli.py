@@ -127,11 +127,69 @@ def test_table_says_synthetic_and_the_baseline(store_path: Path) -> None:
     assert "SYNTHETIC" in out and "Baseline used" in out and "Excluded results" in out
 
 
+def test_city_only_leaves_the_wards_out(store_path: Path) -> None:
+    everything = json.loads(
+        _run("indicators", "--period", "2026", "--synthetic", "--store", str(store_path),
+             "--format", "json")
+    )["figures"]  # fmt: skip
+    city = json.loads(
+        _run("indicators", "--period", "2026", "--synthetic", "--store", str(store_path),
+             "--format", "json", "--city-only")
+    )["figures"]  # fmt: skip
+    assert {f["scope"] for f in everything} == {"city", "31117", "31120", "31123"}
+    expected = [f for f in everything if f["scope"] == "city"]
+    assert [(f["indicator"], f["group"]) for f in city] == [
+        (f["indicator"], f["group"]) for f in expected
+    ]
+    # (DuckDB's parallel sums may differ in the last bits from one run to the next)
+    assert [f["value"] for f in city] == pytest.approx([f["value"] for f in expected])
+    assert city
+
+
+def test_synthetic_city_for_the_demo_has_every_ward_and_a_baseline(tmp_path: Path) -> None:
+    path = tmp_path / "city.duckdb"
+    _run("synthetic", "--store", str(path), "--rows", "20000")
+    with duckdb.connect(str(path), read_only=True) as con:
+        wards = con.execute("select count(distinct ward_code) from probes").fetchone()
+        years = con.execute(
+            "select distinct year(measured_at at time zone 'Asia/Ho_Chi_Minh') as y "
+            "from throughput order by y"
+        ).fetchall()
+        real = con.execute("select count(*) from throughput where not synthetic").fetchone()
+    assert wards == (103,) and years == [(2024,), (2026,)] and real == (0,)
+    out = json.loads(
+        _run("indicators", "--period", "2026", "--synthetic", "--store", str(path),
+             "--format", "json", "--city-only")
+    )  # fmt: skip
+    ratio = next(f for f in out["figures"] if f["indicator"] == "mobile_download_ratio")
+    # 2024 generated at half the mobile speed: the doubling ratio is about 2.
+    assert ratio["value"] == pytest.approx(2.0, rel=0.15)
+    assert "2024 measurements in the store" in ratio["note"]
+
+
+def test_synthetic_refuses_a_store_with_real_results(tmp_path: Path) -> None:
+    path = tmp_path / "real.duckdb"
+    _run("synthetic", "--store", str(path), "--rows", "1000", "--no-baseline")
+    with duckdb.connect(str(path)) as con:  # one row becomes a probe's result
+        con.execute(
+            "update throughput set synthetic = false where result_id in "
+            "(select result_id from throughput limit 1)"
+        )
+    result = runner.invoke(app, ["synthetic", "--store", str(path), "--rows", "1000"])
+    assert result.exit_code == 1
+    assert "real" in result.output.lower()
+
+
 def test_real_data_only_by_default(store_path: Path) -> None:
     out = json.loads(
         _run("indicators", "--period", "2026", "--store", str(store_path), "--format", "json")
     )
     assert all(f["value"] is None for f in out["figures"])
+    # The city still gets every figure, saying why there is none.
+    city = {f["indicator"]: f for f in out["figures"] if f["scope"] == "city"}
+    assert {"mobile_download_mean", "gigabit_capable_share", "ipv6_capable_share"} <= set(city)
+    assert city["gigabit_capable_share"]["status"] == "insufficient data"
+    assert city["gigabit_capable_share"]["probes"] == 0
 
 
 def test_bad_period_is_a_usage_error(store_path: Path) -> None:

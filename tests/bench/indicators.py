@@ -26,7 +26,6 @@ import statistics
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -34,36 +33,8 @@ import pyarrow as pa
 
 from aggregator.snapshot import publish_snapshot
 from aggregator.store import Store
-from aggregator.wards import can_tho_wards
 from analysis.indicators import compute_indicators, open_store, parse_period
-from analysis.synthetic import SyntheticSpec, WardSpec, generate
-
-
-def _spec(rows: int) -> SyntheticSpec:
-    wards = tuple(
-        WardSpec(
-            code,
-            fixed_probes=5,
-            mobile_probes=5,
-            site_class="industrial_zone" if n % 10 == 0 else "household",
-            gigabit_share=0.3 + 0.6 * (n % 7) / 6,
-            slow_port_share=0.1,
-            nr_share=0.1 + 0.8 * (n % 5) / 4,
-            lte_only_modem_share=0.1,
-        )
-        for n, code in enumerate(sorted(can_tho_wards()))
-    )
-    # The mix of a city's day: latency most often, then throughput, radio, IPv6.
-    return SyntheticSpec(
-        wards=wards,
-        start=datetime(2025, 12, 31, 17, tzinfo=UTC),
-        end=datetime(2026, 12, 31, 17, tzinfo=UTC),
-        throughput_rows=rows * 30 // 100,
-        latency_rows=rows * 50 // 100,
-        cellular_rows=rows * 16 // 100,
-        ipv6_rows=rows * 4 // 100,
-        seed=2026,
-    )
+from analysis.synthetic import city_spec, generate
 
 
 def _ingest(
@@ -119,7 +90,7 @@ def main() -> None:
     path = work / "store.duckdb"
     figures: list[tuple[str, str]] = []
 
-    spec = _spec(args.rows)
+    spec = city_spec(args.rows)
     if not path.exists():
         store = Store(path)
         t0 = time.perf_counter()

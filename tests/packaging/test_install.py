@@ -59,7 +59,20 @@ def test_the_aggregator_install_has_the_pinned_duckdb() -> None:
     ("module", "commands"),
     [
         ("agent", ["enroll", "run", "once", "upload", "status"]),
-        ("aggregator", ["serve", "summary", "ca", "token", "probe", "reference-server"]),
+        (
+            "aggregator",
+            [
+                "serve",
+                "summary",
+                "ca",
+                "token",
+                "probe",
+                "reference-server",
+                "baseline",
+                "indicators",
+                "synthetic",
+            ],
+        ),
     ],
 )
 def test_help_lists_every_command_with_its_purpose(module: str, commands: list[str]) -> None:
