@@ -111,3 +111,32 @@ def test_a_plan_that_cannot_be_made_keeps_the_old_one(tmp_path: Path) -> None:
     argv = _stand_in_worker(tmp_path, "import sys\nsys.exit(3)\n")
     daemon = Daemon(argv, random.Random(1))
     assert daemon._replan(PLAN, [100.0, 200.0], now=150.0) == (PLAN, PLAN.schedule, [100.0, 200.0])
+
+
+def _agent(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *argv], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_run_on_a_box_not_enrolled_says_what_to_do(tmp_path: Path) -> None:
+    done = _agent("run", "--state-dir", str(tmp_path))
+    assert done.returncode == 1
+    assert "wardprobe-agent enroll" in done.stderr
+
+
+def test_run_with_a_bad_agent_toml_names_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text("[upload]\nbackoff_base_s = -1\n")
+    done = _agent("run", "--config", str(config), "--state-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert "backoff_base_s" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_worker_that_cannot_start_says_why_with_its_exit_code(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.worker", "--state-dir", str(tmp_path), "plan"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 3  # agent.worker.EXIT_CANNOT_START: the daemon exits 1 on it
+    assert "no enrolment" in done.stderr and done.stdout == ""
