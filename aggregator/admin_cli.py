@@ -4,7 +4,7 @@ Three typer sub-apps that the aggregator's main CLI mounts:
 
     ca     init | show | server-cert
     token  create
-    probe  list | revoke | move | set-isp
+    probe  list | revoke | move | set-isp | set-plan
 
 Ward names come from `aggregator.wards.ward_name` unless the caller puts an
 `AdminContext` with its own lookup in typer's context object (tests do).
@@ -39,6 +39,7 @@ from aggregator.registry import (
     SiteClass,
     WardLookup,
     known_isps,
+    parse_plan_mbps,
 )
 
 DEFAULT_STATE_DIR = Path("/var/lib/wardprobe-aggregator")  # as AggregatorConfig.state_dir
@@ -106,7 +107,13 @@ ca_app = typer.Typer(help="The private CA that signs probe certificates.", no_ar
 token_app = typer.Typer(
     help="One-time bootstrap tokens for enrolling probes.", no_args_is_help=True
 )
-probe_app = typer.Typer(help="Enrolled probes: list, revoke, move, set-isp.", no_args_is_help=True)
+probe_app = typer.Typer(
+    help="Enrolled probes: list, revoke, move, set-isp, set-plan.", no_args_is_help=True
+)
+_PLAN_HELP = (
+    "Advertised speeds of the fixed line's plan in Mb/s, DOWN/UP (e.g. 300/100; one number"
+    " for both), for QCVN 34:2022 (mean download >= 0.8 x DOWN, upload >= 0.8 x UP)."
+)
 
 
 def _isp_help(what: str) -> str:
@@ -233,13 +240,26 @@ def token_create(
             ),
         ),
     ] = None,
+    plan_mbps: Annotated[
+        str | None,
+        typer.Option(
+            "--plan-mbps",
+            help=_PLAN_HELP + " Leave out if the site has no fixed line or it is not known.",
+        ),
+    ] = None,
 ) -> None:
     """Create a one-time bootstrap token and print it with the ward's name."""
     lifetime = parse_ttl(ttl)
     try:
+        plan = None if plan_mbps is None else parse_plan_mbps(plan_mbps)
+    except RegistryError as exc:
+        raise _fail(str(exc)) from exc
+    try:
         authority = CertificateAuthority.load(state_dir)
         registry = ProbeRegistry.in_state_dir(state_dir, _ward_lookup(ctx))
-        token = registry.create_token(ward, site_class, lifetime, authority.pin, note, isp)
+        token = registry.create_token(
+            ward, site_class, lifetime, authority.pin, note, isp, plan_mbps=plan
+        )
         ward_name = registry.ward_name(ward)
         grant = registry.check_token(token)
     except (CaError, RegistryError) as exc:
@@ -247,6 +267,7 @@ def token_create(
     typer.echo(f"ward:       {ward} {ward_name}")
     typer.echo(f"site class: {site_class.value}")
     typer.echo(f"fixed ISP:  {grant.isp or 'not recorded'}")
+    typer.echo(f"fixed plan: {_plan_text(grant.plan_down_mbps, grant.plan_up_mbps)}")
     typer.echo(f"valid for:  {ttl} (one enrolment)")
     typer.echo(f"token:      {token}")
 
@@ -264,7 +285,15 @@ def probe_list(
     lookup = ctx.obj.ward_lookup if isinstance(ctx.obj, AdminContext) else _no_wards
     registry = _existing_registry(state_dir, lookup)
     table = Table(
-        "probe id", "ward", "site class", "fixed ISP", "hostname", "enrolled", "cert until", "state"
+        "probe id",
+        "ward",
+        "site class",
+        "fixed ISP",
+        "plan Mb/s",
+        "hostname",
+        "enrolled",
+        "cert until",
+        "state",
     )
     for probe in registry.list_probes(state):
         table.add_row(
@@ -272,6 +301,9 @@ def probe_list(
             str(probe.ward_code),
             probe.site_class.value,
             probe.isp or "-",
+            "-"
+            if probe.plan_down_mbps is None
+            else _plan_text(probe.plan_down_mbps, probe.plan_up_mbps),
             probe.hostname,
             probe.enrolled_at.strftime("%Y-%m-%d %H:%M"),
             probe.cert_not_after.strftime("%Y-%m-%d"),
@@ -334,3 +366,33 @@ def probe_set_isp(
     except RegistryError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"probe {record.probe_id} fixed ISP: {record.isp}")
+
+
+def _plan_text(down_mbps: float | None, up_mbps: float | None) -> str:
+    if down_mbps is None or up_mbps is None:
+        return "not recorded"
+    return f"{down_mbps:g}/{up_mbps:g} Mb/s (down/up)"
+
+
+@probe_app.command("set-plan")
+def probe_set_plan(
+    probe_id: Annotated[str, typer.Argument(help="Id of the probe, e.g. wp-3f9a1c2e7b.")],
+    plan_mbps: Annotated[
+        str,
+        typer.Argument(metavar="DOWN/UP", help=_PLAN_HELP, show_default=False),
+    ],
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+) -> None:
+    """Record or correct the advertised plan speeds of the fixed line at a
+    probe's site. Like the ISP, it holds for every result of the probe, past
+    ones too; when a household changes plan and the results before should
+    stay apart, enrol the box anew with a token for the new plan instead."""
+    registry = _existing_registry(state_dir, _no_wards)
+    try:
+        record = registry.set_probe_plan(probe_id, parse_plan_mbps(plan_mbps))
+    except RegistryError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(
+        f"probe {record.probe_id} fixed plan: "
+        f"{_plan_text(record.plan_down_mbps, record.plan_up_mbps)}"
+    )

@@ -20,6 +20,7 @@ import csv
 import enum
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import sqlite3
@@ -50,7 +51,7 @@ _TOKEN_RE = re.compile(
     rf"^{TOKEN_PREFIX}\.([0-9a-f]{{{2 * _TOKEN_ID_BYTES}}})\.([0-9a-f]{{{2 * _SECRET_BYTES}}})"
     rf"\.([0-9a-f]{{{PIN_PREFIX_HEX_CHARS}}})$"
 )
-_SCHEMA_VERSION = 2  # 2: the fixed line's ISP on tokens and probes
+_SCHEMA_VERSION = 3  # 2: the fixed line's ISP on tokens and probes; 3: its advertised plan
 FIXED_ISPS_FILE = "fixed_isps.csv"
 
 
@@ -108,6 +109,10 @@ class UnknownIsp(RegistryError, ValueError):
     """The name is not one of the fixed-broadband ISPs in fixed_isps.csv."""
 
 
+class BadPlan(RegistryError, ValueError):
+    """An advertised plan speed that is not a positive number of Mb/s."""
+
+
 class UnknownProbe(RegistryError, LookupError):
     """No probe with that id."""
 
@@ -142,6 +147,9 @@ class TokenGrant:
     ward_name: str
     site_class: SiteClass
     isp: str | None = None  # the site's fixed-line ISP, canonical spelling
+    # the fixed line's advertised plan speeds (QCVN 34's Vd, Vu); None: not recorded
+    plan_down_mbps: float | None = None
+    plan_up_mbps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,38 @@ class ProbeRecord:
     state: ProbeState
     revoked_at: datetime | None
     isp: str | None = None  # the site's fixed-line ISP; None when not recorded
+    # the fixed line's advertised plan speeds (QCVN 34's Vd, Vu); None: not recorded
+    plan_down_mbps: float | None = None
+    plan_up_mbps: float | None = None
+
+
+def parse_plan_mbps(text: str) -> tuple[float, float]:
+    """(download, upload) Mb/s of an advertised plan written "300/100" (down/up)
+    or "300" (both); BadPlan unless both are positive finite numbers."""
+    parts = [p.strip() for p in text.strip().split("/")]
+    if len(parts) not in (1, 2) or not all(parts):
+        raise BadPlan(
+            f"plan {text!r}: give the advertised speeds in Mb/s as DOWN/UP (e.g. 300/100) "
+            "or one number for both"
+        )
+    try:
+        speeds = [float(p) for p in parts]
+    except ValueError:
+        raise BadPlan(
+            f"plan {text!r}: {'/'.join(parts)} is not a number of Mb/s (e.g. 300/100)"
+        ) from None
+    down, up = speeds[0], speeds[-1]
+    check_plan_mbps(down, up)
+    return (down, up)
+
+
+def check_plan_mbps(down_mbps: float | None, up_mbps: float | None) -> None:
+    """BadPlan unless both speeds are given and positive and finite, or neither."""
+    if (down_mbps is None) != (up_mbps is None):
+        raise BadPlan("give both the plan's download and upload speeds, or neither")
+    for what, value in (("download", down_mbps), ("upload", up_mbps)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise BadPlan(f"the plan's {what} speed must be a positive number of Mb/s, not {value}")
 
 
 @cache
@@ -248,7 +288,9 @@ CREATE TABLE IF NOT EXISTS bootstrap_tokens (
     expires_at        TEXT NOT NULL,
     used_at           TEXT,
     used_by_probe_id  TEXT,
-    isp               TEXT
+    isp               TEXT,
+    plan_down_mbps    REAL,
+    plan_up_mbps      REAL
 );
 CREATE TABLE IF NOT EXISTS probes (
     probe_id        TEXT PRIMARY KEY,
@@ -262,7 +304,9 @@ CREATE TABLE IF NOT EXISTS probes (
     state           TEXT NOT NULL CHECK (state IN ('active', 'revoked')),
     revoked_at      TEXT,
     token_id        TEXT REFERENCES bootstrap_tokens(token_id),
-    isp             TEXT
+    isp             TEXT,
+    plan_down_mbps  REAL,
+    plan_up_mbps    REAL
 );
 CREATE TABLE IF NOT EXISTS issued_certificates (
     serial      TEXT PRIMARY KEY,
@@ -279,6 +323,10 @@ CREATE INDEX IF NOT EXISTS issued_certificates_probe ON issued_certificates(prob
 _ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("bootstrap_tokens", "isp", "TEXT"),
     ("probes", "isp", "TEXT"),
+    ("bootstrap_tokens", "plan_down_mbps", "REAL"),
+    ("bootstrap_tokens", "plan_up_mbps", "REAL"),
+    ("probes", "plan_down_mbps", "REAL"),
+    ("probes", "plan_up_mbps", "REAL"),
 )
 
 
@@ -358,6 +406,7 @@ class ProbeRegistry:
         ca_pin: str,
         note: str = "",
         isp: str | None = None,
+        plan_mbps: tuple[float, float] | None = None,
     ) -> str:
         """Create a one-time token that enrols one probe into `ward_code`.
 
@@ -365,12 +414,15 @@ class ProbeRegistry:
         hex characters go into the token so the probe can check the CA
         before it sends the token. `isp` is the site's fixed-broadband ISP
         (any spelling `canonical_isp` accepts; UnknownIsp otherwise); the
-        probe enrolled with the token carries it. Returns the token text;
-        it is not stored.
+        probe enrolled with the token carries it, and the fixed line's
+        advertised plan speeds `plan_mbps` (download, upload Mb/s; BadPlan
+        unless positive). Returns the token text; it is not stored.
         """
         self.ward_name(ward_code)
         site_class = SiteClass(site_class)
         isp = None if isp is None else canonical_isp(isp)
+        down, up = (None, None) if plan_mbps is None else plan_mbps
+        check_plan_mbps(down, up)
         if ttl <= timedelta(0):
             raise ValueError("a token's time to live must be positive")
         pin = ca_pin.lower()
@@ -382,7 +434,8 @@ class ProbeRegistry:
         with self._write_transaction() as conn:
             conn.execute(
                 "INSERT INTO bootstrap_tokens (token_id, secret_sha256, ward_code, site_class,"
-                " note, created_at, expires_at, isp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " note, created_at, expires_at, isp, plan_down_mbps, plan_up_mbps)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     token_id,
                     _secret_digest(secret),
@@ -392,6 +445,8 @@ class ProbeRegistry:
                     _to_text(now),
                     _to_text(now + ttl),
                     isp,
+                    down,
+                    up,
                 ),
             )
         return f"{TOKEN_PREFIX}.{token_id}.{secret}.{pin[:PIN_PREFIX_HEX_CHARS]}"
@@ -400,8 +455,8 @@ class ProbeRegistry:
         self, conn: sqlite3.Connection, parsed: ParsedToken, now: datetime
     ) -> TokenGrant:
         row = conn.execute(
-            "SELECT secret_sha256, ward_code, site_class, expires_at, used_at, isp"
-            " FROM bootstrap_tokens WHERE token_id = ?",
+            "SELECT secret_sha256, ward_code, site_class, expires_at, used_at, isp,"
+            " plan_down_mbps, plan_up_mbps FROM bootstrap_tokens WHERE token_id = ?",
             (parsed.token_id,),
         ).fetchone()
         # A wrong secret reads the same as an unknown id: no hint to a guesser.
@@ -417,6 +472,8 @@ class ProbeRegistry:
             ward_name=self.ward_name(int(row[1])),
             site_class=SiteClass(row[2]),
             isp=None if row[5] is None else str(row[5]),
+            plan_down_mbps=None if row[6] is None else float(row[6]),
+            plan_up_mbps=None if row[7] is None else float(row[7]),
         )
 
     def check_token(self, token: str) -> TokenGrant:
@@ -457,8 +514,9 @@ class ProbeRegistry:
         with self._write_transaction() as conn:
             conn.execute(
                 "INSERT INTO probes (probe_id, ward_code, site_class, hostname, agent_version,"
-                " enrolled_at, cert_serial, cert_not_after, state, token_id, isp)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
+                " enrolled_at, cert_serial, cert_not_after, state, token_id, isp,"
+                " plan_down_mbps, plan_up_mbps)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)",
                 (
                     probe_id,
                     grant.ward_code,
@@ -470,6 +528,8 @@ class ProbeRegistry:
                     _to_text(cert_not_after),
                     grant.token_id,
                     grant.isp,
+                    grant.plan_down_mbps,
+                    grant.plan_up_mbps,
                 ),
             )
             conn.execute(
@@ -560,6 +620,25 @@ class ProbeRegistry:
                 raise UnknownProbe(f"no probe {probe_id!r}")
         return self.get_probe(probe_id)
 
+    def set_probe_plan(self, probe_id: str, plan_mbps: tuple[float, float] | None) -> ProbeRecord:
+        """Record the advertised (download, upload) Mb/s of the fixed line's
+        plan at a probe's site (None: not known); BadPlan unless positive.
+
+        Like the ISP, the indicators judge every result of the probe, past
+        ones too, against the plan held here: use it to record or correct
+        it. When the household changes plan, enrol the box anew with a token
+        carrying the new plan, so results before and after stay apart."""
+        down, up = (None, None) if plan_mbps is None else plan_mbps
+        check_plan_mbps(down, up)
+        with self._write_transaction() as conn:
+            changed = conn.execute(
+                "UPDATE probes SET plan_down_mbps = ?, plan_up_mbps = ? WHERE probe_id = ?",
+                (down, up, probe_id),
+            ).rowcount
+            if changed == 0:
+                raise UnknownProbe(f"no probe {probe_id!r}")
+        return self.get_probe(probe_id)
+
     def identify(self, peer_cert_pem: bytes) -> ProbeIdentity:
         """The probe behind a client certificate already verified by TLS.
 
@@ -596,7 +675,7 @@ class ProbeRegistry:
 
 _PROBE_COLUMNS = (
     "probe_id, ward_code, site_class, hostname, agent_version, enrolled_at,"
-    " cert_serial, cert_not_after, state, revoked_at, isp"
+    " cert_serial, cert_not_after, state, revoked_at, isp, plan_down_mbps, plan_up_mbps"
 )
 
 
@@ -613,6 +692,8 @@ def _probe_from_row(row: tuple[object, ...]) -> ProbeRecord:
         state,
         revoked_at,
         isp,
+        plan_down_mbps,
+        plan_up_mbps,
     ) = row
     return ProbeRecord(
         probe_id=str(probe_id),
@@ -626,4 +707,6 @@ def _probe_from_row(row: tuple[object, ...]) -> ProbeRecord:
         state=ProbeState(str(state)),
         revoked_at=None if revoked_at is None else _from_text(str(revoked_at)),
         isp=None if isp is None else str(isp),
+        plan_down_mbps=None if plan_down_mbps is None else float(str(plan_down_mbps)),
+        plan_up_mbps=None if plan_up_mbps is None else float(str(plan_up_mbps)),
     )

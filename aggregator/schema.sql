@@ -17,7 +17,9 @@ create table if not exists probes (
     cert_not_after  timestamptz,
     cert_state      varchar not null,     -- active | revoked
     revoked_at      timestamptz,
-    isp             varchar               -- the site's fixed-broadband ISP (fixed_isps.csv); NULL: not recorded
+    isp             varchar,              -- the site's fixed-broadband ISP (fixed_isps.csv); NULL: not recorded
+    plan_down_mbps  double,               -- the fixed line's advertised download speed (QCVN 34 Vd); NULL: not recorded
+    plan_up_mbps    double                -- and its advertised upload speed (Vu)
 );
 
 create table if not exists throughput (

@@ -249,6 +249,8 @@ def _probe_row(record: ProbeRecord) -> ProbeRow:
         cert_state=str(record.state),
         revoked_at=record.revoked_at,
         isp=record.isp,
+        plan_down_mbps=record.plan_down_mbps,
+        plan_up_mbps=record.plan_up_mbps,
     )
 
 

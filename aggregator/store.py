@@ -37,6 +37,9 @@ class ProbeRow:
     cert_state: str
     revoked_at: datetime | None
     isp: str | None = None  # the site's fixed-broadband ISP; None when not recorded
+    # the fixed line's advertised plan speeds, Mb/s (QCVN 34's Vd, Vu); None: not recorded
+    plan_down_mbps: float | None = None
+    plan_up_mbps: float | None = None
 
 
 class Store:
@@ -104,6 +107,8 @@ class Store:
                 p.cert_state,
                 p.revoked_at,
                 p.isp,
+                p.plan_down_mbps,
+                p.plan_up_mbps,
             )
             for p in probes
         ]
@@ -116,8 +121,8 @@ class Store:
                     self._con.executemany(
                         "insert into probes (probe_id, ward_code, ward_name, site_class,"
                         " hostname, agent_version, enrolled_at, cert_serial, cert_not_after,"
-                        " cert_state, revoked_at, isp)"
-                        " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " cert_state, revoked_at, isp, plan_down_mbps, plan_up_mbps)"
+                        " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         rows,
                     )
                 self._con.execute("commit")

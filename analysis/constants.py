@@ -36,6 +36,20 @@ table), so an analyst's query and the CLI cannot disagree.
   95 % interval
 - confidence = 0.95 ratio: confidence level of every interval
 
+National references, each compared by its own rules (averages over
+measurement samples, not probe-balanced; docs/indicators.md):
+- qcvn126_download_mbps = 100 Mb/s: QCVN 126:2021, 5G: an operator's mean
+  download over its NR samples must reach this
+- qcvn126_upload_mbps = 30 Mb/s: QCVN 126:2021, 5G: mean upload over NR samples
+- qcvn126_download_floor_mbps = 30 Mb/s: QCVN 126:2021, 5G: the speed that
+  qcvn126_floor_share of the download samples must reach
+- qcvn126_floor_share = 0.95 ratio: QCVN 126:2021, 5G: that share (95 %)
+- qcvn126_latency_ms = 50 ms: QCVN 126:2021, 5G: mean latency at most this
+  (here: the mean of the NR ICMP tests' median round trips)
+- qcvn34_plan_ratio = 0.8 ratio: QCVN 34:2022, fixed broadband: a line's mean
+  download must reach 0.8 × its plan's advertised download speed (Vd), and
+  its mean upload 0.8 × the advertised upload speed (Vu)
+
 A throughput test is valid when: status is ok, the probe's clock was
 synchronised, cross-traffic was not above the limit (not measured counts as
 not flagged), mbps, bytes_transferred and measured_s are present,
@@ -68,6 +82,15 @@ CELLULAR_MAX_GAP_S: Final = 600.0
 IPV6_PROBE_SHARE: Final = 0.5
 BOOTSTRAP_RESAMPLES: Final = 2000
 CONFIDENCE: Final = 0.95
+# National references (QCVN), compared over samples (tests), not probes.
+QCVN126_SOURCE: Final = "QCVN 126:2021"
+QCVN34_SOURCE: Final = "QCVN 34:2022"
+QCVN126_DOWNLOAD_MBPS: Final = 100.0
+QCVN126_UPLOAD_MBPS: Final = 30.0
+QCVN126_DOWNLOAD_FLOOR_MBPS: Final = 30.0
+QCVN126_FLOOR_SHARE: Final = 0.95
+QCVN126_LATENCY_MS: Final = 50.0
+QCVN34_PLAN_RATIO: Final = 0.8
 # The baseline year of the mobile doubling target (87/KH-UBND).
 BASELINE_YEAR: Final = 2024
 # Local time of every period boundary.
@@ -78,7 +101,7 @@ TIMEZONE: Final = "Asia/Ho_Chi_Minh"
 ZONE_SITE_CLASSES: Final = ("high_tech_park", "it_park", "rd_centre", "industrial_zone")
 NR_ACCESS_TECHS: Final = ("nr5g_nsa", "nr5g_sa")
 
-Comparator = Literal[">=", ">"]
+Comparator = Literal[">=", ">", "<="]
 
 
 @dataclass(frozen=True)
@@ -96,6 +119,8 @@ class Target:
 
     def met(self, measured: float) -> bool:
         """Whether a measured figure meets the target."""
+        if self.comparator == "<=":
+            return measured <= self.value
         return measured >= self.value if self.comparator == ">=" else measured > self.value
 
 
@@ -113,6 +138,23 @@ TARGETS: Final[tuple[Target, ...]] = (
     Target("zone_nr_share", 1.0, ">=", "share", "87/KH-UBND, 235/KH-UBND", "2025–2026"),
     Target("zone_gigabit_share", 1.0, ">=", "share", "87/KH-UBND, 235/KH-UBND", "2025–2026"),
     Target("nr_lte_cell_ratio", 0.5, ">=", "ratio (proxy)", "87/KH-UBND (2025)", "2025"),
+    # National references: technical regulations in force, so no due date.
+    Target(
+        "qcvn126_download_mean", QCVN126_DOWNLOAD_MBPS, ">=", "Mb/s", QCVN126_SOURCE, "in force"
+    ),
+    Target("qcvn126_upload_mean", QCVN126_UPLOAD_MBPS, ">=", "Mb/s", QCVN126_SOURCE, "in force"),
+    Target(
+        "qcvn126_download_floor_share",
+        QCVN126_FLOOR_SHARE,
+        ">=",
+        "share",
+        QCVN126_SOURCE,
+        "in force",
+    ),
+    Target("qcvn126_latency_mean", QCVN126_LATENCY_MS, "<=", "ms", QCVN126_SOURCE, "in force"),
+    # QCVN 34 holds for every line: the share of lines that meet it should be all of them.
+    Target("qcvn34_download_share", 1.0, ">=", "share", QCVN34_SOURCE, "in force"),
+    Target("qcvn34_upload_share", 1.0, ">=", "share", QCVN34_SOURCE, "in force"),
 )
 
 
@@ -140,4 +182,10 @@ def indicator_constants_rows() -> list[tuple[str, float, str]]:
         ("fixed_200_mbps", FIXED_200_MBPS, "Mb/s"),
         ("cellular_max_gap_s", CELLULAR_MAX_GAP_S, "s"),
         ("ipv6_probe_share", IPV6_PROBE_SHARE, "ratio"),
+        ("qcvn126_download_mbps", QCVN126_DOWNLOAD_MBPS, "Mb/s"),
+        ("qcvn126_upload_mbps", QCVN126_UPLOAD_MBPS, "Mb/s"),
+        ("qcvn126_download_floor_mbps", QCVN126_DOWNLOAD_FLOOR_MBPS, "Mb/s"),
+        ("qcvn126_floor_share", QCVN126_FLOOR_SHARE, "ratio"),
+        ("qcvn126_latency_ms", QCVN126_LATENCY_MS, "ms"),
+        ("qcvn34_plan_ratio", QCVN34_PLAN_RATIO, "ratio"),
     ]

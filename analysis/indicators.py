@@ -45,6 +45,8 @@ VIEW_ORDER: tuple[str, ...] = (
     "mobile_download_by_tech",
     "zone_targets",
     "nr_lte_cell_proxy",
+    "qcvn126_5g",
+    "qcvn34_fixed_lines",
 )
 
 Grouping = Literal["operator", "access_tech", "site_class"]
@@ -75,11 +77,12 @@ def install_views(con: duckdb.DuckDBPyConnection, *, temporary: bool = True) -> 
     """Create `indicator_constants` and every view on a connection (temporary:
     in the temp schema, which works on a read-only store)."""
     have = {str(r[0]) for r in con.execute("describe probes").fetchall()}
-    if "isp" not in have:
+    missing = [c for c in ("isp", "plan_down_mbps", "plan_up_mbps") if c not in have]
+    if missing:
         raise StoreTooOld(
-            "this store's probes table has no isp column (an older release made it); "
-            "open it once with this release's aggregator, which adds it, or read the "
-            "snapshot the aggregator publishes"
+            f"this store's probes table has no {', '.join(missing)} column (an older release "
+            "made it); open it once with this release's aggregator, which adds it, or read "
+            "the snapshot the aggregator publishes"
         )
     temp = "temp " if temporary else ""
     con.execute(
@@ -199,6 +202,37 @@ def _ratio_of_means(a: Any, b: Any, axis: int = -1) -> Any:
 
 def _ratio_of_medians(a: Any, b: Any, axis: int = -1) -> Any:
     return np.median(a, axis=axis) / np.median(b, axis=axis)
+
+
+def _ratio_of_sums(a: Any, b: Any, axis: int = -1) -> Any:
+    return np.sum(a, axis=axis) / np.sum(b, axis=axis)
+
+
+def sample_mean_interval(
+    sums: Sequence[float], counts: Sequence[float], seed: int
+) -> tuple[float | None, float | None]:
+    """95 % percentile bootstrap interval of a mean over samples (sum of the
+    probes' sums over the sum of their counts), resampling probes with their
+    samples (a cluster bootstrap: one probe's tests are not independent)."""
+    order = np.lexsort((np.asarray(counts, dtype=float), np.asarray(sums, dtype=float)))
+    a = np.asarray(sums, dtype=float)[order]
+    b = np.asarray(counts, dtype=float)[order]
+    if a.size < 2:
+        return (None, None)
+    ratios = a / b
+    if np.all(ratios == ratios[0]):
+        return (float(ratios[0]), float(ratios[0]))
+    result = stats.bootstrap(
+        (a, b),
+        _ratio_of_sums,
+        n_resamples=k.BOOTSTRAP_RESAMPLES,
+        confidence_level=k.CONFIDENCE,
+        method="percentile",
+        vectorized=True,
+        paired=True,
+        rng=np.random.default_rng(seed),
+    )
+    return (float(result.confidence_interval.low), float(result.confidence_interval.high))
 
 
 # --- results -----------------------------------------------------------------
@@ -356,9 +390,28 @@ class _Calc:
                 )
             )
 
-    def share_figure(self, name: str, units: Iterable[_Unit], note: str = "") -> None:
-        """A share of probes (value 1 = yes), Wilson interval; limited probes apart."""
-        for (scope, group), members in sorted(self.scopes(units).items(), key=_scope_key):
+    def share_figure(
+        self,
+        name: str,
+        units: Iterable[_Unit],
+        note: str = "",
+        *,
+        apart: Iterable[_Unit] = (),
+        apart_note: str = "",
+    ) -> None:
+        """A share of probes (value 1 = yes), Wilson interval; limited probes
+        apart. `apart`: probes outside the figure altogether, counted in the
+        note of their scope as "{apart_note}: N"."""
+        scoped = self.scopes(units)
+        set_apart = self.scopes(apart)
+        for key in set_apart:
+            scoped.setdefault(key, [])
+        for (scope, group), members in sorted(scoped.items(), key=_scope_key):
+            if apart_note:
+                n_apart = len(set_apart.get((scope, group), []))
+                note_here = "; ".join(x for x in (note, f"{apart_note}: {n_apart}") if x)
+            else:
+                note_here = note
             used = [u for u in members if not u.limited]
             yes = sum(1 for u in used if u.value >= 0.5)
             tests = sum(u.tests for u in used)
@@ -381,6 +434,68 @@ class _Calc:
                     len(used),
                     tests,
                     len(members) - len(used),
+                    "ok" if enough else "insufficient data",
+                    self.targets(name, shown),
+                    note_here,
+                )
+            )
+
+    def sample_figure(
+        self,
+        name: str,
+        unit: str,
+        rows: Iterable[tuple[int, str | None, float, int]],
+        note: str,
+    ) -> None:
+        """A mean over samples (a national reference's own rule), per operator.
+
+        rows: (ward, group, sum over the probe's samples, its samples), one
+        per probe. The value is the sum of the sums over the sum of the
+        samples; the interval resamples probes (cluster bootstrap); mean and
+        median are across the probes' own means, for comparison with the
+        plan's probe-balanced figures."""
+        scoped: dict[tuple[str, str | None], list[tuple[float, int]]] = defaultdict(list)
+        if self.ward is None:
+            scoped[("city", None)] = []
+        else:
+            scoped[(str(self.ward), None)] = []
+        for ward_code, group, total, samples in rows:
+            if samples <= 0 or (self.ward is not None and ward_code != self.ward):
+                continue
+            scoped[("city" if self.ward is None else str(ward_code), group)].append(
+                (total, samples)
+            )
+            if self.ward is None:
+                scoped[(str(ward_code), group)].append((total, samples))
+        grouped_scopes = {scope for scope, group in scoped if group is not None}
+        for (scope, group), members in sorted(
+            scoped.items(), key=lambda item: _scope_key((item[0], []))
+        ):
+            if group is None and scope in grouped_scopes:
+                continue  # the placeholder of a scope that has figures
+            sums = [m[0] for m in members]
+            counts = [m[1] for m in members]
+            samples = sum(counts)
+            enough = len(members) >= k.FLOOR_PROBES and samples >= k.FLOOR_TESTS
+            value = sum(sums) / samples if samples else None
+            probe_means = [t / n for t, n in members]
+            low, high = sample_mean_interval(sums, counts, self.seed) if enough else (None, None)
+            shown = value if enough else None
+            self.figures.append(
+                Figure(
+                    name,
+                    scope,
+                    group,
+                    unit,
+                    shown,
+                    low,
+                    high,
+                    "bootstrap",
+                    float(np.mean(probe_means)) if probe_means else None,
+                    float(np.median(probe_means)) if probe_means else None,
+                    len(members),
+                    samples,
+                    0,
                     "ok" if enough else "insufficient data",
                     self.targets(name, shown),
                     note,
@@ -712,6 +827,7 @@ def compute_indicators(
     )
 
     _cell_proxy(con, calc, cellular)
+    _national_references(con, calc, fixed, fixed_group)
     exclusions = [
         (str(r[0]), str(r[1]), int(r[2]))
         for r in con.execute(
@@ -725,6 +841,98 @@ def compute_indicators(
     return IndicatorReport(
         period, ward, by, synthetic, calc.figures, exclusions, zone_sites, baseline_note
     )
+
+
+QCVN126_NOTE = (
+    "national reference (QCVN 126:2021): {what} over the operator's 5G samples "
+    "(valid tests on NR, NSA or SA), not probe-balanced"
+)
+QCVN34_NOTE = (
+    "national reference (QCVN 34:2022): share of fixed lines whose mean {what} over "
+    "their tests (samples) is >= 0.8 x the plan's advertised {speed}; probe-limited: "
+    "interface below 0.8 x the plan"
+)
+
+
+def _national_references(
+    con: duckdb.DuckDBPyConnection,
+    calc: _Calc,
+    fixed: list[dict[str, Any]],
+    fixed_group: Callable[[str], str | None],
+) -> None:
+    """QCVN 126:2021 (5G, per operator) and QCVN 34:2022 (fixed lines against
+    their plans), each by its own rules: over samples, apart from the plan's
+    probe-balanced indicators."""
+    nr = _rows(con, units_sql("units_qcvn126"))
+    for name, total, count, what in (
+        ("qcvn126_download_mean", "download_sum_mbps", "download_tests", "mean download"),
+        ("qcvn126_upload_mean", "upload_sum_mbps", "upload_tests", "mean upload"),
+        (
+            "qcvn126_download_floor_share",
+            "download_tests_at_floor",
+            "download_tests",
+            f"share of download samples >= {k.QCVN126_DOWNLOAD_FLOOR_MBPS:g} Mb/s",
+        ),
+        ("qcvn126_latency_mean", "latency_sum_ms", "latency_tests", "mean ICMP median RTT"),
+    ):
+        unit = "share" if name.endswith("share") else "ms" if "latency" in name else "Mb/s"
+        calc.sample_figure(
+            name,
+            unit,
+            [
+                (
+                    int(r["ward_code"]),
+                    f"operator={r['operator_name']}",
+                    float(r[total]),
+                    int(r[count]),
+                )
+                for r in nr
+            ],
+            QCVN126_NOTE.format(what=what),
+        )
+
+    # QCVN 34:2022: each fixed line's sample means against its plan.
+    plans = {
+        str(r[0]): (r[1], r[2])
+        for r in con.execute("select probe_id, plan_down_mbps, plan_up_mbps from probes").fetchall()
+    }
+    uploads = {
+        (r["probe_id"], r["ward_code"]): r
+        for r in _rows(con, units_sql("units_upload"))
+        if r["network_kind"] == "fixed"
+    }
+    downloads = {(r["probe_id"], r["ward_code"]): r for r in fixed}
+    ratio = k.QCVN34_PLAN_RATIO
+    for name, lines, plan_index, what, speed in (
+        ("qcvn34_download_share", downloads, 0, "download", "download speed (Vd)"),
+        ("qcvn34_upload_share", uploads, 1, "upload", "upload speed (Vu)"),
+    ):
+        recorded: list[_Unit] = []
+        unrecorded: list[_Unit] = []
+        for key, r in sorted(lines.items()):
+            plan = plans.get(key[0], (None, None))[plan_index]
+            # the interface's speed as either direction's tests reported it
+            links = [
+                x["link_speed_mbps"]
+                for x in (downloads.get(key), uploads.get(key))
+                if x is not None and x["link_speed_mbps"] is not None
+            ]
+            link = max(links) if links else None
+            line = _Unit(
+                r["ward_code"],
+                fixed_group(r["probe_id"]),
+                1.0 if plan is not None and r["mean_mbps"] >= ratio * plan else 0.0,
+                r["tests"],
+                plan is not None and link is not None and link < ratio * plan,
+            )
+            (recorded if plan is not None else unrecorded).append(line)
+        calc.share_figure(
+            name,
+            recorded,
+            QCVN34_NOTE.format(what=what, speed=speed),
+            apart=unrecorded,
+            apart_note="lines apart, plan not recorded",
+        )
 
 
 def _cell_proxy(

@@ -14,6 +14,10 @@ to the next. On a store without rollups `compute_indicators` builds them in
 temporary tables; `rollup_keys` there counts the rows per table, probe, kind
 (real or synthetic) and day, and as results are only ever added, the pairs
 whose counts changed are exactly the stale ones.
+
+When a release changes what a rollup holds (its columns, or a new rollup),
+the rollups kept from before no longer fit: they are dropped and rebuilt
+whole once.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import duckdb
 
 ROLLUPS: tuple[str, ...] = (
     "rollup_download",
+    "rollup_upload",
     "rollup_latency",
+    "rollup_latency_tech",
     "rollup_cellular",
     "rollup_cells",
     "rollup_ipv6",
@@ -72,6 +78,10 @@ def refresh_rollups(
     started = time.perf_counter()
     temp = "temp " if temporary else ""
     prefix = "temp." if temporary else "main."
+    if has_rollups(con, temporary=temporary) and not _rollups_fit(con, temporary=temporary):
+        for name in ("rollup_keys", *ROLLUPS):
+            con.execute(f"drop table if exists {prefix}{name}")
+        stale = None  # every probe-day is stale: rollup_keys finds them all
     if not has_rollups(con, temporary=temporary):
         con.execute(
             f"create {temp}table rollup_keys (result_table varchar, probe_id varchar, "
@@ -144,6 +154,23 @@ def refresh_rollups(
         con.execute(f"insert into {prefix}rollup_keys select * from rollup_now")
         con.execute("drop table rollup_now")
     return RefreshStats(stale_count, time.perf_counter() - started)
+
+
+def _rollups_fit(con: duckdb.DuckDBPyConnection, *, temporary: bool) -> bool:
+    """Whether every rollup table exists with the columns its SQL makes now."""
+    con.execute("create or replace temp table rollup_dirty (probe_id varchar, local_day date)")
+    for name in ROLLUPS:
+        have = con.execute(
+            "select column_name from duckdb_columns() where table_name = ? and database_name = "
+            "case when ? then 'temp' else current_database() end and schema_name = 'main' "
+            "order by column_index",
+            [name, temporary],
+        ).fetchall()
+        cursor = con.execute(f"select * from ({rollup_sql(name)}) limit 0")
+        wanted = [str(d[0]) for d in cursor.description]
+        if [str(r[0]) for r in have] != wanted:
+            return False
+    return True
 
 
 def _local_midnight(day: date) -> datetime:

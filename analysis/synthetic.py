@@ -11,12 +11,18 @@ The model, per ward (`WardSpec`):
 - fixed-line probes: an ISP by turn from `fixed_isps` (None: not recorded);
   a line of `gigabit_share` probability at 1 Gb/s, else 300 Mb/s; with
   probability `slow_port_share` the probe's port negotiated 100 Mb/s
-  (probe-limited); each download is the line rate (capped at 95 % of the
-  port) times a uniform factor in [0.80, 0.98);
+  (probe-limited); the line's advertised plan is 1000/1000 Mb/s for a
+  gigabit line, else 300/300, not recorded for every fifth probe (by ward
+  code + number); with probability `underdelivering_share` the line delivers
+  only 70 % of its rate (below QCVN 34's 0.8 × plan); each download and
+  upload is the line rate (capped at 95 % of the port) times a uniform
+  factor in [0.80, 0.98);
 - mobile probes: an operator by turn from `operators`; a 4G-only modem with
   probability `lte_only_modem_share`; each observation and download is on NR
   with probability `nr_share` (5G modems only); download = the technology's
-  median (`lte_mbps`, `nr_mbps`) times exp(0.3 z), z standard normal;
+  median (`lte_mbps`, `nr_mbps`) times exp(0.3 z), z standard normal; an
+  upload a quarter of that; one NR test in twenty ends on LTE (radio changed
+  mid-test); a latency test is on NR with the same probability `nr_share`;
 - a share `invalid_share` of every table's rows is invalid, by turn: failed,
   clock not synchronised, cross-traffic (throughput) or too short (throughput);
 - idle latency = the probe's base (`idle_rtt_ms` times a uniform factor in
@@ -55,6 +61,8 @@ class WardSpec:
     fixed_isps: tuple[str | None, ...] = ("VNPT", "Viettel", "FPT Telecom", None)
     nr_cells: int = 3
     lte_cells: int = 6
+    # fixed lines that deliver 70 % of their plan (below QCVN 34's 80 %)
+    underdelivering_share: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,11 @@ def _probe_rows(spec: SyntheticSpec) -> list[tuple[object, ...]]:
                 modem_5g = rng.random() >= ward.lte_only_modem_share
                 operator = ward.operators[n % len(ward.operators)]
                 isp = ward.fixed_isps[n % len(ward.fixed_isps)] if kind == "fixed" else None
+                # drawn apart from `rng`, so that the draws above stay as they were
+                own = random.Random(f"{spec.seed}-{probe_id}")
+                delivered = 0.7 if own.random() < ward.underdelivering_share else 1.0
+                plan_known = kind == "fixed" and (ward.ward_code + n) % 5 != 4
+                plan_mbps = line_mbps if plan_known else None
                 rows.append(
                     (
                         probe_id,
@@ -150,6 +163,9 @@ def _probe_rows(spec: SyntheticSpec) -> list[tuple[object, ...]]:
                         ward.nr_cells,
                         ward.lte_cells,
                         isp,
+                        plan_mbps,
+                        plan_mbps,
+                        delivered,
                     )
                 )
     return rows
@@ -159,7 +175,8 @@ _PROBE_COLUMNS = (
     "probe_id varchar, ward_code integer, site_class varchar, kind varchar, "
     "line_mbps double, port_mbps double, modem_5g boolean, operator_name varchar, "
     "mcc_mnc varchar, lte_mbps double, nr_mbps double, nr_share double, "
-    "has_ipv6 boolean, idle_rtt_ms double, nr_cells integer, lte_cells integer, isp varchar"
+    "has_ipv6 boolean, idle_rtt_ms double, nr_cells integer, lte_cells integer, isp varchar, "
+    "plan_down_mbps double, plan_up_mbps double, delivered double"
 )
 
 # Columns every synthetic result shares; {u} draws are by row index i.
@@ -199,13 +216,14 @@ def generate(con: duckdb.DuckDBPyConnection, spec: SyntheticSpec, *, mix: bool =
         )
     con.execute(f"create or replace temp table syn_probe ({_PROBE_COLUMNS})")
     con.executemany(
-        "insert into syn_probe values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into syn_probe values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         _probe_rows(spec),
     )
     con.execute(
         "insert or ignore into probes (probe_id, ward_code, site_class, hostname, agent_version,"
-        " enrolled_at, cert_state, isp) select probe_id, ward_code, site_class, 'synthetic',"
-        " 'synthetic', ?, 'active', isp from syn_probe",
+        " enrolled_at, cert_state, isp, plan_down_mbps, plan_up_mbps) select probe_id,"
+        " ward_code, site_class, 'synthetic', 'synthetic', ?, 'active', isp, plan_down_mbps,"
+        " plan_up_mbps from syn_probe",
         [spec.start],
     )
     salt = spec.seed * 1_000_003 + int(spec.start.timestamp())
@@ -262,16 +280,22 @@ def _throughput(
                    -- on NR for this test? (mobile; 5G modems only)
                    u(i, 3) < p.nr_share as on_nr,
                    -- standard normal (Box-Muller)
-                   sqrt(-2 * ln(1 - u(i, 4))) * cos(2 * pi() * u(i, 5)) as z
+                   sqrt(-2 * ln(1 - u(i, 4))) * cos(2 * pi() * u(i, 5)) as z,
+                   case when u(i, 8) < 0.5 then 'download' else 'upload' end as direction,
+                   -- an NR test whose radio fell back to LTE before it ended
+                   u(i, 9) < 0.05 as fell_back
             from r join pr p using (m)
         ),
         t as (
             select d.*,
                    case when kind = 'fixed'
                         -- Mb/s: the line, capped by the port, times [0.80, 0.98)
-                        then least(line_mbps, 0.95 * port_mbps) * (0.80 + 0.18 * u(i, 6))
-                        when on_nr then nr_mbps * exp(0.3 * z)
-                        else lte_mbps * exp(0.3 * z) end as rate_mbps,
+                        then least(line_mbps * delivered, 0.95 * port_mbps)
+                            * (0.80 + 0.18 * u(i, 6))
+                        -- mobile uploads: a quarter of the downloads
+                        else (case when on_nr then nr_mbps else lte_mbps end) * exp(0.3 * z)
+                            * (case when direction = 'upload' then 0.25 else 1.0 end)
+                        end as rate_mbps,
                    case when invalid and reason = 3 then 1.0 else 8.0 end as secs
             from d
         )
@@ -280,7 +304,7 @@ def _throughput(
             ?::timestamptz + to_microseconds((offset_s * 1e6)::bigint) as measured_at,
             'iperf3' as tool, 'synthetic' as tool_version, '198.18.0.1' as server,
             5201 as server_port, 10.0 as duration_s, 4 as streams,
-            case when u(i, 8) < 0.5 then 'download' else 'upload' end as direction,
+            direction,
             rate_mbps as mbps,
             -- megabits per second x seconds -> bytes
             (rate_mbps * 1e6 / 8 * secs)::ubigint as bytes_transferred,
@@ -295,8 +319,8 @@ def _throughput(
             10.0 as cpu_load_pct,
             case when kind = 'mobile' then (case when on_nr then 'nr5g_nsa' else 'lte' end)
                 end as access_tech,
-            case when kind = 'mobile' then (case when on_nr then 'nr5g_nsa' else 'lte' end)
-                end as access_tech_end,
+            case when kind = 'mobile' then (case when on_nr and not fell_back then 'nr5g_nsa'
+                else 'lte' end) end as access_tech_end,
             case when kind = 'mobile' then mcc_mnc end as mcc_mnc,
             case when kind = 'mobile' then operator_name end as operator_name
         from t
@@ -325,7 +349,8 @@ def _latency(
             idle_rtt_ms * 1.5 as rtt_p95_ms,
             idle_rtt_ms * 2.0 as rtt_max_ms,
             1.0 as jitter_ms, 0.0 as loss_pct,
-            case when kind = 'mobile' then 'lte' end as access_tech,
+            case when kind = 'mobile' then (case when u(i, 4) < nr_share then 'nr5g_nsa'
+                else 'lte' end) end as access_tech,
             case when kind = 'mobile' then mcc_mnc end as mcc_mnc,
             case when kind = 'mobile' then operator_name end as operator_name
         from r join pr using (m)

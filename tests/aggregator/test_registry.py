@@ -405,7 +405,7 @@ PRAGMA user_version=1;
 """
 
 
-def test_an_older_registry_file_gains_the_isp_columns_and_keeps_its_rows(
+def test_an_older_registry_file_gains_the_isp_and_plan_columns_and_keeps_its_rows(
     tmp_path: Path, authority: CertificateAuthority, clock: MovableClock
 ) -> None:
     path = tmp_path / "old" / "registry.sqlite"
@@ -429,9 +429,13 @@ def test_an_older_registry_file_gains_the_isp_columns_and_keeps_its_rows(
         NINH_KIEU, SiteClass.HOUSEHOLD, timedelta(days=1), authority.pin, isp="CMC"
     )
     assert registry.check_token(token).isp == "CMC Telecom"
+    assert probe.plan_down_mbps is None and probe.plan_up_mbps is None
+    assert registry.set_probe_plan(probe.probe_id, (300.0, 100.0)).plan_up_mbps == 100.0
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
         for table in ("bootstrap_tokens", "probes"):
-            assert "isp" in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            assert {"isp", "plan_down_mbps", "plan_up_mbps"} <= columns
     # opening it again (the admin CLI beside the aggregator) adds nothing twice
-    assert ProbeRegistry(path, can_tho_ward_name, clock).get_probe(probe.probe_id).isp == "SCTV"
+    again = ProbeRegistry(path, can_tho_ward_name, clock).get_probe(probe.probe_id)
+    assert (again.isp, again.plan_down_mbps, again.plan_up_mbps) == ("SCTV", 300.0, 100.0)

@@ -56,7 +56,7 @@ def test_an_older_store_gains_the_new_columns_and_keeps_its_rows(tmp_path: Path)
     store.close()
 
 
-def test_an_older_probes_table_gains_the_isp_and_takes_the_registry_mirror(
+def test_an_older_probes_table_gains_the_isp_and_plan_and_takes_the_registry_mirror(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "old.duckdb"
@@ -78,8 +78,12 @@ def test_an_older_probes_table_gains_the_isp_and_takes_the_registry_mirror(
         )
 
     store = Store(path)
-    assert [r[0] for r in store.query("describe probes")][-1] == "isp"
-    assert store.query("select probe_id, isp from probes") == [("wp-1", None)]
+    assert [r[0] for r in store.query("describe probes")][-3:] == [
+        "isp",
+        "plan_down_mbps",
+        "plan_up_mbps",
+    ]
+    assert store.query("select probe_id, isp, plan_down_mbps from probes") == [("wp-1", None, None)]
     enrolled = datetime(2026, 3, 2, 8, tzinfo=UTC)
     store.replace_probes(
         [
@@ -96,15 +100,19 @@ def test_an_older_probes_table_gains_the_isp_and_takes_the_registry_mirror(
                 "active",
                 None,
                 "VNPT",
+                300.0,
+                100.0,
             ),
             ProbeRow(
                 "wp-2", 31135, None, "school", None, None, enrolled, None, None, "active", None
             ),
         ]
     )
-    assert store.query("select probe_id, site_class, isp from probes order by 1") == [
-        ("wp-1", "household", "VNPT"),
-        ("wp-2", "school", None),
+    assert store.query(
+        "select probe_id, site_class, isp, plan_down_mbps, plan_up_mbps from probes order by 1"
+    ) == [
+        ("wp-1", "household", "VNPT", 300.0, 100.0),
+        ("wp-2", "school", None, None, None),
     ]
     store.close()
 
