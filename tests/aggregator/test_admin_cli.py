@@ -215,6 +215,94 @@ def test_probe_set_isp_and_list(state_dir: Path, runner: CliRunner) -> None:
     assert unknown.exit_code == 1
 
 
+@pytest.mark.parametrize(
+    ("given", "expected"), [("300/100", (300.0, 100.0)), ("1000", (1000.0, 1000.0))]
+)
+def test_token_create_records_the_plan(
+    state_dir: Path, runner: CliRunner, given: str, expected: tuple[float, float]
+) -> None:
+    result = runner.invoke(
+        token_app,
+        _token_args(state_dir, "--isp", "VNPT", "--plan-mbps", given),
+        obj=AdminContext(ward_lookup=ward_name),
+    )
+    assert result.exit_code == 0, result.output
+    shown = _lines(result.output)
+    assert shown["fixed plan"] == f"{expected[0]:g}/{expected[1]:g} Mb/s (down/up)"
+    grant = ProbeRegistry.in_state_dir(state_dir, ward_name).redeem_token(shown["token"])
+    assert (grant.plan_down_mbps, grant.plan_up_mbps) == expected
+
+    without = runner.invoke(token_app, _token_args(state_dir), obj=AdminContext(ward_name))
+    assert _lines(without.output)["fixed plan"] == "not recorded"
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ("0/100", "positive number"),
+        ("-300", "positive number"),
+        ("300/abc", "not a number"),
+        ("300/100/50", "DOWN/UP"),
+        ("fast", "not a number"),
+        ("nan", "positive number"),
+        ("300/", "DOWN/UP"),
+    ],
+)
+def test_token_create_refuses_a_bad_plan(
+    state_dir: Path, runner: CliRunner, bad: str, says: str
+) -> None:
+    result = runner.invoke(
+        token_app,
+        _token_args(state_dir, "--plan-mbps", bad),
+        obj=AdminContext(ward_lookup=ward_name),
+    )
+    assert result.exit_code == 1
+    flat = " ".join(result.output.split())
+    assert "error:" in flat and says in flat, flat
+    assert "Traceback" not in result.output
+    # refused before the registry is touched: no token was made
+    assert not (state_dir / "registry.sqlite").exists()
+
+
+def test_probe_set_plan_and_list(state_dir: Path, runner: CliRunner) -> None:
+    registry = ProbeRegistry.in_state_dir(state_dir, ward_name)
+    authority = CertificateAuthority.load(state_dir)
+    token = registry.create_token(NINH_KIEU, SiteClass.HOUSEHOLD, timedelta(days=1), authority.pin)
+    grant = registry.redeem_token(token)
+    probe_id = registry.new_probe_id()
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "box")]))
+        .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+    )
+    issued = authority.sign_probe_csr(csr, probe_id)
+    registry.record_probe(probe_id, grant, "pi-home", "0.1.0", issued.serial_hex, issued.not_after)
+    assert registry.get_probe(probe_id).plan_down_mbps is None
+
+    changed = runner.invoke(
+        probe_app, ["set-plan", probe_id, "300/100", "--state-dir", str(state_dir)]
+    )
+    assert changed.exit_code == 0, changed.output
+    assert f"probe {probe_id} fixed plan: 300/100 Mb/s (down/up)" in changed.output
+    probe = registry.get_probe(probe_id)
+    assert (probe.plan_down_mbps, probe.plan_up_mbps) == (300.0, 100.0)
+
+    listed = runner.invoke(probe_app, ["list", "--state-dir", str(state_dir)])
+    assert listed.exit_code == 0, listed.output
+    assert "300/100" in listed.output
+
+    refused = runner.invoke(probe_app, ["set-plan", probe_id, "0", "--state-dir", str(state_dir)])
+    assert refused.exit_code == 1
+    assert "positive number of Mb/s" in " ".join(refused.output.split())
+    assert registry.get_probe(probe_id).plan_down_mbps == 300.0
+    unknown = runner.invoke(
+        probe_app, ["set-plan", "wp-nosuchprobe", "300", "--state-dir", str(state_dir)]
+    )
+    assert unknown.exit_code == 1
+    assert "no probe" in unknown.output
+
+
 def test_probe_commands_do_not_create_a_registry_in_a_wrong_directory(
     tmp_path: Path, runner: CliRunner
 ) -> None:

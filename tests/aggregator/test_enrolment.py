@@ -263,6 +263,39 @@ async def test_the_tokens_fixed_line_isp_follows_the_probe(
     assert (probe.site_class, probe.isp) == (SiteClass.HOUSEHOLD, "Viettel")
 
 
+async def test_the_tokens_plan_follows_the_probe_into_the_store(
+    aggregator: Aggregator, tmp_path: Path
+) -> None:
+    token = aggregator.registry.create_token(
+        NINH_KIEU,
+        SiteClass.HOUSEHOLD,
+        timedelta(days=1),
+        aggregator.ca.pin,
+        isp="VNPT",
+        plan_mbps=(300.0, 100.0),
+    )
+    record = await _enrol(aggregator, token, tmp_path / "probe")
+    probe = aggregator.registry.get_probe(record.probe_id)
+    assert (probe.plan_down_mbps, probe.plan_up_mbps) == (300.0, 100.0)
+    # the aggregator's probe sync (Aggregator.sync_probes: these rows into
+    # Store.replace_probes) mirrors it into the store the indicators read
+    from aggregator.server import _probe_row
+    from aggregator.store import Store
+
+    store = Store(tmp_path / "store.duckdb")
+    store.replace_probes([_probe_row(r) for r in aggregator.registry.list_probes()])
+    assert store.query(
+        "select isp, plan_down_mbps, plan_up_mbps from probes where probe_id = ?",
+        [record.probe_id],
+    ) == [("VNPT", 300.0, 100.0)]
+    aggregator.registry.set_probe_plan(record.probe_id, (1000.0, 1000.0))
+    store.replace_probes([_probe_row(r) for r in aggregator.registry.list_probes()])
+    assert store.query(
+        "select plan_down_mbps, plan_up_mbps from probes where probe_id = ?", [record.probe_id]
+    ) == [(1000.0, 1000.0)]
+    store.close()
+
+
 async def test_revoked_probe_is_refused_on_the_mtls_port(
     aggregator: Aggregator, tmp_path: Path
 ) -> None:
