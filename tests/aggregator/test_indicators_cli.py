@@ -91,6 +91,41 @@ def test_json_has_every_indicator_with_its_interval_and_targets(store_path: Path
     assert "no 2024 baseline" in out["baseline"]
 
 
+def test_national_references_come_labelled_with_their_regulation(store_path: Path) -> None:
+    out = _run(
+        "indicators",
+        "--period",
+        "2026",
+        "--synthetic",
+        "--city-only",
+        "--store",
+        str(store_path),
+        "--format",
+        "csv",
+    )
+    rows = [r for r in csv.DictReader(io.StringIO(out)) if r["indicator"].startswith("qcvn")]
+    assert {r["indicator"] for r in rows} == {
+        "qcvn126_download_mean",
+        "qcvn126_upload_mean",
+        "qcvn126_download_floor_share",
+        "qcvn126_latency_mean",
+        "qcvn34_download_share",
+        "qcvn34_upload_share",
+    }
+    latency = [r for r in rows if r["indicator"] == "qcvn126_latency_mean"]
+    assert {r["group"] for r in latency} == {
+        "operator=Viettel",
+        "operator=VNPT",
+        "operator=MobiFone",
+    }
+    assert all("<= 50 (QCVN 126:2021, in force)" in r["targets"] for r in latency)
+    fixed = next(r for r in rows if r["indicator"] == "qcvn34_download_share")
+    assert "national reference (QCVN 34:2022)" in fixed["note"]
+    assert "plan not recorded" in fixed["note"]
+    table = _run("indicators", "--period", "2026", "--synthetic", "--store", str(store_path))
+    assert "qcvn126_download_mean" in table
+
+
 def test_one_ward_grouped_by_operator_as_csv(store_path: Path) -> None:
     out = _run(
         "indicators",
