@@ -80,7 +80,8 @@ def install_views(con: duckdb.DuckDBPyConnection, *, temporary: bool = True) -> 
     missing = [c for c in ("isp", "plan_down_mbps", "plan_up_mbps") if c not in have]
     if missing:
         raise StoreTooOld(
-            f"this store's probes table has no {', '.join(missing)} column (an older release "
+            f"this store's probes table has no {', '.join(missing)} "
+            f"column{'s' if len(missing) > 1 else ''} (an older release "
             "made it); open it once with this release's aggregator, which adds it, or read "
             "the snapshot the aggregator publishes"
         )
