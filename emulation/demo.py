@@ -138,6 +138,10 @@ def _run(console: Console, deployment: Deployment, cycles: int) -> int:
             modem=DEMO_MODEMS.get(probe.name),
             mobile=PROFILES[probe.profile].network_kind == NetworkKind.MOBILE,
             isp=probe.isp,
+            # the household's advertised plan: what QCVN 34 compares the line with
+            plan_mbps=f"{profile.down_mbps:g}/{profile.up_mbps:g}"
+            if profile and profile.network_kind == NetworkKind.FIXED
+            else None,
         )
         line = (
             f"{profile.down_mbps:g}/{profile.up_mbps:g} Mb/s {profile.network_kind}"

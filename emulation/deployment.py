@@ -347,7 +347,13 @@ network_kind = "mobile"
 
     # --- probes --------------------------------------------------------
 
-    def create_token(self, ward_code: int, site_class: str, isp: str | None = None) -> str:
+    def create_token(
+        self,
+        ward_code: int,
+        site_class: str,
+        isp: str | None = None,
+        plan_mbps: str | None = None,
+    ) -> str:
         """`wardprobe-aggregator token create`; the token text."""
         out = self.run(
             None,
@@ -366,6 +372,7 @@ network_kind = "mobile"
                 "--ttl",
                 "1h",
                 *(["--isp", isp] if isp else []),
+                *(["--plan-mbps", plan_mbps] if plan_mbps else []),
             ],
         )
         match = re.search(r"^token:\s+(\S+)", out, re.MULTILINE)
@@ -383,13 +390,14 @@ network_kind = "mobile"
         modem: ModemSpec | None = None,
         mobile: bool | None = None,
         isp: str | None = None,
+        plan_mbps: str | None = None,
     ) -> ProbeBox:
         """A probe box on its own access line (with a city), enrolled in `ward_code`.
         `agent_toml_extra` is appended to its agent.toml (e.g. an [upload] table).
         `modem` gives the box an emulated modem on a pty, named in its [modem]
         table. `mobile` overrides the line kind the profile implies (None: the
-        profile's; a box on loopback has no profile). `isp`: the fixed line's ISP,
-        recorded with the token."""
+        profile's; a box on loopback has no profile). `isp` and `plan_mbps`
+        ("down/up"): the fixed line's ISP and advertised plan, recorded with the token."""
         host: ProbeHost | None = None
         if self.city is not None:
             if profile is None:
@@ -400,7 +408,7 @@ network_kind = "mobile"
         if state_dir.exists():
             shutil.rmtree(state_dir)
         state_dir.mkdir(parents=True)
-        token = self.create_token(ward_code, site_class, isp)
+        token = self.create_token(ward_code, site_class, isp, plan_mbps)
         self.run(
             netns,
             [
