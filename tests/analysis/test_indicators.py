@@ -31,6 +31,7 @@ from analysis.indicators import (
     set_period,
 )
 from analysis.synthetic import MixingRefused, SyntheticSpec, WardSpec, generate
+from tests.analysis.raw import raw_columns
 from wardprobe.validity import MIN_MEASURED_S
 
 WARDS = (
@@ -90,27 +91,6 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield path
 
 
-@pytest.fixture(scope="module")
-def con(store_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = duckdb.connect(str(store_path), read_only=True)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture(scope="module")
-def report(con: duckdb.DuckDBPyConnection) -> IndicatorReport:
-    return compute_indicators(con, parse_period("2026"), synthetic=True)
-
-
-@pytest.fixture(scope="module")
-def by_operator(con: duckdb.DuckDBPyConnection) -> IndicatorReport:
-    return compute_indicators(con, parse_period("2026"), synthetic=True, by="operator")
-
-
-def _raw(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray[Any, Any]]:
-    return {k: np.asarray(v) for k, v in con.execute(sql).fetchnumpy().items()}
-
-
 def _in(window: tuple[datetime, datetime]) -> str:
     return (
         f"epoch(measured_at) >= {window[0].timestamp()} "
@@ -119,7 +99,7 @@ def _in(window: tuple[datetime, datetime]) -> str:
 
 
 def _valid_downloads(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datetime]) -> Any:
-    t = _raw(
+    t = raw_columns(
         con,
         "select probe_id, ward_code, network_kind, status, clock_sync, mbps, "
         "bytes_transferred::double as bytes, measured_s, coalesce(cross_traffic_bytes_per_s, 0) "
@@ -319,7 +299,7 @@ def test_mobile_download_by_technology_and_operator(
 def test_nr_availability_is_time_weighted_with_limited_modems_apart(
     con: duckdb.DuckDBPyConnection, report: IndicatorReport
 ) -> None:
-    c = _raw(
+    c = raw_columns(
         con,
         "select probe_id, epoch(measured_at) as t, access_tech, modem_5g_capable, status, "
         f"clock_sync from cellular where {_in(Y2026)}",
@@ -354,7 +334,7 @@ def test_nr_availability_is_time_weighted_with_limited_modems_apart(
 
 
 def test_ipv6_shares_per_probe(con: duckdb.DuckDBPyConnection, report: IndicatorReport) -> None:
-    v = _raw(
+    v = raw_columns(
         con,
         "select probe_id, network_kind, ipv6_capable, ipv6_preferred, status, clock_sync "
         f"from ipv6 where {_in(Y2026)}",
@@ -402,7 +382,7 @@ def test_synthetic_fixed_lines_have_isps_by_turn(con: duckdb.DuckDBPyConnection)
 def test_ipv6_shares_per_ward_and_isp(
     con: duckdb.DuckDBPyConnection, by_operator: IndicatorReport
 ) -> None:
-    v = _raw(
+    v = raw_columns(
         con,
         "select probe_id, ward_code, network_kind, ipv6_capable, ipv6_preferred, status, "
         f"clock_sync from ipv6 where {_in(Y2026)}",
@@ -505,7 +485,7 @@ def test_a_store_without_the_isp_column_is_named_too_old(tmp_path: Path) -> None
 def test_latency_medians_of_probe_medians(
     con: duckdb.DuckDBPyConnection, report: IndicatorReport
 ) -> None:
-    lat = _raw(
+    lat = raw_columns(
         con,
         "select probe_id, ward_code, epoch(measured_at) as t, rtt_median_ms, packets_received, "
         f"status, clock_sync from latency where protocol = 'icmp' and {_in(Y2026)}",
@@ -548,7 +528,7 @@ def test_zone_targets_list_each_site(report: IndicatorReport) -> None:
 def test_cell_proxy_is_labelled_and_counts_distinct_cells(
     con: duckdb.DuckDBPyConnection, report: IndicatorReport
 ) -> None:
-    c = _raw(
+    c = raw_columns(
         con,
         "select ward_code, access_tech, cell_id, nr_channel, nr_pci, status, clock_sync "
         f"from cellular where {_in(Y2026)}",

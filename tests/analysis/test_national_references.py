@@ -30,6 +30,7 @@ from analysis.indicators import (
 )
 from analysis.rollups import refresh_rollups
 from analysis.synthetic import SyntheticSpec, WardSpec, generate
+from tests.analysis.raw import raw_columns
 from wardprobe.validity import MIN_MEASURED_S
 
 WARDS = (
@@ -63,29 +64,8 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield path
 
 
-@pytest.fixture(scope="module")
-def con(store_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = duckdb.connect(str(store_path), read_only=True)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture(scope="module")
-def report(con: duckdb.DuckDBPyConnection) -> IndicatorReport:
-    return compute_indicators(con, parse_period("2026"), synthetic=True)
-
-
-@pytest.fixture(scope="module")
-def by_operator(con: duckdb.DuckDBPyConnection) -> IndicatorReport:
-    return compute_indicators(con, parse_period("2026"), synthetic=True, by="operator")
-
-
-def _raw(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray[Any, Any]]:
-    return {name: np.asarray(v) for name, v in con.execute(sql).fetchnumpy().items()}
-
-
 def _valid_throughput(con: duckdb.DuckDBPyConnection, direction: str) -> Any:
-    t = _raw(
+    t = raw_columns(
         con,
         "select probe_id, ward_code, network_kind, status, clock_sync, mbps, "
         "bytes_transferred::double as bytes, measured_s, coalesce(cross_traffic_bytes_per_s, 0) "
@@ -188,7 +168,7 @@ def test_qcvn126_slow_5g_ward_fails_and_fast_one_meets(report: IndicatorReport) 
 def test_qcvn126_latency_is_the_mean_of_nr_icmp_medians(
     con: duckdb.DuckDBPyConnection, report: IndicatorReport
 ) -> None:
-    lat = _raw(
+    lat = raw_columns(
         con,
         "select probe_id, ward_code, status, clock_sync, packets_received, rtt_median_ms, "
         "protocol, network_kind, coalesce(access_tech, '') as tech, operator_name "
