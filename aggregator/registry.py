@@ -596,13 +596,7 @@ class ProbeRegistry:
         """Assign a probe to another ward (the box was moved). Results are
         attributed by the ward the registry holds at the time they arrive."""
         self.ward_name(ward_code)
-        with self._write_transaction() as conn:
-            changed = conn.execute(
-                "UPDATE probes SET ward_code = ? WHERE probe_id = ?", (ward_code, probe_id)
-            ).rowcount
-            if changed == 0:
-                raise UnknownProbe(f"no probe {probe_id!r}")
-        return self.get_probe(probe_id)
+        return self._update_probe(probe_id, "ward_code = ?", (ward_code,))
 
     def set_probe_isp(self, probe_id: str, isp: str | None) -> ProbeRecord:
         """Record the fixed-broadband ISP of a probe's site (None: not known).
@@ -612,13 +606,7 @@ class ProbeRegistry:
         household really changes ISP, enrol the box anew with a token for
         the new ISP, so results before and after stay apart."""
         canonical = None if isp is None else canonical_isp(isp)
-        with self._write_transaction() as conn:
-            changed = conn.execute(
-                "UPDATE probes SET isp = ? WHERE probe_id = ?", (canonical, probe_id)
-            ).rowcount
-            if changed == 0:
-                raise UnknownProbe(f"no probe {probe_id!r}")
-        return self.get_probe(probe_id)
+        return self._update_probe(probe_id, "isp = ?", (canonical,))
 
     def set_probe_plan(self, probe_id: str, plan_mbps: tuple[float, float] | None) -> ProbeRecord:
         """Record the advertised (download, upload) Mb/s of the fixed line's
@@ -630,10 +618,16 @@ class ProbeRegistry:
         carrying the new plan, so results before and after stay apart."""
         down, up = (None, None) if plan_mbps is None else plan_mbps
         check_plan_mbps(down, up)
+        return self._update_probe(probe_id, "plan_down_mbps = ?, plan_up_mbps = ?", (down, up))
+
+    def _update_probe(
+        self, probe_id: str, assignments: str, values: tuple[object, ...]
+    ) -> ProbeRecord:
+        """SET `assignments` (this module's literal SQL, `?` for `values`) on
+        one probe; UnknownProbe if there is none."""
         with self._write_transaction() as conn:
             changed = conn.execute(
-                "UPDATE probes SET plan_down_mbps = ?, plan_up_mbps = ? WHERE probe_id = ?",
-                (down, up, probe_id),
+                f"UPDATE probes SET {assignments} WHERE probe_id = ?", (*values, probe_id)
             ).rowcount
             if changed == 0:
                 raise UnknownProbe(f"no probe {probe_id!r}")
