@@ -179,7 +179,8 @@ def test_token_create_refuses_an_unknown_isp(state_dir: Path, runner: CliRunner)
         assert conn.execute("select count(*) from bootstrap_tokens").fetchone() == (0,)
 
 
-def test_probe_set_isp_and_list(state_dir: Path, runner: CliRunner) -> None:
+def _enrolled_probe(state_dir: Path) -> tuple[ProbeRegistry, str]:
+    """A household probe in Ninh Kiều, enrolled as the enrolment service does it."""
     registry = ProbeRegistry.in_state_dir(state_dir, ward_name)
     authority = CertificateAuthority.load(state_dir)
     token = registry.create_token(NINH_KIEU, SiteClass.HOUSEHOLD, timedelta(days=1), authority.pin)
@@ -193,6 +194,11 @@ def test_probe_set_isp_and_list(state_dir: Path, runner: CliRunner) -> None:
     )
     issued = authority.sign_probe_csr(csr, probe_id)
     registry.record_probe(probe_id, grant, "pi-home", "0.1.0", issued.serial_hex, issued.not_after)
+    return registry, probe_id
+
+
+def test_probe_set_isp_and_list(state_dir: Path, runner: CliRunner) -> None:
+    registry, probe_id = _enrolled_probe(state_dir)
 
     changed = runner.invoke(
         probe_app, ["set-isp", probe_id, "viettel", "--state-dir", str(state_dir)]
@@ -265,19 +271,7 @@ def test_token_create_refuses_a_bad_plan(
 
 
 def test_probe_set_plan_and_list(state_dir: Path, runner: CliRunner) -> None:
-    registry = ProbeRegistry.in_state_dir(state_dir, ward_name)
-    authority = CertificateAuthority.load(state_dir)
-    token = registry.create_token(NINH_KIEU, SiteClass.HOUSEHOLD, timedelta(days=1), authority.pin)
-    grant = registry.redeem_token(token)
-    probe_id = registry.new_probe_id()
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "box")]))
-        .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
-        .public_bytes(serialization.Encoding.PEM)
-    )
-    issued = authority.sign_probe_csr(csr, probe_id)
-    registry.record_probe(probe_id, grant, "pi-home", "0.1.0", issued.serial_hex, issued.not_after)
+    registry, probe_id = _enrolled_probe(state_dir)
     assert registry.get_probe(probe_id).plan_down_mbps is None
 
     changed = runner.invoke(
