@@ -227,4 +227,7 @@ def test_speedtest_cli_bound_to_the_modem_leaves_through_it_whatever_the_default
     assert unbound["status"] == modem["status"] == "ok", (unbound, modem)
     assert modem["interface"] == "up1" and modem["local_address"] == lines.probe_address(1)
     assert unbound["interface"] == "up0"
-    assert 3 < modem["mbps"] <= 9 < 20 < unbound["mbps"]
+    # speedtest-cli's upload counts bytes handed to the socket: what still sits
+    # in the socket buffer and tbf's queue lifts a slow line's figure (9.2 on
+    # 8 Mb/s seen); through the 40 Mb/s default route it would read above 20.
+    assert 3 < modem["mbps"] <= 12 < 20 < unbound["mbps"]
