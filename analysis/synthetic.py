@@ -380,7 +380,9 @@ def _cellular(
             'modemmanager' as tool,
             case when on_nr then 'nr5g_nsa' else 'lte' end as access_tech,
             mcc_mnc, operator_name,
-            case when on_nr then 78 else 3 end as band,
+            -- as the modems report NSA: the LTE anchor's band, the 5G leg's beside it
+            3 as band,
+            case when on_nr then 78 end as nr_band,
             -- an LTE cell from the ward's pool (hex identity): the serving cell,
             -- or an NSA connection's anchor
             printf('%x', ward_code * 1000 + 500 + (hash(i, 7) % lte_cells)::int) as cell_id,
