@@ -53,7 +53,9 @@ STOP_GRACE_S = 10.0
 # Beyond its tests' own timeouts, what a measure worker may spend starting
 # and observing the modem before and after.
 MEASURE_MARGIN_S = 120.0
-MAX_HELD_RESULTS = 1000  # as agent.runtime.MAX_HELD_IN_MEMORY
+# Results kept in memory while the spool cannot be written (a full SD card),
+# by the daemon between workers and by a worker (agent.runtime) during its job.
+MAX_HELD_RESULTS = 1000
 # How often the plan is made again: the aggregator moves a probe's test slot
 # as probes join, and may change the schedule.
 PLAN_REFRESH_S = 3600.0

@@ -27,6 +27,7 @@ from agent.budget import ByteBudget, run_within_budget
 from agent.cellular.observe import AccessTech, ModemSettings
 from agent.clock import clock_state
 from agent.config import AgentSettings
+from agent.daemon import MAX_HELD_RESULTS
 from agent.identity import EnrolmentRecord, channel_credentials, load_enrolment
 from agent.measurements import MEASUREMENTS, run_measurement
 from agent.measurements.base import MeasurementContext, MeasurementResult, Status
@@ -40,8 +41,6 @@ from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, results_pb2
 log = logging.getLogger(__name__)
 
 CONFIG_CACHE_FILE = "config.json"
-# Results kept in memory while the spool cannot be written (a full SD card).
-MAX_HELD_IN_MEMORY = 1000
 SPOOL_FILE = "spool.sqlite"
 # Mobile tests that carry the radio they ran on: an observation before each
 # (and after each throughput test, so a handover during it shows).
@@ -99,7 +98,7 @@ class AgentRuntime:
         self.spool = Spool(self.state_dir / SPOOL_FILE, settings.spool.max_rows)
         self.budget = ByteBudget(self.state_dir)  # daily bytes per interface (mobile data)
         # Results the spool could not take (a full disk), oldest first.
-        self.held: deque[tuple[str, str, bytes]] = deque(maxlen=MAX_HELD_IN_MEMORY)
+        self.held: deque[tuple[str, str, bytes]] = deque(maxlen=MAX_HELD_RESULTS)
         self.results_lost = 0  # held results pushed out while the disk refused writes
         self.target = settings.aggregator or enrolment.ingest_address
         self.uploader = Uploader(
