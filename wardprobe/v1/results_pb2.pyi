@@ -35,6 +35,21 @@ class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STATUS_FAILED: _ClassVar[Status]
     STATUS_SKIPPED: _ClassVar[Status]
 
+class ReasonKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REASON_KIND_UNSPECIFIED: _ClassVar[ReasonKind]
+    REASON_KIND_NONE: _ClassVar[ReasonKind]
+    REASON_KIND_NOT_CONFIGURED: _ClassVar[ReasonKind]
+    REASON_KIND_DEFERRED: _ClassVar[ReasonKind]
+    REASON_KIND_OVER_BUDGET: _ClassVar[ReasonKind]
+    REASON_KIND_SERVER_BUSY: _ClassVar[ReasonKind]
+    REASON_KIND_TIMEOUT: _ClassVar[ReasonKind]
+    REASON_KIND_TOOL_FAILED: _ClassVar[ReasonKind]
+    REASON_KIND_NETWORK_ERROR: _ClassVar[ReasonKind]
+    REASON_KIND_MALFORMED_OUTPUT: _ClassVar[ReasonKind]
+    REASON_KIND_INVALID_TRANSFER: _ClassVar[ReasonKind]
+    REASON_KIND_MODEM_UNAVAILABLE: _ClassVar[ReasonKind]
+
 class Direction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     DIRECTION_UNSPECIFIED: _ClassVar[Direction]
@@ -64,6 +79,18 @@ STATUS_UNSPECIFIED: Status
 STATUS_OK: Status
 STATUS_FAILED: Status
 STATUS_SKIPPED: Status
+REASON_KIND_UNSPECIFIED: ReasonKind
+REASON_KIND_NONE: ReasonKind
+REASON_KIND_NOT_CONFIGURED: ReasonKind
+REASON_KIND_DEFERRED: ReasonKind
+REASON_KIND_OVER_BUDGET: ReasonKind
+REASON_KIND_SERVER_BUSY: ReasonKind
+REASON_KIND_TIMEOUT: ReasonKind
+REASON_KIND_TOOL_FAILED: ReasonKind
+REASON_KIND_NETWORK_ERROR: ReasonKind
+REASON_KIND_MALFORMED_OUTPUT: ReasonKind
+REASON_KIND_INVALID_TRANSFER: ReasonKind
+REASON_KIND_MODEM_UNAVAILABLE: ReasonKind
 DIRECTION_UNSPECIFIED: Direction
 DIRECTION_DOWNLOAD: Direction
 DIRECTION_UPLOAD: Direction
@@ -92,7 +119,7 @@ class Method(_message.Message):
     def __init__(self, tool: _Optional[str] = ..., tool_version: _Optional[str] = ..., server: _Optional[str] = ..., server_port: _Optional[int] = ..., duration_s: _Optional[float] = ..., streams: _Optional[int] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("result_id", "measured_at", "agent_version", "interface", "network_kind", "ip_family", "clock_sync", "method", "status", "status_reason", "ward_code", "probe_id")
+    __slots__ = ("result_id", "measured_at", "agent_version", "interface", "network_kind", "ip_family", "clock_sync", "method", "status", "status_reason", "ward_code", "probe_id", "status_reason_kind")
     RESULT_ID_FIELD_NUMBER: _ClassVar[int]
     MEASURED_AT_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +132,7 @@ class Envelope(_message.Message):
     STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
     WARD_CODE_FIELD_NUMBER: _ClassVar[int]
     PROBE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_REASON_KIND_FIELD_NUMBER: _ClassVar[int]
     result_id: str
     measured_at: _timestamp_pb2.Timestamp
     agent_version: str
@@ -117,7 +145,8 @@ class Envelope(_message.Message):
     status_reason: str
     ward_code: int
     probe_id: str
-    def __init__(self, result_id: _Optional[str] = ..., measured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agent_version: _Optional[str] = ..., interface: _Optional[str] = ..., network_kind: _Optional[_Union[NetworkKind, str]] = ..., ip_family: _Optional[_Union[IpFamily, str]] = ..., clock_sync: _Optional[_Union[ClockSync, str]] = ..., method: _Optional[_Union[Method, _Mapping]] = ..., status: _Optional[_Union[Status, str]] = ..., status_reason: _Optional[str] = ..., ward_code: _Optional[int] = ..., probe_id: _Optional[str] = ...) -> None: ...
+    status_reason_kind: ReasonKind
+    def __init__(self, result_id: _Optional[str] = ..., measured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agent_version: _Optional[str] = ..., interface: _Optional[str] = ..., network_kind: _Optional[_Union[NetworkKind, str]] = ..., ip_family: _Optional[_Union[IpFamily, str]] = ..., clock_sync: _Optional[_Union[ClockSync, str]] = ..., method: _Optional[_Union[Method, _Mapping]] = ..., status: _Optional[_Union[Status, str]] = ..., status_reason: _Optional[str] = ..., ward_code: _Optional[int] = ..., probe_id: _Optional[str] = ..., status_reason_kind: _Optional[_Union[ReasonKind, str]] = ...) -> None: ...
 
 class ThroughputResult(_message.Message):
     __slots__ = ("direction", "mbps", "bytes_transferred", "measured_s", "retransmits", "omitted_s", "link_speed_mbps", "mtu", "local_address", "idle_rtt_median_ms", "loaded_rtt_median_ms", "loaded_rtt_p95_ms", "cross_traffic_bytes_per_s", "cpu_load_pct", "access_tech", "access_tech_end", "mcc_mnc", "operator_name")
