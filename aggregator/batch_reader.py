@@ -69,6 +69,7 @@ ENVELOPE_COLUMNS = (
     "streams",
     "status",
     "status_reason",
+    "status_reason_kind",
 )
 BODY_COLUMNS: dict[str, tuple[str, ...]] = {
     "throughput": (
@@ -170,6 +171,7 @@ def _read_envelope(index: int, env: results_pb2.Envelope) -> Row:
         (method.streams if method.HasField("streams") else None),
         env.status,
         env.status_reason,
+        env.status_reason_kind,
     )
 
 

@@ -56,6 +56,13 @@ _STATUS: dict[int, str | None] = {
     results_pb2.STATUS_FAILED: "failed",
     results_pb2.STATUS_SKIPPED: "skipped",
 }
+# The words are the proto's names (REASON_KIND_DEFERRED: "deferred"), so a kind
+# added to results.proto is accepted without an edit here. Unspecified: an agent
+# from before the field, whose reasons are not classified (NULL).
+_REASON_KIND: dict[int, str | None] = {
+    value.number: value.name.removeprefix("REASON_KIND_").lower() if value.number else None
+    for value in results_pb2.ReasonKind.DESCRIPTOR.values
+}
 _DIRECTION: dict[int, str | None] = {
     results_pb2.DIRECTION_DOWNLOAD: "download",
     results_pb2.DIRECTION_UPLOAD: "upload",
@@ -89,6 +96,7 @@ _ENVELOPE_PATHS = {
     "streams": "envelope.method.streams",
     "status": "envelope.status",
     "status_reason": "envelope.status_reason",
+    "status_reason_kind": "envelope.status_reason_kind",
 }
 # Text columns stored as NULL when the probe sent "".
 _EMPTY_IS_NULL = frozenset({
@@ -118,8 +126,8 @@ _UUID7 = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$
 
 _ENUMS: dict[str, dict[int, str | None]] = {
     "network_kind": _NETWORK_KIND, "ip_family": _IP_FAMILY, "clock_sync": _CLOCK_SYNC,
-    "status": _STATUS, "direction": _DIRECTION, "dual_stack_family": _IP_FAMILY,
-    "access_tech": _ACCESS_TECH, "access_tech_end": _ACCESS_TECH,
+    "status": _STATUS, "status_reason_kind": _REASON_KIND, "direction": _DIRECTION,
+    "dual_stack_family": _IP_FAMILY, "access_tech": _ACCESS_TECH, "access_tech_end": _ACCESS_TECH,
 }  # fmt: skip
 
 

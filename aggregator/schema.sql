@@ -41,6 +41,7 @@ create table if not exists throughput (
     streams           integer,
     status            varchar not null,   -- ok | failed | skipped
     status_reason     varchar,
+    status_reason_kind varchar,           -- none | deferred | timeout | ... (docs/schema.md); NULL: older agent
     direction         varchar not null,   -- download | upload
     mbps              double,             -- megabits (10^6 bit) per second, warm-up excluded
     bytes_transferred ubigint,
@@ -81,6 +82,7 @@ create table if not exists latency (
     streams           integer,
     status            varchar not null,
     status_reason     varchar,
+    status_reason_kind varchar,
     protocol          varchar not null,   -- icmp | tcp
     target            varchar,
     target_port       integer,
@@ -117,6 +119,7 @@ create table if not exists ipv6 (
     streams               integer,
     status                varchar not null,
     status_reason         varchar,
+    status_reason_kind    varchar,
     has_global_address    boolean,
     has_default_route     boolean,
     aaaa_resolves         boolean,
@@ -149,6 +152,7 @@ create table if not exists cellular (
     streams             integer,
     status              varchar not null,
     status_reason       varchar,
+    status_reason_kind  varchar,
     access_tech         varchar,          -- none | gsm | umts | lte | nr5g_nsa | nr5g_sa
     mcc_mnc             varchar,
     operator_name       varchar,

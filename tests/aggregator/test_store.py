@@ -49,10 +49,10 @@ def test_an_older_store_gains_the_new_columns_and_keeps_its_rows(tmp_path: Path)
     store = Store(path)
 
     columns = {r[0] for r in store.query("describe throughput")}
-    assert {"link_speed_mbps", "access_tech", "synthetic"} <= columns
-    assert store.query("select probe_id, mbps, synthetic, link_speed_mbps from throughput") == [
-        ("wp-1", 93.5, False, None)
-    ]
+    assert {"link_speed_mbps", "access_tech", "synthetic", "status_reason_kind"} <= columns
+    assert store.query(
+        "select probe_id, mbps, synthetic, link_speed_mbps, status_reason_kind from throughput"
+    ) == [("wp-1", 93.5, False, None, None)]
     store.close()
 
 
