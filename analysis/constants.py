@@ -4,7 +4,11 @@ Everything an indicator compares with lives here, once. The SQL views in
 analysis/views/ read the same figures from the `indicator_constants` table,
 which `indicator_constants_rows()` fills from this module (the entry point
 does it on every connection it opens; the analyst snapshot carries the
-table), so an analyst's query and the CLI cannot disagree.
+table), so an analyst's query and the CLI cannot disagree. The throughput
+rule's figures come from wardprobe/validity.py, the rule the probe applies;
+throughput_checked has them written in when it is created (the same values
+as the table's rows). Each line below is `name = value unit`, as in the
+table; tests/analysis/test_docs_numbers.py holds them and the docs to it.
 
 - floor_probes = 3 probes: below this many probes a figure is "insufficient
   data"
@@ -15,6 +19,8 @@ table), so an analyst's query and the CLI cannot disagree.
 - min_measured_s = 1.8 s: a throughput test measured over less time is
   invalid (a 2-second test with 10 % for timers; wardprobe/validity.py says
   why NDT's 9 s does not suit iperf3 and speedtest-cli)
+- max_measured_s = 130 s: a throughput test that claims to have been
+  measured over longer is invalid (the longest configurable test is 120 s)
 - rate_tolerance = 0.05 ratio: bytes×8/measured_s must agree with mbps
   within 5 % (else the figure is not what was moved)
 - max_cross_traffic_bytes_per_s = 25000 bytes/s: other traffic above 0.2 Mb/s
@@ -53,8 +59,10 @@ measurement samples, not probe-balanced; docs/indicators.md):
 A throughput test is valid when: status is ok, the probe's clock was
 synchronised, cross-traffic was not above the limit (not measured counts as
 not flagged), mbps, bytes_transferred and measured_s are present,
-bytes_transferred ≥ 8192, measured_s ≥ 1.8 s, and bytes_transferred × 8 /
-measured_s / 10⁶ lies within 5 % of mbps. A latency test is valid when ok,
+bytes_transferred ≥ 8192, 1.8 s ≤ measured_s ≤ 130 s, and
+bytes_transferred × 8 / measured_s / 10⁶ lies within 5 % of mbps
+(wardprobe/validity.py states it once, in Python for the probe and as the
+SQL the throughput_checked view is made with). A latency test is valid when ok,
 synchronised and at least 3 replies came back; a cellular observation or an
 IPv6 check when ok and synchronised. Rows of the synthetic generator never
 count for real figures (and real rows never count for synthetic ones).
@@ -72,6 +80,7 @@ FLOOR_TESTS: Final = 30
 # The transfer rule is wardprobe/validity.py's: the probe applies the same one.
 MIN_BYTES_TRANSFERRED: Final = validity.MIN_BYTES_TRANSFERRED
 MIN_MEASURED_S: Final = validity.MIN_MEASURED_S
+MAX_MEASURED_S: Final = validity.MAX_MEASURED_S
 RATE_TOLERANCE: Final = validity.RATE_TOLERANCE
 MAX_CROSS_TRAFFIC_BYTES_PER_S: Final = validity.MAX_CROSS_TRAFFIC_BYTES_PER_S
 MIN_LATENCY_REPLIES: Final = 3
@@ -174,6 +183,7 @@ def indicator_constants_rows() -> list[tuple[str, float, str]]:
         ("floor_tests", FLOOR_TESTS, "tests"),
         ("min_bytes_transferred", MIN_BYTES_TRANSFERRED, "bytes"),
         ("min_measured_s", MIN_MEASURED_S, "s"),
+        ("max_measured_s", MAX_MEASURED_S, "s"),
         ("rate_tolerance", RATE_TOLERANCE, "ratio"),
         ("max_cross_traffic_bytes_per_s", MAX_CROSS_TRAFFIC_BYTES_PER_S, "bytes/s"),
         ("min_latency_replies", MIN_LATENCY_REPLIES, "packets"),

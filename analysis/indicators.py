@@ -27,6 +27,7 @@ import numpy as np
 from scipy import stats  # type: ignore[import-untyped]
 
 from analysis import constants as k
+from wardprobe import validity
 
 # The views, in the order they depend on each other.
 VIEW_ORDER: tuple[str, ...] = (
@@ -68,9 +69,19 @@ def fixed_line_group(isp: str | None) -> str:
     return FIXED_ISP_UNKNOWN if isp is None else FIXED_ISP_GROUP.format(isp=isp)
 
 
+# Rules a view takes from Python instead of restating them: `{{name}}` in a
+# view's file is replaced by this SQL when the view is created.
+VIEW_FRAGMENTS: dict[str, Callable[[], str]] = {
+    "throughput_exclusion": lambda: validity.throughput_exclusion_sql("t"),
+}
+_FRAGMENT = re.compile(r"\{\{(\w+)\}\}")
+
+
 def view_sql(name: str) -> str:
-    """The SQL text of one view (analysis/views/<name>.sql)."""
-    return resources.files("analysis").joinpath("views", f"{name}.sql").read_text("utf-8")
+    """The SQL of one view: analysis/views/<name>.sql with its `{{fragment}}`
+    markers filled in from VIEW_FRAGMENTS (an unknown one is a KeyError)."""
+    text = resources.files("analysis").joinpath("views", f"{name}.sql").read_text("utf-8")
+    return _FRAGMENT.sub(lambda m: VIEW_FRAGMENTS[m[1]](), text)
 
 
 def install_views(con: duckdb.DuckDBPyConnection, *, temporary: bool = True) -> None:
@@ -556,10 +567,12 @@ def prepare(con: duckdb.DuckDBPyConnection) -> str:
     """Install the views and make sure rollups are there: the snapshot's own
     (as fresh as the snapshot) or temporary ones, built or brought up to date
     from the store. Returns which."""
-    from analysis.rollups import has_rollups, refresh_rollups
+    from analysis.rollups import has_rollups, refresh_rollups, rollups_fit
 
     install_views(con, temporary=True)
-    if has_rollups(con, temporary=False):
+    # A snapshot published by another release may have counted by other
+    # definitions: then its rollups are not used, but built again here.
+    if has_rollups(con, temporary=False) and rollups_fit(con, temporary=False):
         return "snapshot rollups"
     refresh_rollups(con, temporary=True)
     return "rollups built from the store"

@@ -15,13 +15,17 @@ temporary tables; `rollup_keys` there counts the rows per table, probe, kind
 (real or synthetic) and day, and as results are only ever added, the pairs
 whose counts changed are exactly the stale ones.
 
-When a release changes what a rollup holds (its columns, or a new rollup),
-the rollups kept from before no longer fit: they are dropped and rebuilt
-whole once.
+When a release changes what a rollup holds (its columns, or a new rollup)
+or how it is made (a view, the validity rule, a threshold of
+indicator_constants: `definitions_fingerprint`, kept in
+`rollup_definitions`), the rollups kept from before no longer fit: they are
+dropped and rebuilt whole once, so they never count by an older rule than
+the views'.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -46,6 +50,20 @@ _BY_PROBE = frozenset(ROLLUPS) - {"rollup_cells"}
 def rollup_sql(name: str) -> str:
     """The SQL text of analysis/rollups/<name>.sql."""
     return resources.files("analysis").joinpath("rollups", f"{name}.sql").read_text("utf-8")
+
+
+def definitions_fingerprint() -> str:
+    """A hash of everything a rollup row follows from: the views as this
+    release creates them (the validity rule written in), the rollups' SQL
+    and the indicator_constants rows."""
+    from analysis.constants import indicator_constants_rows
+    from analysis.indicators import VIEW_ORDER, view_sql
+
+    digest = hashlib.sha256()
+    texts = [view_sql(n) for n in VIEW_ORDER] + [rollup_sql(n) for n in ("rollup_keys", *ROLLUPS)]
+    for text in (*texts, repr(indicator_constants_rows())):
+        digest.update(text.encode("utf-8") + b"\0")
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -78,8 +96,8 @@ def refresh_rollups(
     started = time.perf_counter()
     temp = "temp " if temporary else ""
     prefix = "temp." if temporary else "main."
-    if has_rollups(con, temporary=temporary) and not _rollups_fit(con, temporary=temporary):
-        for name in ("rollup_keys", *ROLLUPS):
+    if has_rollups(con, temporary=temporary) and not rollups_fit(con, temporary=temporary):
+        for name in ("rollup_keys", "rollup_definitions", *ROLLUPS):
             con.execute(f"drop table if exists {prefix}{name}")
         stale = None  # every probe-day is stale: rollup_keys finds them all
     if not has_rollups(con, temporary=temporary):
@@ -90,6 +108,10 @@ def refresh_rollups(
         con.execute("create or replace temp table rollup_dirty (probe_id varchar, local_day date)")
         for name in ROLLUPS:
             con.execute(f"create {temp}table {name} as select * from ({rollup_sql(name)}) limit 0")
+        con.execute(
+            f"create or replace {temp}table rollup_definitions as select ?::varchar as fingerprint",
+            [definitions_fingerprint()],
+        )
     if stale is not None:
         con.execute(
             f"create or replace temp table rollup_stale as select distinct probe_id, synthetic, "
@@ -156,8 +178,20 @@ def refresh_rollups(
     return RefreshStats(stale_count, time.perf_counter() - started)
 
 
-def _rollups_fit(con: duckdb.DuckDBPyConnection, *, temporary: bool) -> bool:
-    """Whether every rollup table exists with the columns its SQL makes now."""
+def rollups_fit(con: duckdb.DuckDBPyConnection, *, temporary: bool) -> bool:
+    """Whether every rollup table exists with the columns its SQL makes now,
+    built from this release's definitions (`definitions_fingerprint`)."""
+    made_with = con.execute(
+        "select count(*) from duckdb_tables() where table_name = 'rollup_definitions' "
+        "and temporary = ? and (temporary or database_name = current_database())",
+        [temporary],
+    ).fetchone()
+    if made_with is None or int(made_with[0]) == 0:
+        return False  # made by a release that did not record its definitions
+    prefix = "temp." if temporary else "main."
+    recorded = con.execute(f"select fingerprint from {prefix}rollup_definitions").fetchall()
+    if [str(r[0]) for r in recorded] != [definitions_fingerprint()]:
+        return False
     con.execute("create or replace temp table rollup_dirty (probe_id varchar, local_day date)")
     for name in ROLLUPS:
         have = con.execute(

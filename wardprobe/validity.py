@@ -3,9 +3,14 @@
 The probe applies it to every result it makes (agent/measurements/
 throughput.py and speedtest.py turn an OK result that breaks it into FAILED
 with a reason starting "invalid transfer:"), and the aggregator's
-indicators apply the same figures to what is stored (`THROUGHPUT_RULE_SQL`
-is the SQL form of `check_throughput`, over the store's column names), so
-a probe and the indicators never disagree about what counts.
+indicators apply it to what is stored: `exclusion_reason` is the rule for a
+stored test (the transfer rule after the status, the clock and the
+cross-traffic), and `throughput_exclusion_sql` its SQL form, which
+analysis/views/throughput_checked.sql takes from here when the views are
+created (so the daily rollups, built from that view, apply it too). Both
+forms sit side by side in this module and tests/wardprobe/test_validity.py
+runs them on rows at every threshold, so a probe and the indicators never
+disagree about what counts.
 
 The rule, and why it differs from M-Lab's (NDT keeps a transfer if it moved
 at least 8 KB and lasted 9 to 60 s):
@@ -63,47 +68,111 @@ class Verdict:
     reason: str = ""
 
 
+# What the indicators call each way a stored test fails (throughput_checked's
+# excluded_because, the report's exclusions); a failed status reads "status <it>".
+CLOCK_NOT_SYNCHRONISED: Final = "clock not synchronised"
+CROSS_TRAFFIC: Final = "cross-traffic"
+FIGURES_MISSING: Final = "figures missing"
+TOO_LITTLE_DATA: Final = "too little data"
+TOO_SHORT: Final = "too short"
+TOO_LONG: Final = "too long"
+RATE_DISAGREES: Final = "rate disagrees with bytes/duration"
+
+
+def _transfer_fault(transfer: Transfer) -> tuple[str, str] | None:
+    """The first part of the rule the transfer breaks: (its label, what the
+    probe's reason says after INVALID_PREFIX); None when it counts."""
+    size, seconds = transfer.bytes_transferred, transfer.measured_s
+    if size is None or seconds is None:
+        return FIGURES_MISSING, f"{transfer.tool} reported no bytes or duration"
+    if size < MIN_BYTES_TRANSFERRED:
+        return TOO_LITTLE_DATA, f"{size} bytes moved, fewer than {MIN_BYTES_TRANSFERRED}"
+    if seconds < MIN_MEASURED_S:
+        return TOO_SHORT, f"measured over {seconds:.2f} s, shorter than {MIN_MEASURED_S:g} s"
+    if seconds > MAX_MEASURED_S:
+        return TOO_LONG, f"measured over {seconds:.1f} s, longer than {MAX_MEASURED_S:g} s"
+    if transfer.mbps is not None:
+        moved_mbps = size * 8 / seconds / 1e6
+        if abs(moved_mbps - transfer.mbps) > RATE_TOLERANCE * transfer.mbps:
+            return (
+                RATE_DISAGREES,
+                f"{transfer.mbps:.2f} Mb/s reported but {moved_mbps:.2f} Mb/s moved",
+            )
+    return None
+
+
 def check_throughput(transfer: Transfer) -> Verdict:
     """Apply the rule (see the module docstring) to one transfer."""
-    if transfer.bytes_transferred is None or transfer.measured_s is None:
-        return Verdict(False, f"{INVALID_PREFIX}{transfer.tool} reported no bytes or duration")
-    if transfer.bytes_transferred < MIN_BYTES_TRANSFERRED:
-        return Verdict(
-            False,
-            f"{INVALID_PREFIX}{transfer.bytes_transferred} bytes moved, "
-            f"fewer than {MIN_BYTES_TRANSFERRED}",
-        )
-    if transfer.measured_s < MIN_MEASURED_S:
-        return Verdict(
-            False,
-            f"{INVALID_PREFIX}measured over {transfer.measured_s:.2f} s, "
-            f"shorter than {MIN_MEASURED_S:g} s",
-        )
-    if transfer.measured_s > MAX_MEASURED_S:
-        return Verdict(
-            False,
-            f"{INVALID_PREFIX}measured over {transfer.measured_s:.1f} s, "
-            f"longer than {MAX_MEASURED_S:g} s",
-        )
-    if transfer.mbps is not None:
-        moved_mbps = transfer.bytes_transferred * 8 / transfer.measured_s / 1e6
-        if abs(moved_mbps - transfer.mbps) > RATE_TOLERANCE * transfer.mbps:
-            return Verdict(
-                False,
-                f"{INVALID_PREFIX}{transfer.mbps:.2f} Mb/s reported but "
-                f"{moved_mbps:.2f} Mb/s moved",
-            )
-    return Verdict(True)
+    fault = _transfer_fault(transfer)
+    return Verdict(True) if fault is None else Verdict(False, INVALID_PREFIX + fault[1])
 
 
-# The same rule over the store's `throughput` columns (NULL when valid), for the
-# aggregator's views: `select ..., {THROUGHPUT_RULE_SQL} as invalid_because from throughput t`.
-THROUGHPUT_RULE_SQL: Final = f"""case
-    when t.bytes_transferred is null or t.measured_s is null then 'figures missing'
-    when t.bytes_transferred < {MIN_BYTES_TRANSFERRED} then 'too little data'
-    when t.measured_s < {MIN_MEASURED_S} then 'too short'
-    when t.measured_s > {MAX_MEASURED_S} then 'too long'
-    when t.mbps is not null
-        and abs(t.bytes_transferred * 8.0 / t.measured_s / 1e6 - t.mbps) > {RATE_TOLERANCE} * t.mbps
-        then 'rate disagrees with bytes/duration'
-end"""
+def cross_traffic_flagged(cross_traffic_bytes_per_s: float | None) -> bool:
+    """Whether the other traffic seen before a test makes it invalid (not
+    measured, None, does not)."""
+    return (
+        cross_traffic_bytes_per_s is not None
+        and cross_traffic_bytes_per_s > MAX_CROSS_TRAFFIC_BYTES_PER_S
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredThroughput:
+    """The columns of one stored throughput test that the rule reads."""
+
+    status: str  # "ok", "failed", ...
+    clock_sync: str  # "synchronised", ...
+    cross_traffic_bytes_per_s: float | None
+    bytes_transferred: int | None
+    measured_s: float | None
+    mbps: float | None
+
+
+def exclusion_reason(test: StoredThroughput) -> str | None:
+    """Why a stored throughput test does not count for the indicators (None: it
+    counts). `throughput_exclusion_sql` is the same rule in SQL."""
+    if test.status != "ok":
+        return f"status {test.status}"
+    if test.clock_sync != "synchronised":
+        return CLOCK_NOT_SYNCHRONISED
+    if cross_traffic_flagged(test.cross_traffic_bytes_per_s):
+        return CROSS_TRAFFIC
+    if test.mbps is None:
+        # a stored test without its rate has nothing to count
+        return FIGURES_MISSING
+    fault = _transfer_fault(
+        Transfer(
+            tool="",
+            bytes_transferred=test.bytes_transferred,
+            measured_s=test.measured_s,
+            mbps=test.mbps,
+        )
+    )
+    return None if fault is None else fault[0]
+
+
+def _sql_number(value: float) -> str:
+    # repr is the shortest text that reads back as the same double; the cast
+    # keeps DuckDB from taking "1.8" as a DECIMAL
+    return f"{float(value)!r}::double"
+
+
+def throughput_exclusion_sql(alias: str = "t") -> str:
+    """`exclusion_reason` as a SQL CASE over the store's `throughput` columns of
+    the table called `alias`: NULL for a test that counts, else the same label."""
+    t = alias
+    return f"""case
+        when {t}.status <> 'ok' then 'status ' || {t}.status
+        when {t}.clock_sync <> 'synchronised' then '{CLOCK_NOT_SYNCHRONISED}'
+        -- not measured (NULL) is not flagged
+        when {t}.cross_traffic_bytes_per_s > {_sql_number(MAX_CROSS_TRAFFIC_BYTES_PER_S)}
+            then '{CROSS_TRAFFIC}'
+        when {t}.mbps is null or {t}.bytes_transferred is null or {t}.measured_s is null
+            then '{FIGURES_MISSING}'
+        when {t}.bytes_transferred < {int(MIN_BYTES_TRANSFERRED)} then '{TOO_LITTLE_DATA}'
+        when {t}.measured_s < {_sql_number(MIN_MEASURED_S)} then '{TOO_SHORT}'
+        when {t}.measured_s > {_sql_number(MAX_MEASURED_S)} then '{TOO_LONG}'
+        -- bytes -> megabits per second, to compare with the reported rate
+        when abs({t}.bytes_transferred::double * 8 / {t}.measured_s / 1e6 - {t}.mbps)
+            > {_sql_number(RATE_TOLERANCE)} * {t}.mbps then '{RATE_DISAGREES}'
+    end"""

@@ -3,16 +3,13 @@
 -- [getvariable('period_from'), getvariable('period_to')), unset = unbounded;
 -- getvariable('synthetic') = true selects the synthetic generator's rows
 -- instead of the probes' (the two never mix).
+--
+-- excluded_because is the rule the probe applies too, not restated here: the
+-- throughput_exclusion marker below is replaced, when the view is created
+-- (analysis/indicators.py, install_views), by wardprobe/validity.py's
+-- throughput_exclusion_sql('t'), the thresholds written in (the same figures
+-- as indicator_constants). The snapshot holds the view with it filled in.
 with
-
-k as (
-    select
-        max(value) filter (where name = 'min_bytes_transferred') as min_bytes,
-        max(value) filter (where name = 'min_measured_s') as min_measured_s,
-        max(value) filter (where name = 'rate_tolerance') as rate_tolerance,
-        max(value) filter (where name = 'max_cross_traffic_bytes_per_s') as max_cross_bps
-    from indicator_constants
-),
 
 in_period as (
     select t.*
@@ -42,18 +39,6 @@ select
     t.access_tech,
     t.access_tech_end,
     t.operator_name,
-    case
-        when t.status <> 'ok' then 'status ' || t.status
-        when t.clock_sync <> 'synchronised' then 'clock not synchronised'
-        when t.cross_traffic_bytes_per_s > k.max_cross_bps then 'cross-traffic'
-        when t.mbps is null or t.bytes_transferred is null or t.measured_s is null
-            then 'figures missing'
-        when t.bytes_transferred < k.min_bytes then 'too little data'
-        when t.measured_s < k.min_measured_s then 'too short'
-        -- bytes -> megabits per second, to compare with the reported rate
-        when abs(t.bytes_transferred * 8.0 / t.measured_s / 1e6 - t.mbps)
-            > k.rate_tolerance * t.mbps then 'rate disagrees with bytes/duration'
-    end as excluded_because
+    {{throughput_exclusion}} as excluded_because
 from in_period t
-cross join k
 left join probes p using (probe_id)

@@ -32,7 +32,7 @@ from analysis.indicators import (
 )
 from analysis.synthetic import MixingRefused, SyntheticSpec, WardSpec, generate
 from tests.analysis.raw import raw_columns
-from wardprobe.validity import MIN_MEASURED_S
+from wardprobe import validity
 
 WARDS = (
     WardSpec(31117, fixed_probes=4, mobile_probes=4, site_class="industrial_zone"),
@@ -109,10 +109,14 @@ def _valid_downloads(con: duckdb.DuckDBPyConnection, window: tuple[datetime, dat
     ok = (
         (t["status"] == "ok")
         & (t["clock_sync"] == "synchronised")
-        & (t["cross"] <= 25_000)  # SamKnows default, as documented
-        & (t["bytes"] >= 8192)
-        & (t["measured_s"] >= MIN_MEASURED_S)
-        & (np.abs(t["bytes"] * 8 / t["measured_s"] / 1e6 - t["mbps"]) <= 0.05 * t["mbps"])
+        & (t["cross"] <= validity.MAX_CROSS_TRAFFIC_BYTES_PER_S)
+        & (t["bytes"] >= validity.MIN_BYTES_TRANSFERRED)
+        & (t["measured_s"] >= validity.MIN_MEASURED_S)
+        & (t["measured_s"] <= validity.MAX_MEASURED_S)
+        & (
+            np.abs(t["bytes"] * 8 / t["measured_s"] / 1e6 - t["mbps"])
+            <= validity.RATE_TOLERANCE * t["mbps"]
+        )
     )
     return {k: v[ok] for k, v in t.items()}
 
@@ -595,3 +599,4 @@ def test_generator_is_reproducible_and_refuses_real_stores(tmp_path: Path) -> No
             _spec(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC), 1.0, 4),
         )
     store.close()
+

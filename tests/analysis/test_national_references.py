@@ -31,7 +31,7 @@ from analysis.indicators import (
 from analysis.rollups import refresh_rollups
 from analysis.synthetic import SyntheticSpec, WardSpec, generate
 from tests.analysis.raw import raw_columns
-from wardprobe.validity import MIN_MEASURED_S
+from wardprobe import validity
 
 WARDS = (
     WardSpec(31117, fixed_probes=5, mobile_probes=6, underdelivering_share=0.4),
@@ -77,10 +77,14 @@ def _valid_throughput(con: duckdb.DuckDBPyConnection, direction: str) -> Any:
     ok = (
         (t["status"] == "ok")
         & (t["clock_sync"] == "synchronised")
-        & (t["cross"] <= 25_000)
-        & (t["bytes"] >= 8192)
-        & (t["measured_s"] >= MIN_MEASURED_S)
-        & (np.abs(t["bytes"] * 8 / t["measured_s"] / 1e6 - t["mbps"]) <= 0.05 * t["mbps"])
+        & (t["cross"] <= validity.MAX_CROSS_TRAFFIC_BYTES_PER_S)
+        & (t["bytes"] >= validity.MIN_BYTES_TRANSFERRED)
+        & (t["measured_s"] >= validity.MIN_MEASURED_S)
+        & (t["measured_s"] <= validity.MAX_MEASURED_S)
+        & (
+            np.abs(t["bytes"] * 8 / t["measured_s"] / 1e6 - t["mbps"])
+            <= validity.RATE_TOLERANCE * t["mbps"]
+        )
     )
     return {name: v[ok] for name, v in t.items()}
 
