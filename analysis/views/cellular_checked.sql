@@ -2,7 +2,8 @@
 -- throughput_checked for the variables), with the reason it does not count,
 -- and the time it stands for: until the probe's next valid observation of
 -- the same day, at most cellular_max_gap_s (the last one of a probe's day
--- gets the mean of that day's other gaps).
+-- gets the mean of that day's other gaps, the probe's pace that day; a day's
+-- only observation gets cellular_max_gap_s).
 with
 
 k as (
@@ -32,15 +33,16 @@ gaps as (
         result_id,
         probe_id,
         day,
-        -- seconds to the same probe's next valid observation, capped
-        least(
-            epoch(lead(measured_at) over (partition by probe_id, day order by measured_at))
-                - epoch(measured_at),
-            k.max_gap_s
-        ) as gap_s
+        -- seconds to the same probe's next valid observation, capped; NULL for
+        -- the day's last, which takes the mean of the others below (least()
+        -- alone skips the NULL and would give it the whole cap)
+        case when lead(measured_at) over w is not null
+            then least(epoch(lead(measured_at) over w) - epoch(measured_at), k.max_gap_s)
+        end as gap_s
     from in_period
     cross join k
     where excluded_because is null
+    window w as (partition by probe_id, day order by measured_at)
 ),
 
 typical as (
