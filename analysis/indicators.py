@@ -163,14 +163,19 @@ def set_period(con: duckdb.DuckDBPyConnection, period: Period | None, synthetic:
 
 
 def wilson(successes: int, n: int, confidence: float = k.CONFIDENCE) -> tuple[float, float]:
-    """Wilson score interval of a share."""
+    """Wilson score interval of a share, within [0, 1]; a share of exactly 0
+    (1) has its lower (upper) bound exactly 0 (1)."""
     if n == 0:
         return (math.nan, math.nan)
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At p = 0 (1) the bound is 0 (1) in exact arithmetic, but centre - half
+    # rounds to 5.55e-17 (and centre + half to 0.9999999999999999).
+    low = 0.0 if successes <= 0 else min(1.0, max(0.0, centre - half))
+    high = 1.0 if successes >= n else min(1.0, max(0.0, centre + half))
+    return (low, high)
 
 
 def bootstrap_interval(

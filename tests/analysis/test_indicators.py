@@ -600,3 +600,13 @@ def test_generator_is_reproducible_and_refuses_real_stores(tmp_path: Path) -> No
         )
     store.close()
 
+
+def test_share_intervals_stay_within_0_and_1(report: IndicatorReport) -> None:
+    """A share of 0 (or 1) shows its lower (upper) bound as exactly 0 (1)."""
+    shares = [f for f in report.figures if f.interval == "wilson" and f.value is not None]
+    assert {0.0, 1.0} & {f.value for f in shares}  # the synthetic city has such shares
+    for f in shares:
+        assert f.value is not None and f.ci_low is not None and f.ci_high is not None
+        assert 0.0 <= f.ci_low <= f.value <= f.ci_high <= 1.0, f
+        assert (f.ci_low == 0.0) is (f.value == 0.0), f
+        assert (f.ci_high == 1.0) is (f.value == 1.0), f
