@@ -340,15 +340,21 @@ class _Calc:
     def scopes(self, units: Iterable[_Unit]) -> dict[tuple[str, str | None], list[_Unit]]:
         """Units by (scope, group): the city and each ward (or the one ward asked for)."""
         out: dict[tuple[str, str | None], list[_Unit]] = defaultdict(list)
+        asked = "city" if self.ward is None else str(self.ward)
         if self.by is None:
             # The scope asked for gets its figure even without data: "insufficient data".
-            out[("city" if self.ward is None else str(self.ward), None)] = []
+            out[(asked, None)] = []
         for u in units:
             if self.ward is not None and u.ward_code != self.ward:
                 continue
             out[("city" if self.ward is None else str(u.ward_code), u.group)].append(u)
             if self.ward is None:
                 out[(str(u.ward_code), u.group)].append(u)
+        if not out.get((asked, None)) and any(s == asked and g for s, g in out):
+            # An indicator that comes in groups anyway (per access technology)
+            # has its figures there; the empty group-less one would only read
+            # "insufficient data, 0 probes" beside them.
+            out.pop((asked, None), None)
         return out
 
     def targets(
@@ -660,6 +666,7 @@ def compute_indicators(
         "Mb/s",
         tech_units,
         target_tech=lambda g: (g or "").split(";")[0].removeprefix("access_tech="),
+        note=BY_TECH_NOTE,
     )
 
     # Fixed lines: gigabit-capable share, 200 Mb/s share, mean download.
@@ -862,6 +869,10 @@ def compute_indicators(
     )
 
 
+BY_TECH_NOTE = (
+    "per access technology, tests whose radio changed technology left out; "
+    "a row without a group: no such test in the scope"
+)
 QCVN126_NOTE = (
     "national reference (QCVN 126:2021): {what} over the operator's 5G samples "
     "(valid tests on NR, NSA or SA), not probe-balanced"
