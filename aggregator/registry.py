@@ -51,7 +51,8 @@ _TOKEN_RE = re.compile(
     rf"^{TOKEN_PREFIX}\.([0-9a-f]{{{2 * _TOKEN_ID_BYTES}}})\.([0-9a-f]{{{2 * _SECRET_BYTES}}})"
     rf"\.([0-9a-f]{{{PIN_PREFIX_HEX_CHARS}}})$"
 )
-_SCHEMA_VERSION = 3  # 2: the fixed line's ISP on tokens and probes; 3: its advertised plan
+# 2: the fixed line's ISP on tokens and probes; 3: its advertised plan; 4: each probe's wards
+_SCHEMA_VERSION = 4
 FIXED_ISPS_FILE = "fixed_isps.csv"
 
 
@@ -153,12 +154,34 @@ class TokenGrant:
 
 
 @dataclass(frozen=True)
+class WardPeriod:
+    """From `since` until the probe's next period, it stood in `ward_code`."""
+
+    ward_code: int
+    since: datetime
+
+
+@dataclass(frozen=True)
 class ProbeIdentity:
     """Who is calling, from the client certificate (never from a message)."""
 
     probe_id: str
-    ward_code: int
+    ward_code: int  # where the probe is now
     site_class: SiteClass
+    cert_serial: str = ""  # lower-case hex serial of the certificate it called with
+    # every ward the probe has been in, oldest first (`ward_at`)
+    ward_history: tuple[WardPeriod, ...] = ()
+
+    def ward_at(self, moment: datetime) -> int:
+        """The ward the probe was in at `moment`: the period that began last
+        at or before it; before its first period (a clock a little behind at
+        enrolment), the first ward."""
+        ward = self.ward_history[0].ward_code if self.ward_history else self.ward_code
+        for period in self.ward_history:
+            if period.since > moment:
+                break
+            ward = period.ward_code
+        return ward
 
 
 @dataclass(frozen=True)
@@ -316,6 +339,14 @@ CREATE TABLE IF NOT EXISTS issued_certificates (
     revoked_at  TEXT
 );
 CREATE INDEX IF NOT EXISTS issued_certificates_probe ON issued_certificates(probe_id);
+-- Every ward each probe has stood in: a row at enrolment and one per move.
+-- A result counts in the ward of the period its measured_at falls in.
+CREATE TABLE IF NOT EXISTS probe_wards (
+    probe_id   TEXT NOT NULL REFERENCES probes(probe_id),
+    since      TEXT NOT NULL,
+    ward_code  INTEGER NOT NULL,
+    PRIMARY KEY (probe_id, since)
+);
 """
 
 # Columns added after the first release: (table, column, SQL type). A file made
@@ -357,6 +388,13 @@ class ProbeRegistry:
                 have = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
                 if column not in have:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {type_}")
+            # Before version 4 only the current ward was kept: a probe's history
+            # starts as that ward since its enrolment (earlier moves are unknown).
+            conn.execute(
+                "INSERT INTO probe_wards (probe_id, since, ward_code)"
+                " SELECT probe_id, enrolled_at, ward_code FROM probes p WHERE NOT EXISTS"
+                " (SELECT 1 FROM probe_wards w WHERE w.probe_id = p.probe_id)"
+            )
             conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     @classmethod
@@ -538,6 +576,10 @@ class ProbeRegistry:
                 (cert_serial, probe_id, _to_text(now), _to_text(cert_not_after)),
             )
             conn.execute(
+                "INSERT INTO probe_wards (probe_id, since, ward_code) VALUES (?, ?, ?)",
+                (probe_id, _to_text(now), grant.ward_code),
+            )
+            conn.execute(
                 "UPDATE bootstrap_tokens SET used_by_probe_id = ? WHERE token_id = ?",
                 (probe_id, grant.token_id),
             )
@@ -593,10 +635,39 @@ class ProbeRegistry:
         return self.get_probe(probe_id)
 
     def move_probe(self, probe_id: str, ward_code: int) -> ProbeRecord:
-        """Assign a probe to another ward (the box was moved). Results are
-        attributed by the ward the registry holds at the time they arrive."""
+        """Assign a probe to another ward (the box was moved), from now on.
+
+        The move is added to the probe's ward history: results measured
+        before it keep the ward they were taken in, whenever they arrive;
+        those measured from now on count in the new ward. Moving a probe to
+        the ward it is in changes nothing."""
         self.ward_name(ward_code)
-        return self._update_probe(probe_id, "ward_code = ?", (ward_code,))
+        now = _to_text(self._clock())
+        with self._write_transaction() as conn:
+            row = conn.execute(
+                "SELECT ward_code FROM probes WHERE probe_id = ?", (probe_id,)
+            ).fetchone()
+            if row is None:
+                raise UnknownProbe(f"no probe {probe_id!r}")
+            if int(row[0]) != ward_code:
+                conn.execute(
+                    "UPDATE probes SET ward_code = ? WHERE probe_id = ?", (ward_code, probe_id)
+                )
+                # A second move within the same microsecond replaces the first.
+                conn.execute(
+                    "INSERT OR REPLACE INTO probe_wards (probe_id, since, ward_code)"
+                    " VALUES (?, ?, ?)",
+                    (probe_id, now, ward_code),
+                )
+        return self.get_probe(probe_id)
+
+    def ward_history(self, probe_id: str) -> tuple[WardPeriod, ...]:
+        """Every ward the probe has stood in, oldest first; UnknownProbe if none."""
+        with self._connect() as conn:
+            history = _ward_history(conn, probe_id)
+        if not history:
+            raise UnknownProbe(f"no probe {probe_id!r}")
+        return history
 
     def set_probe_isp(self, probe_id: str, isp: str | None) -> ProbeRecord:
         """Record the fixed-broadband ISP of a probe's site (None: not known).
@@ -645,8 +716,23 @@ class ProbeRegistry:
         try:
             cert = x509.load_pem_x509_certificate(peer_cert_pem)
         except ValueError as exc:
-            raise UnknownCertificate(f"the client certificate cannot be read: {exc}") from exc
+            # The parser's text stays in the log (its cause); the client gets these words.
+            raise UnknownCertificate("the client certificate cannot be read") from exc
         serial = serial_hex(cert.serial_number)
+        identity = self.identify_serial(serial)
+        common_names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        if [attr.value for attr in common_names] != [identity.probe_id]:
+            raise UnknownCertificate(
+                f"certificate serial {serial} does not name probe {identity.probe_id}"
+            )
+        return identity
+
+    def identify_serial(self, serial: str) -> ProbeIdentity:
+        """The probe holding the certificate with this (hex) serial, as the
+        registry has it now: its state, ward and ward history. `identify`
+        checks a certificate once; an open stream calls this again for each
+        batch, so a revocation or a move reaches streams already open.
+        Raises UnknownCertificate or ProbeRevoked like `identify`."""
         with self._connect() as conn:
             row = conn.execute(
                 "SELECT c.probe_id, c.revoked_at, p.state, p.ward_code, p.site_class"
@@ -654,17 +740,30 @@ class ProbeRegistry:
                 " WHERE c.serial = ?",
                 (serial,),
             ).fetchone()
-        if row is None:
-            raise UnknownCertificate(f"certificate serial {serial} was not issued here")
-        probe_id, cert_revoked_at, state, ward_code, site_class = row
-        common_names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-        if [attr.value for attr in common_names] != [probe_id]:
-            raise UnknownCertificate(f"certificate serial {serial} does not name probe {probe_id}")
+            if row is None:
+                raise UnknownCertificate(f"certificate serial {serial} was not issued here")
+            probe_id, cert_revoked_at, state, ward_code, site_class = row
+            history = _ward_history(conn, str(probe_id))
         if cert_revoked_at is not None or state == ProbeState.REVOKED:
             raise ProbeRevoked(f"probe {probe_id} has been revoked")
         return ProbeIdentity(
-            probe_id=probe_id, ward_code=int(ward_code), site_class=SiteClass(site_class)
+            probe_id=str(probe_id),
+            ward_code=int(ward_code),
+            site_class=SiteClass(site_class),
+            cert_serial=serial,
+            ward_history=history or (WardPeriod(int(ward_code), _EPOCH),),
         )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ward_history(conn: sqlite3.Connection, probe_id: str) -> tuple[WardPeriod, ...]:
+    rows = conn.execute(
+        "SELECT ward_code, since FROM probe_wards WHERE probe_id = ? ORDER BY since",
+        (probe_id,),
+    ).fetchall()
+    return tuple(WardPeriod(int(ward), _from_text(str(since))) for ward, since in rows)
 
 
 _PROBE_COLUMNS = (

@@ -28,6 +28,7 @@ from aggregator.registry import (
     UnknownIsp,
     UnknownProbe,
     UnknownWard,
+    WardPeriod,
     canonical_isp,
     known_isps,
     parse_token,
@@ -292,6 +293,55 @@ def test_moved_probe_is_identified_in_its_new_ward(
         registry.move_probe(probe_id, HANOI_WARD)
 
 
+CAI_KHE = 31120  # Phường Cái Khế
+
+
+def test_a_move_keeps_the_ward_each_time_was_measured_in(
+    registry: ProbeRegistry, authority: CertificateAuthority, clock: MovableClock
+) -> None:
+    enrolled = clock.now
+    probe_id, cert_pem = _enrol(registry, authority)
+    clock.now = enrolled + timedelta(days=30)
+    registry.move_probe(probe_id, CAI_KHE)
+    clock.now = enrolled + timedelta(days=31)
+    registry.move_probe(probe_id, CAI_KHE)  # already there: nothing new
+
+    identity = registry.identify(cert_pem)
+    assert identity.ward_code == CAI_KHE
+    assert identity.ward_history == (
+        WardPeriod(NINH_KIEU, enrolled),
+        WardPeriod(CAI_KHE, enrolled + timedelta(days=30)),
+    )
+    assert registry.ward_history(probe_id) == identity.ward_history
+    assert identity.ward_at(enrolled + timedelta(days=29, hours=23)) == NINH_KIEU
+    assert identity.ward_at(enrolled + timedelta(days=30)) == CAI_KHE
+    # a clock a little behind at enrolment: the first ward
+    assert identity.ward_at(enrolled - timedelta(minutes=5)) == NINH_KIEU
+
+
+def test_the_registry_is_asked_again_by_serial(
+    registry: ProbeRegistry, authority: CertificateAuthority
+) -> None:
+    probe_id, cert_pem = _enrol(registry, authority)
+    serial = registry.identify(cert_pem).cert_serial
+    assert registry.identify_serial(serial).probe_id == probe_id
+
+    registry.revoke(probe_id)
+    with pytest.raises(ProbeRevoked):
+        registry.identify_serial(serial)
+    with pytest.raises(UnknownCertificate):
+        registry.identify_serial("abc123")
+
+
+def test_a_client_certificate_that_cannot_be_read_is_refused_in_fixed_words(
+    registry: ProbeRegistry,
+) -> None:
+    with pytest.raises(UnknownCertificate) as refused:
+        registry.identify(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    assert str(refused.value) == "the client certificate cannot be read"
+    assert refused.value.__cause__ is not None  # the parser's text, for the log
+
+
 def test_unknown_probe_cannot_be_revoked_or_moved(registry: ProbeRegistry) -> None:
     with pytest.raises(UnknownProbe):
         registry.revoke("wp-doesnotexist")
@@ -431,11 +481,17 @@ def test_an_older_registry_file_gains_the_isp_and_plan_columns_and_keeps_its_row
     assert registry.check_token(token).isp == "CMC Telecom"
     assert probe.plan_down_mbps is None and probe.plan_up_mbps is None
     assert registry.set_probe_plan(probe.probe_id, (300.0, 100.0)).plan_up_mbps == 100.0
+    # before version 4 only the current ward was kept: it counts since enrolment
+    assert registry.ward_history(probe.probe_id) == (
+        WardPeriod(NINH_KIEU, datetime(2026, 1, 5, 3, 0, tzinfo=UTC)),
+    )
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (4,)
         for table in ("bootstrap_tokens", "probes"):
             columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             assert {"isp", "plan_down_mbps", "plan_up_mbps"} <= columns
     # opening it again (the admin CLI beside the aggregator) adds nothing twice
-    again = ProbeRegistry(path, can_tho_ward_name, clock).get_probe(probe.probe_id)
+    reopened = ProbeRegistry(path, can_tho_ward_name, clock)
+    again = reopened.get_probe(probe.probe_id)
     assert (again.isp, again.plan_down_mbps, again.plan_up_mbps) == ("SCTV", 300.0, 100.0)
+    assert len(reopened.ward_history(probe.probe_id)) == 1
