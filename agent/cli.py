@@ -62,7 +62,7 @@ def _runtime(config: Path | None, state_dir: Path | None) -> AgentRuntime:
 
 
 def _logging(verbose: bool) -> None:
-    from agent.daemon import log_to_stderr
+    from agent.process import log_to_stderr
 
     log_to_stderr(verbose)
 
@@ -109,7 +109,7 @@ def run(
     The resident process is a small scheduler (agent/daemon.py); each test and
     each upload runs in a worker process that exits when it is done.
     """
-    from agent.daemon import module_argv
+    from agent.process import module_argv
     from agent.identity import load_enrolment
 
     settings = _settings(config, state_dir)  # a bad agent.toml stops here, clearly

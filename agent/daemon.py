@@ -9,7 +9,7 @@ scheduler. Jobs never overlap: a throughput test would disturb a latency
 test on the same line, and an upload would disturb both.
 
 - At start, a `plan` worker fetches the config (or reads its cache) and
-  prints the schedule; an agent that cannot start (not enrolled, no
+  prints the schedule (agent/plan.py); an agent that cannot start (not enrolled, no
   schedule) exits with an error here, as before.
 - Each test runs at its interval plus random jitter; a throughput test
   first waits for the probe's slot at the shared server; a test deferred
@@ -25,9 +25,7 @@ test on the same line, and an upload would disturb both.
 
 from __future__ import annotations
 
-import argparse
 import collections
-import dataclasses
 import json
 import logging
 import os
@@ -38,10 +36,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from agent.backoff import Backoff
+from agent.plan import MAX_HELD_RESULTS, Plan, PlannedTest
+from agent.process import agent_parser, log_to_stderr, module_argv
 from wardprobe.slots import seconds_until_slot
 
 log = logging.getLogger("agent.daemon")
@@ -53,64 +52,9 @@ STOP_GRACE_S = 10.0
 # Beyond its tests' own timeouts, what a measure worker may spend starting
 # and observing the modem before and after.
 MEASURE_MARGIN_S = 120.0
-# Results kept in memory while the spool cannot be written (a full SD card),
-# by the daemon between workers and by a worker (agent.runtime) during its job.
-MAX_HELD_RESULTS = 1000
 # How often the plan is made again: the aggregator moves a probe's test slot
 # as probes join, and may change the schedule.
 PLAN_REFRESH_S = 3600.0
-
-
-@dataclass(frozen=True)
-class PlannedTest:
-    """One entry of the schedule."""
-
-    measurement: str
-    interval_s: float
-    jitter_s: float
-    network_kind: str  # "fixed" | "mobile"
-    needs_slot: bool  # a throughput test: waits for the probe's slot at the server
-
-
-@dataclass(frozen=True)
-class PlannedLine:
-    """Per line (fixed, mobile): its tests' time limit and the server slot."""
-
-    timeout_s: float
-    slot_period_s: int
-    slot_offset_s: int
-    slot_length_s: int
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the daemon schedules: made by the `plan` worker from the effective
-    config, passed as one JSON object (`to_json` / `from_json`)."""
-
-    probe_id: str
-    ward_code: int
-    source: str  # where the config came from: aggregator, cache, agent.toml
-    schedule: tuple[PlannedTest, ...]
-    lines: dict[str, PlannedLine]
-    deferred_retry_after_s: float
-    upload_backoff: Backoff
-
-    def to_json(self) -> str:
-        """One line of JSON."""
-        return json.dumps(dataclasses.asdict(self))
-
-    @classmethod
-    def from_json(cls, document: dict[str, Any]) -> Plan:
-        """The plan from the worker's JSON object (TypeError/KeyError if it is not one)."""
-        return cls(
-            probe_id=str(document["probe_id"]),
-            ward_code=int(document["ward_code"]),
-            source=str(document["source"]),
-            schedule=tuple(PlannedTest(**entry) for entry in document["schedule"]),
-            lines={kind: PlannedLine(**line) for kind, line in document["lines"].items()},
-            deferred_retry_after_s=float(document["deferred_retry_after_s"]),
-            upload_backoff=Backoff(**document["upload_backoff"]),
-        )
 
 
 @dataclass(frozen=True)
@@ -352,38 +296,6 @@ def _stop_process(process: subprocess.Popen[bytes], grace_s: float) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def module_argv(
-    module: str, config: Path | None, state_dir: Path | None, verbose: bool
-) -> list[str]:
-    """`python -m <module>` (agent.daemon, agent.worker) with the agent's options."""
-    argv = [sys.executable, "-m", module]
-    if config is not None:
-        argv += ["--config", str(config)]
-    if state_dir is not None:
-        argv += ["--state-dir", str(state_dir)]
-    if verbose:
-        argv.append("--verbose")
-    return argv
-
-
-def agent_parser(module: str, description: str | None) -> argparse.ArgumentParser:
-    """The options `module_argv` passes, for agent.daemon's and agent.worker's mains."""
-    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--state-dir", type=Path)
-    parser.add_argument("--verbose", "-v", action="store_true")
-    return parser
-
-
-def log_to_stderr(verbose: bool) -> None:
-    """The agent's log format, on stderr (systemd's journal takes it from there)."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

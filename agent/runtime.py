@@ -27,11 +27,11 @@ from agent.budget import ByteBudget, run_within_budget
 from agent.cellular.observe import AccessTech, ModemSettings
 from agent.clock import clock_state
 from agent.config import AgentSettings
-from agent.daemon import MAX_HELD_RESULTS
 from agent.identity import EnrolmentRecord, channel_credentials, load_enrolment
 from agent.measurements import MEASUREMENTS, run_measurement
 from agent.measurements.base import MeasurementContext, MeasurementResult, Status
 from agent.measurements.cellular import CellularObservationResult
+from agent.plan import MAX_HELD_RESULTS
 from agent.preflight import PreflightLimits
 from agent.spool import Spool, SpoolFull
 from agent.uploader import Uploader, UploadSettings

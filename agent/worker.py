@@ -31,7 +31,8 @@ import sys
 from agent.backoff import Backoff
 from agent.budget import BUDGETED_MEASUREMENTS
 from agent.config import ConfigError, load_settings
-from agent.daemon import Plan, PlannedLine, PlannedTest, agent_parser, log_to_stderr
+from agent.plan import Plan, PlannedLine, PlannedTest
+from agent.process import agent_parser, log_to_stderr
 from agent.runtime import AgentRuntime, EffectiveConfig, NotEnrolled
 from agent.uploader import UploadError
 

@@ -16,7 +16,8 @@ import textwrap
 from pathlib import Path
 
 from agent.backoff import Backoff
-from agent.daemon import Daemon, Plan, PlannedLine, PlannedTest
+from agent.daemon import Daemon
+from agent.plan import Plan, PlannedLine, PlannedTest
 
 PLAN = Plan(
     probe_id="0190f0c0-0000-7000-8000-000000000001",
