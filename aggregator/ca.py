@@ -51,6 +51,10 @@ ORGANISATION = "wardprobe"
 # strong enough for a certificate that lives for years.
 ACCEPTED_EC_CURVES: tuple[type[ec.EllipticCurve], ...] = (ec.SECP256R1, ec.SECP384R1)
 MIN_RSA_KEY_BITS = 2048
+# The one public exponent accepted: small ones (3) open RSA to the low-exponent
+# attacks, odd large ones are what a crafted key looks like; every normal
+# generator (OpenSSL, cryptography, the agent) uses 65537.
+RSA_PUBLIC_EXPONENT = 65537
 
 
 class CaError(Exception):
@@ -176,7 +180,8 @@ def _check_probe_public_key(csr: x509.CertificateSigningRequest) -> None:
     try:
         public_key = csr.public_key()
     except (ValueError, TypeError) as exc:
-        raise CsrRejected(f"the CSR's public key cannot be read: {exc}") from exc
+        # The library's text stays in the cause (the server log), not the answer.
+        raise CsrRejected("the CSR's public key cannot be read") from exc
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         if not isinstance(public_key.curve, ACCEPTED_EC_CURVES):
             raise CsrRejected(
@@ -189,6 +194,12 @@ def _check_probe_public_key(csr: x509.CertificateSigningRequest) -> None:
                 f"RSA key of {public_key.key_size} bits is too weak; "
                 f"at least {MIN_RSA_KEY_BITS} bits (or EC P-256) is needed"
             )
+        exponent = public_key.public_numbers().e
+        if exponent != RSA_PUBLIC_EXPONENT:
+            raise CsrRejected(
+                f"RSA public exponent {exponent} is not accepted; "
+                f"use {RSA_PUBLIC_EXPONENT} (or EC P-256)"
+            )
         return
     raise CsrRejected(
         f"key type {type(public_key).__name__} is not accepted; use EC P-256 (secp256r1)"
@@ -198,19 +209,20 @@ def _check_probe_public_key(csr: x509.CertificateSigningRequest) -> None:
 def validate_probe_csr(csr_pem: bytes) -> x509.CertificateSigningRequest:
     """Parse a probe's CSR and check its self-signature and key.
 
-    Raises CsrRejected with a description a technician can act on.
+    Raises CsrRejected with a description a technician can act on, in this
+    module's words only (a parser's text stays in the exception's cause).
     """
     if not csr_pem:
         raise CsrRejected("no CSR was sent")
     try:
         csr = x509.load_pem_x509_csr(csr_pem)
     except ValueError as exc:
-        raise CsrRejected(f"the CSR is not a PEM-encoded PKCS#10 request: {exc}") from exc
+        raise CsrRejected("the CSR is not a PEM-encoded PKCS#10 request") from exc
     _check_probe_public_key(csr)
     try:
         signature_ok = csr.is_signature_valid
     except (ValueError, InvalidSignature, TypeError) as exc:
-        raise CsrRejected(f"the CSR's signature cannot be checked: {exc}") from exc
+        raise CsrRejected("the CSR's signature cannot be checked") from exc
     if not signature_ok:
         # Proves the sender holds the private key of the key it wants certified.
         raise CsrRejected("the CSR's signature does not match its public key")

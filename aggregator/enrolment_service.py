@@ -7,7 +7,8 @@ agent can show the technician exactly what is wrong:
 - UNAUTHENTICATED + ErrorInfo(reason=TOKEN_UNKNOWN|TOKEN_USED|TOKEN_EXPIRED|
   TOKEN_MALFORMED) when the token cannot be used;
 - INVALID_ARGUMENT + BadRequest field violation (field csr_pem) when the CSR
-  is unreadable, badly signed or its key is too weak.
+  is unreadable, badly signed or its key is too weak or not accepted (EC
+  P-256/P-384, or RSA of 2048 bits or more with public exponent 65537).
 
 The token is checked first, then the CSR, and only then used up, so a
 probe that sent a bad CSR can retry with the same token.
@@ -104,7 +105,10 @@ class EnrolmentServicer(enrolment_pb2_grpc.EnrolmentServicer):
                 self._ca.sign_probe_csr, request.csr_pem, probe_id, self._probe_valid_days
             )
         except CsrRejected as exc:
-            _log.warning("CSR refused from %s: %s", context.peer(), exc)
+            # The parser's own text (the cause), if any, is for this log only.
+            _log.warning(
+                "CSR refused from %s: %s", context.peer(), exc, exc_info=exc.__cause__ is not None
+            )
             await abort(context, _bad_request_status(exc.field, exc.description))
         try:
             # Only now is the token used up; a concurrent enrolment with the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import ssl
 import stat
 from pathlib import Path
@@ -147,6 +148,42 @@ def test_weak_rsa_key_is_rejected(authority: CertificateAuthority) -> None:
     assert caught.value.field == "csr_pem"
 
 
+@pytest.mark.parametrize("exponent", [3, 17, 257])
+def test_rsa_keys_whose_public_exponent_is_not_65537_are_rejected(
+    authority: CertificateAuthority, exponent: int
+) -> None:
+    # cryptography generates only 3 and 65537; build the others from primes.
+    if exponent == 3:
+        key = rsa.generate_private_key(public_exponent=3, key_size=2048)
+    else:
+        key = _rsa_key_with_exponent(exponent)
+    with pytest.raises(CsrRejected) as caught:
+        authority.sign_probe_csr(_csr(key), "wp-0000000001")
+    assert str(caught.value) == (
+        f"RSA public exponent {exponent} is not accepted; use 65537 (or EC P-256)"
+    )
+
+
+def _rsa_key_with_exponent(exponent: int) -> rsa.RSAPrivateKey:
+    """A 2048-bit RSA key with public exponent `exponent` (from two random primes)."""
+    while True:
+        base = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_numbers()
+        p, q = base.p, base.q
+        phi = (p - 1) * (q - 1)
+        if math.gcd(exponent, phi) != 1:
+            continue
+        d = pow(exponent, -1, phi)
+        return rsa.RSAPrivateNumbers(
+            p=p,
+            q=q,
+            d=d,
+            dmp1=rsa.rsa_crt_dmp1(d, p),
+            dmq1=rsa.rsa_crt_dmq1(d, q),
+            iqmp=rsa.rsa_crt_iqmp(p, q),
+            public_numbers=rsa.RSAPublicNumbers(exponent, p * q),
+        ).private_key()
+
+
 def test_unsupported_key_types_are_rejected(authority: CertificateAuthority) -> None:
     with pytest.raises(CsrRejected, match="Ed25519"):
         authority.sign_probe_csr(_csr(ed25519.Ed25519PrivateKey.generate()), "wp-0000000001")
@@ -155,8 +192,11 @@ def test_unsupported_key_types_are_rejected(authority: CertificateAuthority) -> 
 
 
 def test_garbage_and_empty_csr_are_rejected(authority: CertificateAuthority) -> None:
-    with pytest.raises(CsrRejected, match="not a PEM-encoded PKCS#10"):
+    with pytest.raises(CsrRejected) as garbage:
         authority.sign_probe_csr(b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n", "wp-1")
+    # the parser's own words stay in the cause, for the server log
+    assert str(garbage.value) == "the CSR is not a PEM-encoded PKCS#10 request"
+    assert garbage.value.__cause__ is not None
     with pytest.raises(CsrRejected, match="no CSR"):
         authority.sign_probe_csr(b"", "wp-1")
 

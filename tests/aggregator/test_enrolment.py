@@ -391,6 +391,10 @@ async def test_bad_csr_is_invalid_argument_and_keeps_the_token(
         for csr_pem, expected in [
             (b"-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n", "PKCS#10"),
             (_csr(rsa.generate_private_key(public_exponent=65537, key_size=1024)), "too weak"),
+            (
+                _csr(rsa.generate_private_key(public_exponent=3, key_size=2048)),
+                "RSA public exponent 3 is not accepted",
+            ),
         ]:
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub.Enrol(_enrol_request(token, csr_pem), timeout=5)
