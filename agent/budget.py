@@ -4,8 +4,9 @@ The agent counts what each test moved on each interface (the interface's
 own byte counters over the test, both directions, so protocol overhead and
 retransmissions count as the operator bills them) and, before a test, skips
 it when the bytes it is expected to move would take the day's total past
-the interface's budget. The skipped result says so ("skipped: daily byte
-budget ...").
+the interface's budget. The skipped result says so (kind OVER_BUDGET, and
+in words "skipped: daily byte budget ..."). Which tests a budget applies
+to is the measurement table's `budgeted` (agent/measurements/__init__.py).
 
 What a test is expected to move: what the same test moved last time on
 that interface, else its byte cap, else `first_test_estimate_bytes` from
@@ -24,8 +25,9 @@ from datetime import date, datetime
 from pathlib import Path
 
 from agent import netif
-from agent.measurements.base import MeasurementContext, MeasurementResult
+from agent.measurements.base import MeasurementContext, MeasurementResult, ReasonKind
 
+# Start of the text of an OVER_BUDGET reason, for people reading it.
 SKIPPED_PREFIX = "skipped: daily byte budget"
 LEDGER_FILE = "byte_budget.json"
 
@@ -110,19 +112,16 @@ class ByteBudget:
         self._save(data)
 
 
-# The tests a budget applies to: the ones that move real volumes of data.
-BUDGETED_MEASUREMENTS = frozenset({"download", "upload", "speedtest_download", "speedtest_upload"})
-
-
 def run_within_budget(ledger: ByteBudget, name: str, ctx: MeasurementContext) -> MeasurementResult:
     """Run measurement `name`, unless the line's daily budget would be passed
     (then a SKIPPED result saying so); charge what it moved to the ledger."""
     from agent.measurements import MEASUREMENTS, run_measurement  # the table imports the tests
 
-    if ctx.daily_budget_bytes is None or name not in BUDGETED_MEASUREMENTS:
-        return run_measurement(name, ctx)
+    measurement = MEASUREMENTS.get(name)
+    if ctx.daily_budget_bytes is None or measurement is None or not measurement.budgeted:
+        return run_measurement(name, ctx)  # an unknown name: its KeyError comes from there
     interface = ctx.interface or "(default route)"
-    params = MEASUREMENTS[name].params_from(ctx)
+    params = measurement.params_from(ctx)
     decision = ledger.check(
         interface,
         name,
@@ -131,13 +130,10 @@ def run_within_budget(ledger: ByteBudget, name: str, ctx: MeasurementContext) ->
         first_test_estimate_bytes=ctx.budget_first_test_estimate_bytes,
     )
     if not decision.allowed:
-        from agent.measurements import speedtest, throughput
-
-        if isinstance(params, throughput.ThroughputParams):
-            return throughput.skipped(params, decision.reason)
-        return speedtest.skipped(params, decision.reason)
+        assert measurement.skipped is not None  # Measurement refuses budgeted without it
+        return measurement.skipped(params, decision.reason, ReasonKind.OVER_BUDGET)
     before = netif.byte_counters(ctx.interface) if ctx.interface else None
-    result = run_measurement(name, ctx)
+    result = measurement.run(params)
     after = netif.byte_counters(ctx.interface) if ctx.interface else None
     if before is not None and after is not None:
         moved = sum(after) - sum(before)  # what the operator bills: both ways, all overhead

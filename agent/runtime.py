@@ -28,28 +28,20 @@ from agent.cellular.observe import AccessTech, ModemSettings
 from agent.clock import clock_state
 from agent.config import AgentSettings
 from agent.identity import EnrolmentRecord, channel_credentials, load_enrolment
-from agent.measurements import MEASUREMENTS, run_measurement
+from agent.measurements import MEASUREMENTS, RadioFraming, run_measurement
 from agent.measurements.base import MeasurementContext, MeasurementResult, Status
 from agent.measurements.cellular import CellularObservationResult
 from agent.plan import MAX_HELD_RESULTS
 from agent.preflight import PreflightLimits
 from agent.spool import Spool, SpoolFull
 from agent.uploader import Uploader, UploadSettings
-from agent.wire import BODY_FIELD_BY_MEASUREMENT, ProbeContext, to_json_dict, to_proto
+from agent.wire import ProbeContext, to_json_dict, to_proto
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, results_pb2
 
 log = logging.getLogger(__name__)
 
 CONFIG_CACHE_FILE = "config.json"
 SPOOL_FILE = "spool.sqlite"
-# Mobile tests that carry the radio they ran on: an observation before each
-# (and after each throughput test, so a handover during it shows).
-_RADIO_AT_START = frozenset(
-    name for name, body in BODY_FIELD_BY_MEASUREMENT.items() if body in ("throughput", "latency")
-)
-_RADIO_AT_END = frozenset(
-    name for name, body in BODY_FIELD_BY_MEASUREMENT.items() if body == "throughput"
-)
 
 
 class NotEnrolled(Exception):
@@ -271,7 +263,10 @@ class AgentRuntime:
     def _probe_context(self, network_kind: str) -> ProbeContext:
         return ProbeContext(
             probe_id=self.enrolment.probe_id,
-            ward_code=self.enrolment.ward_code,
+            # 0: the aggregator files each result under the ward its registry had
+            # the probe in when it measured. The box is not told of a move, and
+            # the ward it was enrolled into would be refused after one.
+            ward_code=0,
             agent_version=AGENT_VERSION,
             network_kind=network_kind,
         )
@@ -280,15 +275,19 @@ class AgentRuntime:
         """Run one test in a worker thread and spool its result.
         A mobile test is framed by observations of the radio (each stored as a
         `cellular` result) and carries their access technology and operator."""
-        mobile = test.network_kind == "mobile"
-        name = test.measurement
-        start = await self.observe_radio(ctx) if mobile and name in _RADIO_AT_START else None
+        # Which observations frame it: the measurement table's `radio`.
+        framing = (
+            MEASUREMENTS[test.measurement].radio
+            if test.network_kind == "mobile"
+            else RadioFraming.NONE
+        )
+        start = await self.observe_radio(ctx) if framing is not RadioFraming.NONE else None
         started = time.monotonic()
         result: MeasurementResult = await asyncio.to_thread(
             run_within_budget, self.budget, test.measurement, ctx
         )
         took_s = time.monotonic() - started
-        end = await self.observe_radio(ctx) if mobile and name in _RADIO_AT_END else None
+        end = await self.observe_radio(ctx) if framing is RadioFraming.BEFORE_AND_AFTER else None
         return self._record(test.measurement, test.network_kind, result, took_s, start, end)
 
     async def observe_radio(self, ctx: MeasurementContext) -> CellularObservationResult | None:

@@ -4,7 +4,8 @@ The result dataclasses (agent/measurements/) and the proto messages
 (proto/wardprobe/v1/results.proto) use the same field names; this module
 maps one onto the other by name, so a field added to both needs no code
 here. tests/agent/test_wire.py checks that every result field has its
-place in the proto.
+place in the proto. Which body member carries a measurement's result is
+in the measurement table (agent/measurements/__init__.py).
 """
 
 from __future__ import annotations
@@ -20,20 +21,12 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 
 from agent.clock import ClockState
+from agent.measurements import MEASUREMENTS
 from agent.measurements.base import MeasurementResult
 from wardprobe.v1 import results_pb2
 
 # Which oneof member of `Result` carries each measurement's body.
-BODY_FIELD_BY_MEASUREMENT = {
-    "download": "throughput",
-    "upload": "throughput",
-    "speedtest_download": "throughput",
-    "speedtest_upload": "throughput",
-    "latency_icmp": "latency",
-    "latency_tcp": "latency",
-    "ipv6": "ipv6",
-    "cellular": "cellular",
-}
+BODY_FIELD_BY_MEASUREMENT = {name: entry.body for name, entry in MEASUREMENTS.items()}
 
 _ENVELOPE_FIELDS = {f.name for f in dataclasses.fields(MeasurementResult)}
 
@@ -90,6 +83,10 @@ def to_proto(
     )
     env.status = cast(results_pb2.Status, _enum_value(results_pb2.Status.DESCRIPTOR, result.status))
     env.status_reason = result.status_reason
+    env.status_reason_kind = cast(
+        results_pb2.ReasonKind,
+        _enum_value(results_pb2.ReasonKind.DESCRIPTOR, result.status_reason_kind),
+    )
     env.ward_code = probe.ward_code
     env.probe_id = probe.probe_id
     _fill(env.method, dataclasses.asdict(result.method))

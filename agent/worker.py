@@ -29,12 +29,13 @@ import logging
 import sys
 
 from agent.backoff import Backoff
-from agent.budget import BUDGETED_MEASUREMENTS
 from agent.config import ConfigError, load_settings
+from agent.measurements import MEASUREMENTS
 from agent.plan import Plan, PlannedLine, PlannedTest
 from agent.process import agent_parser, log_to_stderr
 from agent.runtime import AgentRuntime, EffectiveConfig, NotEnrolled
 from agent.uploader import UploadError
+from wardprobe.v1 import results_pb2
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,22 @@ EXIT_UPLOAD_FAILED = 2
 EXIT_CANNOT_START = 3  # not enrolled, or agent.toml invalid
 
 
+def planned_tests(config: EffectiveConfig) -> tuple[PlannedTest, ...]:
+    """The schedule's tests on the enabled lines, each with what the daemon
+    needs to know of it (whether it waits for the server slot)."""
+    return tuple(
+        PlannedTest(
+            measurement=t.measurement,
+            interval_s=t.interval_s,
+            jitter_s=t.jitter_s,
+            network_kind=t.network_kind,
+            needs_slot=MEASUREMENTS[t.measurement].needs_slot,
+        )
+        for t in config.schedule
+        if t.network_kind in config.contexts
+    )
+
+
 def plan_of(runtime: AgentRuntime, config: EffectiveConfig) -> Plan:
     """What the daemon needs to schedule, in plain types (no gRPC or pydantic)."""
     settings = runtime.settings
@@ -51,17 +68,7 @@ def plan_of(runtime: AgentRuntime, config: EffectiveConfig) -> Plan:
         probe_id=runtime.enrolment.probe_id,
         ward_code=runtime.enrolment.ward_code,
         source=config.source,
-        schedule=tuple(
-            PlannedTest(
-                measurement=t.measurement,
-                interval_s=t.interval_s,
-                jitter_s=t.jitter_s,
-                network_kind=t.network_kind,
-                needs_slot=t.measurement in BUDGETED_MEASUREMENTS,
-            )
-            for t in config.schedule
-            if t.network_kind in config.contexts
-        ),
+        schedule=planned_tests(config),
         lines={
             kind: PlannedLine(
                 timeout_s=ctx.timeout_s,
@@ -109,8 +116,6 @@ def _give_back_held(runtime: AgentRuntime) -> None:
 async def _measure(
     runtime: AgentRuntime, measurement: str, network_kind: str, held_on_stdin: bool
 ) -> int:
-    from agent.preflight import DEFERRED_PREFIX
-
     if held_on_stdin:
         _take_held(runtime)
     try:
@@ -124,19 +129,19 @@ async def _measure(
         message = await runtime.measure(test, config.contexts[network_kind])
     finally:
         _give_back_held(runtime)
-    deferred = message.envelope.status_reason.startswith(DEFERRED_PREFIX)
-    print(
-        json.dumps(
-            {
-                "result_id": message.envelope.result_id,
-                "status_reason": message.envelope.status_reason,
-                "deferred": deferred,
-                "results_lost": runtime.results_lost,
-            }
-        ),
-        flush=True,
-    )
+    print(json.dumps(summary_of(message, runtime.results_lost)), flush=True)
     return EXIT_OK
+
+
+def summary_of(message: results_pb2.Result, results_lost: int) -> dict[str, object]:
+    """The line a `measure` worker prints for the daemon."""
+    return {
+        "result_id": message.envelope.result_id,
+        "status_reason": message.envelope.status_reason,
+        # A busy line: the daemon tries again sooner than the test's interval.
+        "deferred": message.envelope.status_reason_kind == results_pb2.REASON_KIND_DEFERRED,
+        "results_lost": results_lost,
+    }
 
 
 async def _upload(runtime: AgentRuntime) -> int:

@@ -12,7 +12,7 @@ lower); group g starts its throughput tests in [g·length, (g+1)·length) of
 every period of groups × length seconds, UTC. Within a group each probe
 tries its own port first. Probes that ignore their slot are still safe:
 the pool answers "busy", and the agent backs off (agent/measurements/
-throughput.py), so a busy server never yields a wrong number.
+throughput/run.py), so a busy server never yields a wrong number.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """When a throughput transfer counts: the one statement of the rule.
 
 The probe applies it to every result it makes (agent/measurements/
-throughput.py and speedtest.py turn an OK result that breaks it into FAILED
-with a reason starting "invalid transfer:"), and the aggregator's
+throughput/run.py and speedtest.py turn an OK result that breaks it into
+FAILED, reason kind `invalid_transfer`, text "invalid transfer: ..."), and the aggregator's
 indicators apply it to what is stored: `exclusion_reason` is the rule for a
 stored test (the transfer rule after the status, the clock and the
 cross-traffic), and `throughput_exclusion_sql` its SQL form, which

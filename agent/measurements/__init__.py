@@ -1,8 +1,21 @@
 """The measurements the agent can run, in one explicit table.
 
-Each entry pairs a name (as used in schedules, the spool and the wire
-mapping) with the module's `params_from(ctx)` and `run(params)`. Adding a
-measurement means writing its module and adding one line here.
+Each entry names a measurement (as used in schedules, the spool and the
+wire) and says everything the rest of the agent looks up about it: its
+module's `params_from(ctx)` and `run(params)`, which member of the wire
+`Result`'s `body` oneof carries its result, whether the line's daily byte
+budget applies (agent/budget.py, which then needs its `skipped` builder),
+whether it waits for the probe's slot at the shared server (agent/worker.py,
+agent/daemon.py) and how a mobile test is framed by radio observations
+(agent/runtime.py). agent/wire.py, agent/budget.py, agent/worker.py and
+agent/runtime.py read this table; none of them names a measurement.
+
+Adding a measurement of an existing kind (say, another throughput backend)
+is its module and one entry here. A new kind of result also needs its
+message and its member of `Result.body` in proto/wardprobe/v1/results.proto
+(then `make proto`), its table in aggregator/schema.sql with its columns in
+aggregator/batch_reader.py (`BODY_COLUMNS` and a `_read_*` function) and its
+range checks in aggregator/ingest.py, and its section in docs/schema.md.
 
 The modules keep their imports light: libiperf is loaded only inside the
 throughput test's child process, and nothing here pulls scapy, pyarrow or
@@ -11,39 +24,111 @@ DuckDB onto the probe.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from agent.measurements import cellular, ipv6, latency, speedtest, throughput
-from agent.measurements.base import MeasurementContext, MeasurementResult
+from agent.measurements.base import MeasurementContext, MeasurementResult, ReasonKind
 
 ParamsT = TypeVar("ParamsT")
 
 
+class RadioFraming(enum.Enum):
+    """Which observations of the radio frame a test on the mobile line; each
+    is stored as a `cellular` result, and the test's result carries the radio
+    it ran on (access technology, operator)."""
+
+    NONE = "none"  # not framed: the test is not about the line's speed or delay
+    BEFORE = "before"  # observed just before the test
+    BEFORE_AND_AFTER = "before_and_after"  # and after it, so a handover during it shows
+
+
 @dataclass(frozen=True)
 class Measurement(Generic[ParamsT]):
-    """One runnable measurement: how to build its params, and how to run it."""
+    """One runnable measurement and what the agent needs to know about it."""
 
     name: str
     params_from: Callable[[MeasurementContext], ParamsT]
     run: Callable[[ParamsT], MeasurementResult]
+    body: str  # the member of results.proto's Result.body oneof that carries the result
+    # The result of a test the agent chose not to run (over budget, deferred).
+    skipped: Callable[[ParamsT, str, ReasonKind], MeasurementResult] | None = None
+    budgeted: bool = False  # counts against the line's daily byte budget
+    needs_slot: bool = False  # waits for the probe's slot at the shared server
+    radio: RadioFraming = RadioFraming.NONE  # on the mobile line
+
+    def __post_init__(self) -> None:
+        if self.budgeted and self.skipped is None:
+            raise ValueError(f"{self.name}: a budgeted measurement needs a skipped() builder")
 
 
+# The throughput tests move real volumes of data through the shared server:
+# each waits for the probe's slot there and counts against a mobile budget.
 MEASUREMENTS: Mapping[str, Measurement[Any]] = MappingProxyType(
     {
         entry.name: entry
         for entry in (
-            Measurement("download", throughput.download_params_from, throughput.run),
-            Measurement("upload", throughput.upload_params_from, throughput.run),
+            Measurement(
+                "download",
+                throughput.download_params_from,
+                throughput.run,
+                body="throughput",
+                skipped=throughput.skipped,
+                budgeted=True,
+                needs_slot=True,
+                radio=RadioFraming.BEFORE_AND_AFTER,
+            ),
+            Measurement(
+                "upload",
+                throughput.upload_params_from,
+                throughput.run,
+                body="throughput",
+                skipped=throughput.skipped,
+                budgeted=True,
+                needs_slot=True,
+                radio=RadioFraming.BEFORE_AND_AFTER,
+            ),
             # The second backend: speedtest-cli against the reference server's mini.
-            Measurement("speedtest_download", speedtest.download_params_from, speedtest.run),
-            Measurement("speedtest_upload", speedtest.upload_params_from, speedtest.run),
-            Measurement("latency_icmp", latency.icmp_params_from, latency.run),
-            Measurement("latency_tcp", latency.tcp_params_from, latency.run),
-            Measurement("ipv6", ipv6.params_from, ipv6.run),
-            Measurement("cellular", cellular.params_from, cellular.run),
+            Measurement(
+                "speedtest_download",
+                speedtest.download_params_from,
+                speedtest.run,
+                body="throughput",
+                skipped=speedtest.skipped,
+                budgeted=True,
+                needs_slot=True,
+                radio=RadioFraming.BEFORE_AND_AFTER,
+            ),
+            Measurement(
+                "speedtest_upload",
+                speedtest.upload_params_from,
+                speedtest.run,
+                body="throughput",
+                skipped=speedtest.skipped,
+                budgeted=True,
+                needs_slot=True,
+                radio=RadioFraming.BEFORE_AND_AFTER,
+            ),
+            Measurement(
+                "latency_icmp",
+                latency.icmp_params_from,
+                latency.run,
+                body="latency",
+                radio=RadioFraming.BEFORE,
+            ),
+            Measurement(
+                "latency_tcp",
+                latency.tcp_params_from,
+                latency.run,
+                body="latency",
+                radio=RadioFraming.BEFORE,
+            ),
+            Measurement("ipv6", ipv6.params_from, ipv6.run, body="ipv6"),
+            # The radio observation itself (what frames the others on the mobile line).
+            Measurement("cellular", cellular.params_from, cellular.run, body="cellular"),
         )
     }
 )

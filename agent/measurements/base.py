@@ -1,15 +1,17 @@
 """What every measurement result has in common.
 
-Each measurement module (`throughput.py`, `latency.py`, `ipv6.py`, ...) has a
+Each measurement module (`throughput/`, `latency.py`, `ipv6.py`, ...) has a
 frozen params dataclass and `run(params) -> <Name>Result`, where the result
 subclasses `MeasurementResult`. Tool output is parsed once, in the module,
 into these typed fields; units are in the names; a figure that was not
 measured is `None`.
 
-"The tool reported a failure" (status FAILED, reason from the tool) is kept
-apart from "the tool's output was malformed" (status FAILED, reason starting
-with `malformed output:`), and from "the agent chose not to run it"
-(status SKIPPED).
+"The tool reported a failure" (status FAILED, kind `TOOL_FAILED`, reason
+from the tool) is kept apart from "the tool's output was malformed" (status
+FAILED, kind `MALFORMED_OUTPUT`), and from "the agent chose not to run it"
+(status SKIPPED, kind `DEFERRED`, `OVER_BUDGET` or `NOT_CONFIGURED`). Code
+and analysts look at `status_reason_kind`; `status_reason` is the same in
+words, for people.
 """
 
 from __future__ import annotations
@@ -33,6 +35,24 @@ class IpFamily(enum.StrEnum):
     IPV6 = "ipv6"
 
 
+class ReasonKind(enum.StrEnum):
+    """What kind of reason a result carries (proto: wardprobe.v1.ReasonKind,
+    same names). NONE exactly when the status is OK."""
+
+    NONE = "none"
+    NOT_CONFIGURED = "not_configured"  # nothing to measure against: no target, no modem
+    DEFERRED = "deferred"  # the line or the CPU was busy (agent/preflight.py); retried soon
+    OVER_BUDGET = "over_budget"  # the line's daily byte budget would be passed (agent/budget.py)
+    SERVER_BUSY = "server_busy"  # every iperf3 port of the server was busy
+    TIMEOUT = "timeout"  # the tool or the modem did not finish in time
+    TOOL_FAILED = "tool_failed"  # the tool could not run, or reported an error
+    NETWORK_ERROR = "network_error"  # name not resolved, interface gone, no route, refused
+    MALFORMED_OUTPUT = "malformed_output"  # the tool's output could not be read
+    INVALID_TRANSFER = "invalid_transfer"  # too small or too short to count (wardprobe/validity)
+    MODEM_UNAVAILABLE = "modem_unavailable"  # unplugged, no SIM, SIM locked, no ModemManager
+
+
+# Start of the text of a MALFORMED_OUTPUT reason, for people reading it.
 MALFORMED_PREFIX = "malformed output: "
 
 
@@ -55,10 +75,19 @@ class MeasurementResult:
 
     measured_at: datetime  # start of the measurement, timezone-aware UTC
     status: Status
-    status_reason: str = ""
+    status_reason: str = ""  # in words, for people ("" when OK, or notes)
+    status_reason_kind: ReasonKind = ReasonKind.NONE  # what code and analysts test
     method: Method
     interface: str = ""  # interface the test was bound to ("" = routing decided)
     ip_family: IpFamily | None = None  # family actually used
+
+    def __post_init__(self) -> None:
+        # A FAILED or SKIPPED result without a kind would be counted as nothing
+        # in particular; an OK one with a kind would hide a failure.
+        if (self.status == Status.OK) != (self.status_reason_kind == ReasonKind.NONE):
+            raise ValueError(
+                f"a {self.status} result cannot have reason kind {self.status_reason_kind}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

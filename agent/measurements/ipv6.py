@@ -49,6 +49,7 @@ from agent.measurements.base import (
     MeasurementContext,
     MeasurementResult,
     Method,
+    ReasonKind,
     Status,
 )
 
@@ -184,6 +185,7 @@ def run(params: Ipv6Params) -> Ipv6Result:
             measured_at=measured_at,
             status=Status.SKIPPED,
             status_reason="no IPv6-only target configured",
+            status_reason_kind=ReasonKind.NOT_CONFIGURED,
             method=method,
             interface=params.interface,
         )

@@ -38,6 +38,7 @@ from agent.measurements.base import (
     MeasurementContext,
     MeasurementResult,
     Method,
+    ReasonKind,
     Status,
 )
 
@@ -182,6 +183,7 @@ def run(params: LatencyParams) -> LatencyResult:
             measured_at=measured_at,
             status=Status.FAILED,
             status_reason=f"cannot resolve {params.target}: {exc.strerror or exc}",
+            status_reason_kind=ReasonKind.NETWORK_ERROR,
             method=method,
             interface=params.interface,
             protocol=params.protocol.value,
@@ -203,7 +205,12 @@ def run(params: LatencyParams) -> LatencyResult:
         "packets_received": len(probes.rtts_ms),
     }
     if probes.failure:
-        return LatencyResult(status=Status.FAILED, status_reason=probes.failure, **common)
+        return LatencyResult(
+            status=Status.FAILED,
+            status_reason=probes.failure,
+            status_reason_kind=probes.failure_kind,
+            **common,
+        )
     summary = summarise_rtts(probes.rtts_ms)
     return LatencyResult(
         status=Status.OK,
@@ -222,6 +229,12 @@ class _Probes:
     sent: int = 0
     rtts_ms: list[float] = field(default_factory=list)  # in the order sent
     failure: str = ""  # set when the test could not go on
+    failure_kind: ReasonKind = ReasonKind.NONE
+
+    def fail(self, reason: str, kind: ReasonKind) -> _Probes:
+        """Stop the test with this reason."""
+        self.failure, self.failure_kind = reason, kind
+        return self
 
 
 def _resolve(target: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
@@ -314,14 +327,18 @@ def _icmp_probes(
     try:
         sock, raw = _open_icmp_socket(family)
     except OSError as exc:
-        probes.failure = f"cannot open an ICMP socket: {exc.strerror or exc}"
-        return probes
+        # The probe's own setup (no ping group, no CAP_NET_RAW), not the line.
+        return probes.fail(
+            f"cannot open an ICMP socket: {exc.strerror or exc}", ReasonKind.TOOL_FAILED
+        )
     with sock:
         try:
             _bind_to_interface(sock, params.interface)
         except OSError as exc:
-            probes.failure = f"cannot bind to interface {params.interface}: {exc.strerror}"
-            return probes
+            return probes.fail(
+                f"cannot bind to interface {params.interface}: {exc.strerror}",
+                ReasonKind.NETWORK_ERROR,
+            )
         token = os.urandom(_TOKEN_BYTES)
         payload = token + bytes(_PAYLOAD_BYTES - _TOKEN_BYTES)
         identifier = int.from_bytes(os.urandom(2), "big")
@@ -335,8 +352,10 @@ def _icmp_probes(
             try:
                 sock.sendto(packet, destination)
             except OSError as exc:
-                probes.failure = f"cannot send to {sockaddr[0]}: {exc.strerror or exc}"
-                return probes
+                return probes.fail(
+                    f"cannot send to {sockaddr[0]}: {exc.strerror or exc}",
+                    ReasonKind.NETWORK_ERROR,
+                )
             probes.sent += 1
             deadline_ns = sent_ns + int(params.timeout_s * 1e9)
             while (remaining_ns := deadline_ns - time.perf_counter_ns()) > 0:
@@ -375,19 +394,21 @@ def _tcp_probes(
             try:
                 _bind_to_interface(sock, params.interface)
             except OSError as exc:
-                probes.failure = f"cannot bind to interface {params.interface}: {exc.strerror}"
-                return probes
+                return probes.fail(
+                    f"cannot bind to interface {params.interface}: {exc.strerror}",
+                    ReasonKind.NETWORK_ERROR,
+                )
             sock.settimeout(params.timeout_s)
             probes.sent += 1
             started_ns = time.perf_counter_ns()
             try:
                 sock.connect(sockaddr)
             except ConnectionRefusedError:
-                probes.failure = (
+                return probes.fail(
                     f"connection refused by {sockaddr[0]} port {sockaddr[1]}: "
-                    "nothing listens there (a configuration fault, not packet loss)"
+                    "nothing listens there (a configuration fault, not packet loss)",
+                    ReasonKind.NETWORK_ERROR,
                 )
-                return probes
             except OSError:
                 continue  # timed out, or the network said unreachable: a lost probe
             probes.rtts_ms.append((time.perf_counter_ns() - started_ns) / 1e6)

@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agent import netif
-from agent.measurements.base import MeasurementContext, Method, Status
+from agent.measurements.base import MeasurementContext, Method, ReasonKind, Status
 from agent.measurements.throughput import Direction, ThroughputResult
 from agent.preflight import PreflightLimits, check_line
 from wardprobe import validity
@@ -101,12 +101,13 @@ def mini_urls(host: str, port: int) -> tuple[str, str]:
     return f"{base}/speedtest-config.php", f"{base}/upload.php"
 
 
-def skipped(params: SpeedtestParams, reason: str) -> ThroughputResult:
-    """A result for a test the agent chose not to run."""
+def skipped(params: SpeedtestParams, reason: str, kind: ReasonKind) -> ThroughputResult:
+    """A result for a test the agent chose not to run (deferred, over its byte budget)."""
     return ThroughputResult(
         measured_at=datetime.now(UTC),
         status=Status.SKIPPED,
         status_reason=reason,
+        status_reason_kind=kind,
         method=_method(params),
         interface=params.interface,
         direction=params.direction,
@@ -174,7 +175,9 @@ def run(params: SpeedtestParams) -> ThroughputResult:
             "cpu_load_pct": reading.cpu_load_pct,
         }
         if reading.deferred_reason:
-            return replace(skipped(params, reading.deferred_reason), **extra)
+            return replace(
+                skipped(params, reading.deferred_reason, ReasonKind.DEFERRED), **extra
+            )
     source = params.bind_address or (
         netif.local_address_towards(method.server, method.server_port or 80, params.interface)
         if params.interface
@@ -224,6 +227,7 @@ def _transfer(
             measured_at=measured_at,
             status=Status.FAILED,
             status_reason=f"speedtest-cli failed: {type(exc).__name__}: {exc}",
+            status_reason_kind=ReasonKind.TOOL_FAILED,
             method=method,
             interface=params.interface,
             direction=params.direction,
@@ -254,6 +258,7 @@ def _transfer(
             result,
             status=Status.FAILED,
             status_reason=f"timed out after {params.timeout_s:g} s: speedtest-cli was stopped",
+            status_reason_kind=ReasonKind.TIMEOUT,
         )
     verdict = validity.check_throughput(
         validity.Transfer(
@@ -261,7 +266,12 @@ def _transfer(
         )
     )
     if not verdict.valid:
-        return replace(result, status=Status.FAILED, status_reason=verdict.reason)
+        return replace(
+            result,
+            status=Status.FAILED,
+            status_reason=verdict.reason,
+            status_reason_kind=ReasonKind.INVALID_TRANSFER,
+        )
     return result
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from agent.budget import SKIPPED_PREFIX, ByteBudget, run_within_budget
-from agent.measurements.base import MeasurementContext, Status
+from agent.measurements import MEASUREMENTS
+from agent.measurements.base import MeasurementContext, ReasonKind, Status
+from agent.measurements.throughput import ThroughputResult
 from tests.agent.measurements.services import iperf3_server
 
 
@@ -78,8 +80,27 @@ def test_a_real_test_is_charged_and_the_next_one_skipped(tmp_path: Path) -> None
         tight = replace(ctx, daily_budget_bytes=used + used // 2)
         second = run_within_budget(ledger, "download", tight)
     assert second.status is Status.SKIPPED
+    assert second.status_reason_kind is ReasonKind.OVER_BUDGET
     assert second.status_reason.startswith(SKIPPED_PREFIX + f" of {used + used // 2:,} B on lo")
     assert ledger.used_bytes("lo") == used  # a skipped test moves nothing
+
+
+@pytest.mark.parametrize("name", [n for n, m in MEASUREMENTS.items() if m.budgeted])
+def test_every_budgeted_test_is_skipped_by_its_own_builder(tmp_path: Path, name: str) -> None:
+    # No test may run on a budget already spent: the skipped result is the
+    # measurement's own (its direction, its tool), without moving a byte.
+    ctx = MeasurementContext(
+        server_host="198.18.0.1",  # never reached
+        interface="lo",
+        daily_budget_bytes=0,
+        budget_first_test_estimate_bytes=1,
+    )
+    result = run_within_budget(ByteBudget(tmp_path), name, ctx)
+    assert (result.status, result.status_reason_kind) == (Status.SKIPPED, ReasonKind.OVER_BUDGET)
+    assert isinstance(result, ThroughputResult)
+    params = MEASUREMENTS[name].params_from(ctx)
+    assert result.direction is params.direction
+    assert result.method.tool == ("speedtest-cli" if name.startswith("speedtest") else "iperf3")
 
 
 def test_tests_without_budget_or_outside_it_just_run(tmp_path: Path) -> None:

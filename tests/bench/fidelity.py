@@ -8,7 +8,7 @@ the probe namespace, one after the other:
 
 1. `ping -c 20 -i 0.2` (iputils) and the agent's ICMP latency test (20
    echoes, 0.2 s apart): median RTTs;
-2. the agent's download (agent/measurements/throughput.py: libiperf in a
+2. the agent's download (agent/measurements/throughput/: libiperf in a
    child, 4 streams, 2 s warm-up omitted, 10 s measured), with its CPU time
    (the agent process and its iperf3 child) and loaded RTT;
 3. the iperf3 command line, same settings (`iperf3 -c -R -P 4 -O 2 -t 10`);

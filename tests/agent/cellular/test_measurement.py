@@ -13,7 +13,7 @@ import pytest
 from agent.cellular.observe import AccessTech, ModemSettings
 from agent.clock import ClockState
 from agent.measurements import run_measurement
-from agent.measurements.base import MeasurementContext, Status
+from agent.measurements.base import MeasurementContext, ReasonKind, Status
 from agent.measurements.cellular import CellularObservationResult
 from agent.wire import ProbeContext, to_json_dict, to_proto
 from emulation.modem import FAKE_IMEI, FAKE_IMSI, EmulatedModem, ModemModel, ModemState
@@ -80,22 +80,33 @@ def test_observations_on_each_network(
 
 
 @pytest.mark.parametrize(
-    ("state", "status", "reason"),
+    ("state", "status", "kind", "reason"),
     [
-        (ModemState.SIM_MISSING, Status.FAILED, "sim-missing: no SIM in the modem"),
-        (ModemState.PIN_LOCKED, Status.FAILED, "sim-locked: SIM is locked (SIM PIN)"),
-        (ModemState.UNPLUGGED, Status.FAILED, "unplugged: cannot open"),
-        (ModemState.MUTE, Status.FAILED, "timeout: no final result to ATE0"),
-        (ModemState.GARBAGE, Status.FAILED, "malformed output: unreadable answer"),
-        (ModemState.PARTIAL, Status.FAILED, "timeout: no final result to AT+QENG"),
+        (ModemState.SIM_MISSING, Status.FAILED, ReasonKind.MODEM_UNAVAILABLE,
+         "sim-missing: no SIM in the modem"),
+        (ModemState.PIN_LOCKED, Status.FAILED, ReasonKind.MODEM_UNAVAILABLE,
+         "sim-locked: SIM is locked (SIM PIN)"),
+        (ModemState.UNPLUGGED, Status.FAILED, ReasonKind.MODEM_UNAVAILABLE,
+         "unplugged: cannot open"),
+        (ModemState.MUTE, Status.FAILED, ReasonKind.TIMEOUT, "timeout: no final result to ATE0"),
+        (ModemState.GARBAGE, Status.FAILED, ReasonKind.MALFORMED_OUTPUT,
+         "malformed output: unreadable answer"),
+        (ModemState.PARTIAL, Status.FAILED, ReasonKind.TIMEOUT,
+         "timeout: no final result to AT+QENG"),
     ],
-)
+)  # fmt: skip
 def test_each_failure_is_a_clear_status_and_the_modem_recovers(
-    modem: EmulatedModem, link: Path, state: ModemState, status: Status, reason: str
+    modem: EmulatedModem,
+    link: Path,
+    state: ModemState,
+    status: Status,
+    kind: ReasonKind,
+    reason: str,
 ) -> None:
     modem.set_state(state)
     failed = _observe(link)
     assert failed.status is status
+    assert failed.status_reason_kind is kind
     assert failed.status_reason.startswith(reason), failed.status_reason
     assert failed.access_tech is None  # unknown: not counted as "no service"
     if state in (ModemState.SIM_MISSING, ModemState.PIN_LOCKED, ModemState.PARTIAL):
@@ -135,6 +146,7 @@ def test_no_modem_configured_is_skipped(tmp_path: Path) -> None:
     )
     result = run_measurement("cellular", ctx)
     assert result.status is Status.SKIPPED
+    assert result.status_reason_kind is ReasonKind.NOT_CONFIGURED
     assert "not-configured" in result.status_reason
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from agent.cellular.observe import AccessTech
-from agent.measurements.base import Method, Status
+from agent.measurements.base import Method, ReasonKind, Status
 from agent.measurements.cellular import CellularObservationResult
 from agent.runtime import _tag_radio, modem_status
 from wardprobe.v1 import results_pb2
@@ -39,7 +39,10 @@ def test_handover_during_a_throughput_test_shows_in_start_and_end() -> None:
 def test_a_failed_observation_leaves_the_radio_unknown() -> None:
     message = results_pb2.Result()
     message.latency.SetInParent()
-    _tag_radio(message, _obs(None, Status.FAILED, status_reason="timeout: ..."), None)
+    timed_out = _obs(
+        None, Status.FAILED, status_reason="timeout: ...", status_reason_kind=ReasonKind.TIMEOUT
+    )
+    _tag_radio(message, timed_out, None)
     assert message.latency.access_tech == results_pb2.ACCESS_TECH_UNSPECIFIED  # NULL in store
     assert message.latency.mcc_mnc == ""
     fixed = results_pb2.Result()
@@ -70,6 +73,7 @@ def test_modem_status_in_words() -> None:
             None,
             Status.FAILED,
             status_reason="sim-locked: SIM is locked (SIM PIN)",
+            status_reason_kind=ReasonKind.MODEM_UNAVAILABLE,
             modem_model="EC25",
             modem_5g_capable=False,
         )

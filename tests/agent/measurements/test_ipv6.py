@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from agent.measurements.base import IpFamily, MeasurementContext, Status
+from agent.measurements.base import IpFamily, MeasurementContext, ReasonKind, Status
 from agent.measurements.ipv6 import (
     Ipv6Params,
     Ipv6Result,
@@ -97,6 +97,8 @@ def test_lo_has_no_global_address_or_default_route(
     assert result.global_prefix == ""
     assert result.has_default_route is False
     assert result.ipv6_capable is False
+    # Not capable is a finding, not a failure: the reason is notes for people.
+    assert (result.status, result.status_reason_kind) == (Status.OK, ReasonKind.NONE)
     assert "no global IPv6 address on lo" in result.status_reason
     assert "no IPv6 default route on lo" in result.status_reason
 
@@ -174,6 +176,7 @@ def test_silent_dns_server_times_out_with_the_reason(echo: EchoServer) -> None:
 def test_without_an_ipv6_only_target_the_check_is_skipped() -> None:
     result = run(params_from(MeasurementContext(server_host="127.0.0.1")))
     assert result.status is Status.SKIPPED
+    assert result.status_reason_kind is ReasonKind.NOT_CONFIGURED
     assert "IPv6-only target" in result.status_reason
 
 

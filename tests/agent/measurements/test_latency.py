@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.measurements.base import IpFamily, MeasurementContext, Status
+from agent.measurements.base import IpFamily, MeasurementContext, ReasonKind, Status
 from agent.measurements.latency import (
     LatencyParams,
     LatencyProtocol,
@@ -114,6 +114,7 @@ def test_tcp_refused_is_a_failed_test_not_loss() -> None:
     port = free_tcp_port()
     result = run(fast(LatencyProtocol.TCP, "127.0.0.1", port=port))
     assert result.status is Status.FAILED
+    assert result.status_reason_kind is ReasonKind.NETWORK_ERROR
     assert "connection refused" in result.status_reason
     assert result.packets_received == 0
     assert result.loss_pct is None
@@ -147,6 +148,7 @@ def test_unknown_interface_fails_with_the_reason() -> None:
         LatencyParams(protocol=LatencyProtocol.ICMP, target="127.0.0.1", interface="nosuch0")
     )
     assert result.status is Status.FAILED
+    assert result.status_reason_kind is ReasonKind.NETWORK_ERROR
     assert "nosuch0" in result.status_reason
 
 
@@ -213,6 +215,7 @@ def test_unprivileged_without_ping_group_or_capability_fails_with_the_reason() -
         results = python_in_namespace(ns, UNPRIVILEGED_PING)
     for result in results:
         assert result["status"] == "failed"
+        assert result["status_reason_kind"] == ReasonKind.TOOL_FAILED  # the probe's setup
         assert "ping_group_range" in result["status_reason"]
         assert "CAP_NET_RAW" in result["status_reason"]
 

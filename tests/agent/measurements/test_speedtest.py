@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from agent.measurements.base import Status
+from agent.measurements.base import ReasonKind, Status
 from agent.measurements.speedtest import SpeedtestParams, mini_urls, parse_config, run
 from agent.measurements.throughput import Direction, ThroughputResult
 from aggregator.speedtest_mini import SpeedtestMini, SpeedtestMiniConfig, config_xml, file_bytes
@@ -93,6 +93,7 @@ def _figures_but_too_quick(result: ThroughputResult) -> None:
     """Loopback moves speedtest-cli's whole file set in under a second: the
     validity rule refuses a transfer that short, but the figures are kept."""
     assert result.status is Status.FAILED
+    assert result.status_reason_kind is ReasonKind.INVALID_TRANSFER
     assert result.status_reason.startswith(INVALID_PREFIX + "measured over"), result.status_reason
 
 
@@ -124,6 +125,7 @@ async def test_a_configuration_that_cannot_be_read_fails_without_reaching_out(
     broken = params(mini, Direction.DOWNLOAD, config_url=f"http://127.0.0.1:{mini}/nothing.php")
     result = await asyncio.to_thread(run, broken)
     assert result.status is Status.FAILED
+    assert result.status_reason_kind is ReasonKind.TOOL_FAILED
     assert result.status_reason.startswith("speedtest-cli failed:")
     assert result.mbps is None
     assert set(connections.addresses) == {"127.0.0.1"}

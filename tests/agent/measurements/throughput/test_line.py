@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agent.measurements.base import Status
+from agent.measurements.base import ReasonKind, Status
 from agent.measurements.throughput import Direction, ThroughputParams, run, run_both
 from agent.preflight import DEFERRED_PREFIX, PreflightLimits, check_line
 from tests.agent.measurements.netns_links import (
@@ -29,10 +28,8 @@ from tests.agent.measurements.services import (
     network_namespace,
     python_in_namespace,
 )
+from tests.agent.measurements.throughput.helpers import needs_iperf3
 
-needs_iperf3 = pytest.mark.skipif(
-    shutil.which("iperf3") is None, reason="iperf3 is not installed (apt-get install iperf3)"
-)
 _NETNS_REASON = namespace_unavailable_reason()
 needs_netns = pytest.mark.skipif(bool(_NETNS_REASON), reason=_NETNS_REASON or "-")
 
@@ -98,6 +95,7 @@ def test_bytes_cap_ends_the_test() -> None:
     # A loopback moves 30 MB in a fraction of a second: the validity rule's
     # floor on the duration rejects the transfer, and says why.
     assert result.status is Status.FAILED
+    assert result.status_reason_kind is ReasonKind.INVALID_TRANSFER
     assert result.status_reason.startswith("invalid transfer: measured over")
     assert result.bytes_transferred is not None
     # libiperf stops sending once the cap is passed (the server counts what had
@@ -203,6 +201,7 @@ def test_quiet_line_is_not_deferred_and_busy_line_is() -> None:
             stream.kill()
             stream.wait()
     assert result["status"] == "skipped"
+    assert result["status_reason_kind"] == ReasonKind.DEFERRED
     assert result["status_reason"].startswith(DEFERRED_PREFIX)
     assert "cross-traffic" in result["status_reason"]
     # Loopback counts each byte as sent and as received: 2 x 250,000 B/s.
