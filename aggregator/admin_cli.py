@@ -13,6 +13,7 @@ Ward names come from `aggregator.wards.ward_name` unless the caller puts an
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -41,6 +42,7 @@ from aggregator.registry import (
     known_isps,
     parse_plan_mbps,
 )
+from wardprobe.cli_errors import PlainErrors, fail
 
 DEFAULT_STATE_DIR = Path("/var/lib/wardprobe-aggregator")  # as AggregatorConfig.state_dir
 DEFAULT_TOKEN_TTL = "7d"
@@ -71,7 +73,8 @@ def parse_ttl(text: str) -> timedelta:
     match = _TTL_RE.match(text)
     if match is None or int(match[1]) == 0:
         raise typer.BadParameter(
-            f"{text!r}: give a positive number and a unit m, h, d or w (e.g. 7d)"
+            f"{text!r}: give a positive number and a unit m, h, d or w (e.g. 7d)",
+            param_hint="--ttl",
         )
     return timedelta(**{_TTL_UNITS[match[2]]: int(match[1])})
 
@@ -95,20 +98,51 @@ def _existing_registry(state_dir: Path, ward_lookup: WardLookup) -> ProbeRegistr
     """The registry, refusing to create an empty one in a mistyped directory."""
     if not (state_dir / REGISTRY_FILE).exists():
         raise _fail(f"no probe registry in {state_dir} (no token has been created there yet)")
-    return ProbeRegistry.in_state_dir(state_dir, ward_lookup)
+    try:
+        return ProbeRegistry.in_state_dir(state_dir, ward_lookup)
+    except _STATE_ERRORS as exc:
+        raise _state_failure(exc, state_dir) from exc
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {message}")
-    return typer.Exit(code=1)
+    return fail(message)
 
 
-ca_app = typer.Typer(help="The private CA that signs probe certificates.", no_args_is_help=True)
+# What the CA and the registry raise when the state directory cannot be used
+# as asked (a refusal, a damaged or unwritable file): one line each.
+_STATE_ERRORS = (CaError, RegistryError, sqlite3.Error, OSError)
+
+
+def _state_failure(exc: Exception, state_dir: Path) -> typer.Exit:
+    if isinstance(exc, sqlite3.Error):
+        return _fail(f"cannot use the probe registry {state_dir / REGISTRY_FILE}: {exc}")
+    if isinstance(exc, OSError):
+        return _fail(f"cannot use {exc.filename or state_dir}: {exc.strerror or exc}")
+    return _fail(str(exc))
+
+
+def _load_ca(state_dir: Path) -> CertificateAuthority:
+    """The CA, with a damaged key or certificate reported as a CaError (the
+    cryptography package's own message points at its FAQ)."""
+    try:
+        return CertificateAuthority.load(state_dir)
+    except ValueError as exc:
+        raise CaError(
+            f"the CA in {state_dir} cannot be read: ca.key or ca.crt is not a PEM key "
+            "and certificate (damaged, or not the files `ca init` wrote)"
+        ) from exc
+
+
+ca_app = typer.Typer(
+    help="The private CA that signs probe certificates.", no_args_is_help=True, cls=PlainErrors
+)
 token_app = typer.Typer(
-    help="One-time bootstrap tokens for enrolling probes.", no_args_is_help=True
+    help="One-time bootstrap tokens for enrolling probes.", no_args_is_help=True, cls=PlainErrors
 )
 probe_app = typer.Typer(
-    help="Enrolled probes: list, revoke, move, set-isp, set-plan.", no_args_is_help=True
+    help="Enrolled probes: list, revoke, move, set-isp, set-plan.",
+    no_args_is_help=True,
+    cls=PlainErrors,
 )
 _PLAN_HELP = (
     "Advertised speeds of the fixed line's plan in Mb/s, DOWN/UP (e.g. 300/100; one number"
@@ -163,8 +197,10 @@ def ca_init(
             server_valid_days=server_valid_days,
             force=force,
         )
-    except (CaError, ValueError) as exc:
+    except ValueError as exc:  # a server name that is empty
         raise _fail(str(exc)) from exc
+    except _STATE_ERRORS as exc:
+        raise _state_failure(exc, state_dir) from exc
     typer.echo(f"CA created in {state_dir}")
     typer.echo(f"server names: {', '.join(server_name)}")
     typer.echo(f"CA pin (sha256): {authority.pin}")
@@ -174,16 +210,21 @@ def ca_init(
 def ca_show(state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
     """Show the CA pin, validity and the server certificate's names."""
     try:
-        authority = CertificateAuthority.load(state_dir)
-    except CaError as exc:
-        raise _fail(str(exc)) from exc
+        authority = _load_ca(state_dir)
+    except _STATE_ERRORS as exc:
+        raise _state_failure(exc, state_dir) from exc
     cert = authority.certificate
     typer.echo(f"CA subject:      {cert.subject.rfc4514_string()}")
     typer.echo(f"CA valid until:  {cert.not_valid_after_utc.isoformat()}")
     typer.echo(f"CA pin (sha256): {authority.pin}")
     server_cert_path = state_dir / "server.crt"
     if server_cert_path.exists():
-        server_cert = x509.load_pem_x509_certificate(server_cert_path.read_bytes())
+        try:
+            server_cert = x509.load_pem_x509_certificate(server_cert_path.read_bytes())
+        except ValueError as exc:
+            raise _fail(
+                f"{server_cert_path} is not a PEM certificate; reissue it with `ca server-cert`"
+            ) from exc
         typer.echo(f"server names:    {', '.join(server_names_of(server_cert))}")
         typer.echo(f"server valid until: {server_cert.not_valid_after_utc.isoformat()}")
 
@@ -206,10 +247,12 @@ def ca_server_cert(
     if not server_name:
         raise _fail("give at least one --server-name")
     try:
-        authority = CertificateAuthority.load(state_dir)
+        authority = _load_ca(state_dir)
         cert = authority.issue_server_certificate(state_dir, server_name, valid_days)
-    except (CaError, ValueError) as exc:
+    except ValueError as exc:  # a server name that is empty
         raise _fail(str(exc)) from exc
+    except _STATE_ERRORS as exc:
+        raise _state_failure(exc, state_dir) from exc
     typer.echo(f"server certificate for {', '.join(server_names_of(cert))} written")
     typer.echo("restart the aggregator to serve it")
 
@@ -252,18 +295,18 @@ def token_create(
     lifetime = parse_ttl(ttl)
     try:
         plan = None if plan_mbps is None else parse_plan_mbps(plan_mbps)
-    except RegistryError as exc:
-        raise _fail(str(exc)) from exc
+    except _STATE_ERRORS as exc:
+        raise _state_failure(exc, state_dir) from exc
     try:
-        authority = CertificateAuthority.load(state_dir)
+        authority = _load_ca(state_dir)
         registry = ProbeRegistry.in_state_dir(state_dir, _ward_lookup(ctx))
         token = registry.create_token(
             ward, site_class, lifetime, authority.pin, note, isp, plan_mbps=plan
         )
         ward_name = registry.ward_name(ward)
         grant = registry.check_token(token)
-    except (CaError, RegistryError) as exc:
-        raise _fail(str(exc)) from exc
+    except _STATE_ERRORS as exc:
+        raise _state_failure(exc, state_dir) from exc
     typer.echo(f"ward:       {ward} {ward_name}")
     typer.echo(f"site class: {site_class.value}")
     typer.echo(f"fixed ISP:  {grant.isp or 'not recorded'}")
@@ -284,6 +327,10 @@ def probe_list(
     """List enrolled probes."""
     lookup = ctx.obj.ward_lookup if isinstance(ctx.obj, AdminContext) else _no_wards
     registry = _existing_registry(state_dir, lookup)
+    try:
+        probes = registry.list_probes(state)
+    except _STATE_ERRORS as exc:
+        raise _state_failure(exc, state_dir) from exc
     table = Table(
         "probe id",
         "ward",
@@ -295,7 +342,7 @@ def probe_list(
         "cert until",
         "state",
     )
-    for probe in registry.list_probes(state):
+    for probe in probes:
         table.add_row(
             probe.probe_id,
             str(probe.ward_code),
@@ -321,8 +368,8 @@ def probe_revoke(
     registry = _existing_registry(state_dir, _no_wards)
     try:
         record = registry.revoke(probe_id)
-    except RegistryError as exc:
-        raise _fail(str(exc)) from exc
+    except _STATE_ERRORS as exc:
+        raise _state_failure(exc, state_dir) from exc
     assert record.revoked_at is not None
     typer.echo(f"probe {record.probe_id} revoked at {record.revoked_at.isoformat()}")
 
@@ -339,8 +386,8 @@ def probe_move(
     try:
         record = registry.move_probe(probe_id, ward)
         ward_name = registry.ward_name(ward)
-    except RegistryError as exc:
-        raise _fail(str(exc)) from exc
+    except _STATE_ERRORS as exc:
+        raise _state_failure(exc, state_dir) from exc
     typer.echo(f"probe {record.probe_id} now in ward {record.ward_code} {ward_name}")
 
 
@@ -363,8 +410,8 @@ def probe_set_isp(
     registry = _existing_registry(state_dir, _no_wards)
     try:
         record = registry.set_probe_isp(probe_id, isp)
-    except RegistryError as exc:
-        raise _fail(str(exc)) from exc
+    except _STATE_ERRORS as exc:
+        raise _state_failure(exc, state_dir) from exc
     typer.echo(f"probe {record.probe_id} fixed ISP: {record.isp}")
 
 
@@ -390,8 +437,8 @@ def probe_set_plan(
     registry = _existing_registry(state_dir, _no_wards)
     try:
         record = registry.set_probe_plan(probe_id, parse_plan_mbps(plan_mbps))
-    except RegistryError as exc:
-        raise _fail(str(exc)) from exc
+    except _STATE_ERRORS as exc:
+        raise _state_failure(exc, state_dir) from exc
     typer.echo(
         f"probe {record.probe_id} fixed plan: "
         f"{_plan_text(record.plan_down_mbps, record.plan_up_mbps)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -11,16 +12,20 @@ import typer
 from rich.console import Console
 
 from aggregator.admin_cli import ca_app, probe_app, token_app
-from aggregator.config import load_config
+from aggregator.cli_support import config_or_exit, existing_store, store_failure
 from aggregator.indicators_cli import baseline_app, indicators
 from aggregator.reference_cli import reference_app
+from wardprobe.cli_errors import PlainErrors, fail
 
 app = typer.Typer(
     help=(
         "wardprobe aggregator: enrols probes (private CA, bootstrap tokens), takes their "
-        "results over mTLS gRPC into DuckDB, and runs the reference measurement server."
+        "results over mTLS gRPC into DuckDB, and runs the reference measurement server. "
+        "Exit codes: 0 done; 1 refused or failed (unknown ward or probe, no CA, ...); "
+        "2 an option, argument, aggregator.toml or store that cannot be used as given."
     ),
     no_args_is_help=True,
+    cls=PlainErrors,
 )
 app.add_typer(ca_app, name="ca")
 app.add_typer(token_app, name="token")
@@ -46,14 +51,35 @@ def serve(
     config: ConfigOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
 ) -> None:
-    """Run the ingest (mTLS) and enrolment (TLS) gRPC services until SIGTERM."""
+    """Run the ingest (mTLS) and enrolment (TLS) gRPC services until SIGTERM.
+
+    Exits 1 when it cannot start (no CA in state_dir, an address it cannot
+    listen on), 2 when aggregator.toml or the store cannot be used."""
+    import duckdb
+
+    from aggregator.ca import CaError
     from aggregator.server import serve as serve_forever
 
+    settings = config_or_exit(config)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(serve_forever(load_config(config)))
+    try:
+        asyncio.run(serve_forever(settings))
+    except CaError as err:
+        raise fail(str(err)) from None
+    except duckdb.Error as err:
+        raise store_failure(settings.store_path, err, writing=True) from None
+    except RuntimeError as err:
+        # grpc says only this, and to set GRPC_VERBOSITY for more.
+        refused = re.match(r"Failed to bind to address (\S+?);", str(err))
+        if refused is None:
+            raise
+        raise fail(
+            f"cannot listen on {refused[1]}: the port is taken, or it is not host:port",
+            "check ingest_listen and enrol_listen in aggregator.toml",
+        ) from None
 
 
 @app.command()
@@ -75,12 +101,17 @@ def synthetic(
 ) -> None:
     """Generate a synthetic Cần Thơ (every ward, known distributions) to try the
     indicators on. Rows are marked synthetic: `indicators --synthetic` reads them,
-    real figures never do, and a store holding real results is refused."""
+    real figures never do, and a store holding real results is refused (exit 1)."""
+    import duckdb
+
     from aggregator.store import Store
     from analysis.constants import BASELINE_YEAR
     from analysis.synthetic import MixingRefused, city_spec, generate
 
-    target = Store(store)
+    try:
+        target = Store(store)
+    except duckdb.Error as err:
+        raise store_failure(store, err, writing=True) from None
     try:
         generate(target._con, city_spec(rows, year, seed))
         if baseline and year != BASELINE_YEAR:
@@ -90,8 +121,9 @@ def synthetic(
             )
         target.checkpoint()
     except MixingRefused as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1) from err
+        raise fail(str(err)) from None
+    except duckdb.Error as err:
+        raise store_failure(store, err, writing=True) from None
     finally:
         target.close()
     typer.echo(f"synthetic city for {year} written to {store}")
@@ -108,8 +140,15 @@ def summary(
     """Print the per-ward summary (probes, tests, mean download, median latency, IPv6 share).
 
     Opens the store read-only, so run it when the aggregator is stopped or on a copy.
+    Exits 2 when the store is not there or cannot be read.
     """
+    import duckdb
+
     from analysis.summary import summary_table, ward_summary
 
-    path = store or load_config(config).store_path
-    Console().print(summary_table(ward_summary(path), f"Per-ward summary of {path}"))
+    path = existing_store(store or config_or_exit(config).store_path)
+    try:
+        rows = ward_summary(path)
+    except duckdb.Error as err:
+        raise store_failure(path, err) from None
+    Console().print(summary_table(rows, f"Per-ward summary of {path}"))

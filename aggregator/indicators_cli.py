@@ -14,11 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aggregator.config import load_config
+from aggregator.cli_support import config_or_exit, existing_store, store_failure
+from wardprobe.cli_errors import PlainErrors, fail, usage_error
 
 baseline_app = typer.Typer(
     help="Baselines from outside the store (e.g. 2024 figures) for the doubling target.",
     no_args_is_help=True,
+    cls=PlainErrors,
 )
 
 ConfigOption = Annotated[
@@ -44,7 +46,10 @@ def indicators(
     period: Annotated[
         str, typer.Option(help="2026, 2026Q3 or 2026-01-01..2026-04-01 (Asia/Ho_Chi_Minh time).")
     ],
-    ward: Annotated[int | None, typer.Option(help="Only this ward (GSO code).")] = None,
+    ward: Annotated[
+        int | None,
+        typer.Option(help="Only this ward (GSO code); a code not of the city is refused (exit 1)."),
+    ] = None,
     by: Annotated[
         str | None,
         typer.Option(
@@ -68,10 +73,18 @@ def indicators(
     store: StoreOption = None,
 ) -> None:
     """Every indicator of the plan for a period: value, 95 % interval, mean and median
-    across probes, probes and tests behind it, targets met or not, exclusions."""
+    across probes, probes and tests behind it, targets met or not, exclusions.
+    Exits 2 on a bad option or a store that is missing or cannot be read."""
     import duckdb
 
-    from analysis.indicators import GROUPINGS, compute_indicators, open_store, parse_period
+    from aggregator.wards import ward_name
+    from analysis.indicators import (
+        GROUPINGS,
+        StoreTooOld,
+        compute_indicators,
+        open_store,
+        parse_period,
+    )
 
     try:
         parsed = parse_period(period)
@@ -82,18 +95,19 @@ def indicators(
         raise typer.BadParameter(f"expected one of {', '.join(GROUPINGS)}", param_hint="--by")
     if output_format not in ("table", "csv", "json"):
         raise typer.BadParameter("expected table, csv or json", param_hint="--format")
-    cfg = load_config(config)
-    path = store or cfg.snapshot_path or cfg.store_path
-    if not path.exists():
-        raise typer.BadParameter(f"no store at {path}", param_hint="--store")
+    # A code of no ward would get a table of "insufficient data", as if the
+    # ward existed and had no probes; refused as `token create` refuses it.
+    if ward is not None and ward_name(ward) is None:
+        raise fail(f"{ward} is not a ward code of the city")
+    if store is None:
+        cfg = config_or_exit(config)
+        path = existing_store(cfg.snapshot_path or cfg.store_path)
+    else:
+        path = existing_store(store)
     try:
         con = open_store(path)
-    except duckdb.IOException as err:
-        raise typer.BadParameter(
-            f"cannot read {path} ({err}); while the aggregator runs, read its snapshot "
-            "(snapshot_path in aggregator.toml)",
-            param_hint="--store",
-        ) from None
+    except duckdb.Error as err:
+        raise store_failure(path, err) from None
     try:
         report = compute_indicators(
             con,
@@ -102,6 +116,10 @@ def indicators(
             by=grouping.get(by) if by else None,
             synthetic=synthetic,
         )
+    except StoreTooOld as err:
+        raise usage_error(f"{path}: {err}") from None
+    except duckdb.Error as err:
+        raise store_failure(path, err) from None
     finally:
         con.close()
     if city_only:
@@ -269,7 +287,8 @@ def baseline_import(
 ) -> None:
     """Check and import baseline rows: scope, ward_code, year, network_kind,
     access_tech, statistic, value_mbps, sample_size, source. The store must not be
-    open in a running aggregator (DuckDB allows one writer)."""
+    open in a running aggregator (DuckDB allows one writer). Exits 1 naming every bad
+    line (nothing is imported), 2 when the file or the store cannot be used."""
     import duckdb
 
     from aggregator.baseline import BaselineError, import_rows, read_csv
@@ -281,16 +300,22 @@ def baseline_import(
     except BaselineError as err:
         for line, message in err.problems:
             typer.echo(f"{file}:{line}: {message}", err=True)
-        raise typer.Exit(1) from None
-    path = store or load_config(config).store_path
+        bad = len(err.problems)
+        raise fail(f"nothing imported: {bad} bad line{'s' if bad > 1 else ''} in {file}") from None
+    except UnicodeDecodeError:
+        raise usage_error(f"{file} is not UTF-8 text", "save it as CSV UTF-8") from None
+    except OSError as err:
+        raise usage_error(f"cannot read {file}: {err.strerror or err}") from None
+    path = store or config_or_exit(config).store_path
     try:
         Store(path).close()  # creates the tables, baseline among them, if new
         con = duckdb.connect(str(path))
-    except duckdb.IOException as err:
-        typer.echo(f"cannot open {path} for writing ({err}); stop the aggregator first", err=True)
-        raise typer.Exit(1) from None
+    except duckdb.Error as err:
+        raise store_failure(path, err, writing=True) from None
     try:
         count = import_rows(con, rows)
+    except duckdb.Error as err:
+        raise store_failure(path, err, writing=True) from None
     finally:
         con.close()
     typer.echo(f"imported {count} baseline rows into {path}")

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
-from aggregator.reference_server import ReferenceServiceConfig, serve
+from aggregator.reference_server import ReferenceServerError, ReferenceServiceConfig, serve
+from wardprobe.cli_errors import PlainErrors, fail, usage_error
+from wardprobe.config_errors import describe_config_error, describe_validation_error
 
 reference_app = typer.Typer(
     help=(
@@ -22,6 +25,7 @@ reference_app = typer.Typer(
         "servers, a TCP echo service and DNS names for the IPv6 check."
     ),
     no_args_is_help=True,
+    cls=PlainErrors,
 )
 
 
@@ -176,21 +180,30 @@ def serve_command(
         bool, typer.Option("--verbose", "-v", help="Log at debug level (iperf3's output too).")
     ] = False,
 ) -> None:
-    """Run the iperf3 pool, TCP echo and DNS until SIGTERM or Ctrl-C."""
+    """Run the iperf3 pool, TCP echo and DNS until SIGTERM or Ctrl-C. Exits 2 on a
+    bad option or config file, 1 when a port cannot be listened on."""
     try:
         service_config = build_config(
             config, listen=listen, iperf3_ports=iperf3_ports, iperf3_bind=iperf3_bind,
             echo_port=echo_port, dns_port=dns_port, ipv6_only_name=ipv6_only_name,
             dual_stack_name=dual_stack_name, answer_ipv4=answer_ipv4, answer_ipv6=answer_ipv6,
         )  # fmt: skip
-    except ValueError as exc:  # pydantic's ValidationError and TOML errors are ValueErrors
-        raise typer.BadParameter(str(exc)) from exc
+    except ValidationError as exc:  # from the file or the options laid over it
+        raise usage_error(f"{config or 'the options'}: {describe_validation_error(exc)}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        assert config is not None  # only the file is read
+        raise usage_error(describe_config_error(config, exc)) from None
+    except ValueError as exc:  # --answer-ipv4/--answer-ipv6 or --listen not an address
+        raise usage_error(str(exc)) from None
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # Ctrl-C cancels serve(), which stops the iperf3 children on its way out.
-    asyncio.run(serve(service_config))
+    try:
+        asyncio.run(serve(service_config))
+    except ReferenceServerError as exc:  # a port taken, iperf3 missing or not starting
+        raise fail(str(exc)) from None
 
 
 if __name__ == "__main__":
