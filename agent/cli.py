@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,16 +14,22 @@ import typer
 
 from agent import AGENT_VERSION
 from agent.config import DEFAULT_CONFIG_PATH, AgentSettings, ConfigError, load_settings
+from wardprobe.cli_errors import EXIT_USAGE, PlainErrors, fail
 
 if TYPE_CHECKING:
+    from agent.identity import EnrolmentRecord
     from agent.runtime import AgentRuntime
 
 app = typer.Typer(
     help=(
         "wardprobe agent: measures the ward's Internet access (speed, latency, IPv6) and "
-        "sends the results to the city's aggregator. Enrol once, then run it as a service."
+        "sends the results to the city's aggregator. Enrol once, then run it as a service. "
+        "Exit codes: 0 done; 1 refused or failed (not enrolled, enrolment refused); "
+        "2 an option or agent.toml that cannot be used, or (upload, once) the aggregator "
+        "could not take the results, which stay in the spool."
     ),
     no_args_is_help=True,
+    cls=PlainErrors,
 )
 
 ConfigOption = Annotated[
@@ -46,19 +53,53 @@ def _settings(config: Path | None, state_dir: Path | None) -> AgentSettings:
     try:
         return load_settings(config, state_dir)
     except ConfigError as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from err
+        raise fail(str(err), code=EXIT_USAGE) from None
+
+
+def _enrolment(settings: AgentSettings) -> EnrolmentRecord | None:
+    """The box's enrolment (None: not enrolled); a damaged enrolment.json ends
+    the command with what to do instead of a traceback."""
+    from agent.identity import ENROLMENT_FILE, load_enrolment
+
+    try:
+        return load_enrolment(settings.state_dir)
+    except (ValueError, KeyError, TypeError, OSError) as err:
+        raise fail(
+            f"cannot read {settings.state_dir / ENROLMENT_FILE} ({type(err).__name__}: {err})",
+            "enrol the box again: wardprobe-agent enroll --force ...",
+        ) from None
 
 
 def _runtime(config: Path | None, state_dir: Path | None) -> AgentRuntime:
     """The agent for the enrolled box, or a clear exit when it is not enrolled."""
     from agent.runtime import AgentRuntime, NotEnrolled
 
+    settings = _settings(config, state_dir)
+    _enrolment(settings)  # a damaged one is reported here
     try:
-        return AgentRuntime(_settings(config, state_dir))
+        return AgentRuntime(settings)
     except NotEnrolled as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1) from err
+        raise fail(str(err)) from None
+    except sqlite3.Error as err:
+        raise _spool_failure(settings, err) from None
+
+
+def _spool_failure(settings: AgentSettings, err: sqlite3.Error) -> typer.Exit:
+    from agent.runtime import SPOOL_FILE
+
+    return fail(
+        f"cannot use the spool {settings.state_dir / SPOOL_FILE}: {err}",
+        "move it aside (the results in it are lost) and the agent starts a new one",
+    )
+
+
+def _upload_failure(err: Exception, runtime: AgentRuntime) -> str:
+    """What went wrong, then how many results wait. gRPC's text for an
+    aggregator it cannot reach is a chain of layers; its last says why."""
+    text = str(err)
+    if "UNAVAILABLE" in text:
+        text = f"cannot reach the aggregator at {runtime.target}: {text.rsplit(': ', 1)[-1]}"
+    return f"upload failed: {text}; {runtime.spool.depth()} results stay in the spool"
 
 
 def _logging(verbose: bool) -> None:
@@ -75,21 +116,75 @@ def enroll(
     token: Annotated[str, typer.Option(help="The one-time bootstrap token the operator gave you.")],
     config: ConfigOption = None,
     state_dir: StateDirOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Enrol a box that is enrolled already: its old identity is replaced (ask "
+            "the operator to revoke the old probe).",
+        ),
+    ] = False,
 ) -> None:
     """Enrol this box with the aggregator: trade the token for a certificate.
 
     The token binds the box to a ward and a site class; both are printed so you
     can check them. If they are wrong, ask the operator to move or revoke the probe.
+    Exits 1 when the aggregator cannot be reached or refuses the token, 2 on an
+    address or token that is not written as it should be.
     """
-    from agent.enrolment import enrol, hostname_of_this_box
+    from agent.enrolment import (
+        AlreadyEnrolled,
+        TokenMalformed,
+        enrol,
+        hostname_of_this_box,
+        split_host_port,
+        token_pin_prefix,
+    )
     from agent.identity import EnrolmentError
 
     settings = _settings(config, state_dir)
+    # Checked before the box reaches out, and the state directory made: a
+    # failure after the aggregator said yes would use the one-time token up.
     try:
-        record = enrol(aggregator, token, settings.state_dir, hostname_of_this_box(), AGENT_VERSION)
+        split_host_port(aggregator)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--aggregator") from None
+    try:
+        token_pin_prefix(token)
+    except TokenMalformed as err:
+        raise typer.BadParameter(str(err), param_hint="--token") from None
+    try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise fail(
+            f"cannot make the state directory {settings.state_dir}: {err.strerror}"
+        ) from None
+    try:
+        record = enrol(
+            aggregator,
+            token,
+            settings.state_dir,
+            hostname_of_this_box(),
+            AGENT_VERSION,
+            force=force,
+        )
+    except AlreadyEnrolled:
+        enrolled = _enrolment(settings)
+        raise fail(
+            "this box is enrolled already"
+            + (f", as probe {enrolled.probe_id}" if enrolled else "")
+            + f" ({settings.state_dir})",
+            "to replace its identity, run again with --force (and ask the operator to revoke "
+            "the old probe)",
+        ) from None
     except EnrolmentError as err:
-        typer.secho(f"enrolment failed: {err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1) from err
+        raise fail(f"enrolment failed: {err}") from None
+    except OSError as err:
+        raise fail(
+            f"enrolled, but the identity cannot be written to {settings.state_dir}: "
+            f"{err.strerror or err}",
+            "the token is used up: ask the operator to revoke the probe and give a new one",
+        ) from None
     typer.echo(f"enrolled as probe {record.probe_id}")
     typer.echo(f"  ward:       {record.ward_name} ({record.ward_code})")
     typer.echo(f"  site class: {record.site_class}")
@@ -110,16 +205,10 @@ def run(
     each upload runs in a worker process that exits when it is done.
     """
     from agent.process import module_argv
-    from agent.identity import load_enrolment
 
     settings = _settings(config, state_dir)  # a bad agent.toml stops here, clearly
-    if load_enrolment(settings.state_dir) is None:
-        typer.secho(
-            f"no enrolment in {settings.state_dir}: run `wardprobe-agent enroll` first",
-            fg=typer.colors.RED,
-            err=True,
-        )
-        raise typer.Exit(code=1)
+    if _enrolment(settings) is None:
+        raise fail(f"no enrolment in {settings.state_dir}: run `wardprobe-agent enroll` first")
     daemon_argv = module_argv("agent.daemon", config, state_dir, verbose)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -137,7 +226,10 @@ def once(
     ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
 ) -> None:
-    """Run every scheduled test once now; print each result as a JSON line on stdout."""
+    """Run every scheduled test once now; print each result as a JSON line on stdout.
+
+    Exits 2 when there is nothing to run (the aggregator cannot be reached and
+    agent.toml has no schedule) or the upload fails (the results stay in the spool)."""
     from agent.uploader import UploadError
 
     _logging(verbose)
@@ -147,19 +239,18 @@ def once(
         print(json.dumps(result, ensure_ascii=False), flush=True)
 
     async def main() -> int:
-        effective = runtime.effective_config(await runtime.fetch_config())
+        try:
+            effective = runtime.effective_config(await runtime.fetch_config())
+        except RuntimeError as err:  # no schedule or no server: neither fetched nor configured
+            raise fail(f"nothing to run: {err}", code=EXIT_USAGE) from None
         await runtime.run_cycle(effective, emit)
         if not upload:
             return 0
         try:
             report = await runtime.uploader.drain()
         except UploadError as err:
-            typer.secho(
-                f"upload failed: {err}; {runtime.spool.depth()} results stay in the spool",
-                fg=typer.colors.YELLOW,
-                err=True,
-            )
-            return 2
+            fail(_upload_failure(err, runtime))
+            return EXIT_USAGE
         typer.echo(
             f"uploaded: {report.stored} stored, {report.duplicates} already stored, "
             f"{report.rejected} refused",
@@ -188,12 +279,7 @@ def upload(
     try:
         report = asyncio.run(runtime.uploader.drain())
     except UploadError as err:
-        typer.secho(
-            f"upload failed: {err}; {runtime.spool.depth()} results stay in the spool",
-            fg=typer.colors.YELLOW,
-            err=True,
-        )
-        raise typer.Exit(code=2) from err
+        raise fail(_upload_failure(err, runtime), code=EXIT_USAGE) from None
     finally:
         runtime.close()
     typer.echo(
@@ -217,13 +303,12 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show enrolment, the last result of each test, the modem's state, spool depth
-    and the last upload."""
-    from agent.identity import load_enrolment
+    and the last upload. Exits 1 when the box is not enrolled."""
     from agent.runtime import SPOOL_FILE
     from agent.spool import Spool
 
     settings = _settings(config, state_dir)
-    enrolment = load_enrolment(settings.state_dir)
+    enrolment = _enrolment(settings)
     report: dict[str, object] = {
         "agent_version": AGENT_VERSION,
         "state_dir": str(settings.state_dir),
@@ -239,7 +324,10 @@ def status(
             aggregator=settings.aggregator or enrolment.ingest_address,
             certificate_valid_until=enrolment.certificate_not_after.isoformat(),
         )
-        spool = Spool(settings.state_dir / SPOOL_FILE, settings.spool.max_rows)
+        try:
+            spool = Spool(settings.state_dir / SPOOL_FILE, settings.spool.max_rows)
+        except sqlite3.Error as err:
+            raise _spool_failure(settings, err) from None
         try:
             from agent.measurements import MEASUREMENTS
 

@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from wardprobe.config_errors import describe_config_error
+
 
 class ConfigError(ValueError):
     """agent.toml cannot be read or breaks a rule; the message says which key."""
@@ -131,8 +133,9 @@ def load_settings(path: Path | None, state_dir: Path | None = None) -> AgentSett
         try:
             with path.open("rb") as handle:
                 settings = AgentSettings.model_validate(tomllib.load(handle))
-        except (tomllib.TOMLDecodeError, ValidationError) as err:
-            raise ConfigError(f"{path} is not a valid agent.toml: {err}") from err
+        except (tomllib.TOMLDecodeError, ValidationError, UnicodeDecodeError, OSError) as err:
+            # One line naming each bad key (pydantic's own text spans lines and URLs).
+            raise ConfigError(describe_config_error(path, err)) from err
     if state_dir is not None:
         settings = settings.model_copy(update={"state_dir": state_dir})
     return settings

@@ -136,7 +136,15 @@ class Uploader:
                     in_flight.append((sequence, rows))
                     last_spooled_seq = rows[-1].seq
                 if not in_flight:
-                    await call.done_writing()
+                    try:
+                        await call.done_writing()
+                    except Exception:
+                        # When the call has failed already (the aggregator
+                        # cannot be reached), grpc raises its internal
+                        # ExecuteBatchError here, not an AioRpcError; the
+                        # call's status below says why.
+                        if not call.done():
+                            raise
                     code = await call.code()
                     if code != grpc.StatusCode.OK:
                         raise ConnectionError(
