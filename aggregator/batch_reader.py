@@ -141,6 +141,13 @@ BODY_COLUMNS: dict[str, tuple[str, ...]] = {
         "pci",
         "nr_channel",
         "nr_pci",
+        "rssi_dbm",
+        "rscp_dbm",
+        "ecio_db",
+        "sinr_raw",
+        "sinr_conversion",
+        "nr_sinr_raw",
+        "nr_sinr_conversion",
     ),
 }
 # Where each column sits in the message, for the field path of a rejection.
@@ -254,6 +261,13 @@ def _read_cellular(body: results_pb2.CellularObservation) -> Row:
         (body.pci if body.HasField("pci") else None),
         (body.nr_channel if body.HasField("nr_channel") else None),
         (body.nr_pci if body.HasField("nr_pci") else None),
+        (body.rssi_dbm if body.HasField("rssi_dbm") else None),
+        (body.rscp_dbm if body.HasField("rscp_dbm") else None),
+        (body.ecio_db if body.HasField("ecio_db") else None),
+        (body.sinr_raw if body.HasField("sinr_raw") else None),
+        body.sinr_conversion,
+        (body.nr_sinr_raw if body.HasField("nr_sinr_raw") else None),
+        body.nr_sinr_conversion,
     )
 
 

@@ -76,6 +76,12 @@ _ACCESS_TECH: dict[int, str | None] = {
     results_pb2.ACCESS_TECH_NR5G_NSA: "nr5g_nsa",
     results_pb2.ACCESS_TECH_NR5G_SA: "nr5g_sa",
 }
+_SINR_CONVERSION: dict[int, str | None] = {
+    results_pb2.SINR_CONVERSION_UNSPECIFIED: None,
+    results_pb2.SINR_CONVERSION_AS_PRINTED: "as_printed",
+    results_pb2.SINR_CONVERSION_TENTHS: "tenths",
+    results_pb2.SINR_CONVERSION_FIFTHS_MINUS_20: "fifths_minus_20",
+}
 
 
 _ENVELOPE_PATHS = {
@@ -116,6 +122,10 @@ _RANGES: dict[str, tuple[float, float]] = {
     "nr_sinr_db": (-30.0, 50.0), "packets_sent": (0, 2**31 - 1),
     # Physical cell ids: LTE 0-503, NR 0-1007 (TS 36.211 / 38.211).
     "pci": (0, 1007), "nr_pci": (0, 1007), "nr_channel": (0, 3_279_165),
+    # RSSI, RSCP (TS 25.133 reports -120..-25 dBm), Ec/Io (-24..0 dB), with
+    # slack; a raw SINR in any unit a firmware prints (tenths: +-600).
+    "rssi_dbm": (-160.0, -10.0), "rscp_dbm": (-160.0, -10.0), "ecio_db": (-50.0, 10.0),
+    "sinr_raw": (-1000.0, 1000.0), "nr_sinr_raw": (-1000.0, 1000.0),
     "packets_received": (0, 2**31 - 1),
     # MTU: the loopback interface has 65536.
     "link_speed_mbps": (0.0, 1_000_000.0), "mtu": (68, 65536), "cpu_load_pct": (0.0, 100.0),
@@ -128,6 +138,7 @@ _ENUMS: dict[str, dict[int, str | None]] = {
     "network_kind": _NETWORK_KIND, "ip_family": _IP_FAMILY, "clock_sync": _CLOCK_SYNC,
     "status": _STATUS, "status_reason_kind": _REASON_KIND, "direction": _DIRECTION,
     "dual_stack_family": _IP_FAMILY, "access_tech": _ACCESS_TECH, "access_tech_end": _ACCESS_TECH,
+    "sinr_conversion": _SINR_CONVERSION, "nr_sinr_conversion": _SINR_CONVERSION,
 }  # fmt: skip
 
 

@@ -173,7 +173,14 @@ create table if not exists cellular (
     synthetic           boolean not null default false,
     pci                 integer,          -- physical cell id of the serving cell
     nr_channel          integer,          -- NSA: the 5G leg's NR-ARFCN
-    nr_pci              integer           -- NSA: the 5G leg's physical cell id
+    nr_pci              integer,          -- NSA: the 5G leg's physical cell id
+    rssi_dbm            double,           -- the serving carrier's RSSI (GSM, UMTS, LTE)
+    rscp_dbm            double,           -- UMTS
+    ecio_db             double,           -- UMTS
+    sinr_raw            double,           -- sinr_db as the modem printed it
+    sinr_conversion     varchar,          -- as_printed | tenths | fifths_minus_20
+    nr_sinr_raw         double,
+    nr_sinr_conversion  varchar
 );
 
 -- Baselines of the indicators from outside the store (e.g. 2024 figures of

@@ -43,6 +43,27 @@ class Registration(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+class SinrConversion(enum.StrEnum):
+    """How `sinr_db` was made from the number the modem printed (`sinr_raw`):
+    firmware prints SINR in different units, and this says which one was
+    assumed, so that an analyst can undo it. Values match the store's words."""
+
+    AS_PRINTED = "as_printed"  # printed in dB: sinr_db = raw
+    TENTHS = "tenths"  # printed in tenths of a dB: sinr_db = raw / 10
+    # Quectel's LTE scale of the EC2x/EG9x/EM05 manuals: 0..250 in 1/5 dB
+    # steps from -20 dB, sinr_db = raw / 5 - 20.
+    FIFTHS_MINUS_20 = "fifths_minus_20"
+
+
+def sinr_db_of(raw: float, conversion: SinrConversion) -> float:
+    """The SINR in dB of a printed value under `conversion`."""
+    if conversion is SinrConversion.TENTHS:
+        return raw / 10.0
+    if conversion is SinrConversion.FIFTHS_MINUS_20:
+        return raw / 5.0 - 20.0
+    return raw
+
+
 class ProblemKind(enum.StrEnum):
     """Why a modem could not be observed; each is a clear status for people."""
 
@@ -81,6 +102,14 @@ class RadioFigures:
     pci: int | None = None  # physical cell id of the serving cell
     nr_channel: int | None = None  # NSA: the 5G leg's NR-ARFCN
     nr_pci: int | None = None  # NSA: the 5G leg's physical cell id
+    rssi_dbm: float | None = None  # the serving carrier's RSSI (GSM, UMTS; LTE where given)
+    rscp_dbm: float | None = None  # UMTS: received signal code power
+    ecio_db: float | None = None  # UMTS: Ec/Io
+    # The SINR figures as the modem printed them, and how they became dB.
+    sinr_raw: float | None = None
+    sinr_conversion: SinrConversion | None = None
+    nr_sinr_raw: float | None = None
+    nr_sinr_conversion: SinrConversion | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -65,6 +65,13 @@ class AccessTech(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ACCESS_TECH_LTE: _ClassVar[AccessTech]
     ACCESS_TECH_NR5G_NSA: _ClassVar[AccessTech]
     ACCESS_TECH_NR5G_SA: _ClassVar[AccessTech]
+
+class SinrConversion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SINR_CONVERSION_UNSPECIFIED: _ClassVar[SinrConversion]
+    SINR_CONVERSION_AS_PRINTED: _ClassVar[SinrConversion]
+    SINR_CONVERSION_TENTHS: _ClassVar[SinrConversion]
+    SINR_CONVERSION_FIFTHS_MINUS_20: _ClassVar[SinrConversion]
 NETWORK_KIND_UNSPECIFIED: NetworkKind
 NETWORK_KIND_FIXED: NetworkKind
 NETWORK_KIND_MOBILE: NetworkKind
@@ -101,6 +108,10 @@ ACCESS_TECH_UMTS: AccessTech
 ACCESS_TECH_LTE: AccessTech
 ACCESS_TECH_NR5G_NSA: AccessTech
 ACCESS_TECH_NR5G_SA: AccessTech
+SINR_CONVERSION_UNSPECIFIED: SinrConversion
+SINR_CONVERSION_AS_PRINTED: SinrConversion
+SINR_CONVERSION_TENTHS: SinrConversion
+SINR_CONVERSION_FIFTHS_MINUS_20: SinrConversion
 
 class Method(_message.Message):
     __slots__ = ("tool", "tool_version", "server", "server_port", "duration_s", "streams")
@@ -245,7 +256,7 @@ class Ipv6Result(_message.Message):
     def __init__(self, has_global_address: _Optional[bool] = ..., has_default_route: _Optional[bool] = ..., aaaa_resolves: _Optional[bool] = ..., ipv6_only_tcp_ok: _Optional[bool] = ..., ipv6_only_connect_ms: _Optional[float] = ..., large_packet_ok: _Optional[bool] = ..., dual_stack_family: _Optional[_Union[IpFamily, str]] = ..., ipv6_capable: _Optional[bool] = ..., ipv6_preferred: _Optional[bool] = ..., global_prefix: _Optional[str] = ...) -> None: ...
 
 class CellularObservation(_message.Message):
-    __slots__ = ("access_tech", "mcc_mnc", "operator_name", "band", "channel", "cell_id", "tac", "rsrp_dbm", "rsrq_db", "sinr_db", "registration_state", "modem_model", "modem_5g_capable", "backend", "nr_band", "nr_rsrp_dbm", "nr_sinr_db", "pci", "nr_channel", "nr_pci")
+    __slots__ = ("access_tech", "mcc_mnc", "operator_name", "band", "channel", "cell_id", "tac", "rsrp_dbm", "rsrq_db", "sinr_db", "registration_state", "modem_model", "modem_5g_capable", "backend", "nr_band", "nr_rsrp_dbm", "nr_sinr_db", "pci", "nr_channel", "nr_pci", "rssi_dbm", "rscp_dbm", "ecio_db", "sinr_raw", "sinr_conversion", "nr_sinr_raw", "nr_sinr_conversion")
     ACCESS_TECH_FIELD_NUMBER: _ClassVar[int]
     MCC_MNC_FIELD_NUMBER: _ClassVar[int]
     OPERATOR_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -266,6 +277,13 @@ class CellularObservation(_message.Message):
     PCI_FIELD_NUMBER: _ClassVar[int]
     NR_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     NR_PCI_FIELD_NUMBER: _ClassVar[int]
+    RSSI_DBM_FIELD_NUMBER: _ClassVar[int]
+    RSCP_DBM_FIELD_NUMBER: _ClassVar[int]
+    ECIO_DB_FIELD_NUMBER: _ClassVar[int]
+    SINR_RAW_FIELD_NUMBER: _ClassVar[int]
+    SINR_CONVERSION_FIELD_NUMBER: _ClassVar[int]
+    NR_SINR_RAW_FIELD_NUMBER: _ClassVar[int]
+    NR_SINR_CONVERSION_FIELD_NUMBER: _ClassVar[int]
     access_tech: AccessTech
     mcc_mnc: str
     operator_name: str
@@ -286,7 +304,14 @@ class CellularObservation(_message.Message):
     pci: int
     nr_channel: int
     nr_pci: int
-    def __init__(self, access_tech: _Optional[_Union[AccessTech, str]] = ..., mcc_mnc: _Optional[str] = ..., operator_name: _Optional[str] = ..., band: _Optional[int] = ..., channel: _Optional[int] = ..., cell_id: _Optional[str] = ..., tac: _Optional[str] = ..., rsrp_dbm: _Optional[float] = ..., rsrq_db: _Optional[float] = ..., sinr_db: _Optional[float] = ..., registration_state: _Optional[str] = ..., modem_model: _Optional[str] = ..., modem_5g_capable: _Optional[bool] = ..., backend: _Optional[str] = ..., nr_band: _Optional[int] = ..., nr_rsrp_dbm: _Optional[float] = ..., nr_sinr_db: _Optional[float] = ..., pci: _Optional[int] = ..., nr_channel: _Optional[int] = ..., nr_pci: _Optional[int] = ...) -> None: ...
+    rssi_dbm: float
+    rscp_dbm: float
+    ecio_db: float
+    sinr_raw: float
+    sinr_conversion: SinrConversion
+    nr_sinr_raw: float
+    nr_sinr_conversion: SinrConversion
+    def __init__(self, access_tech: _Optional[_Union[AccessTech, str]] = ..., mcc_mnc: _Optional[str] = ..., operator_name: _Optional[str] = ..., band: _Optional[int] = ..., channel: _Optional[int] = ..., cell_id: _Optional[str] = ..., tac: _Optional[str] = ..., rsrp_dbm: _Optional[float] = ..., rsrq_db: _Optional[float] = ..., sinr_db: _Optional[float] = ..., registration_state: _Optional[str] = ..., modem_model: _Optional[str] = ..., modem_5g_capable: _Optional[bool] = ..., backend: _Optional[str] = ..., nr_band: _Optional[int] = ..., nr_rsrp_dbm: _Optional[float] = ..., nr_sinr_db: _Optional[float] = ..., pci: _Optional[int] = ..., nr_channel: _Optional[int] = ..., nr_pci: _Optional[int] = ..., rssi_dbm: _Optional[float] = ..., rscp_dbm: _Optional[float] = ..., ecio_db: _Optional[float] = ..., sinr_raw: _Optional[float] = ..., sinr_conversion: _Optional[_Union[SinrConversion, str]] = ..., nr_sinr_raw: _Optional[float] = ..., nr_sinr_conversion: _Optional[_Union[SinrConversion, str]] = ...) -> None: ...
 
 class Result(_message.Message):
     __slots__ = ("envelope", "throughput", "latency", "ipv6", "cellular")
