@@ -10,12 +10,22 @@ for +COPS/+CSQ/+CPIN/+CREG/+CEREG/+C5GREG), with V1 framing: every line
 between CR LF pairs, a final OK / ERROR / +CME ERROR.
 
 The modem is scripted through states (`ModemState`): LTE, NR5G-NSA,
-NR5G-SA, no service, SIM missing, PIN locked, unplugged (the pty closes and
-the link goes; plugging back in makes a new pty, as a re-enumerated USB
-modem gets a new ttyUSBn), mute (commands time out), garbage (line noise)
-and partial (the serving-cell answer stops half-way). `script` switches
-states at given observations, so a state change during a test is
-deterministic.
+NR5G-SA, UMTS (WCDMA with RSCP and Ec/Io), limited service (camping on an
+LTE cell without registration: +QENG "LIMSRV"), no service (searching), SIM
+missing, PIN locked, unplugged (the pty closes and the link goes; plugging
+back in makes a new pty, as a re-enumerated USB modem gets a new ttyUSBn),
+mute (commands time out), garbage (line noise) and partial (the
+serving-cell answer stops half-way). `script` switches states at given
+observations, so a state change during a test is deterministic.
+
+Firmware differences are switches of their own: what +CEREG/+CREG say in
+limited service (`limited_stat`), reserved area codes (`reserved_area`),
+network codes printed as plain numbers (`unpadded_codes`), the 2020 RM500Q
+NSA line with its SINR in tenths of a dB (`early_nsa_firmware`) and an
+unsolicited result code sent right after every final result code
+(`trailing_urc`). Besides the Vietnamese networks, the modem can be on a
+Cambodian one (45606) or on a test network (00101), as near a border or
+on a lab callbox.
 """
 
 from __future__ import annotations
@@ -36,6 +46,8 @@ class ModemState(enum.StrEnum):
     LTE = "lte"
     NR5G_NSA = "nr5g-nsa"
     NR5G_SA = "nr5g-sa"
+    UMTS = "umts"  # WCDMA (HSPA): +QENG's WCDMA form, registered on the CS domain
+    LIMITED = "limited"  # camping on the LTE cell without registration (LIMSRV)
     NO_SERVICE = "no-service"
     SIM_MISSING = "sim-missing"
     PIN_LOCKED = "pin-locked"
@@ -65,23 +77,39 @@ class OperatorCells:
     nr_band: int
     nr_arfcn: int
     nr_cell_id: str
+    lac: str  # the UMTS location area
+    uarfcn: int
+    umts_cell_id: str
 
 
 # Vietnamese operators and bands they use (LTE B3 1800 MHz; NR n41 2.5 GHz for
-# Viettel, n78 3.5-3.8 GHz for VinaPhone and MobiFone). Cell ids are made up.
+# Viettel, n78 3.5-3.8 GHz for VinaPhone and MobiFone; UMTS band I 2100 MHz);
+# a Cambodian network (Smart, 456-06) as a border probe could see it, and the
+# ITU test network 001-01 of a lab callbox. Cell ids are made up.
 OPERATORS = MappingProxyType(
     {
         "45204": OperatorCells(
-            "452", "04", "Viettel", 3, 1650, "1A2D001", "2F0A", 41, 509202, "3A1B2C005"
+            "452", "04", "Viettel", 3, 1650, "1A2D001", "2F0A", 41, 509202, "3A1B2C005",
+            "3A9", 10713, "2E9F1C",
         ),
         "45202": OperatorCells(
-            "452", "02", "VinaPhone", 3, 1400, "0B9F50D", "1C3", 78, 650000, "1F0E3D002"
+            "452", "02", "VinaPhone", 3, 1400, "0B9F50D", "1C3", 78, 650000, "1F0E3D002",
+            "1C4", 10638, "1B0C2A",
         ),
         "45201": OperatorCells(
-            "452", "01", "MobiFone", 3, 1850, "21A4C07", "5D4", 78, 643334, "2B7C1A009"
+            "452", "01", "MobiFone", 3, 1850, "21A4C07", "5D4", 78, 643334, "2B7C1A009",
+            "5D5", 10563, "3C1D0E",
+        ),
+        "45606": OperatorCells(
+            "456", "06", "SMART", 3, 1300, "0C3F201", "A12", 78, 636666, "1A2B3C004",
+            "A13", 10788, "4D2E1F",
+        ),
+        "00101": OperatorCells(
+            "001", "01", "Test PLMN 1-1", 3, 1575, "0000101", "1", 78, 627264, "000000101",
+            "2", 10700, "101",
         ),
     }
-)
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -95,6 +123,8 @@ class Radio:
     nr_rsrp_dbm: int = -88
     nr_rsrq_db: int = -11
     nr_sinr_db: int = 21
+    rscp_dbm: int = -85  # UMTS
+    ecio_db: int = -7  # UMTS
 
 
 # Quectel answers to ATI: manufacturer, model, revision.
@@ -120,7 +150,21 @@ class EmulatedModem:
         operator: str = "45204",
         radio: Radio | None = None,
         script: Sequence[tuple[int, ModemState]] = (),
+        *,
+        limited_stat: int = 3,
+        reserved_area: bool = False,
+        unpadded_codes: bool = False,
+        early_nsa_firmware: bool = False,
+        trailing_urc: str = "",
     ) -> None:
+        """`limited_stat`: the <stat> +CEREG and +CREG answer in LIMITED (TS
+        27.007: 0 not registered, 3 denied, 8 emergency bearer services only;
+        1 for a modem whose registration answer lags its serving cell).
+        `reserved_area`: LAC and TAC print as FFFE (5GS TAC FFFFFE), no valid
+        area. `unpadded_codes`: MCC and MNC print as plain numbers ("1","1"
+        for 001-01; +COPS "4524"). `early_nsa_firmware`: the NR5G-NSA line
+        of 2020 RM500Q firmware (no band, SINR in tenths of a dB).
+        `trailing_urc`: a line written right after every final result code."""
         if operator not in OPERATORS:
             raise ValueError(f"no emulated network for {operator}; have {', '.join(OPERATORS)}")
         if model == ModemModel.EC25 and state in (ModemState.NR5G_NSA, ModemState.NR5G_SA):
@@ -129,6 +173,11 @@ class EmulatedModem:
         self.model = model
         self.operator = operator
         self.radio = radio or Radio()
+        self.limited_stat = limited_stat
+        self.reserved_area = reserved_area
+        self.unpadded_codes = unpadded_codes
+        self.early_nsa_firmware = early_nsa_firmware
+        self.trailing_urc = trailing_urc
         self.commands: list[str] = []  # every command received, for tests
         self.observations = 0  # ATI commands seen: the agent sends one per observation
         self._script = sorted(script)
@@ -273,7 +322,9 @@ class EmulatedModem:
             self._write(b"\r\n" + first[: len(first) // 2].encode("ascii"))
             return
         payload = b"".join(b"\r\n" + line.encode("ascii") + b"\r\n" for line in lines)
-        self._write(payload + b"\r\n" + final.encode("ascii") + b"\r\n")
+        # One write: what follows the final result arrives in the same read.
+        urc = f"\r\n{self.trailing_urc}\r\n" if self.trailing_urc else ""
+        self._write(payload + b"\r\n" + (final + urc).encode("ascii") + b"\r\n")
 
     # --- answers (the AT manuals' formats) -----------------------------
 
@@ -283,7 +334,8 @@ class EmulatedModem:
         state, net, r, model = self._state, OPERATORS[self.operator], self.radio, self.model
         quectel = model != ModemModel.SIM8200
         sim_ok = state not in (ModemState.SIM_MISSING, ModemState.PIN_LOCKED)
-        on = state in (ModemState.LTE, ModemState.NR5G_NSA, ModemState.NR5G_SA) and sim_ok
+        on = state in _REGISTERED_STATES and sim_ok
+        camped = on or (state == ModemState.LIMITED and sim_ok)  # measuring a cell
         if cmd in ("AT", "ATE1", "ATE0"):
             self._echo = cmd != "ATE0"
             return [], "OK"
@@ -312,11 +364,17 @@ class EmulatedModem:
         if cmd == "AT+COPS?":
             if not on:
                 return ["+COPS: 0"], "OK"
-            act = {ModemState.LTE: 7, ModemState.NR5G_NSA: 13, ModemState.NR5G_SA: 11}[state]
-            name = net.mcc + net.mnc if self._cops_numeric else net.long_name
+            act = {
+                ModemState.LTE: 7,
+                ModemState.NR5G_NSA: 13,
+                ModemState.NR5G_SA: 11,
+                ModemState.UMTS: 6,
+            }[state]
+            mcc, mnc = self._codes()
+            name = mcc.zfill(3) + mnc if self._cops_numeric else net.long_name
             return [f'+COPS: 0,{2 if self._cops_numeric else 0},"{name}",{act}'], "OK"
         if cmd == "AT+CSQ":
-            return [f"+CSQ: {(r.rssi_dbm + 113) // 2 if on else 99},99"], "OK"
+            return [f"+CSQ: {(r.rssi_dbm + 113) // 2 if camped else 99},99"], "OK"
         if cmd.startswith("AT+CEREG="):
             self._cereg_n = int(cmd.rpartition("=")[2] or 0)
             return [], "OK"
@@ -326,28 +384,49 @@ class EmulatedModem:
             self._c5greg_n = int(cmd.rpartition("=")[2] or 0)
             return [], "OK"
         if cmd == "AT+CEREG?":
-            stat = (
-                1
-                if on and state != ModemState.NR5G_SA
-                else (2 if state == ModemState.NO_SERVICE else 0)
-            )
+            stat = self._stat(state, on and state in (ModemState.LTE, ModemState.NR5G_NSA))
             if stat == 1 and self._cereg_n >= 2:
-                return [f'+CEREG: {self._cereg_n},1,"{net.tac}","{net.lte_cell_id}",7'], "OK"
+                tac = self._area(net.tac, 16)
+                return [f'+CEREG: {self._cereg_n},1,"{tac}","{net.lte_cell_id}",7'], "OK"
             return [f"+CEREG: {self._cereg_n},{stat}"], "OK"
         if cmd == "AT+C5GREG?":
             if model == ModemModel.EC25:
                 return [], "ERROR"
             stat = 1 if state == ModemState.NR5G_SA and sim_ok else 0
             if stat == 1 and self._c5greg_n >= 2:
-                return [f'+C5GREG: {self._c5greg_n},1,"{net.tac}","{net.nr_cell_id}",11'], "OK"
+                tac = self._area(net.tac, 24)
+                return [f'+C5GREG: {self._c5greg_n},1,"{tac}","{net.nr_cell_id}",11'], "OK"
             return [f"+C5GREG: {self._c5greg_n},{stat}"], "OK"
         if cmd == "AT+CREG?":
-            return [f"+CREG: 0,{1 if on and state != ModemState.NR5G_SA else 0}"], "OK"
+            cs = on and state in (ModemState.LTE, ModemState.NR5G_NSA, ModemState.UMTS)
+            return [f"+CREG: 0,{self._stat(state, cs)}"], "OK"
         if cmd == 'AT+QENG="SERVINGCELL"' and quectel:
             return self._qeng(state if sim_ok else ModemState.NO_SERVICE), "OK"
         if cmd == "AT+QNWINFO" and quectel:
             return self._qnwinfo(state if sim_ok else ModemState.NO_SERVICE), "OK"
         return [], "ERROR"
+
+    def _stat(self, state: ModemState, registered: bool) -> int:
+        """<stat> of +CEREG / +CREG (TS 27.007): 1 registered, 2 searching,
+        `limited_stat` in limited service, 0 otherwise."""
+        if registered:
+            return 1
+        if state == ModemState.LIMITED:
+            return self.limited_stat
+        return 2 if state == ModemState.NO_SERVICE else 0
+
+    def _codes(self) -> tuple[str, str]:
+        """MCC and MNC as this firmware prints them in +QENG (and +COPS's MNC)."""
+        net = OPERATORS[self.operator]
+        if self.unpadded_codes:
+            return str(int(net.mcc)), str(int(net.mnc))
+        return net.mcc, net.mnc
+
+    def _area(self, code: str, bits: int) -> str:
+        """A LAC/TAC, or the reserved "no valid area" value of its width."""
+        if not self.reserved_area:
+            return code
+        return "FFFFFE" if bits == 24 else "FFFE"
 
     def _lte_fields(self) -> str:
         net, r = OPERATORS[self.operator], self.radio
@@ -356,27 +435,45 @@ class EmulatedModem:
             tail = f"{(r.sinr_db + 20) * 5},52"
         else:
             tail = f"{r.sinr_db},13,230,-"
+        mcc, mnc = self._codes()
         return (
-            f'"FDD",{net.mcc},{net.mnc},{net.lte_cell_id},211,{net.earfcn},{net.lte_band},'
-            f"5,5,{net.tac},{r.rsrp_dbm},{r.rsrq_db},{r.rssi_dbm},{tail}"
+            f'"FDD",{mcc},{mnc},{net.lte_cell_id},211,{net.earfcn},{net.lte_band},'
+            f"5,5,{self._area(net.tac, 16)},{r.rsrp_dbm},{r.rsrq_db},{r.rssi_dbm},{tail}"
         )
 
     def _qeng(self, state: ModemState) -> list[str]:
         net, r = OPERATORS[self.operator], self.radio
+        mcc, mnc = self._codes()
         if state == ModemState.LTE:
             return [f'+QENG: "servingcell","NOCONN","LTE",{self._lte_fields()}']
+        if state == ModemState.LIMITED:
+            return [f'+QENG: "servingcell","LIMSRV","LTE",{self._lte_fields()}']
         if state == ModemState.NR5G_NSA:
+            if self.early_nsa_firmware:
+                # 2020 RM500Q firmware: no NR-ARFCN or band, SINR in tenths of a dB.
+                leg = f"{r.nr_rsrp_dbm},{r.nr_sinr_db * 10},{r.nr_rsrq_db}"
+            else:
+                leg = (
+                    f"{r.nr_rsrp_dbm},{r.nr_sinr_db},{r.nr_rsrq_db},"
+                    f"{net.nr_arfcn},{net.nr_band},12,1"
+                )
             return [
                 '+QENG: "servingcell","NOCONN"',
                 f'+QENG: "LTE",{self._lte_fields()}',
-                f'+QENG: "NR5G-NSA",{net.mcc},{net.mnc},832,{r.nr_rsrp_dbm},{r.nr_sinr_db},'
-                f"{r.nr_rsrq_db},{net.nr_arfcn},{net.nr_band},12,1",
+                f'+QENG: "NR5G-NSA",{mcc},{mnc},832,{leg}',
             ]
         if state == ModemState.NR5G_SA:
             return [
-                f'+QENG: "servingcell","NOCONN","NR5G-SA","TDD",{net.mcc},{net.mnc},'
-                f"{net.nr_cell_id},538,{net.tac},{net.nr_arfcn},{net.nr_band},12,"
-                f"{r.nr_rsrp_dbm},{r.nr_rsrq_db},{r.nr_sinr_db},1,-"
+                f'+QENG: "servingcell","NOCONN","NR5G-SA","TDD",{mcc},{mnc},'
+                f"{net.nr_cell_id},538,{self._area(net.tac, 24)},{net.nr_arfcn},{net.nr_band},"
+                f"12,{r.nr_rsrp_dbm},{r.nr_rsrq_db},{r.nr_sinr_db},1,-"
+            ]
+        if state == ModemState.UMTS:
+            # EC2x manual: ...,<LAC>,<cellID>,<uarfcn>,<PSC>,<RAC>,<RSCP>,<ecio>,
+            # <phych>,<SF>,<slot>,<speech_code>,<comMod>
+            return [
+                f'+QENG: "servingcell","NOCONN","WCDMA",{mcc},{mnc},{self._area(net.lac, 16)},'
+                f"{net.umts_cell_id},{net.uarfcn},3,16,{r.rscp_dbm},{r.ecio_db},-,-,-,-,-"
             ]
         return ['+QENG: "servingcell","SEARCH"']
 
@@ -385,13 +482,23 @@ class EmulatedModem:
         code = net.mcc + net.mnc
         lte = f'+QNWINFO: "FDD LTE","{code}","LTE BAND {net.lte_band}",{net.earfcn}'
         nr = f'+QNWINFO: "TDD NR5G","{code}","NR5G BAND {net.nr_band}",{net.nr_arfcn}'
-        if state == ModemState.LTE:
+        if state in (ModemState.LTE, ModemState.LIMITED):
             return [lte]
         if state == ModemState.NR5G_NSA:
             return [lte, nr]
         if state == ModemState.NR5G_SA:
             return [nr]
+        if state == ModemState.UMTS:
+            return [f'+QNWINFO: "WCDMA","{code}","WCDMA 2100",{net.uarfcn}']
         return ["+QNWINFO: No Service"]
+
+
+_REGISTERED_STATES = (
+    ModemState.LTE,
+    ModemState.NR5G_NSA,
+    ModemState.NR5G_SA,
+    ModemState.UMTS,
+)
 
 
 def main(

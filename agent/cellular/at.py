@@ -6,7 +6,13 @@ for the rest (`+COPS`, `+CSQ`, `+CPIN`, `+CREG`/`+CEREG`/`+C5GREG`), which
 every modem answers; a modem that is not a Quectel (or that refuses
 `+QENG`) is observed through those alone, without band, channel or RSRP.
 
-Fields the modem marks as unavailable (`-`, empty) are None, never a number.
+Fields the modem marks as unavailable (`-`, empty) are None, never a number;
+a reserved area code (LAC/TAC FFFE, 5GS TAC FFFFFE) is no area. The
+serving-cell state of `+QENG` counts: SEARCH (no cell found) and LIMSRV
+(camping without registration: emergency calls only) are no service even
+when a cell's technology and figures are printed; NOCONN (registered, idle)
+and CONNECT (registered, in a call or data session) are service. The SINR
+is kept as printed beside its value in dB, with the conversion applied.
 The SIM's identities are never asked for (no `+CIMI`, `+QCCID`, `+CNUM`),
 and ATI's IMEI line, which some modules print, is not kept.
 """
@@ -28,8 +34,11 @@ from agent.cellular.observe import (
     ProblemKind,
     RadioObservation,
     Registration,
+    SinrConversion,
+    as_recorded,
+    sinr_db_of,
 )
-from agent.cellular.operators import hex_id, normalise_mcc_mnc, operator_name
+from agent.cellular.operators import area_code, hex_id, normalise_mcc_mnc, normalise_plmn
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +61,14 @@ _REG_STAT = {
     "3": Registration.DENIED,
     "4": Registration.UNKNOWN,
     "5": Registration.ROAMING,
+    "6": Registration.HOME,  # SMS only, home network
+    "7": Registration.ROAMING,  # SMS only, roaming
+    # Attached for emergency bearer services only: limited service, no service
+    # for the probe (as ModemManager's "emergency-services").
+    "8": Registration.NOT_REGISTERED,
+    "9": Registration.HOME,  # CSFB not preferred, home network
+    "10": Registration.ROAMING,  # CSFB not preferred, roaming
+    "11": Registration.NOT_REGISTERED,  # attached for access to RLOS only
 }
 # <AcT> of +COPS (TS 27.007 §7.3).
 _COPS_ACT = {
@@ -70,6 +87,10 @@ _COPS_ACT = {
     "12": AccessTech.NR5G_SA,  # NG-RAN
     "13": AccessTech.NR5G_NSA,  # E-UTRA-NR dual connectivity (EN-DC)
 }
+# <state> of AT+QENG="servingcell" (Quectel EC2x and RG50xQ/RM5xxQ manuals)
+# that mean no service: SEARCH (searching, no suitable cell yet) and LIMSRV
+# (camping on a cell without registration). NOCONN and CONNECT are registered.
+_QENG_UNREGISTERED = {"SEARCH": Registration.SEARCHING, "LIMSRV": Registration.NOT_REGISTERED}
 # Modules documented in Quectel's "EC2x&EG9x&EM05" manual report the LTE
 # <SINR> of +QENG as 0..250 in 1/5 dB steps from -20 dB; the 5G modules
 # (RG50xQ/RM5xxQ/RM520N manuals) report it in dB.
@@ -104,6 +125,9 @@ class AtPort:
     def __init__(self, path: str, timeout_s: float) -> None:
         self.path = path
         self.timeout_s = timeout_s
+        # What followed a final result code in the same read (an unsolicited
+        # +QIND, the start of the next answer): the next command reads it first.
+        self._pending = b""
         try:
             # exclusive: a second reader on the same port (a forgotten minicom,
             # ModemManager) would steal half of every answer.
@@ -132,19 +156,16 @@ class AtPort:
 
     def command(self, command: str) -> AtResponse:
         """Send `command`, read until its final result code. ModemProblem on
-        timeout (with or without a partial answer), unplugging or noise."""
+        timeout (with or without a partial answer), unplugging or noise.
+        Lines read after the final result code are kept for the next command."""
+        buffer, self._pending = self._pending, b""
+        lines: list[str] = []
         try:
             self._serial.write(command.encode("ascii") + b"\r")
             deadline = time.monotonic() + self.timeout_s
-            buffer = b""
-            lines: list[str] = []
-            while time.monotonic() < deadline:
-                chunk = self._serial.read(self._serial.in_waiting or 1)
-                if not chunk:
-                    continue
-                buffer += chunk
+            while True:
                 *complete, buffer = re.split(rb"\r\n|\r|\n", buffer)
-                for raw in complete:
+                for index, raw in enumerate(complete):
                     text = raw.decode("ascii", errors="replace").strip()
                     if not text or text == command:  # blank, or our command echoed (ATE1)
                         continue
@@ -154,8 +175,13 @@ class AtPort:
                             f"malformed output: unreadable answer to {command}: {text[:60]!r}",
                         )
                     if _FINAL.match(text):
+                        after = complete[index + 1 :]
+                        self._pending = b"".join(line + b"\r\n" for line in after) + buffer
                         return AtResponse(lines, text)
                     lines.append(text)
+                if time.monotonic() >= deadline:
+                    break
+                buffer += self._serial.read(self._serial.in_waiting or 1)
         except (serial.SerialException, OSError) as err:
             raise ModemProblem(
                 ProblemKind.UNPLUGGED, f"{self.path} went away during {command}: {err}"
@@ -226,36 +252,40 @@ def parse_ati(lines: list[str]) -> ModemIdentity:
 def parse_cgmm(lines: list[str]) -> str:
     """AT+CGMM: the bare model, or "+CGMM: model" on some firmware."""
     for line in lines:
+        if line.startswith("+") and not line.startswith("+CGMM:"):
+            continue  # an unsolicited result code (+QIND: ...) read before the answer
         return line.removeprefix("+CGMM:").strip().strip('"')
     return ""
 
 
 def parse_cops(payload: str) -> tuple[str, AccessTech | None]:
     """+COPS: <mode>[,<format>,<oper>[,<AcT>]]: (numeric operator or "", AcT).
-    "+COPS: 0" alone means no operator selected (no service)."""
+    "+COPS: 0" alone means no operator selected (no service). A numeric
+    operator printed without padding ("4524") is normalised ("45204")."""
     parts = _fields(payload)
     if len(parts) < 3:
         return "", AccessTech.NONE
-    oper = parts[2] if parts[1] == "2" and parts[2].isdigit() else ""
+    oper = normalise_plmn(parts[2]) if parts[1] == "2" else ""
     act = _COPS_ACT.get(parts[3]) if len(parts) > 3 else None
     return oper, act
 
 
-def parse_reg(payload: str) -> tuple[Registration, str, str]:
+def parse_reg(payload: str, area_bits: int = 16) -> tuple[Registration, str, str]:
     """+CREG/+CEREG/+C5GREG read form: <n>,<stat>[,<lac|tac>,<ci>[,<AcT>...]]:
-    (registration, tac hex, cell id hex)."""
+    (registration, tac hex, cell id hex). `area_bits` is 24 for +C5GREG's
+    5GS TAC, whose reserved values differ from a LAC's or EPS TAC's."""
     parts = _fields(payload)
     if len(parts) < 2:
         raise ValueError(f"registration answer without <stat>: {payload!r}")
     stat = _REG_STAT.get(parts[1])
     if stat is None:
         raise ValueError(f"unknown registration <stat> {parts[1]!r}")
-    tac = _hex(parts[2]) if len(parts) > 2 else ""
+    tac = area_code(parts[2], area_bits) if len(parts) > 2 else ""
     cell = _hex(parts[3]) if len(parts) > 3 else ""
     return stat, tac, cell
 
 
-def read_regs(payloads: list[str]) -> list[tuple[Registration, str, str]]:
+def read_regs(payloads: list[str], area_bits: int = 16) -> list[tuple[Registration, str, str]]:
     """The read-form answers among `payloads`. An unsolicited result code that
     arrived in between (`+CEREG: <stat>[,<tac>,<ci>,<AcT>]`: no <n>, so one
     field alone or a quoted TAC second) is not the answer and is passed over; a
@@ -265,7 +295,7 @@ def read_regs(payloads: list[str]) -> list[tuple[Registration, str, str]]:
         parts = payload.split(",")
         if len(parts) == 1 or parts[1].strip().startswith('"'):
             continue  # URC: <stat> alone (n=1) or <stat>,"<tac>",... (n=2)
-        answers.append(parse_reg(payload))
+        answers.append(parse_reg(payload, area_bits))
     return answers
 
 
@@ -300,21 +330,29 @@ def parse_qnwinfo(lines: list[str]) -> list[Qnwinfo]:
     return result
 
 
-def _lte_sinr_db(raw: float | None, model: str) -> float | None:
+def _sinr(prefix: str, raw: float | None, conversion: SinrConversion) -> dict[str, object]:
+    """The <prefix>sinr_db, _raw and _conversion fields of one printed SINR."""
     if raw is None:
-        return None
-    if model.upper().startswith(_FIFTH_DB_SINR_MODELS):
-        return raw / 5.0 - 20.0
-    return raw
+        return {f"{prefix}sinr_db": None, f"{prefix}sinr_raw": None,
+                f"{prefix}sinr_conversion": None}  # fmt: skip
+    return {
+        f"{prefix}sinr_db": sinr_db_of(raw, conversion),
+        f"{prefix}sinr_raw": raw,
+        f"{prefix}sinr_conversion": conversion,
+    }
 
 
-def _nr_sinr_db(raw: float | None) -> float | None:
+def _lte_sinr(raw: float | None, model: str) -> dict[str, object]:
+    fifths = model.upper().startswith(_FIFTH_DB_SINR_MODELS)
+    return _sinr("", raw, SinrConversion.FIFTHS_MINUS_20 if fifths else SinrConversion.AS_PRINTED)
+
+
+def _nr_leg_sinr(raw: float | None) -> dict[str, object]:
     # Early RM500Q firmware printed the NSA leg's SINR in tenths of a dB
     # (180 where qmicli read 18.5 dB; libqmi merge request of June 2020);
     # later firmware prints dB. No NR SINR is above 60 dB.
-    if raw is None:
-        return None
-    return raw / 10.0 if abs(raw) > 60 else raw
+    tenths = raw is not None and abs(raw) > 60
+    return _sinr("nr_", raw, SinrConversion.TENTHS if tenths else SinrConversion.AS_PRINTED)
 
 
 def parse_qeng_servingcell(lines: list[str], model: str) -> RadioObservation:
@@ -326,10 +364,14 @@ def parse_qeng_servingcell(lines: list[str], model: str) -> RadioObservation:
               "NR5G-NSA",<MCC>,<MNC>,<PCID>,<RSRP>,<SINR>,<RSRQ>[,<ARFCN>,<band>,<NR_DL_bw>,<scs>]
     NR5G-SA:  "servingcell",<state>,"NR5G-SA",<duplex>,<MCC>,<MNC>,<cellID>,<PCID>,<TAC>,
               <ARFCN>,<band>,<NR_DL_bw>,<RSRP>,<RSRQ>,<SINR>,<scs>,<srxlev>
-    WCDMA:    "servingcell",<state>,"WCDMA",<MCC>,<MNC>,<LAC>,<cellID>,<uarfcn>,...
+    WCDMA:    "servingcell",<state>,"WCDMA",<MCC>,<MNC>,<LAC>,<cellID>,<uarfcn>,<PSC>,<RAC>,
+              <RSCP>,<ecio>,...
     GSM:      "servingcell",<state>,"GSM",<MCC>,<MNC>,<LAC>,<cellid>,<bsic>,<arfcn>,...
     no cell:  "servingcell","SEARCH" (or "LIMSRV" with nothing after)
 
+    <state> SEARCH or LIMSRV gives access technology `none` and the
+    registration state it means (the camped cell's figures are kept); NOCONN
+    and CONNECT leave the registration to +CREG/+CEREG/+C5GREG.
     Raises ValueError on a line that fits none of them.
     """
     records = [_fields(line[len("+QENG:") :]) for line in lines if line.startswith("+QENG:")]
@@ -354,10 +396,11 @@ def parse_qeng_servingcell(lines: list[str], model: str) -> RadioObservation:
                 pci=_int(f[4]),
                 channel=_int(f[5]),
                 band=_int(f[6]),
-                tac=_hex(f[9]),
+                tac=area_code(f[9]),
                 rsrp_dbm=_float(f[10]),
                 rsrq_db=_float(f[11]),
-                sinr_db=_lte_sinr_db(_float(f[13]), model),
+                rssi_dbm=_float(f[12]),
+                **_lte_sinr(_float(f[13]), model),
             )
         elif rat == "NR5G-NSA":
             if len(f) < 6:
@@ -366,7 +409,7 @@ def parse_qeng_servingcell(lines: list[str], model: str) -> RadioObservation:
                 access_tech=AccessTech.NR5G_NSA,
                 nr_pci=_int(f[2]),
                 nr_rsrp_dbm=_float(f[3]),
-                nr_sinr_db=_nr_sinr_db(_float(f[4])),
+                **_nr_leg_sinr(_float(f[4])),
                 nr_channel=_int(f[6]) if len(f) > 6 else None,
                 nr_band=_int(f[7]) if len(f) > 7 else None,
             )
@@ -378,24 +421,31 @@ def parse_qeng_servingcell(lines: list[str], model: str) -> RadioObservation:
                 mcc_mnc=normalise_mcc_mnc(f[1], f[2]),
                 cell_id=_hex(f[3]),
                 pci=_int(f[4]),
-                tac=_hex(f[5]),
+                tac=area_code(f[5], 24),
                 channel=_int(f[6]),
                 band=_int(f[7]),
                 rsrp_dbm=_float(f[9]),
                 rsrq_db=_float(f[10]),
-                sinr_db=_float(f[11]),
+                **_sinr("", _float(f[11]), SinrConversion.AS_PRINTED),
             )
         elif rat in ("WCDMA", "GSM"):
             if len(f) < 5:
                 raise ValueError(f"{rat} servingcell line with {len(f)} fields")
+            umts = rat == "WCDMA"
             obs = obs.with_(
-                access_tech=AccessTech.UMTS if rat == "WCDMA" else AccessTech.GSM,
+                access_tech=AccessTech.UMTS if umts else AccessTech.GSM,
                 mcc_mnc=normalise_mcc_mnc(f[0], f[1]),
+                tac=area_code(f[2]),  # the LAC
                 cell_id=_hex(f[3]),
-                channel=_int(f[4]) if rat == "WCDMA" else (_int(f[5]) if len(f) > 5 else None),
+                channel=_int(f[4]) if umts else (_int(f[5]) if len(f) > 5 else None),
+                rscp_dbm=_float(f[7]) if umts and len(f) > 8 else None,
+                ecio_db=_float(f[8]) if umts and len(f) > 8 else None,
             )
         else:
             raise ValueError(f"unknown servingcell access technology {rat!r}")
+    unregistered = _QENG_UNREGISTERED.get(head[1])
+    if unregistered is not None:
+        obs = obs.with_(access_tech=AccessTech.NONE, registration_state=str(unregistered))
     return obs
 
 
@@ -457,7 +507,7 @@ class AtBackend:
 
         regs = []
         if c5greg.ok:
-            regs += read_regs(c5greg.prefixed("+C5GREG:"))
+            regs += read_regs(c5greg.prefixed("+C5GREG:"), area_bits=24)
         # TAC and cell id in the read form; n=2 also turns on unsolicited
         # +CEREG lines, so it is turned off again right after the read.
         port.command("AT+CEREG=2")
@@ -474,13 +524,16 @@ class AtBackend:
         cops = port.query("AT+COPS?").prefixed("+COPS:")
         numeric, cops_act = parse_cops(cops[0]) if cops else ("", None)
         csq = port.command("AT+CSQ")
-        if csq.ok and csq.prefixed("+CSQ:"):
-            log.debug("modem RSSI %s dBm", parse_csq(csq.prefixed("+CSQ:")[0]))
+        csq_rssi = parse_csq(csq.prefixed("+CSQ:")[0]) if csq.ok and csq.prefixed("+CSQ:") else None
 
-        obs = base.with_(registration_state=str(registration))
+        obs = base.with_(registration_state=str(registration), rssi_dbm=csq_rssi)
         qeng = port.command('AT+QENG="servingcell"') if quectel else None
         if qeng is not None and qeng.ok:
             cell = parse_qeng_servingcell(qeng.lines, model)
+            if cell.registration_state and registration in _REGISTERED:
+                # The 3GPP commands said registered (another domain, a stale
+                # answer) but the serving cell gives no service: it decides.
+                obs = obs.with_(registration_state=cell.registration_state)
             nwinfo = parse_qnwinfo(port.command("AT+QNWINFO").lines)
             nr_info = [n for n in nwinfo if "NR5G" in n.act]
             obs = obs.with_(
@@ -493,8 +546,15 @@ class AtBackend:
                 rsrp_dbm=cell.rsrp_dbm,
                 rsrq_db=cell.rsrq_db,
                 sinr_db=cell.sinr_db,
+                sinr_raw=cell.sinr_raw,
+                sinr_conversion=cell.sinr_conversion,
+                rssi_dbm=cell.rssi_dbm if cell.rssi_dbm is not None else csq_rssi,
+                rscp_dbm=cell.rscp_dbm,
+                ecio_db=cell.ecio_db,
                 nr_rsrp_dbm=cell.nr_rsrp_dbm,
                 nr_sinr_db=cell.nr_sinr_db,
+                nr_sinr_raw=cell.nr_sinr_raw,
+                nr_sinr_conversion=cell.nr_sinr_conversion,
                 # Older NSA lines carry no NR band; +QNWINFO's NR line does.
                 nr_band=cell.nr_band
                 if cell.nr_band is not None or cell.access_tech != AccessTech.NR5G_NSA
@@ -510,11 +570,9 @@ class AtBackend:
                 tac=tac,
                 cell_id=cell_id,
             )
-        if registration not in _REGISTERED:
-            # Camping on a cell without registration (emergency calls only) is
-            # not service: the availability shares must not count it.
-            obs = obs.with_(access_tech=AccessTech.NONE)
-        return obs.with_(operator_name=operator_name(obs.mcc_mnc))
+        # Camping on a cell without registration (emergency calls only) is not
+        # service: the availability shares must not count it (as_recorded).
+        return as_recorded(obs)
 
     @staticmethod
     def _check_sim(port: AtPort, base: RadioObservation) -> None:

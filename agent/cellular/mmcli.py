@@ -19,6 +19,13 @@ refuses the option ("error: no actions specified") and a plugin without
 the method answers "operation not supported": the observation is then made
 without band and channel, and is not a problem.
 
+Signal figures are read for the technology the modem is on: RSRP, RSRQ
+and SNR for LTE and 5G, RSSI for GSM, RSSI, RSCP and Ec/Io for UMTS.
+mmcli prints numbers with the locale's decimal separator ("-75,00" under a
+comma locale): it is run with LC_ALL=C, and a decimal comma in an output
+recorded elsewhere is read as a point all the same. ModemManager gives SNR
+in dB: it is kept as printed (`sinr_conversion` as_printed).
+
 Identities in the output (IMEI as `equipment-identifier`, IMSI, ICCID and
 `own-numbers` on the SIM object) are never read.
 """
@@ -27,6 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,8 +48,10 @@ from agent.cellular.observe import (
     ProblemKind,
     RadioObservation,
     Registration,
+    SinrConversion,
+    as_recorded,
 )
-from agent.cellular.operators import hex_id, operator_name
+from agent.cellular.operators import area_code, hex_id, normalise_plmn
 
 BACKEND = "modemmanager"
 UNKNOWN = "--"
@@ -68,11 +79,26 @@ def _text(value: object) -> str:
     return "" if text == UNKNOWN else text
 
 
+# A number printed with a decimal comma ("-75,00"): a C library's %f under
+# a locale such as de_DE or vi_VN.
+_DECIMAL_COMMA = re.compile(r"^([+-]?\d+),(\d+)$")
+
+
 def _number(value: object) -> float | None:
+    text = _DECIMAL_COMMA.sub(r"\1.\2", _text(value))
     try:
-        return float(_text(value))
+        return float(text)
     except ValueError:
         return None
+
+
+def _sinr(prefix: str, value: float | None) -> dict[str, object]:
+    """An SNR as ModemManager gives it (dB) in the <prefix>sinr_* fields."""
+    return {
+        f"{prefix}sinr_db": value,
+        f"{prefix}sinr_raw": value,
+        f"{prefix}sinr_conversion": None if value is None else SinrConversion.AS_PRINTED,
+    }
 
 
 def _section(data: Mapping[str, Any], *path: str) -> Mapping[str, Any]:
@@ -150,38 +176,45 @@ def parse_modem(document: Mapping[str, Any]) -> RadioObservation:
     registration = _REGISTRATION.get(
         _text(threegpp.get("registration-state")), Registration.UNKNOWN
     )
-    registered = registration in (Registration.HOME, Registration.ROAMING)
-    code = _text(threegpp.get("operator-code"))
-    code = code if code.isdigit() and len(code) in (5, 6) else ""
-    return base.with_(
-        registration_state=str(registration),
-        access_tech=access_tech_of(generic.get("access-technologies"))
-        if registered
-        else AccessTech.NONE,
-        mcc_mnc=code,
-        operator_name=operator_name(code),
+    return as_recorded(
+        base.with_(
+            registration_state=str(registration),
+            access_tech=access_tech_of(generic.get("access-technologies")),
+            mcc_mnc=normalise_plmn(_text(threegpp.get("operator-code"))),
+        )
     )
 
 
 def apply_signal(obs: RadioObservation, document: Mapping[str, Any]) -> RadioObservation:
-    """`mmcli -m N --signal-get -J`: LTE and 5G figures, placed by the access
-    technology (an NSA connection's 5G figures are its NR leg's)."""
+    """`mmcli -m N --signal-get -J`: the figures of the technology the modem
+    is on (an NSA connection's 5G figures are its NR leg's): LTE and 5G RSRP,
+    RSRQ and SNR (and LTE RSSI), GSM RSSI, UMTS RSSI, RSCP and Ec/Io."""
     signal = _section(document, "modem", "signal")
     lte, nr = _section(signal, "lte"), _section(signal, "5g")
     if obs.access_tech == AccessTech.NR5G_SA:
         return obs.with_(
             rsrp_dbm=_number(nr.get("rsrp")),
             rsrq_db=_number(nr.get("rsrq")),
-            sinr_db=_number(nr.get("snr")),
+            **_sinr("", _number(nr.get("snr"))),
         )
     if obs.access_tech in (AccessTech.LTE, AccessTech.NR5G_NSA):
         obs = obs.with_(
             rsrp_dbm=_number(lte.get("rsrp")),
             rsrq_db=_number(lte.get("rsrq")),
-            sinr_db=_number(lte.get("snr")),
+            rssi_dbm=_number(lte.get("rssi")),
+            **_sinr("", _number(lte.get("snr"))),
         )
     if obs.access_tech == AccessTech.NR5G_NSA:
-        obs = obs.with_(nr_rsrp_dbm=_number(nr.get("rsrp")), nr_sinr_db=_number(nr.get("snr")))
+        obs = obs.with_(nr_rsrp_dbm=_number(nr.get("rsrp")), **_sinr("nr_", _number(nr.get("snr"))))
+    if obs.access_tech == AccessTech.UMTS:
+        umts = _section(signal, "umts")
+        obs = obs.with_(
+            rssi_dbm=_number(umts.get("rssi")),
+            rscp_dbm=_number(umts.get("rscp")),
+            ecio_db=_number(umts.get("ecio")),
+        )
+    if obs.access_tech == AccessTech.GSM:
+        obs = obs.with_(rssi_dbm=_number(_section(signal, "gsm").get("rssi")))
     return obs
 
 
@@ -192,11 +225,19 @@ def signal_refresh_off(document: Mapping[str, Any]) -> bool:
 
 
 def apply_location(obs: RadioObservation, document: Mapping[str, Any]) -> RadioObservation:
-    """`mmcli -m N --location-get -J`: the 3GPP cell id and TAC (hex)."""
+    """`mmcli -m N --location-get -J`: the 3GPP cell id and TAC (hex); the
+    LAC on GSM and UMTS, which have no TAC. A reserved area code is none."""
     cell = _section(document, "modem", "location", "3gpp")
-    tac = _text(cell.get("tac"))
-    cid = _text(cell.get("cid"))
-    return obs.with_(cell_id=hex_id(cid), tac=hex_id(tac))
+    if obs.access_tech in (AccessTech.GSM, AccessTech.UMTS):
+        area = area_code(_text(cell.get("lac")))
+    else:
+        area = area_code(_text(cell.get("tac")), _area_bits(obs.access_tech))
+    return obs.with_(cell_id=hex_id(_text(cell.get("cid"))), tac=area)
+
+
+def _area_bits(tech: AccessTech) -> int:
+    # A 5GS TAC has 24 bits, a LAC and an EPS TAC 16: their reserved values differ.
+    return 24 if tech == AccessTech.NR5G_SA else 16
 
 
 # MMServingCellType (ModemManager 1.22): which serving cell a cell-info entry is.
@@ -235,21 +276,22 @@ def _int(text: str, base: int = 10) -> int | None:
         return None
 
 
+# "key: value" pairs of a cell-info string; a value runs to the next ", key:"
+# so that a decimal comma ("rsrp: -104,500000") stays inside its value.
+_CELL_FIELD = re.compile(r"([a-z][a-z ]*?)\s*:\s*(.*?)\s*(?=,\s*[a-z][a-z ]*:|$)")
+
+
 def parse_cell(text: str) -> Cell:
     """One cell-info string ("cell type: lte, serving: yes, earfcn: 500, ...")."""
-    fields: dict[str, str] = {}
-    for part in text.split(","):
-        key, sep, value = part.partition(":")
-        if sep:
-            fields[key.strip()] = value.strip()
+    fields = {key.strip(): value for key, value in _CELL_FIELD.findall(text)}
     kind = fields.get("cell type", "")
     lac_or_tac = fields.get("tac") or fields.get("lac") or ""
     pci = fields.get("physical ci", "")
     return Cell(
         kind=kind,
         serving=fields.get("serving") == "yes",
-        operator_id=fields.get("operator id", ""),
-        tac=hex_id(lac_or_tac),
+        operator_id=normalise_plmn(fields.get("operator id", "")),
+        tac=area_code(lac_or_tac, 24 if kind == "5gnr" else 16),
         cell_id=hex_id(fields.get("ci", "")),
         pci=_int(pci, 16) if pci else None,
         channel=_int(fields.get(_CHANNEL_KEY.get(kind, "earfcn"), "")),
@@ -316,8 +358,9 @@ def apply_cell_info(obs: RadioObservation, document: Mapping[str, Any]) -> Radio
                     nr_channel=leg.channel,
                     nr_pci=leg.pci,
                     nr_rsrp_dbm=_or(obs.nr_rsrp_dbm, leg.rsrp_dbm),
-                    nr_sinr_db=_or(obs.nr_sinr_db, leg.sinr_db),
                 )
+                if obs.nr_sinr_db is None:
+                    obs = obs.with_(**_sinr("nr_", leg.sinr_db))
     elif tech == AccessTech.NR5G_SA:
         nr = _serving_cell(cells, "5gnr", _PCELL)
         if nr is not None:
@@ -329,8 +372,9 @@ def apply_cell_info(obs: RadioObservation, document: Mapping[str, Any]) -> Radio
                 tac=_or(obs.tac, nr.tac),
                 rsrp_dbm=_or(obs.rsrp_dbm, nr.rsrp_dbm),
                 rsrq_db=_or(obs.rsrq_db, nr.rsrq_db),
-                sinr_db=_or(obs.sinr_db, nr.sinr_db),
             )
+            if obs.sinr_db is None:
+                obs = obs.with_(**_sinr("", nr.sinr_db))
     elif tech in (AccessTech.UMTS, AccessTech.GSM):
         # As the AT backend: the UARFCN / ARFCN, no band table for them.
         kinds = ("umts", "tdscdma") if tech == AccessTech.UMTS else ("gsm",)
@@ -355,9 +399,12 @@ class MmcliBackend:
 
     def _run(self, *args: str) -> Mapping[str, Any]:
         argv = [self.command, *args, "-J"]
+        # The C locale: decimal points in the figures and English error
+        # messages, which the checks below read.
+        env = {**os.environ, "LC_ALL": "C"}
         try:
             done = subprocess.run(
-                argv, capture_output=True, text=True, timeout=self.timeout_s, check=False
+                argv, capture_output=True, text=True, timeout=self.timeout_s, check=False, env=env
             )
         except FileNotFoundError as err:
             raise ModemProblem(

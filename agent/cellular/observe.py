@@ -20,6 +20,8 @@ import shutil
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from agent.cellular.operators import is_foreign, operator_code, operator_name
+
 
 class AccessTech(enum.StrEnum):
     """Radio access technology; values match the store's words."""
@@ -127,6 +129,30 @@ class RadioObservation(RadioFigures):
     def with_(self, **changes: object) -> RadioObservation:
         """A copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+_REGISTERED = (str(Registration.HOME), str(Registration.ROAMING))
+
+
+def as_recorded(obs: RadioObservation) -> RadioObservation:
+    """The network part of an observation settled the same way for both backends.
+
+    A modem that is not registered (searching, limited service: emergency
+    calls only, denied) has no service whatever cell it camps on: access
+    technology `none` and no network code or operator (the camped cell may be
+    another network's, which is why it was refused). A code that can be no
+    operator's (MCC 000, 001, 999) is dropped. A network outside Vietnam is
+    recorded as roaming and is never named as a Vietnamese operator.
+    """
+    code = operator_code(obs.mcc_mnc)
+    registration = obs.registration_state
+    if registration not in _REGISTERED:
+        return obs.with_(access_tech=AccessTech.NONE, mcc_mnc="", operator_name="")
+    if is_foreign(code):
+        registration = str(Registration.ROAMING)
+    return obs.with_(
+        mcc_mnc=code, operator_name=operator_name(code), registration_state=registration
+    )
 
 
 class ModemProblem(Exception):

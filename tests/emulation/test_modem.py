@@ -134,3 +134,45 @@ def test_command_line_serves_until_terminated(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     assert not link.exists()  # unplugged on the way out
+
+
+def test_limited_service_umts_and_firmware_variants(tmp_path: Path) -> None:
+    with (
+        EmulatedModem(tmp_path / "tty", ModemModel.RM500Q, ModemState.LIMITED, limited_stat=8) as m,
+        serial.Serial(str(tmp_path / "tty"), 115200, timeout=0.05) as port,
+    ):
+        _ask(port, "ATE0")
+        assert _ask(port, 'AT+QENG="servingcell"')[0].startswith(
+            '+QENG: "servingcell","LIMSRV","LTE","FDD",452,04,'
+        )
+        assert _ask(port, "AT+CEREG?") == ["+CEREG: 0,8", "OK"]
+        assert _ask(port, "AT+COPS?") == ["+COPS: 0", "OK"]
+        m.set_state(ModemState.UMTS)
+        assert _ask(port, 'AT+QENG="servingcell"')[0] == (
+            '+QENG: "servingcell","NOCONN","WCDMA",452,04,3A9,2E9F1C,10713,3,16,-85,-7,-,-,-,-,-'
+        )
+        assert _ask(port, "AT+CREG?") == ["+CREG: 0,1", "OK"]
+    with (
+        EmulatedModem(
+            tmp_path / "tty2",
+            ModemModel.RM500Q,
+            ModemState.LTE,
+            reserved_area=True,
+            unpadded_codes=True,
+        ),
+        serial.Serial(str(tmp_path / "tty2"), 115200, timeout=0.05) as port,
+    ):
+        _ask(port, "ATE0")
+        _ask(port, "AT+CEREG=2")
+        assert _ask(port, "AT+CEREG?")[0] == '+CEREG: 2,1,"FFFE","1A2D001",7'
+        _ask(port, "AT+COPS=3,2")
+        assert _ask(port, "AT+COPS?")[0] == '+COPS: 0,2,"4524",7'
+        assert _ask(port, 'AT+QENG="servingcell"')[0].startswith(
+            '+QENG: "servingcell","NOCONN","LTE","FDD",452,4,1A2D001,211,1650,3,5,5,FFFE,'
+        )
+    with (
+        EmulatedModem(tmp_path / "tty3", trailing_urc='+QIND: "csq",20,99'),
+        serial.Serial(str(tmp_path / "tty3"), 115200, timeout=0.05) as port,
+    ):
+        # The unsolicited line follows the final result code in the same write.
+        assert _ask(port, "ATE0") == ["ATE0", "OK", '+QIND: "csq",20,99']

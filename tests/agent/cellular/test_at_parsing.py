@@ -14,8 +14,21 @@ from agent.cellular.at import (
     parse_reg,
     read_regs,
 )
-from agent.cellular.observe import AccessTech, Registration
-from agent.cellular.operators import hex_id, normalise_mcc_mnc, operator_name
+from agent.cellular.observe import (
+    AccessTech,
+    RadioObservation,
+    Registration,
+    SinrConversion,
+    as_recorded,
+)
+from agent.cellular.operators import (
+    area_code,
+    hex_id,
+    normalise_mcc_mnc,
+    normalise_plmn,
+    operator_code,
+    operator_name,
+)
 
 
 def test_lte_form_of_a_5g_module() -> None:
@@ -31,7 +44,10 @@ def test_lte_form_of_a_5g_module() -> None:
     assert (obs.mcc_mnc, obs.cell_id, obs.tac) == ("45204", "1A2D001", "2F0A")
     assert (obs.band, obs.channel, obs.pci) == (3, 1650, 211)
     assert (obs.rsrp_dbm, obs.rsrq_db, obs.sinr_db) == (-95.0, -10.0, 15.0)
+    assert (obs.sinr_raw, obs.sinr_conversion) == (15.0, SinrConversion.AS_PRINTED)
+    assert obs.rssi_dbm == -65.0
     assert obs.nr_band is None and obs.nr_rsrp_dbm is None and obs.nr_pci is None
+    assert obs.registration_state == ""  # NOCONN: registered, +CEREG tells where
 
 
 def test_lte_form_of_an_ec25_has_sinr_in_fifths_of_a_db() -> None:
@@ -43,6 +59,8 @@ def test_lte_form_of_an_ec25_has_sinr_in_fifths_of_a_db() -> None:
     )  # fmt: skip
     assert (obs.mcc_mnc, obs.band, obs.channel, obs.tac) == ("21401", 20, 6300, "603")
     assert obs.sinr_db == pytest.approx(11 / 5 - 20)
+    # The printed 11 is kept, and how it became dB, so the conversion can be redone.
+    assert (obs.sinr_raw, obs.sinr_conversion) == (11.0, SinrConversion.FIFTHS_MINUS_20)
     assert obs.rsrp_dbm == -104.0
 
 
@@ -79,7 +97,10 @@ def test_early_nsa_line_without_band_and_sinr_in_tenths() -> None:
     assert obs.nr_pci == 500
     assert obs.nr_rsrp_dbm == -75.0
     assert obs.nr_sinr_db == pytest.approx(18.0)
+    assert (obs.nr_sinr_raw, obs.nr_sinr_conversion) == (180.0, SinrConversion.TENTHS)
     assert obs.sinr_db == 25.0
+    # MCC 1, MNC 01: the ITU test network 001-01 of a lab callbox.
+    assert obs.mcc_mnc == "00101"
 
 
 def test_sa_form_with_a_space_after_the_duplex_field() -> None:
@@ -97,12 +118,81 @@ def test_sa_form_with_a_space_after_the_duplex_field() -> None:
 
 def test_dash_fields_are_none_not_numbers() -> None:
     obs = parse_qeng_servingcell(
-        ['+QENG: "servingcell","LIMSRV","LTE","FDD",452,02,-,211,1400,3,5,5,-,-,-,-,-,-,-,-'],
+        ['+QENG: "servingcell","CONNECT","LTE","FDD",452,02,-,211,1400,3,5,5,-,-,-,-,-,-,-,-'],
         "RM500Q-GL",
     )
     assert obs.access_tech is AccessTech.LTE
     assert (obs.cell_id, obs.tac) == ("", "")
     assert obs.rsrp_dbm is None and obs.rsrq_db is None and obs.sinr_db is None
+    assert obs.sinr_raw is None and obs.sinr_conversion is None
+
+
+@pytest.mark.parametrize(
+    ("state", "registration"),
+    [("LIMSRV", Registration.NOT_REGISTERED), ("SEARCH", Registration.SEARCHING)],
+)
+def test_limited_service_and_searching_are_no_service_whatever_the_cell(
+    state: str, registration: Registration
+) -> None:
+    # Quectel's <state>: LIMSRV camps on a cell without registration
+    # (emergency calls only), SEARCH has found no suitable cell yet; both
+    # may still print the camped cell's technology and figures.
+    obs = parse_qeng_servingcell(
+        [
+            f'+QENG: "servingcell","{state}","LTE","FDD",452,04,1A2D001,211,1650,3,5,5,'
+            "2F0A,-118,-17,-90,2,13,230,-"
+        ],
+        "RM500Q-GL",
+    )
+    assert obs.access_tech is AccessTech.NONE
+    assert obs.registration_state == registration
+    assert (obs.band, obs.rsrp_dbm) == (3, -118.0)  # the camped cell's figures are kept
+
+
+def test_umts_form_gives_lac_rscp_and_ecio() -> None:
+    obs = parse_qeng_servingcell(
+        ['+QENG: "servingcell","NOCONN","WCDMA",452,04,3A9,2E9F1C,10713,3,16,-85,-7,-,-,-,-,-'],
+        "EC25",
+    )
+    assert (obs.access_tech, obs.tac, obs.cell_id) == (AccessTech.UMTS, "3A9", "2E9F1C")
+    assert (obs.rscp_dbm, obs.ecio_db) == (-85.0, -7.0)
+    assert obs.rsrp_dbm is None
+
+
+def test_reserved_area_codes_are_no_area() -> None:
+    lte = parse_qeng_servingcell(
+        ['+QENG: "servingcell","NOCONN","LTE","FDD",452,04,1A2D001,211,1650,3,5,5,'
+         "FFFE,-95,-10,-65,15,13,230,-"],
+        "RM500Q-GL",
+    )  # fmt: skip
+    assert (lte.tac, lte.cell_id) == ("", "1A2D001")
+    sa = parse_qeng_servingcell(
+        ['+QENG: "servingcell","NOCONN","NR5G-SA","TDD",452,04,3A1B2C005,538,FFFFFE,'
+         "509202,41,12,-88,-11,21,1,-"],
+        "RM500Q-GL",
+    )  # fmt: skip
+    assert sa.tac == ""
+    umts = parse_qeng_servingcell(
+        ['+QENG: "servingcell","NOCONN","WCDMA",452,04,FFFF,2E9F1C,10713,3,16,-85,-7,-,-,-,-,-'],
+        "EC25",
+    )
+    assert umts.tac == ""
+    assert parse_reg('2,1,"FFFE","01A2D001",7') == (Registration.HOME, "", "1A2D001")
+    assert parse_reg('2,1,"FFFFFE","3A1B2C005",11', area_bits=24)[1] == ""
+    # FFFE is a valid 24-bit 5GS TAC (00FFFE): only its own width's values are reserved.
+    assert area_code("FFFE", 24) == "FFFE"
+    assert area_code("00C945") == "C945"
+    assert area_code("--") == ""
+
+
+def test_emergency_only_and_sms_only_registrations() -> None:
+    # TS 27.007 <stat> 6-11: SMS only (registered), attached for emergency
+    # bearer services only (limited service), CSFB not preferred, RLOS only.
+    assert parse_reg("2,8")[0] is Registration.NOT_REGISTERED
+    assert parse_reg("0,6")[0] is Registration.HOME
+    assert parse_reg("0,7")[0] is Registration.ROAMING
+    assert parse_reg("0,10")[0] is Registration.ROAMING
+    assert parse_reg("0,11")[0] is Registration.NOT_REGISTERED
 
 
 def test_no_cell_and_umts_forms() -> None:
@@ -149,6 +239,8 @@ def test_cops_numeric_and_access_technology() -> None:
     assert parse_cops('0,2,"45202",13') == ("45202", AccessTech.NR5G_NSA)
     assert parse_cops('0,2,"45201",11') == ("45201", AccessTech.NR5G_SA)
     assert parse_cops('0,0,"Viettel",7') == ("", AccessTech.LTE)  # long name: no code
+    # A numeric operator printed with its one-digit MNC unpadded.
+    assert parse_cops('0,2,"4524",7') == ("45204", AccessTech.LTE)
     assert parse_cops("0") == ("", AccessTech.NONE)
 
 
@@ -168,7 +260,7 @@ def test_unsolicited_registration_lines_are_not_the_answer() -> None:
     payloads = ['1,"2F0B","1A2D002",7', "5", '2,1,"2F0A","1A2D001",7']
     assert read_regs(payloads) == [(Registration.HOME, "2F0A", "1A2D001")]
     with pytest.raises(ValueError):
-        read_regs(["2,9"])
+        read_regs(["2,99"])
 
 
 def test_csq_to_dbm() -> None:
@@ -200,5 +292,42 @@ def test_operator_table_names_vietnams_networks() -> None:
     assert normalise_mcc_mnc("452", "4") == "45204"
     assert normalise_mcc_mnc("310", "260") == "310260"
     assert normalise_mcc_mnc("-", "04") == ""
+    assert normalise_mcc_mnc("1", "1") == "00101"  # +QENG of a test network, unpadded
+    assert normalise_plmn("4524") == "45204"
+    assert normalise_plmn("452 04") == "45204"
+    assert normalise_plmn("310260") == "310260"
+    assert normalise_plmn("Viettel") == ""
     assert hex_id('"00123456"') == "123456"
     assert hex_id("--") == ""
+
+
+def test_codes_of_no_operator_are_dropped() -> None:
+    assert operator_code("00000") == ""  # blanked / redacted
+    assert operator_code("00101") == ""  # ITU test network
+    assert operator_code("99999") == ""  # private network
+    assert operator_code("45204") == "45204"
+    registered = RadioObservation(registration_state="home", access_tech=AccessTech.LTE)
+    for code in ("00000", "00101"):
+        obs = as_recorded(registered.with_(mcc_mnc=code))
+        assert (obs.mcc_mnc, obs.operator_name) == ("", "")
+        assert obs.access_tech is AccessTech.LTE  # registered all the same
+
+
+def test_a_network_outside_vietnam_is_roaming_and_never_named() -> None:
+    # Smart (Cambodia, 456-06), as a probe near the border could see it; the
+    # SIM's "home" does not make it a Vietnamese operator.
+    obs = as_recorded(
+        RadioObservation(registration_state="home", access_tech=AccessTech.LTE, mcc_mnc="45606")
+    )
+    assert (obs.mcc_mnc, obs.operator_name, obs.registration_state) == ("45606", "", "roaming")
+    home = as_recorded(obs.with_(mcc_mnc="45204", registration_state="home"))
+    assert (home.operator_name, home.registration_state) == ("Viettel", "home")
+
+
+def test_a_modem_not_registered_has_no_operator() -> None:
+    camped = RadioObservation(
+        registration_state="not-registered", access_tech=AccessTech.LTE, mcc_mnc="45204", band=3
+    )
+    obs = as_recorded(camped)
+    assert (obs.access_tech, obs.mcc_mnc, obs.operator_name) == (AccessTech.NONE, "", "")
+    assert obs.band == 3

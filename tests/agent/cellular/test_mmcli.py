@@ -16,7 +16,7 @@ from agent.cellular.mmcli import (
     parse_cell,
     parse_modem,
 )
-from agent.cellular.observe import AccessTech, ModemProblem, ProblemKind
+from agent.cellular.observe import AccessTech, ModemProblem, ProblemKind, SinrConversion
 from tests.agent.cellular import replay_mmcli
 from tests.agent.cellular.replay_mmcli import FIXTURES
 
@@ -76,6 +76,8 @@ def test_lte_only_modem_through_mmcli(tmp_path: Path) -> None:
     # Not a Vietnamese network: the code is kept, the name is not the modem's text.
     assert (obs.mcc_mnc, obs.operator_name) == ("26202", "")
     assert (obs.rsrp_dbm, obs.rsrq_db, obs.sinr_db) == (-104.0, None, 2.0)  # rsrq "--"
+    # ModemManager gives SNR in dB: kept as printed beside it.
+    assert (obs.sinr_raw, obs.sinr_conversion) == (2.0, SinrConversion.AS_PRINTED)
     assert (obs.cell_id, obs.tac) == ("197763E", "C945")
     # "unlock-required: sim-pin2" on a connected modem is not a locked SIM.
     assert obs.modem_5g_capable is False  # "gsm-umts, lte": probe-limited for 5G
@@ -341,3 +343,102 @@ def test_lte_band_of_earfcn(earfcn: int | None, band: int | None) -> None:
 )
 def test_nr_band_of_nr_arfcn(arfcn: int | None, band: int | None) -> None:
     assert nr_band(arfcn) == band
+
+
+def test_umts_and_gsm_figures_with_decimal_commas(tmp_path: Path) -> None:
+    # The recorded EM12-G on HSPA; its signal as mmcli prints it under a
+    # locale with a decimal comma ("-75,00").
+    script = _script("em12g_umts_modem.json", "umts_signal_decimal_comma.json", None)
+    obs = MmcliBackend(replay_mmcli.install(tmp_path, script)).observe()
+    assert obs.access_tech is AccessTech.UMTS
+    assert (obs.rssi_dbm, obs.rscp_dbm, obs.ecio_db) == (-75.0, -95.0, -7.5)
+    assert obs.rsrp_dbm is None and obs.sinr_raw is None
+    gsm = _load("em12g_umts_modem.json")
+    gsm["modem"]["generic"]["access-technologies"] = ["edge"]  # type: ignore[index]
+    on_gsm = apply_signal(parse_modem(gsm), _load("umts_signal_decimal_comma.json"))
+    assert on_gsm.access_tech is AccessTech.GSM
+    assert (on_gsm.rssi_dbm, on_gsm.rscp_dbm) == (-75.0, None)
+
+
+def test_lte_figures_with_decimal_commas() -> None:
+    signal = {"modem": {"signal": {"lte": {"rsrp": "-104,50", "rsrq": "-9,00", "rssi": "-70,25",
+                                           "snr": "12,40"}}}}  # fmt: skip
+    obs = apply_signal(parse_modem(_load("telit_le910c4_lte_modem.json")), signal)
+    assert (obs.rsrp_dbm, obs.rsrq_db, obs.rssi_dbm, obs.sinr_db) == (-104.5, -9.0, -70.25, 12.4)
+    cell = parse_cell(
+        "cell type: lte, serving: yes, earfcn: 500, rsrp: -104,500000, rsrq: -10,250000"
+    )
+    assert (cell.channel, cell.rsrp_dbm, cell.rsrq_db) == (500, -104.5, -10.25)
+
+
+def test_mmcli_runs_in_the_c_locale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # mmcli is translated (gettext) and prints numbers the locale's way: under
+    # a German locale its "no ModemManager" error is German, which no check reads.
+    monkeypatch.setenv("LANG", "de_DE.UTF-8")
+    monkeypatch.delenv("LC_ALL", raising=False)
+    mmcli = tmp_path / "mmcli"
+    mmcli.write_text(
+        "#!/bin/sh\n"
+        'if [ "$LC_ALL" = C ]; then\n'
+        '  echo "error: couldn\'t find the ModemManager process in the bus" >&2\n'
+        "else\n"
+        "  echo 'Fehler: ModemManager-Prozess im Bus nicht gefunden' >&2\n"
+        "fi\n"
+        "exit 1\n"
+    )
+    mmcli.chmod(0o755)
+    with pytest.raises(ModemProblem) as caught:
+        MmcliBackend(str(mmcli)).observe()
+    assert caught.value.kind is ProblemKind.MODEMMANAGER_ABSENT
+
+
+def test_a_blanked_operator_code_is_no_operator() -> None:
+    # The EM12-G recording's operator was blanked to "00000" at the source.
+    obs = parse_modem(_load("em12g_umts_modem.json"))
+    assert obs.access_tech is AccessTech.UMTS
+    assert (obs.mcc_mnc, obs.operator_name) == ("", "")
+
+
+def test_a_network_outside_vietnam_is_roaming() -> None:
+    document = _load("telit_le910c4_lte_modem.json")
+    threegpp = document["modem"]["3gpp"]  # type: ignore[index]
+    threegpp["registration-state"] = "home"
+    threegpp["operator-code"] = "45606"  # Smart, Cambodia: across the border
+    obs = parse_modem(document)
+    assert (obs.mcc_mnc, obs.operator_name, obs.registration_state) == ("45606", "", "roaming")
+    assert obs.access_tech is AccessTech.LTE
+
+
+def test_emergency_services_only_is_no_service_and_no_operator(tmp_path: Path) -> None:
+    document = _load("rm500q_nsa_modem.json")
+    threegpp = document["modem"]["3gpp"]  # type: ignore[index]
+    threegpp["registration-state"] = "emergency-services"  # camping in limited service
+    (tmp_path / "modem.json").write_text(json.dumps(document))
+    script = _script(str(tmp_path / "modem.json"), "rm500q_nsa_signal.json")
+    obs = MmcliBackend(replay_mmcli.install(tmp_path / "bin", script)).observe()
+    assert obs.access_tech is AccessTech.NONE
+    assert obs.registration_state == "not-registered"
+    assert (obs.mcc_mnc, obs.operator_name) == ("", "")
+
+
+def test_reserved_area_codes_are_no_area(tmp_path: Path) -> None:
+    script = _script(*TELIT, location="location_no_area.json")
+    obs = MmcliBackend(replay_mmcli.install(tmp_path, script)).observe()
+    assert (obs.cell_id, obs.tac) == ("197763E", "")  # TAC 00FFFE: no valid area
+    umts = _script(
+        "em12g_umts_modem.json", "umts_signal_decimal_comma.json", "location_no_area.json"
+    )
+    on_umts = MmcliBackend(replay_mmcli.install(tmp_path / "umts", umts)).observe()
+    assert on_umts.tac == ""  # LAC FFFE
+    cell = parse_cell("cell type: 5gnr, serving: yes, tac: FFFFFE, ci: 51B2C4010, nrarfcn: 504990")
+    assert (cell.tac, cell.cell_id) == ("", "51B2C4010")
+
+
+def test_nr_sinr_from_cell_info_keeps_its_raw_value(tmp_path: Path) -> None:
+    script = _script("rm500q_nsa_modem.json", "signal_refresh_off.json", None)
+    script["-m 3 --signal-setup=30"] = {"stdout": "{}"}
+    script["-m 3 --get-cell-info"] = "rm500q_nsa_cell_info.json"
+    obs = MmcliBackend(replay_mmcli.install(tmp_path, script)).observe()
+    assert (obs.nr_sinr_db, obs.nr_sinr_raw) == (19.5, 19.5)
+    assert obs.nr_sinr_conversion is SinrConversion.AS_PRINTED
+    assert (obs.sinr_db, obs.sinr_raw, obs.sinr_conversion) == (None, None, None)
