@@ -197,3 +197,11 @@ create table if not exists baseline (
     source        varchar not null,   -- who published it, where
     imported_at   timestamptz not null
 );
+
+-- Every stored result's id, whatever table its body is in: a UUIDv7 names one
+-- result in the whole store. Ingest inserts a group's ids here first and
+-- stores only the bodies whose id was new, in the same transaction.
+create table if not exists result_ids (
+    result_id     uuid primary key,
+    result_table  varchar not null    -- throughput | latency | ipv6 | cellular
+);

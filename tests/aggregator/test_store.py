@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -53,6 +54,70 @@ def test_an_older_store_gains_the_new_columns_and_keeps_its_rows(tmp_path: Path)
     assert store.query(
         "select probe_id, mbps, synthetic, link_speed_mbps, status_reason_kind from throughput"
     ) == [("wp-1", 93.5, False, None, None)]
+    store.close()
+
+
+_ID_A = "01900000-0000-7000-8000-00000000000a"
+_ID_B = "01900000-0000-7000-8000-00000000000b"
+
+
+def _rows(table: str, *ids: str) -> pa.Table:
+    """Result rows with only the columns that must be set."""
+    now = datetime(2026, 5, 1, 3, 0, tzinfo=UTC)
+    kind = {"throughput": ("direction", "download"), "latency": ("protocol", "icmp")}[table]
+    return pa.table(
+        {
+            "result_id": list(ids),
+            "probe_id": ["wp-1"] * len(ids),
+            "ward_code": [31135] * len(ids),
+            "measured_at": [now] * len(ids),
+            "received_at": [now] * len(ids),
+            "network_kind": ["fixed"] * len(ids),
+            "clock_sync": ["synchronised"] * len(ids),
+            "status": ["ok"] * len(ids),
+            kind[0]: [kind[1]] * len(ids),
+        }
+    )
+
+
+def test_a_result_id_is_stored_once_whatever_table_it_names(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.duckdb")
+
+    stored = store.insert_new_results(
+        {"throughput": _rows("throughput", _ID_A, _ID_B), "latency": _rows("latency", _ID_A)}
+    )
+    again = store.insert_results("latency", _rows("latency", _ID_B))
+
+    assert {t: m.tolist() for t, m in stored.items()} == {
+        "throughput": [True, True],
+        "latency": [False],
+    }
+    assert len(again) == 0
+    assert (store.count("throughput"), store.count("latency")) == (2, 0)
+    assert store.query("select result_table, count(*) from result_ids group by all") == [
+        ("throughput", 2)
+    ]
+    store.close()
+
+
+def test_an_older_store_enters_the_ids_it_holds_so_they_stay_one_result(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    Store(path).close()
+    with duckdb.connect(str(path)) as old:
+        # As a release before result_ids stored them: one id in two tables.
+        old.execute("drop table result_ids")
+        for table, result_id in (("throughput", _ID_A), ("latency", _ID_A), ("latency", _ID_B)):
+            rows = _rows(table, result_id)  # noqa: F841 (read by the query below)
+            old.execute(f"insert into {table} by name select * from rows")
+
+    store = Store(path)
+
+    assert store.query("select result_id::varchar, result_table from result_ids order by 1") == [
+        (_ID_A, "throughput"),
+        (_ID_B, "latency"),
+    ]
+    assert len(store.insert_results("throughput", _rows("throughput", _ID_B))) == 0
+    assert store.count("throughput") == 1
     store.close()
 
 
