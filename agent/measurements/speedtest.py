@@ -175,9 +175,7 @@ def run(params: SpeedtestParams) -> ThroughputResult:
             "cpu_load_pct": reading.cpu_load_pct,
         }
         if reading.deferred_reason:
-            return replace(
-                skipped(params, reading.deferred_reason, ReasonKind.DEFERRED), **extra
-            )
+            return replace(skipped(params, reading.deferred_reason, ReasonKind.DEFERRED), **extra)
     source = params.bind_address or (
         netif.local_address_towards(method.server, method.server_port or 80, params.interface)
         if params.interface
