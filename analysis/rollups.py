@@ -21,6 +21,9 @@ indicator_constants: `definitions_fingerprint`, kept in
 `rollup_definitions`), the rollups kept from before no longer fit: they are
 dropped and rebuilt whole once, so they never count by an older rule than
 the views'.
+
+The rollups and the order they are filled in (ROLLUPS: each after any
+rollup it reads) come from analysis/catalog.py, which reads the files.
 """
 
 from __future__ import annotations
@@ -28,39 +31,26 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from importlib import resources
+from datetime import date, timedelta
 
 import duckdb
 
-ROLLUPS: tuple[str, ...] = (
-    "rollup_download",
-    "rollup_upload",
-    "rollup_latency",
-    "rollup_latency_tech",
-    "rollup_cellular",
-    "rollup_cells",
-    "rollup_ipv6",
-    "rollup_exclusions",
-)
+from analysis.catalog import ROLLUPS, VIEW_ORDER, rollup_sql, view_sql
+from analysis.constants import indicator_constants_rows
+from analysis.periods import Period, local_midnight, set_period
+
 # Rollups keyed by probe and day; rollup_cells is keyed by day only.
 _BY_PROBE = frozenset(ROLLUPS) - {"rollup_cells"}
-
-
-def rollup_sql(name: str) -> str:
-    """The SQL text of analysis/rollups/<name>.sql."""
-    return resources.files("analysis").joinpath("rollups", f"{name}.sql").read_text("utf-8")
 
 
 def definitions_fingerprint() -> str:
     """A hash of everything a rollup row follows from: the views as this
     release creates them (the validity rule written in), the rollups' SQL
-    and the indicator_constants rows."""
-    from analysis.constants import indicator_constants_rows
-    from analysis.indicators import VIEW_ORDER, view_sql
-
+    and the indicator_constants rows, each view and rollup by its name."""
     digest = hashlib.sha256()
-    texts = [view_sql(n) for n in VIEW_ORDER] + [rollup_sql(n) for n in ("rollup_keys", *ROLLUPS)]
+    texts = [f"{n}\n{view_sql(n)}" for n in VIEW_ORDER] + [
+        f"{n}\n{rollup_sql(n)}" for n in ("rollup_keys", *ROLLUPS)
+    ]
     for text in (*texts, repr(indicator_constants_rows())):
         digest.update(text.encode("utf-8") + b"\0")
     return digest.hexdigest()
@@ -148,15 +138,11 @@ def refresh_rollups(
             "select probe_id, local_day from rollup_stale where synthetic = ?",
             [synthetic],
         )
-        # the views read only the stale days' rows (UTC+7 midnights)
-        con.execute(
-            "set variable period_from = ?::timestamptz", [_local_midnight(first).isoformat()]
+        # the views read only the stale days' rows
+        stale_days = Period(
+            "stale days", local_midnight(first), local_midnight(last + timedelta(days=1))
         )
-        con.execute(
-            "set variable period_to = ?::timestamptz",
-            [_local_midnight(last + timedelta(days=1)).isoformat()],
-        )
-        con.execute("set variable synthetic = ?", [synthetic])
+        set_period(con, stale_days, synthetic)
         for name in ROLLUPS:
             if name in _BY_PROBE:
                 con.execute(
@@ -205,9 +191,3 @@ def rollups_fit(con: duckdb.DuckDBPyConnection, *, temporary: bool) -> bool:
         if [str(r[0]) for r in have] != wanted:
             return False
     return True
-
-
-def _local_midnight(day: date) -> datetime:
-    from analysis.indicators import TZ
-
-    return datetime(day.year, day.month, day.day, tzinfo=TZ)

@@ -6,7 +6,7 @@
 --
 -- excluded_because is the rule the probe applies too, not restated here: the
 -- throughput_exclusion marker below is replaced, when the view is created
--- (analysis/indicators.py, install_views), by wardprobe/validity.py's
+-- (analysis/catalog.py, install_views), by wardprobe/validity.py's
 -- throughput_exclusion_sql('t'), the thresholds written in (the same figures
 -- as indicator_constants). The snapshot holds the view with it filled in.
 with

@@ -7,7 +7,9 @@ with
 zone_probes as (
     select probe_id, ward_code, ward_name, site_class
     from probes
-    where site_class in ('high_tech_park', 'it_park', 'rd_centre', 'industrial_zone')
+    -- analysis/constants.py's ZONE_SITE_CLASSES, written in when the view is
+    -- created (the snapshot holds it written out)
+    where site_class in ({{zone_site_classes}})
 )
 
 select

@@ -1,0 +1,121 @@
+"""compute_indicators: every indicator of the plan for a period, in one report.
+
+It prepares the connection (the views, and the daily rollups: the
+snapshot's own or built here), sets the period's days, reads what the
+families share (analysis/indicators/context.py) and asks each family's
+module for its figures, in the order the report lists them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from analysis.catalog import install_views, rollup_sql
+from analysis.indicators import (
+    cell_proxy,
+    fixed,
+    ipv6,
+    latency,
+    mobile,
+    nr,
+    qcvn,
+    zones,
+)
+from analysis.indicators.context import Context
+from analysis.indicators.figures import Calc, Figure, Grouping
+from analysis.indicators.zones import ZoneSite
+from analysis.periods import Period, set_days
+from analysis.rollups import has_rollups, refresh_rollups, rollups_fit
+
+
+@dataclass(frozen=True)
+class IndicatorReport:
+    """Everything `compute_indicators` found for one period."""
+
+    period: Period
+    ward: int | None
+    by: Grouping | None
+    synthetic: bool
+    figures: list[Figure]
+    exclusions: list[tuple[str, str, int]]  # (table, reason, results)
+    zone_sites: list[ZoneSite]
+    baseline: str
+
+
+def open_store(path: Path | str) -> duckdb.DuckDBPyConnection:
+    """Open a store (or the analyst snapshot) read-only, for compute_indicators."""
+    return duckdb.connect(str(path), read_only=True)
+
+
+def prepare(con: duckdb.DuckDBPyConnection) -> str:
+    """Install the views and make sure rollups are there: the snapshot's own
+    (as fresh as the snapshot) or temporary ones, built or brought up to date
+    from the store. Returns which."""
+    install_views(con, temporary=True)
+    # A snapshot published by another release may have counted by other
+    # definitions: then its rollups are not used, but built again here.
+    if has_rollups(con, temporary=False) and rollups_fit(con, temporary=False):
+        return "snapshot rollups"
+    refresh_rollups(con, temporary=True)
+    return "rollups built from the store"
+
+
+def compute_indicators(
+    con: duckdb.DuckDBPyConnection,
+    period: Period,
+    *,
+    ward: int | None = None,
+    by: Grouping | None = None,
+    synthetic: bool = False,
+    seed: int = 20260101,
+) -> IndicatorReport:
+    """Every indicator of DESIGN.md for a period, for the city and each ward
+    (or one ward), optionally grouped by operator, access technology or site
+    class. `synthetic` selects the synthetic generator's rows instead of
+    the probes'. The bootstrap is seeded: the same data gives the same
+    intervals."""
+    prepare(con)
+    set_days(con, period, synthetic)
+    ctx = Context.load(con, period, Calc(ward, by, seed), synthetic=synthetic)
+    mobile_figures, baseline = mobile.figures(ctx)
+    zone_sites = zones.sites(ctx)
+    figures = [
+        *mobile_figures,
+        *fixed.figures(ctx),
+        *nr.figures(ctx),
+        *ipv6.figures(ctx),
+        *latency.figures(ctx),
+        *zones.figures(ctx, zone_sites),
+        *cell_proxy.figures(ctx),
+        *qcvn.figures(ctx),
+    ]
+    return IndicatorReport(
+        period=period,
+        ward=ward,
+        by=by,
+        synthetic=synthetic,
+        figures=figures,
+        exclusions=exclusions(con, ward),
+        zone_sites=zone_sites,
+        baseline=baseline,
+    )
+
+
+def exclusions(con: duckdb.DuckDBPyConnection, ward: int | None) -> list[tuple[str, str, int]]:
+    """(table, reason, results) of the period's results that do not count,
+    most first within each table (from units_exclusions over rollup_exclusions;
+    the view exclusions is the same count for analysts)."""
+    where = "" if ward is None else f" where ward_code = {int(ward)}"
+    return [
+        (str(r[0]), str(r[1]), int(r[2]))
+        for r in con.execute(
+            "select result_table, excluded_because, sum(results)::bigint from ("
+            + rollup_sql("units_exclusions")
+            + ")"
+            + where
+            + " group by all order by 1, 3 desc"
+        ).fetchall()
+    ]
