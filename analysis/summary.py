@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import duckdb
 from rich.table import Table
+
+from analysis.catalog import view_sql
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,9 @@ class WardSummary:
 
 
 def ward_summary_sql() -> str:
-    return resources.files("analysis").joinpath("ward_summary.sql").read_text("utf-8")
+    """The view ward_summary's SQL (analysis/views/ward_summary.sql), which
+    reads only the store's tables: it runs on a store without the views."""
+    return view_sql("ward_summary")
 
 
 def ward_summary(store_path: Path) -> list[WardSummary]:
