@@ -52,15 +52,25 @@ def add_throughput(
     )
 
 
+# Vietnam's mobile networks by name, as the operator table codes them.
+MCC_MNC = {"Viettel": "45204", "VNPT": "45202", "MobiFone": "45201"}
+
+
 def add_observation(
-    con: duckdb.DuckDBPyConnection, probe_id: str, ward_code: int, at: datetime, access_tech: str
+    con: duckdb.DuckDBPyConnection,
+    probe_id: str,
+    ward_code: int,
+    at: datetime,
+    access_tech: str,
+    *,
+    operator: str = "Viettel",
 ) -> None:
-    """Store one valid radio observation of a 5G-capable modem on Viettel."""
+    """Store one valid radio observation of a 5G-capable modem (on Viettel unless told)."""
     con.execute(
         "insert into cellular by name select uuid() as result_id, ? as probe_id, "
         "? as ward_code, ?::timestamptz as measured_at, now() as received_at, "
         "'mobile' as network_kind, 'synchronised' as clock_sync, 'ok' as status, "
-        "? as access_tech, 'Viettel' as operator_name, '45204' as mcc_mnc, "
+        "? as access_tech, ? as operator_name, ? as mcc_mnc, "
         "'1a2b' as cell_id, true as modem_5g_capable, false as synthetic",
-        [probe_id, ward_code, at, access_tech],
+        [probe_id, ward_code, at, access_tech, operator, MCC_MNC[operator]],
     )

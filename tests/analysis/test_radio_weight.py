@@ -1,4 +1,5 @@
-"""How long a radio observation stands for, in the time-weighted NR share."""
+"""How long a radio observation stands for, in the time-weighted NR share,
+and the operator a modem counts under."""
 
 from __future__ import annotations
 
@@ -42,3 +43,25 @@ def test_a_days_last_observation_stands_for_the_days_pace(tmp_path: Path) -> Non
     # below the floor the figure has no value, but its mean across the probes shows
     (figure,) = [f for f in report.figures if (f.indicator, f.scope) == ("nr_time_share", "city")]
     assert figure.mean == pytest.approx((0.2 + 0.0) / 2)
+
+
+def test_a_modem_counts_under_the_operator_it_was_on_most(tmp_path: Path) -> None:
+    """Two days on Viettel (3 observations each), then a day on VNPT (4): the
+    modem was on Viettel most (6 of 10), though VNPT had the busiest day."""
+    path = tmp_path / "store.duckdb"
+    store = Store(path)
+    add_probe(store._con, "modem-1", WARD, START - timedelta(days=1))
+    for day, operator, count in ((0, "Viettel", 3), (1, "Viettel", 3), (2, "VNPT", 4)):
+        for n in range(count):
+            at = START + timedelta(days=day, minutes=n)
+            add_observation(store._con, "modem-1", WARD, at, "lte", operator=operator)
+    store.close()
+    with duckdb.connect(str(path), read_only=True) as con:
+        install_views(con)
+        view = con.execute("select operator_name from nr_availability").fetchall()
+        report = compute_indicators(con, parse_period("2026"), by="operator")
+    assert view == [("Viettel",)]
+    groups = {
+        f.group for f in report.figures if (f.indicator, f.scope) == ("nr_time_share", "city")
+    }
+    assert groups == {"operator=Viettel"}
