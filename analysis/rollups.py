@@ -39,6 +39,16 @@ from analysis.catalog import ROLLUPS, VIEW_ORDER, rollup_sql, view_sql
 from analysis.constants import indicator_constants_rows
 from analysis.periods import Period, local_midnight, set_period
 
+__all__ = [
+    "ROLLUPS",
+    "RefreshStats",
+    "definitions_fingerprint",
+    "has_rollups",
+    "refresh_rollups",
+    "rollup_sql",
+    "rollups_fit",
+]
+
 # Rollups keyed by probe and day; rollup_cells is keyed by day only.
 _BY_PROBE = frozenset(ROLLUPS) - {"rollup_cells"}
 
