@@ -10,6 +10,7 @@ aggregator/ingest.py then validates and types whole groups of batches.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,8 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from google.rpc import code_pb2, error_details_pb2
 
 from wardprobe.v1 import ingest_pb2, results_pb2
+
+log = logging.getLogger(__name__)
 
 # The result kinds are the members of Result's `body` oneof; each has a table.
 RESULT_TABLES: tuple[str, ...] = tuple(
@@ -55,7 +58,10 @@ ENVELOPE_COLUMNS = (
     "result_id",
     "claimed_probe_id",
     "ward_code",
-    "measured_at",
+    # measured_at as the Timestamp's two fields: any value the wire allows
+    # fits in int64 this way, and the converter checks them before combining.
+    "measured_at_s",
+    "measured_at_nanos",
     "agent_version",
     "interface",
     "network_kind",
@@ -158,13 +164,14 @@ BODY_COLUMNS: dict[str, tuple[str, ...]] = {
 # as `x.f if x.HasField("f") else None`, without a helper call per field.
 def _read_envelope(index: int, env: results_pb2.Envelope) -> Row:
     method = env.method
-    at = env.measured_at
+    at = env.measured_at if env.HasField("measured_at") else None
     return (
         index,
         env.result_id,
         env.probe_id,
         env.ward_code,
-        at.seconds * 1_000_000 + at.nanos // 1000 if env.HasField("measured_at") else None,
+        (at.seconds if at is not None else None),
+        (at.nanos if at is not None else None),
         env.agent_version,
         env.interface,
         env.network_kind,
@@ -279,6 +286,9 @@ _READERS: dict[str, Callable[[object], Row]] = {
 }
 
 
+_BATCH_FIELD_NUMBERS = frozenset(ingest_pb2.ResultBatch.DESCRIPTOR.fields_by_number)
+
+
 @dataclass(frozen=True)
 class StreamError:
     """The batch as a whole is unusable: the stream ends with this status."""
@@ -314,19 +324,23 @@ def read_batch(
     try:
         batch = ingest_pb2.ResultBatch.FromString(raw)
     except DecodeError as err:
+        # The parser's own text is not for clients (docs/ingest.md); it goes to the log.
+        log.info("a message that is not a ResultBatch: %s", err)
         return ReadOutcome(error=StreamError(
-            code_pb2.INVALID_ARGUMENT, f"the message is not a wardprobe.v1.ResultBatch: {err}",
-            "batch",
+            code_pb2.INVALID_ARGUMENT, "the message is not a wardprobe.v1.ResultBatch", "batch",
         ))  # fmt: skip
-    unknown = UnknownFieldSet(batch)
-    if len(unknown):
-        # A field of the wrong wire type parses as "unknown": say which.
-        return ReadOutcome(error=StreamError(
-            code_pb2.INVALID_ARGUMENT,
-            f"field number {unknown[0].field_number} has the wrong type (wire type "
-            f"{unknown[0].wire_type}) for a wardprobe.v1.ResultBatch",
-            "batch",
-        ))  # fmt: skip
+    unknown_fields = UnknownFieldSet(batch)
+    for unknown in (unknown_fields[i] for i in range(len(unknown_fields))):
+        # A field of a newer agent's batch is unknown here and ignored (protobuf's
+        # forward compatibility); one of ours with the wrong wire type parses as
+        # unknown too, and that is a corrupt batch: say which.
+        if unknown.field_number in _BATCH_FIELD_NUMBERS:
+            return ReadOutcome(error=StreamError(
+                code_pb2.INVALID_ARGUMENT,
+                f"field number {unknown.field_number} has the wrong type (wire type "
+                f"{unknown.wire_type}) for a wardprobe.v1.ResultBatch",
+                "batch",
+            ))  # fmt: skip
     if batch.sequence == 0:
         return ReadOutcome(
             error=StreamError(code_pb2.INVALID_ARGUMENT, "sequence must be > 0", "sequence")
@@ -364,8 +378,14 @@ def read_batch(
                 pa.array(values, types[name])
                 for name, values in zip(names, zip(*kind_rows, strict=True), strict=True)
             ]
-        except (pa.ArrowInvalid, OverflowError) as err:  # a uint64 beyond int64, say
-            return ReadOutcome(error=StreamError(code_pb2.INVALID_ARGUMENT, str(err), "batch"))
+        except (pa.ArrowInvalid, OverflowError) as err:
+            # Every raw type holds any value its wire type allows, so this is a
+            # bug here, not the probe's: the detail is for the log only.
+            log.error("cannot read a batch's %s results into columns: %s", kind, err)
+            return ReadOutcome(error=StreamError(
+                code_pb2.INVALID_ARGUMENT, f"the {kind} results of this batch cannot be read",
+                "batch",
+            ))  # fmt: skip
         table = pa.Table.from_arrays(arrays, names=list(names))
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +34,7 @@ from aggregator.batch_reader import (
     ReadOutcome,
     rejection,
 )
+from aggregator.registry import ProbeIdentity, WardPeriod
 from aggregator.store import Store
 from wardprobe.v1 import ingest_pb2, results_pb2
 
@@ -89,6 +91,8 @@ _ENVELOPE_PATHS = {
     "claimed_probe_id": "envelope.probe_id",
     "ward_code": "envelope.ward_code",
     "measured_at": "envelope.measured_at",
+    "measured_at_s": "envelope.measured_at.seconds",
+    "measured_at_nanos": "envelope.measured_at.nanos",
     "agent_version": "envelope.agent_version",
     "interface": "envelope.interface",
     "network_kind": "envelope.network_kind",
@@ -133,6 +137,15 @@ _RANGES: dict[str, tuple[float, float]] = {
     "loaded_rtt_median_ms": (0.0, 60_000.0), "loaded_rtt_p95_ms": (0.0, 60_000.0),
 }  # fmt: skip
 _UUID7 = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+# Unicode's control characters (category Cc: C0, DEL, C1). NUL truncates text
+# in C tools, the others forge lines and terminal escapes in logs and reports.
+_CONTROL = r"[\x{0}-\x{1f}\x{7f}-\x{9f}]"
+# Read columns that are not stored as they are.
+_RAW_ONLY = frozenset({"index", "claimed_probe_id", "measured_at_s", "measured_at_nanos"})
+# measured_at seconds are clamped to this before the conversion to
+# microseconds, so that no value the wire allows overflows int64; the clamped
+# time is still refused as in the future or before 2020.
+_CLAMP_S = 2**40
 
 _ENUMS: dict[str, dict[int, str | None]] = {
     "network_kind": _NETWORK_KIND, "ip_family": _IP_FAMILY, "clock_sync": _CLOCK_SYNC,
@@ -152,18 +165,24 @@ class ReadBatch:
     received_at: datetime
     tables: dict[str, pa.Table]
     rejections: list[ingest_pb2.Rejection]
+    # the probe's wards as the registry had them when the batch was read
+    ward_history: tuple[WardPeriod, ...] = ()
 
     @property
     def result_count(self) -> int:
         return sum(t.num_rows for t in self.tables.values())
 
     @classmethod
-    def from_outcome(cls, outcome: ReadOutcome, probe_id: str, received_at: datetime) -> ReadBatch:
+    def from_outcome(
+        cls, outcome: ReadOutcome, probe: ProbeIdentity, received_at: datetime
+    ) -> ReadBatch:
+        """The batch a read worker returned, from `probe` as the registry has it now."""
         tables = {
             kind: pa.ipc.open_stream(data).read_all() for kind, data in outcome.tables_ipc.items()
         }
         rejections = [ingest_pb2.Rejection.FromString(r) for r in outcome.rejections]
-        return cls(outcome.sequence, probe_id, received_at, tables, rejections)
+        history = probe.ward_history or (WardPeriod(probe.ward_code, received_at),)
+        return cls(outcome.sequence, probe.probe_id, received_at, tables, rejections, history)
 
 
 @dataclass
@@ -172,6 +191,7 @@ class CheckedGroup:
 
     tables: dict[str, pa.Table]  # accepted rows per table
     owners: dict[str, np.ndarray]  # for each accepted row, the batch it came from
+    indexes: dict[str, np.ndarray]  # and its index in that batch
     rejections: list[list[ingest_pb2.Rejection]]  # per batch, ordered by index
 
 
@@ -221,9 +241,10 @@ class BatchConverter:
         for table, body in BODY_COLUMNS.items():
             schema = arrow_schemas[table]
             stored = (
-                (set(ENVELOPE_COLUMNS) - {"index", "claimed_probe_id"})
+                (set(ENVELOPE_COLUMNS) - _RAW_ONLY)
                 | set(body)
                 | {
+                    "measured_at",  # from measured_at_s and _nanos
                     "probe_id",
                     "received_at",
                     "synthetic",  # set here, never by a probe
@@ -240,6 +261,7 @@ class BatchConverter:
         rejections = [list(b.rejections) for b in batches]
         tables: dict[str, pa.Table] = {}
         owners: dict[str, np.ndarray] = {}
+        indexes: dict[str, np.ndarray] = {}
         for kind in RESULT_TABLES:
             parts = [(n, b) for n, b in enumerate(batches) if kind in b.tables]
             if not parts:
@@ -257,7 +279,13 @@ class BatchConverter:
                 np.repeat(np.array([_to_micros(b.received_at) for _, b in parts]), sizes)
             )
             verdicts = _Verdicts(col["index"].to_numpy(zero_copy_only=False), kind)
+            self._check_measured_at(col, verdicts)
+            col["registry_ward"] = _registry_wards(
+                col["measured_at"], [b.ward_history for _, b in parts], sizes
+            )
             self._check(kind, col, verdicts)
+            # The ward a result is stored under is the registry's, never the envelope's.
+            col["ward_code"] = col.pop("registry_ward")
             for row, (path, reason, code) in verdicts.found.items():
                 result_id = str(col["result_id"][row].as_py())[:64]
                 rejections[owner[row]].append(
@@ -268,14 +296,30 @@ class BatchConverter:
                 mask = pa.array(keep)
                 tables[kind] = self._finish(kind, {n: pc.filter(a, mask) for n, a in col.items()})
                 owners[kind] = owner[keep]
+                indexes[kind] = verdicts.indexes[keep]
         for batch_rejections in rejections:
             batch_rejections.sort(key=lambda r: r.index)
-        return CheckedGroup(tables, owners, rejections)
+        return CheckedGroup(tables, owners, indexes, rejections)
 
     @property
     def raw_types(self) -> dict[str, dict[str, pa.DataType]]:
         """Column types of the raw rows, per result kind (for `read_batch`)."""
         return self._raw_types
+
+    def _check_measured_at(self, col: dict[str, pa.Array], verdicts: _Verdicts) -> None:
+        """Refuse a measured_at that is missing or not a valid Timestamp (nanos
+        outside 0..999,999,999), and combine the valid ones into microseconds
+        (col["measured_at"]; seconds clamped so none overflows)."""
+        seconds, nanos = col["measured_at_s"], col["measured_at_nanos"]
+        verdicts.flag(pc.is_null(seconds), "measured_at", lambda r: "missing")
+        bad_nanos = pc.or_(pc.less(nanos, 0), pc.greater(nanos, 999_999_999))
+        verdicts.flag(
+            bad_nanos, "measured_at_nanos",
+            lambda r: f"{col['measured_at_nanos'][r].as_py()} is outside [0, 999999999]",
+        )  # fmt: skip
+        clamped = pc.min_element_wise(pc.max_element_wise(seconds, -_CLAMP_S), _CLAMP_S)
+        fraction = pc.if_else(pc.fill_null(bad_nanos, True), 0, pc.divide(nanos, 1000))
+        col["measured_at"] = pc.add(pc.multiply(clamped, 1_000_000), fraction)
 
     def _check(self, kind: str, col: dict[str, pa.Array], verdicts: _Verdicts) -> None:
         """The validation rules, each vectorised over one column."""
@@ -297,17 +341,27 @@ class BatchConverter:
             f"certificate is {value('probe_id')(r)!r}",
             code_pb2.PERMISSION_DENIED,
         )  # fmt: skip
+        # 0 (unset): the registry's ward, whatever it is; anything else must be it.
+        named = col["ward_code"]
+        unknown = pc.invert(pc.is_in(named, value_set=self._known_wards))
         verdicts.flag(
-            pc.invert(pc.is_in(col["ward_code"], value_set=self._known_wards)), "ward_code",
+            pc.and_(pc.not_equal(named, 0), unknown), "ward_code",
             lambda r: f"unknown ward code {value('ward_code')(r)} (not a Cần Thơ ward)",
         )  # fmt: skip
         measured = col["measured_at"]
         latest = pc.add(col["received_at"], int(limits.future_tolerance.total_seconds() * 1e6))
-        verdicts.flag(pc.is_null(measured), "measured_at", lambda r: "missing")
         verdicts.flag(pc.greater(measured, latest), "measured_at", lambda r: "is in the future")
         verdicts.flag(
             pc.less(measured, _to_micros(limits.oldest_measured_at)), "measured_at",
             lambda r: "is before 2020: the probe clock is wrong",
+        )  # fmt: skip
+        verdicts.flag(
+            pc.and_(pc.not_equal(named, 0), pc.not_equal(named, col["registry_ward"])),
+            "ward_code",
+            lambda r: f"names ward {value('ward_code')(r)}, but the registry has probe "
+            f"{value('probe_id')(r)} in ward {value('registry_ward')(r)} when it measured "
+            f"({_micros_text(value('measured_at')(r))}); send 0 to leave the ward to the registry",
+            code_pb2.PERMISSION_DENIED,
         )  # fmt: skip
         for name, words in _ENUMS.items():
             if name in col:
@@ -322,6 +376,10 @@ class BatchConverter:
                 verdicts.flag(
                     pc.greater(pc.utf8_length(array), limits.max_text_chars), name,
                     lambda r: f"longer than {limits.max_text_chars} characters",
+                )  # fmt: skip
+                verdicts.flag(
+                    pc.match_substring_regex(array, _CONTROL), name,
+                    lambda r, n=name: _control_reason(str(value(n)(r))),  # type: ignore[misc]
                 )  # fmt: skip
             elif pa.types.is_floating(array.type):
                 verdicts.flag(
@@ -366,7 +424,7 @@ class BatchConverter:
         schema = self._schemas[kind]
         arrays = {}
         for name, array in col.items():
-            if name in ("index", "claimed_probe_id"):
+            if name in _RAW_ONLY:
                 continue
             if name in _ENUMS:
                 words = _ENUMS[name]
@@ -389,7 +447,7 @@ def _raw_type(name: str, schema: pa.Schema) -> pa.DataType:
     narrower types), enums and times as integers, the rest as stored."""
     if name in ("result_id", "claimed_probe_id"):
         return pa.string()
-    if name in _ENUMS or name in ("index", "measured_at"):
+    if name in _ENUMS or name in ("index", "measured_at_s", "measured_at_nanos"):
         return pa.int64()
     stored = schema.field(name).type
     if pa.types.is_integer(stored) and stored != pa.uint64():
@@ -398,7 +456,49 @@ def _raw_type(name: str, schema: pa.Schema) -> pa.DataType:
 
 
 def _to_micros(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
+    """Microseconds since the epoch, exactly (a float timestamp can be 1 µs off)."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros_text(micros: object) -> str:
+    """A stored time (microseconds since the epoch) for a refusal's reason."""
+    if not isinstance(micros, int):
+        return "unknown time"
+    return datetime.fromtimestamp(micros / 1e6, UTC).isoformat(timespec="seconds")
+
+
+def _control_reason(text: str) -> str:
+    """Which control character a text holds, and where (its first one)."""
+    for position, char in enumerate(text):
+        if unicodedata.category(char) == "Cc":
+            return f"holds the control character U+{ord(char):04X} at position {position}"
+    return "holds a control character"
+
+
+def _registry_wards(
+    measured: pa.Array, histories: list[tuple[WardPeriod, ...]], sizes: list[int]
+) -> pa.Array:
+    """For each row, the ward its probe was in at its measured_at (the rows are
+    the batches' rows one batch after the other, `sizes` of them each)."""
+    micros = pc.fill_null(measured, 0).to_numpy(zero_copy_only=False)
+    wards = np.empty(len(micros), dtype=np.int64)
+    start = 0
+    for history, size in zip(histories, sizes, strict=True):
+        end = start + size
+        if len(history) == 1:  # a probe never moved: most batches
+            wards[start:end] = history[0].ward_code
+        else:
+            since = np.array([_to_micros(p.since) for p in history], dtype=np.int64)
+            codes = np.array([p.ward_code for p in history], dtype=np.int64)
+            # the last period that began at or before the time; before the first, the first
+            slot = np.searchsorted(since, micros[start:end], side="right") - 1
+            wards[start:end] = codes[np.maximum(slot, 0)]
+        start = end
+    return pa.array(wards)
 
 
 @dataclass(frozen=True)
@@ -491,22 +591,19 @@ class GroupCommitter:
 
     def _commit(self, group: list[_Pending]) -> list[CommitOutcome]:
         checked = self._converter.check([p.batch for p in group])
+        tables, owners = checked.tables, checked.owners
         accepted = np.zeros(len(group), dtype=np.int64)
-        stored = np.zeros(len(group), dtype=np.int64)
-        for table, rows in checked.tables.items():
-            owner = checked.owners[table]
+        for owner in owners.values():
             accepted += np.bincount(owner, minlength=len(group))
-            new_ids = self._store.insert_results(table, rows)
-            if len(new_ids) == rows.num_rows:
-                stored += np.bincount(owner, minlength=len(group))
-                continue
-            # Some were already stored, or sent twice within this group: find
-            # whose, to tell each stream. The first copy of an id is the stored one.
-            ids = rows.column("result_id")
-            is_new = pc.is_in(ids, value_set=new_ids).to_numpy(zero_copy_only=False)
-            first_copy = np.zeros(rows.num_rows, dtype=bool)
-            first_copy[np.unique(ids.to_numpy(zero_copy_only=False), return_index=True)[1]] = True
-            stored += np.bincount(owner[is_new & first_copy], minlength=len(group))
+        # An id sent twice within this group (in one table or two): the copy
+        # that came first, in the streams' order, is the one stored.
+        first = _first_copies_in_order(tables, owners, checked.indexes)
+        if first is not None:
+            tables = {t: rows.filter(pa.array(first[t])) for t, rows in tables.items()}
+            owners = {t: owner[first[t]] for t, owner in owners.items()}
+        stored = np.zeros(len(group), dtype=np.int64)
+        for table, was_stored in self._store.insert_new_results(tables).items():
+            stored += np.bincount(owners[table][was_stored], minlength=len(group))
         return [
             CommitOutcome(
                 stored=int(stored[i]),
@@ -515,3 +612,23 @@ class GroupCommitter:
             )
             for i in range(len(group))
         ]
+
+
+def _first_copies_in_order(
+    tables: dict[str, pa.Table], owners: dict[str, np.ndarray], indexes: dict[str, np.ndarray]
+) -> dict[str, np.ndarray] | None:
+    """Per table, True for the rows whose id has no earlier copy in the group,
+    by (batch, index in the batch); None when no id repeats (the common case)."""
+    names = list(tables)
+    ids = pa.chunked_array(
+        [tables[t].column("result_id").cast(pa.string()) for t in names], pa.string()
+    ).combine_chunks()
+    if len(ids) == 0 or pc.count_distinct(ids).as_py() == len(ids):
+        return None
+    key = np.concatenate([owners[t] * 2**32 + indexes[t] for t in names])
+    order = np.argsort(key, kind="stable")
+    codes = pc.dictionary_encode(ids).indices.to_numpy(zero_copy_only=False)[order]
+    first = np.zeros(len(ids), dtype=bool)
+    first[order[np.unique(codes, return_index=True)[1]]] = True
+    split = np.cumsum([tables[t].num_rows for t in names])[:-1]
+    return dict(zip(names, np.split(first, split), strict=True))

@@ -5,7 +5,12 @@ Two ports:
   bootstrap token and a CSR for its certificate;
 - ingest (mTLS, client certificate required): `Ingest` and `ProbeConfig`.
   The probe is whoever its certificate names, looked up in the registry on
-  every call, so a revoked probe is refused from the next call on.
+  every call and again for every batch of an open stream, so a revoked
+  probe is refused from its next batch on.
+
+No exception text reaches a client: refusals say what is wrong in fixed
+words, and an error a handler did not expect ends the call with INTERNAL and
+a fixed message (`_InternalErrorsStayInside`); the detail goes to the log.
 
 The servicers only parse, identify and hand typed objects to
 aggregator/ingest.py; nothing here knows about columns or DuckDB.
@@ -18,10 +23,10 @@ import contextlib
 import logging
 import multiprocessing
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.rpc import code_pb2
@@ -30,7 +35,7 @@ from aggregator.batch_reader import RESULT_TABLES, IngestLimits, read_batch
 from aggregator.ca import CertificateAuthority, server_credentials
 from aggregator.config import AggregatorConfig
 from aggregator.enrolment_service import EnrolmentServicer
-from aggregator.ingest import BatchConverter, GroupCommitter, ReadBatch
+from aggregator.ingest import BatchConverter, CommitOutcome, GroupCommitter, ReadBatch
 from aggregator.registry import (
     IdentityRefused,
     ProbeIdentity,
@@ -48,6 +53,10 @@ from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, ingest_pb2
 log = logging.getLogger(__name__)
 
 _INGEST_SERVICE = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
+# What a client is told when the aggregator, not its request, is at fault.
+COMMIT_FAILED = "the store could not commit the batch; send it again later"
+READ_FAILED = "the aggregator could not read the batch; send it again later"
+INTERNAL_ERROR = "internal error in the aggregator (details in its log)"
 
 
 def _status(code: int, message: str, field: str | None = None) -> grpc.Status:
@@ -66,7 +75,74 @@ async def _identify(
     try:
         return await asyncio.to_thread(registry.identify, next(iter(pems)))
     except IdentityRefused as err:
+        # The registry's words name the probe or serial, never an exception's text.
+        log.warning("refused %s: %s", context.peer(), err, exc_info=err.__cause__ is not None)
         await abort(context, _status(code_pb2.UNAUTHENTICATED, str(err)))
+
+
+if TYPE_CHECKING:  # generic in the type stubs only
+    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.aio.ServerInterceptor
+
+
+class _InternalErrorsStayInside(_ServerInterceptor):
+    """An exception a handler did not turn into a status would reach the
+    client as gRPC's "Unexpected <class>: <text>" (a file path, a SQL error);
+    it ends the call with INTERNAL and a fixed message instead, and the
+    detail goes to the log. Unary and bidirectional-stream handlers are the
+    aggregator's kinds; others pass unchanged."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None:
+            return handler
+        if handler.unary_unary is not None:
+            # The aio server's handlers are coroutines; the stubs type them as the sync API's.
+            unary: Any = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                try:
+                    return await unary(request, context)
+                except (grpc.aio.BaseError, asyncio.CancelledError):
+                    raise  # an abort, or the call ended
+                except Exception:
+                    log.exception("%s failed", method)
+                    await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            streaming: Any = handler.stream_stream
+
+            async def stream_stream(
+                requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                try:
+                    async for response in streaming(requests, context):
+                        yield response
+                except (grpc.aio.BaseError, asyncio.CancelledError):
+                    raise
+                except Exception:
+                    log.exception("%s failed", method)
+                    await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
+
+            return grpc.stream_stream_rpc_method_handler(
+                stream_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
 
 
 class IngestServicer:
@@ -118,11 +194,10 @@ class IngestServicer:
             while (item := await queue.get()) is not None:
                 try:
                     answer = await item
-                except Exception as err:  # the store could not commit: the agent retries
-                    log.exception("commit failed")
-                    await abort(
-                        context, _status(code_pb2.UNAVAILABLE, f"the store could not commit: {err}")
-                    )
+                except Exception:  # the store could not commit: the agent retries
+                    # The detail (DuckDB's text, the store's path) is for the log only.
+                    log.exception("commit failed for probe %s", probe.probe_id)
+                    await abort(context, _status(code_pb2.UNAVAILABLE, COMMIT_FAILED))
                     return
                 if isinstance(answer, grpc.Status):
                     await abort(context, answer)
@@ -154,26 +229,54 @@ class IngestServicer:
     ) -> ingest_pb2.BatchAck | grpc.Status:
         """Read in a worker (in parallel with the stream's other batches), then
         commit in the stream's order, so a re-sent id counts as stored for
-        the earlier batch and as a duplicate for the later one."""
+        the earlier batch and as a duplicate for the later one. Just before
+        the commit, the probe is looked up in the registry again: a probe
+        revoked while its stream is open has none of its later batches
+        stored, and a move applies to the next batch."""
         loop = asyncio.get_running_loop()
         try:
-            outcome = await loop.run_in_executor(
-                self._readers, read_batch, raw, self._converter.raw_types, self._limits
-            )
+            try:
+                outcome = await loop.run_in_executor(
+                    self._readers, read_batch, raw, self._converter.raw_types, self._limits
+                )
+            except Exception:  # a read worker died (out of memory, killed)
+                log.exception("reading a batch of probe %s failed", probe.probe_id)
+                return _status(code_pb2.UNAVAILABLE, READ_FAILED)
             if previous is not None:
                 await previous.wait()
             if outcome.error is not None:
                 return _status(outcome.error.code, outcome.error.message, outcome.error.field)
-            batch = ReadBatch.from_outcome(outcome, probe.probe_id, datetime.now(UTC))
+            try:
+                current = await asyncio.to_thread(self._registry.identify_serial, probe.cert_serial)
+            except IdentityRefused as err:
+                log.warning("stream of %s ended: %s", probe.probe_id, err)
+                return _status(code_pb2.UNAUTHENTICATED, str(err))
+            batch = ReadBatch.from_outcome(outcome, current, datetime.now(UTC))
             pending = self._committer.submit(batch)
         finally:
             submitted.set()
         committed = await pending
+        _log_refused_claims(probe.probe_id, committed)
         return ingest_pb2.BatchAck(
             sequence=outcome.sequence,
             stored=committed.stored,
             duplicates=committed.duplicates,
             rejected=committed.rejections,
+        )
+
+
+def _log_refused_claims(probe_id: str, committed: CommitOutcome) -> None:
+    """Count, in the log, the results a probe sent claiming what only its
+    certificate and the registry decide (another probe, another ward)."""
+    denied = [r for r in committed.rejections if r.code == code_pb2.PERMISSION_DENIED]
+    if denied:
+        first = denied[0].bad_request.field_violations[0]
+        log.warning(
+            "probe %s: %d result(s) refused with PERMISSION_DENIED; first: %s %s",
+            probe_id,
+            len(denied),
+            first.field,
+            first.description,
         )
 
 
@@ -292,7 +395,7 @@ class Aggregator:
         self.committer.start()
         self.sync_probes()
 
-        ingest = grpc.aio.server(options=options)
+        ingest = grpc.aio.server(options=options, interceptors=[_InternalErrorsStayInside()])
         ingest.add_generic_rpc_handlers(
             (
                 IngestServicer(
@@ -308,7 +411,7 @@ class Aggregator:
             server_credentials(self.config.state_dir, require_client_auth=True),
         )
 
-        enrol = grpc.aio.server(options=options)
+        enrol = grpc.aio.server(options=options, interceptors=[_InternalErrorsStayInside()])
         enrolment_pb2_grpc.add_EnrolmentServicer_to_server(
             EnrolmentServicer(self.registry, self.ca, self.config.ingest_public_address), enrol
         )

@@ -11,9 +11,10 @@ import pytest
 
 from aggregator.batch_reader import RESULT_TABLES, IngestLimits, read_batch
 from aggregator.ingest import BatchConverter, ReadBatch
+from aggregator.registry import ProbeIdentity, SiteClass
 from aggregator.store import Store
 from aggregator.wards import can_tho_wards
-from tests.integration.conftest import throughput_result
+from tests.integration.conftest import NINH_KIEU, throughput_result
 from wardprobe.v1 import ingest_pb2, results_pb2
 
 
@@ -30,7 +31,8 @@ def _ingest(store: Store, results: list[results_pb2.Result]) -> list[ingest_pb2.
     raw = ingest_pb2.ResultBatch(sequence=1, results=results).SerializeToString()
     outcome = read_batch(raw, converter.raw_types, limits)
     assert outcome.error is None
-    checked = converter.check([ReadBatch.from_outcome(outcome, "wp-1", datetime.now(UTC))])
+    probe = ProbeIdentity("wp-1", NINH_KIEU, SiteClass.HOUSEHOLD)
+    checked = converter.check([ReadBatch.from_outcome(outcome, probe, datetime.now(UTC))])
     for table, rows in checked.tables.items():
         store.insert_results(table, rows)
     return checked.rejections[0]

@@ -52,7 +52,10 @@ class IngestServicer:
         Stream-level errors (the whole batch is unusable):
         INVALID_ARGUMENT   the batch could not be parsed, or has no sequence
         RESOURCE_EXHAUSTED the batch is larger than the limit (count or bytes)
-        UNAUTHENTICATED    the client certificate is revoked or unknown
+        UNAUTHENTICATED    the client certificate is revoked or unknown (checked
+        again for every batch of an open stream)
+        UNAVAILABLE        the store could not commit: send the batch again later
+        A field of ResultBatch this aggregator does not know is ignored.
         A bad result inside a good batch does not fail the stream: the ack
         lists it under `rejected` with the field and the reason.
         """

@@ -39,7 +39,10 @@ class IngestStub:
     Stream-level errors (the whole batch is unusable):
       INVALID_ARGUMENT   the batch could not be parsed, or has no sequence
       RESOURCE_EXHAUSTED the batch is larger than the limit (count or bytes)
-      UNAUTHENTICATED    the client certificate is revoked or unknown
+      UNAUTHENTICATED    the client certificate is revoked or unknown (checked
+                         again for every batch of an open stream)
+      UNAVAILABLE        the store could not commit: send the batch again later
+    A field of ResultBatch this aggregator does not know is ignored.
     A bad result inside a good batch does not fail the stream: the ack
     lists it under `rejected` with the field and the reason.
     """
@@ -55,7 +58,10 @@ class IngestAsyncStub(IngestStub):
     Stream-level errors (the whole batch is unusable):
       INVALID_ARGUMENT   the batch could not be parsed, or has no sequence
       RESOURCE_EXHAUSTED the batch is larger than the limit (count or bytes)
-      UNAUTHENTICATED    the client certificate is revoked or unknown
+      UNAUTHENTICATED    the client certificate is revoked or unknown (checked
+                         again for every batch of an open stream)
+      UNAVAILABLE        the store could not commit: send the batch again later
+    A field of ResultBatch this aggregator does not know is ignored.
     A bad result inside a good batch does not fail the stream: the ack
     lists it under `rejected` with the field and the reason.
     """
@@ -74,7 +80,10 @@ class IngestServicer(metaclass=_abc_1.ABCMeta):
         Stream-level errors (the whole batch is unusable):
           INVALID_ARGUMENT   the batch could not be parsed, or has no sequence
           RESOURCE_EXHAUSTED the batch is larger than the limit (count or bytes)
-          UNAUTHENTICATED    the client certificate is revoked or unknown
+          UNAUTHENTICATED    the client certificate is revoked or unknown (checked
+                             again for every batch of an open stream)
+          UNAVAILABLE        the store could not commit: send the batch again later
+        A field of ResultBatch this aggregator does not know is ignored.
         A bad result inside a good batch does not fail the stream: the ack
         lists it under `rejected` with the field and the reason.
         """
