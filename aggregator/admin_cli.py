@@ -6,7 +6,7 @@ Three typer sub-apps that the aggregator's main CLI mounts:
     token  create
     probe  list | revoke | move | set-isp | set-plan
 
-Ward names come from `aggregator.wards.ward_name` unless the caller puts an
+Ward names come from `analysis.wards.ward_name` unless the caller puts an
 `AdminContext` with its own lookup in typer's context object (tests do).
 """
 
@@ -84,7 +84,7 @@ def _ward_lookup(ctx: typer.Context) -> WardLookup:
         return ctx.obj.ward_lookup
     # Imported when a command needs ward names, so the CA commands do not
     # load the administrative-units data.
-    from aggregator.wards import ward_name
+    from analysis.wards import ward_name
 
     return ward_name
 

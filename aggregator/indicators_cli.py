@@ -77,7 +77,6 @@ def indicators(
     Exits 2 on a bad option or a store that is missing or cannot be read."""
     import duckdb
 
-    from aggregator.wards import ward_name
     from analysis.indicators import (
         GROUPINGS,
         StoreTooOld,
@@ -85,6 +84,7 @@ def indicators(
         open_store,
         parse_period,
     )
+    from analysis.wards import ward_name
 
     try:
         parsed = parse_period(period)
@@ -277,7 +277,7 @@ def _yes(value: bool | None) -> str:
 def baseline_import(
     file: Annotated[
         Path,
-        typer.Argument(help="CSV file (see aggregator/baseline.py).", exists=True, dir_okay=False),
+        typer.Argument(help="CSV file (see analysis/baseline.py).", exists=True, dir_okay=False),
     ],
     config: ConfigOption = None,
     store: Annotated[
@@ -291,9 +291,9 @@ def baseline_import(
     line (nothing is imported), 2 when the file or the store cannot be used."""
     import duckdb
 
-    from aggregator.baseline import BaselineError, import_rows, read_csv
     from aggregator.store import Store
-    from aggregator.wards import can_tho_wards
+    from analysis.baseline import BaselineError, import_rows, read_csv
+    from analysis.wards import can_tho_wards
 
     try:
         rows = read_csv(file, can_tho_wards())

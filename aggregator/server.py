@@ -46,7 +46,7 @@ from aggregator.registry import (
 from aggregator.rich_status import abort, bad_request, rich_status
 from aggregator.snapshot import snapshot_loop
 from aggregator.store import ProbeRow, Store
-from aggregator.wards import can_tho_wards, ward_name
+from analysis.wards import can_tho_wards, ward_name
 from wardprobe.slots import assign_slot
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, ingest_pb2
 

@@ -93,7 +93,7 @@ def city_spec(
     and 5 mobile probes a ward, every tenth ward an industrial zone, gigabit,
     5G and IPv6 shares that vary from ward to ward (known, so the indicators
     can be checked against them)."""
-    from aggregator.wards import can_tho_wards
+    from analysis.wards import can_tho_wards
 
     wards = tuple(
         WardSpec(

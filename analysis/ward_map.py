@@ -18,8 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from aggregator.wards import WardInfo, can_tho_wards
 from analysis.summary import WardSummary, ward_summary
+from analysis.wards import WardInfo, can_tho_wards
 
 # Download colour classes, Mb/s (lower bound inclusive), light to dark.
 _DOWNLOAD_CLASSES = (

@@ -85,7 +85,7 @@ def ratio_figures(ctx: Context, current: list[Unit]) -> tuple[list[Figure], str]
     The baseline is the same statistic over 2024's measurements in the store
     when they clear the floor, otherwise an imported baseline row for the
     scope (its statistic, mean or median, is then used for both)."""
-    from aggregator.baseline import imported_baselines
+    from analysis.baseline import imported_baselines
 
     calc = ctx.calc
     set_days(ctx.con, parse_period(str(k.BASELINE_YEAR)), ctx.synthetic)

@@ -13,7 +13,7 @@ from aggregator.batch_reader import RESULT_TABLES, IngestLimits, read_batch
 from aggregator.ingest import BatchConverter, ReadBatch
 from aggregator.registry import ProbeIdentity, SiteClass
 from aggregator.store import Store
-from aggregator.wards import can_tho_wards
+from analysis.wards import can_tho_wards
 from tests.integration.conftest import NINH_KIEU, throughput_result
 from wardprobe.v1 import ingest_pb2, results_pb2
 

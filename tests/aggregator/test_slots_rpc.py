@@ -17,7 +17,7 @@ from aggregator.config import AggregatorConfig, ReferenceServerConfig
 from aggregator.enrolment_service import EnrolmentServicer
 from aggregator.registry import ProbeRegistry, SiteClass
 from aggregator.server import ProbeConfigServicer
-from aggregator.wards import ward_name
+from analysis.wards import ward_name
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc
 
 NINH_KIEU = 31135

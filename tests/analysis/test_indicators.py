@@ -19,8 +19,8 @@ import duckdb
 import numpy as np
 import pytest
 
-from aggregator.baseline import BaselineRow, import_rows
 from aggregator.store import Store
+from analysis.baseline import BaselineRow, import_rows
 from analysis.indicators import (
     FIXED_ISP_UNKNOWN,
     Figure,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from aggregator.store import ProbeRow, Store
-from aggregator.wards import can_tho_wards
 from analysis.ward_map import boundaries, reconcile, write_ward_map
+from analysis.wards import can_tho_wards
 
 THOT_NOT = 31212  # registry code; the boundary file still has 31207 for it
 THUAN_HUNG = 31207  # registry code; the boundary file has 31228 for it
