@@ -1,7 +1,7 @@
 """A cellular modem on a pseudo-terminal, answering AT commands as Quectel
 modules do, for the tests and the demo.
 
-The agent's AT backend (agent/cellular/at.py) opens the emulator's port
+The agent's AT backend (agent/cellular/at.py, its port in at_port.py) opens the emulator's port
 exactly as it opens a real /dev/ttyUSB2: through pyserial, by a stable link
 like /dev/serial/by-id/... (here a symlink the emulator keeps pointing at its
 current /dev/pts/N). Answers follow the modules' AT manuals (Quectel

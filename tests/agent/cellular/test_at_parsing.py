@@ -1,11 +1,18 @@
-"""AT response parsing, on the response forms of Quectel's manuals and on
-lines real modems printed (sources beside each case)."""
+"""AT response parsing (agent/cellular/at_parse.py), on the response forms
+of Quectel's manuals and on lines real modems printed (sources beside each
+case): text in, typed values out, no serial port."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from agent.cellular.at import (
+from agent.cellular.at_parse import (
+    AtResponse,
+    band_number,
+    best_registration,
     parse_ati,
     parse_cops,
     parse_csq,
@@ -13,9 +20,11 @@ from agent.cellular.at import (
     parse_qnwinfo,
     parse_reg,
     read_regs,
+    sim_problem,
 )
 from agent.cellular.observe import (
     AccessTech,
+    ProblemKind,
     RadioObservation,
     Registration,
     SinrConversion,
@@ -331,3 +340,53 @@ def test_a_modem_not_registered_has_no_operator() -> None:
     obs = as_recorded(camped)
     assert (obs.access_tech, obs.mcc_mnc, obs.operator_name) == (AccessTech.NONE, "", "")
     assert obs.band == 3
+
+
+def test_the_parsers_load_without_the_serial_library() -> None:
+    # The parsers are text in, values out: importing them opens no port and
+    # pulls in no pyserial (a fresh interpreter, so other tests' imports do not count).
+    code = "import sys, agent.cellular.at_parse; print('serial' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("lines", "final", "kind"),
+    [
+        (["+CPIN: SIM PIN"], "OK", ProblemKind.SIM_LOCKED),
+        (["+CPIN: SIM PUK"], "OK", ProblemKind.SIM_LOCKED),
+        (["+CPIN: NOT READY"], "OK", ProblemKind.SIM_MISSING),
+        ([], "+CME ERROR: 10", ProblemKind.SIM_MISSING),
+        ([], "+CME ERROR: SIM not inserted", ProblemKind.SIM_MISSING),
+        ([], "+CME ERROR: 11", ProblemKind.SIM_LOCKED),
+        ([], "+CME ERROR: 13", ProblemKind.SIM_MISSING),
+        ([], "ERROR", ProblemKind.MODEM_FAILED),
+    ],
+)
+def test_sim_problem_from_cpin(lines: list[str], final: str, kind: ProblemKind) -> None:
+    # TS 27.007 §8.3 (+CPIN: <code>) and §9.2.1 (+CME ERROR, numeric and verbose).
+    problem = sim_problem(AtResponse(lines, final))
+    assert problem is not None
+    assert problem[0] is kind
+    # The reason shows what the modem said, for the person reading the status.
+    assert (lines[0].removeprefix("+CPIN: ") if lines else final) in problem[1]
+
+
+def test_a_ready_sim_is_no_problem() -> None:
+    assert sim_problem(AtResponse(["+CPIN: READY"], "OK")) is None
+
+
+def test_registered_on_any_domain_counts() -> None:
+    # +C5GREG searching, +CEREG home, +CREG not registered: registered (EPS).
+    states = [Registration.SEARCHING, Registration.HOME, Registration.NOT_REGISTERED]
+    assert best_registration(states) is Registration.HOME
+    assert (
+        best_registration([Registration.DENIED, Registration.SEARCHING]) is Registration.SEARCHING
+    )
+    assert best_registration([]) is Registration.UNKNOWN
+
+
+def test_band_number_of_a_qnwinfo_band() -> None:
+    assert band_number("NR5G BAND 78") == 78
+    assert band_number("LTE BAND 3") == 3
+    assert band_number("") is None

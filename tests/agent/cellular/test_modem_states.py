@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.cellular.at import AtPort
+from agent.cellular.at_port import AtPort
 from agent.cellular.observe import AccessTech, ModemSettings, SinrConversion
 from agent.clock import ClockState
 from agent.measurements import run_measurement
