@@ -11,12 +11,14 @@ Backends are cheap to build and hold nothing open between observations:
 the serial port or `mmcli` is opened for each observation, so a modem that
 was unplugged or re-enumerated (a new /dev/ttyUSBn behind the same
 /dev/serial/by-id link, a new ModemManager index) is found again by itself.
+
+The backends (`at.py`, `mmcli.py`) import this module and this module
+imports neither; `backends.py` picks one from `ModemSettings`.
 """
 
 from __future__ import annotations
 
 import enum
-import shutil
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -188,41 +190,3 @@ class ModemSettings:
     mmcli_command: str = "mmcli"
     at_timeout_s: float = 3.0  # per AT command
     mmcli_timeout_s: float = 10.0  # per mmcli call
-
-
-def make_backend(settings: ModemSettings) -> ModemBackend:
-    """The backend `settings` asks for. `auto` takes ModemManager when its
-    `mmcli` is installed (it then owns the modem's ports: talking AT beside
-    it would race its own AT traffic), else the serial port."""
-    from agent.cellular.at import AtBackend
-    from agent.cellular.mmcli import MmcliBackend
-
-    if settings.backend == "at":
-        return AtBackend(settings.serial_port, settings.at_timeout_s)
-    if settings.backend == "modemmanager":
-        return MmcliBackend(
-            settings.mmcli_command, settings.modemmanager_index, settings.mmcli_timeout_s
-        )
-    if settings.backend != "auto":
-        raise ValueError(f"unknown modem backend {settings.backend!r}")
-    if shutil.which(settings.mmcli_command) is not None and not settings.serial_port:
-        return MmcliBackend(
-            settings.mmcli_command, settings.modemmanager_index, settings.mmcli_timeout_s
-        )
-    if settings.serial_port:
-        return AtBackend(settings.serial_port, settings.at_timeout_s)
-    return _Unconfigured()
-
-
-@dataclass
-class _Unconfigured:
-    """auto with neither ModemManager nor a serial port: says so at each observation."""
-
-    name: str = "auto"
-
-    def observe(self) -> RadioObservation:
-        raise ModemProblem(
-            ProblemKind.NOT_CONFIGURED,
-            "no modem to observe: ModemManager (mmcli) is not installed and [modem] "
-            "serial_port is empty in agent.toml",
-        )

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
+from agent.cellular.backends import make_backend
 from agent.cellular.observe import (
     AccessTech,
     ModemProblem,
@@ -26,7 +27,6 @@ from agent.cellular.observe import (
     ProblemKind,
     RadioFigures,
     RadioObservation,
-    make_backend,
 )
 from agent.measurements.base import (
     MeasurementContext,
