@@ -17,6 +17,32 @@ from tests.agent.measurements.services import network_namespace, running_iperf3_
 
 SERVER_ADDRESS = "198.18.100.1"
 
+# Python source for code run inside the probe namespace: `settled()` reads the
+# uplinks' byte counters, {(device, "rx" | "tx"): bytes}, once they are quiet.
+# A finished transfer's bytes still in socket buffers and queues drain after
+# it; counted after that, each run's bytes are its own. Which line carried a
+# test's bytes is then a count, not a rate this machine has to reach.
+LINE_COUNTERS = """
+import pathlib, time
+def _counters():
+    return {(d.name, k): int((d / 'statistics' / f'{k}_bytes').read_text())
+            for d in pathlib.Path('/sys/class/net').iterdir()
+            if d.name.startswith('up') for k in ('rx', 'tx')}
+def settled():
+    last = _counters()
+    while True:
+        time.sleep(0.2)
+        now = _counters()
+        if now == last:
+            return now
+        last = now
+def line_bytes(before, after):
+    moved = {}
+    for (device, way), count in after.items():
+        moved.setdefault(device, {})[way] = count - before[(device, way)]
+    return moved
+"""
+
 
 @dataclass(frozen=True)
 class Uplink:

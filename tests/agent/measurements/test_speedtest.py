@@ -31,7 +31,12 @@ from agent.measurements.base import ReasonKind, Status
 from agent.measurements.speedtest import SpeedtestParams, mini_urls, parse_config, run
 from agent.measurements.throughput import Direction, ThroughputResult
 from aggregator.speedtest_mini import SpeedtestMini, SpeedtestMiniConfig, config_xml, file_bytes
-from tests.agent.measurements.netns_links import SERVER_ADDRESS, Uplink, probe_and_server
+from tests.agent.measurements.netns_links import (
+    LINE_COUNTERS,
+    SERVER_ADDRESS,
+    Uplink,
+    probe_and_server,
+)
 from tests.agent.measurements.services import (
     REPO_ROOT,
     namespace_unavailable_reason,
@@ -266,24 +271,10 @@ def _speedtests_in(netns: str, runs: str) -> list[dict[str, Any]]:
     each (direction, interface) pair in the Python expression `runs`; each
     result with `line_bytes`: what each uplink (up0, up1, ...) received ("rx")
     and sent ("tx") while it ran, from the interfaces' counters."""
-    code = (
-        "import dataclasses, json, pathlib, time\n"
+    code = LINE_COUNTERS + (
+        "import dataclasses, json\n"
         "from agent.measurements.speedtest import SpeedtestParams, mini_urls, run\n"
         "from agent.measurements.throughput import Direction\n"
-        "def counters():\n"
-        "    return {(d.name, k): int((d / 'statistics' / f'{k}_bytes').read_text())\n"
-        "            for d in pathlib.Path('/sys/class/net').iterdir()\n"
-        "            if d.name.startswith('up') for k in ('rx', 'tx')}\n"
-        # A finished transfer's bytes still in socket buffers and queues drain
-        # after it: counted once the lines are quiet, each run's are its own.
-        "def settled():\n"
-        "    last = counters()\n"
-        "    while True:\n"
-        "        time.sleep(0.2)\n"
-        "        now = counters()\n"
-        "        if now == last:\n"
-        "            return now\n"
-        "        last = now\n"
         f"c, s = mini_urls({SERVER_ADDRESS!r}, 8080)\n"
         "out = []\n"
         f"for d, i in {runs}:\n"
@@ -291,10 +282,7 @@ def _speedtests_in(netns: str, runs: str) -> list[dict[str, Any]]:
         # Only a guard against a hang: the mini's 3-s test length ends each transfer.
         "    r = dataclasses.asdict(run(SpeedtestParams(config_url=c, server_url=s,\n"
         "        direction=d, timeout_s=60, interface=i)))\n"
-        "    after = settled()\n"
-        "    r['line_bytes'] = {}\n"
-        "    for (name, k), n in after.items():\n"
-        "        r['line_bytes'].setdefault(name, {})[k] = n - before[(name, k)]\n"
+        "    r['line_bytes'] = line_bytes(before, settled())\n"
         "    out.append(r)\n"
         "print(json.dumps(out, default=str))\n"
     )

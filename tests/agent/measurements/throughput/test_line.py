@@ -1,5 +1,10 @@
 """Throughput on real lines: what a result records about its line, caps, both
-directions, busy ports, the pre-test check, interface binding and loaded latency."""
+directions, busy ports, the pre-test check, interface binding and loaded latency.
+
+No outcome here rests on this machine's speed: durations are libiperf's
+timer or a shaped line's, which line carried a test is read from the
+interfaces' byte counters, and a background load is running (its client
+has reported) before the check that should see it."""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,7 @@ from agent.measurements.base import ReasonKind, Status
 from agent.measurements.throughput import Direction, ThroughputParams, run, run_both
 from agent.preflight import DEFERRED_PREFIX, PreflightLimits, check_line
 from tests.agent.measurements.netns_links import (
+    LINE_COUNTERS,
     SERVER_ADDRESS,
     Uplink,
     iperf3_in,
@@ -29,6 +34,7 @@ from tests.agent.measurements.services import (
     python_in_namespace,
 )
 from tests.agent.measurements.throughput.helpers import needs_iperf3
+from wardprobe import validity
 
 _NETNS_REASON = namespace_unavailable_reason()
 needs_netns = pytest.mark.skipif(bool(_NETNS_REASON), reason=_NETNS_REASON or "-")
@@ -49,16 +55,20 @@ def loopback(direction: Direction = Direction.DOWNLOAD, **overrides: Any) -> Thr
 
 
 def run_in_namespace(netns: str, **params: Any) -> dict[str, Any]:
-    """Run the agent's throughput test inside `netns`; the result as a dict."""
-    code = (
+    """Run the agent's throughput test inside `netns`; the result as a dict,
+    with `line_bytes`: what each uplink (up0, up1, ...) received ("rx") and
+    sent ("tx") for it, from the interfaces' counters."""
+    code = LINE_COUNTERS + (
         "import dataclasses, json\n"
         "from agent.measurements.throughput import Direction, ThroughputParams, run\n"
         "from agent.preflight import PreflightLimits\n"
         f"p = json.loads({json.dumps(json.dumps(params))})\n"
         "p['direction'] = Direction(p['direction']); p['ports'] = tuple(p['ports'])\n"
         "if p.get('preflight') is not None: p['preflight'] = PreflightLimits(**p['preflight'])\n"
-        "r = run(ThroughputParams(**p))\n"
-        "print(json.dumps(dataclasses.asdict(r), default=str))\n"
+        "before = settled()\n"
+        "r = dataclasses.asdict(run(ThroughputParams(**p)))\n"
+        "r['line_bytes'] = line_bytes(before, settled())\n"
+        "print(json.dumps(r, default=str))\n"
     )
     result: dict[str, Any] = python_in_namespace(netns, code, timeout_s=90)
     return result
@@ -86,23 +96,35 @@ def test_result_records_the_line_and_the_method() -> None:
 
 
 @needs_iperf3
+@needs_netns
 def test_bytes_cap_ends_the_test() -> None:
-    cap = 30_000_000
-    with iperf3_server() as port:
-        result = run(
-            loopback(Direction.UPLOAD, ports=(port,), duration_s=20, omit_s=0, bytes_cap=cap)
+    """20 MB on a 40 Mb/s line: the line makes it take seconds, and the 120-s
+    duration would have moved thirty times the cap."""
+    cap = 20_000_000
+    with (
+        probe_and_server([Uplink(up_mbps=40)]) as lines,
+        iperf3_in(lines.server) as port,
+    ):
+        result = run_in_namespace(
+            lines.probe,
+            server_host=SERVER_ADDRESS,
+            ports=[port],
+            direction="upload",
+            duration_s=120,
+            omit_s=0,
+            bytes_cap=cap,
+            timeout_s=240.0,
         )
-    # A loopback moves 30 MB in a fraction of a second: the validity rule's
-    # floor on the duration rejects the transfer, and says why.
-    assert result.status is Status.FAILED
-    assert result.status_reason_kind is ReasonKind.INVALID_TRANSFER
-    assert result.status_reason.startswith("invalid transfer: measured over")
-    assert result.bytes_transferred is not None
     # libiperf stops sending once the cap is passed (the server counts what had
-    # arrived when the test ended, which can be less): never much more than the cap,
-    # and the 20 s duration did not apply.
-    assert 0 < result.bytes_transferred <= 1.1 * cap
-    assert result.measured_s is not None and result.measured_s < 10
+    # arrived when the test ended: less by what the sender's buffers still
+    # held): never much more than the cap, and what the line carried agrees.
+    assert 0.5 * cap < result["bytes_transferred"] <= 1.1 * cap
+    assert result["line_bytes"]["up0"]["tx"] <= 1.2 * cap
+    # What arrived crossed a 40 Mb/s line: that took longer than the validity
+    # rule's floor however fast this machine is, so the test counts.
+    least_s = result["bytes_transferred"] * 8 / 40e6
+    assert result["measured_s"] >= least_s > validity.MIN_MEASURED_S
+    assert result["status"] == "ok", result["status_reason"]
 
 
 @needs_iperf3
@@ -133,7 +155,9 @@ def test_sixty_seconds_eight_streams_both_ways_returns() -> None:
         )
     for result in (down, up):
         assert result.status is Status.OK, result.status_reason
-        assert result.measured_s == pytest.approx(60.0, abs=1.0)
+        # The whole minute was measured (libiperf's timer ends it; a busy
+        # machine only reports it later, within the test's 120-s limit).
+        assert result.measured_s is not None and 59.9 <= result.measured_s <= 120.0
         assert result.method.streams == 8
 
 
@@ -175,31 +199,33 @@ def test_quiet_line_is_not_deferred_and_busy_line_is() -> None:
         assert quiet[0] is not None and quiet[0] < 25_000
         assert quiet[1] == ""
         # The household streams at 2 Mb/s (250,000 B/s) while the probe wants to test.
-        subprocess.run(
-            ["ip", "netns", "exec", netns, "iperf3", "-s", "-D", "-p", "5301", "-1"], check=True
-        )
-        time.sleep(0.3)
-        stream = subprocess.Popen(
-            ["ip", "netns", "exec", netns, "iperf3", "-c", "127.0.0.1", "-p", "5301",
-             "-b", "2M", "-t", "8"],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            time.sleep(1.0)
-            result = run_in_namespace(
-                netns,
-                server_host="127.0.0.1",
-                ports=[5201],
-                direction="download",
-                duration_s=2,
-                omit_s=0,
-                timeout_s=20.0,
-                interface="lo",
-                preflight={"max_cpu_load_pct": None},
-            )
-        finally:
-            stream.kill()
-            stream.wait()
+        with iperf3_in(netns, 5301):
+            stream = subprocess.Popen(
+                ["ip", "netns", "exec", netns, "iperf3", "-c", "127.0.0.1", "-p", "5301",
+                 "-b", "2M", "-t", "120", "--forceflush"],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            try:
+                # Its first one-second report: the stream runs, and keeps
+                # running until killed, whenever this machine gets to the check.
+                assert stream.stdout is not None
+                for line in stream.stdout:
+                    if "sec" in line and "Bytes" in line:
+                        break
+                result = run_in_namespace(
+                    netns,
+                    server_host="127.0.0.1",
+                    ports=[5201],
+                    direction="download",
+                    duration_s=2,
+                    omit_s=0,
+                    timeout_s=20.0,
+                    interface="lo",
+                    preflight={"max_cpu_load_pct": None},
+                )
+            finally:
+                stream.kill()
+                stream.wait()
     assert result["status"] == "skipped"
     assert result["status_reason_kind"] == ReasonKind.DEFERRED
     assert result["status_reason"].startswith(DEFERRED_PREFIX)
@@ -211,11 +237,18 @@ def test_quiet_line_is_not_deferred_and_busy_line_is() -> None:
 
 def test_busy_cpu_defers() -> None:
     burners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        subprocess.Popen(
+            [sys.executable, "-c", "print('burning', flush=True)\nwhile True: pass"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(os.cpu_count() or 1)
     ]
     try:
-        time.sleep(0.2)
+        # Every burner spins before the check's window opens, however long
+        # this machine took to start them.
+        for burner in burners:
+            assert burner.stdout is not None and burner.stdout.readline() == "burning\n"
         reading = check_line("", PreflightLimits(max_cross_traffic_bytes_per_s=None))
     finally:
         for burner in burners:
@@ -250,7 +283,14 @@ def test_binding_picks_the_uplink_whatever_the_default_route() -> None:
     assert unbound["status"] == mobile["status"] == "ok", (unbound, mobile)
     assert unbound["interface"] == "up0" and unbound["local_address"] == lines.probe_address(0)
     assert mobile["interface"] == "up1" and mobile["local_address"] == lines.probe_address(1)
-    assert mobile["mbps"] < 8.5 < 20 < unbound["mbps"]
+    # The counters show which line carried each download: bound, the modem's
+    # only; unbound, the default route's. And nothing through the 8 Mb/s line
+    # reads faster than it (tbf counts frames: payload below the rate).
+    for result, used, other in ((mobile, "up1", "up0"), (unbound, "up0", "up1")):
+        received = result["line_bytes"]
+        assert received[used]["rx"] >= result["bytes_transferred"], result
+        assert received[other]["rx"] < result["bytes_transferred"] / 20, result
+    assert 0 < mobile["mbps"] < 8.5
     assert mobile["link_speed_mbps"] == 10_000  # what veth reports
     assert mobile["mtu"] == 1500
 
@@ -274,7 +314,8 @@ def test_loaded_latency_shows_the_deep_queue() -> None:
             timeout_s=30.0,
         )
     assert result["status"] == "ok", result["status_reason"]
-    assert result["idle_rtt_median_ms"] < 5
+    # Idle: measured before the download, with the queue empty (far below its 300 ms).
+    assert 0 < result["idle_rtt_median_ms"] < 300 / 2
     # The queue holds up to 300 ms at line rate; TCP keeps most of it full.
     assert result["loaded_rtt_median_ms"] > result["idle_rtt_median_ms"] + 50
     assert result["loaded_rtt_p95_ms"] >= result["loaded_rtt_median_ms"]
