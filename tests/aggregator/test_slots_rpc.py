@@ -20,6 +20,10 @@ from aggregator.server import ProbeConfigServicer
 from analysis.wards import ward_name
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc
 
+# Deadlines of calls that succeed: guards against a hang, far beyond what any
+# call takes, so that no test fails because this machine is busy.
+RPC_GUARD_S = 60.0
+
 NINH_KIEU = 31135
 PORTS = [5201, 5202]
 
@@ -57,14 +61,14 @@ async def test_the_config_rpc_hands_out_slots(tmp_path: Path) -> None:
             )
             await asyncio.to_thread(
                 enrol, f"127.0.0.1:{enrol_port}", token, probe_dir, f"pi-{index}", "0.1.0",
-                timeout_s=5.0,
+                timeout_s=RPC_GUARD_S,
             )  # fmt: skip
             async with grpc.aio.secure_channel(
                 f"127.0.0.1:{ingest_port}", channel_credentials(probe_dir)
             ) as channel:
                 configs.append(
                     await enrolment_pb2_grpc.ProbeConfigStub(channel).GetConfig(
-                        enrolment_pb2.ConfigRequest(agent_version="0.1.0"), timeout=5
+                        enrolment_pb2.ConfigRequest(agent_version="0.1.0"), timeout=RPC_GUARD_S
                     )
                 )
         # Ask again once all five are enrolled: the slots are those of five probes.
@@ -75,7 +79,7 @@ async def test_the_config_rpc_hands_out_slots(tmp_path: Path) -> None:
             ) as channel:
                 final.append(
                     await enrolment_pb2_grpc.ProbeConfigStub(channel).GetConfig(
-                        enrolment_pb2.ConfigRequest(agent_version="0.1.0"), timeout=5
+                        enrolment_pb2.ConfigRequest(agent_version="0.1.0"), timeout=RPC_GUARD_S
                     )
                 )
     finally:

@@ -111,9 +111,10 @@ def test_ten_probes_at_once_do_not_report_a_tenth_of_the_uplink() -> None:
     refused = [r for r in results if r["status"] != "ok"]
     assert ok, json.dumps(results)[:2000]
     # Each figure is the whole uplink (tbf's payload ceiling is 0.956 x the rate),
-    # never a share of it.
+    # never a share of it: a tenth would be 4 Mb/s; more than half is the line
+    # alone (the bar is low so that a busy machine cannot fail it).
     for result in ok:
-        assert result["mbps"] > 0.8 * UPLINK_MBPS, result
+        assert UPLINK_MBPS / 2 < result["mbps"] <= UPLINK_MBPS, result
     # A probe that never got a turn says the server was busy; it has no figure.
     for result in refused:
         assert "busy" in result["status_reason"] and result["mbps"] is None, result
