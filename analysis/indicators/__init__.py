@@ -36,7 +36,13 @@ from analysis.indicators.context import (
     FIXED_ISP_UNKNOWN,
     fixed_line_group,
 )
-from analysis.indicators.figures import GROUPINGS, Figure, Grouping, TargetResult
+from analysis.indicators.figures import (
+    GROUPINGS,
+    Figure,
+    Grouping,
+    ProbeValues,
+    TargetResult,
+)
 from analysis.indicators.fixed import gigabit_capable
 from analysis.indicators.intervals import bootstrap_interval, sample_mean_interval, wilson
 from analysis.indicators.mobile import BY_TECH_NOTE
@@ -58,6 +64,7 @@ __all__ = [
     "Grouping",
     "IndicatorReport",
     "Period",
+    "ProbeValues",
     "StoreTooOld",
     "TargetResult",
     "ZoneSite",

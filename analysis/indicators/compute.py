@@ -8,7 +8,7 @@ module for its figures, in the order the report lists them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -25,7 +25,7 @@ from analysis.indicators import (
     zones,
 )
 from analysis.indicators.context import Context
-from analysis.indicators.figures import Calc, Figure, Grouping
+from analysis.indicators.figures import Calc, Figure, Grouping, ProbeValues
 from analysis.indicators.zones import ZoneSite
 from analysis.periods import Period, set_days
 from analysis.rollups import has_rollups, refresh_rollups, rollups_fit
@@ -43,6 +43,8 @@ class IndicatorReport:
     exclusions: list[tuple[str, str, int]]  # (table, reason, results)
     zone_sites: list[ZoneSite]
     baseline: str
+    # Each figure's per-probe values, when asked for (keep_probe_values).
+    probe_values: list[ProbeValues] = field(default_factory=list)
 
 
 def open_store(path: Path | str) -> duckdb.DuckDBPyConnection:
@@ -71,15 +73,18 @@ def compute_indicators(
     by: Grouping | None = None,
     synthetic: bool = False,
     seed: int = 20260101,
+    keep_probe_values: bool = False,
 ) -> IndicatorReport:
     """Every indicator of DESIGN.md for a period, for the city and each ward
     (or one ward), optionally grouped by operator, access technology or site
     class. `synthetic` selects the synthetic generator's rows instead of
     the probes'. The bootstrap is seeded: the same data gives the same
-    intervals."""
+    intervals. `keep_probe_values` keeps every figure's per-probe values in
+    the report (for analysis/sampling.py's sample sizes)."""
     prepare(con)
     set_days(con, period, synthetic)
-    ctx = Context.load(con, period, Calc(ward, by, seed), synthetic=synthetic)
+    spread: list[ProbeValues] | None = [] if keep_probe_values else None
+    ctx = Context.load(con, period, Calc(ward, by, seed, spread), synthetic=synthetic)
     mobile_figures, baseline = mobile.figures(ctx)
     zone_sites = zones.sites(ctx)
     figures = [
@@ -101,6 +106,7 @@ def compute_indicators(
         exclusions=exclusions(con, ward),
         zone_sites=zone_sites,
         baseline=baseline,
+        probe_values=spread or [],
     )
 
 

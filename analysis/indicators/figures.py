@@ -29,6 +29,7 @@ from analysis.indicators.intervals import (
 Grouping = Literal["operator", "access_tech", "site_class"]
 GROUPINGS: tuple[Grouping, ...] = ("operator", "access_tech", "site_class")
 INSUFFICIENT = "insufficient data"
+Statistic = Literal["mean", "median", "share", "sample_mean", "ratio"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,29 @@ class Figure:
     status: str  # "ok" or "insufficient data"
     targets: tuple[TargetResult, ...] = ()
     note: str = ""
+
+
+@dataclass(frozen=True)
+class ProbeValues:
+    """The per-probe values behind one figure (limited probes left out), kept
+    when compute_indicators is asked for them: the between-probe spread that
+    analysis/sampling.py estimates sample sizes from.
+
+    statistic: how the figure combines them: "mean" or "median" of the
+    values, "share" of values >= 0.5, "sample_mean" (a national reference:
+    each value is a probe's mean over its samples, the figure weighs them
+    by `tests`), or "ratio": the mean of the values over the mean of
+    `baseline`, the 2024 probes' values (the ratio to a baseline measured
+    in the store). Against an imported baseline, the ratio's values are
+    each probe's figure over it, "mean" or "median" as the import says."""
+
+    indicator: str
+    scope: str
+    group: str | None
+    statistic: Statistic
+    values: tuple[float, ...]
+    tests: tuple[int, ...]
+    baseline: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +142,26 @@ class Calc:
     ward: int | None
     by: Grouping | None
     seed: int
+    # Where the figures' per-probe values are collected (None: not kept).
+    spread: list[ProbeValues] | None = None
+
+    def keep(
+        self,
+        name: str,
+        scope: str,
+        group: str | None,
+        statistic: Statistic,
+        values: Iterable[float],
+        tests: Iterable[int],
+        baseline: Iterable[float] = (),
+    ) -> None:
+        """Record one figure's per-probe values, when they are being kept."""
+        if self.spread is not None:
+            self.spread.append(
+                ProbeValues(
+                    name, scope, group, statistic, tuple(values), tuple(tests), tuple(baseline)
+                )
+            )
 
     def scopes(self, units: Iterable[Unit]) -> Scoped:
         """Units by (scope, group): the city and each ward (or the one ward asked for)."""
@@ -175,6 +219,7 @@ class Calc:
                     [values], mean if statistic == "mean" else median, self.seed
                 )
             shown = point if cleared else None
+            self.keep(name, scope, group, statistic, values, (u.tests for u in used))
             figures.append(
                 Figure(
                     indicator=name,
@@ -227,6 +272,7 @@ class Calc:
             share = yes / len(used) if used else None
             low, high = wilson(yes, len(used)) if cleared else (None, None)
             shown = share if cleared else None
+            self.keep(name, scope, group, "share", (u.value for u in used), (u.tests for u in used))
             figures.append(
                 Figure(
                     indicator=name,
@@ -286,6 +332,7 @@ class Calc:
             probe_means = [t / n for t, n in members]
             low, high = sample_mean_interval(sums, counts, self.seed) if cleared else (None, None)
             shown = value if cleared else None
+            self.keep(name, scope, group, "sample_mean", probe_means, counts)
             figures.append(
                 Figure(
                     indicator=name,

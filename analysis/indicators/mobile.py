@@ -122,6 +122,15 @@ def ratio_figures(ctx: Context, current: list[Unit]) -> tuple[list[Figure], str]
             if enough_now:
                 value = float(np.mean(values) / np.mean(base_values))
                 low, high = bootstrap_interval([values, base_values], ratio_of_means, calc.seed)
+                calc.keep(
+                    "mobile_download_ratio",
+                    scope,
+                    group,
+                    "ratio",
+                    values,
+                    (u.tests for u in members),
+                    base_values,
+                )
         elif group is None and (row := imported.get(scope)) is not None:
             source = (
                 f"imported {k.BASELINE_YEAR} {row.statistic} {row.value_mbps:g} Mb/s "
@@ -130,6 +139,14 @@ def ratio_figures(ctx: Context, current: list[Unit]) -> tuple[list[Figure], str]
             if enough_now:
                 fn = np.mean if row.statistic == "mean" else np.median
                 value = float(fn(values)) / row.value_mbps
+                calc.keep(
+                    "mobile_download_ratio",
+                    scope,
+                    group,
+                    "mean" if row.statistic == "mean" else "median",
+                    (v / row.value_mbps for v in values),
+                    (u.tests for u in members),
+                )
                 low_now, high_now = bootstrap_interval(
                     [values], mean if row.statistic == "mean" else median, calc.seed
                 )
