@@ -2,8 +2,10 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# Debian packages the agent, the reference server and the emulated city use.
-DEB_PKGS := iperf3 libiperf0 iproute2 procps iputils-ping
+# Debian packages the agent, the reference server and the emulated city use;
+# Pango and DejaVu for the report's PDF (WeasyPrint), poppler-utils to read it back.
+DEB_PKGS := iperf3 libiperf0 iproute2 procps iputils-ping \
+	libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils
 
 .PHONY: setup demo test lint proto proto-check bench clean
 
