@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,14 +13,34 @@ import serial
 
 from emulation.modem import EmulatedModem, ModemModel, ModemState
 
+# Every answer the emulator gives comes at once: waiting for one is bounded
+# only by this guard, so that a busy machine answering late fails nothing.
+ANSWER_GUARD_S = 30.0
 
-def _ask(port: serial.Serial, command: str, wait_s: float = 1.0) -> list[str]:
+
+def _final_result(data: bytes) -> bool:
+    """A final result code has come, on a line of its own (an unsolicited
+    result code may follow it in the same write)."""
+    return re.search(rb"(?:^|\n)(?:OK|ERROR|\+CME ERROR: [^\r]*)\r\n", data) is not None
+
+
+def _ask(
+    port: serial.Serial,
+    command: str,
+    until: Callable[[bytes], bool] = _final_result,
+    quiet_s: float = 0.0,
+) -> list[str]:
+    """Send `command` and read until `until` holds for what came back (a final
+    result code unless told otherwise), then `quiet_s` more: a modem that
+    stays silent after a partial answer shows it there."""
     port.write(command.encode() + b"\r")
-    deadline, data = time.monotonic() + wait_s, b""
-    while time.monotonic() < deadline:
+    deadline, data = time.monotonic() + ANSWER_GUARD_S, b""
+    while not until(data):
+        assert time.monotonic() < deadline, f"{command}: {data!r}"
         data += port.read(port.in_waiting or 1)
-        if data.endswith((b"OK\r\n", b"ERROR\r\n")) or b"+CME ERROR" in data:
-            break
+    quiet_until = time.monotonic() + quiet_s
+    while time.monotonic() < quiet_until:
+        data += port.read(port.in_waiting or 1)
     text = data.decode("ascii", "replace")
     return [line for line in re.split(r"\r\n|\r", text) if line.strip()]
 
@@ -91,11 +112,15 @@ def test_mute_garbage_and_partial(tmp_path: Path) -> None:
         EmulatedModem(tmp_path / "tty", state=ModemState.MUTE) as m,
         serial.Serial(str(tmp_path / "tty"), 115200, timeout=0.05) as port,
     ):
-        assert _ask(port, "AT", wait_s=0.3) == ["AT"]  # echo, then silence
+        # echo, then silence
+        assert _ask(port, "AT", until=lambda d: b"AT\r" in d, quiet_s=0.3) == ["AT"]
         m.set_state(ModemState.GARBAGE)
-        assert any("\ufffd" in line for line in _ask(port, "AT", wait_s=0.3))
+        garbled = _ask(port, "AT", until=lambda d: any(b >= 0x80 for b in d), quiet_s=0.3)
+        assert any("\ufffd" in line for line in garbled)
         m.set_state(ModemState.PARTIAL)
-        half = _ask(port, 'AT+QENG="servingcell"', wait_s=0.3)
+        half = _ask(
+            port, 'AT+QENG="servingcell"', until=lambda d: b'+QENG: "serv' in d, quiet_s=0.3
+        )
         assert half[-1].startswith('+QENG: "serv') and "OK" not in half
 
 
@@ -129,7 +154,7 @@ def test_command_line_serves_until_terminated(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         assert "RM500Q-GL on 45204, nr5g-sa" in proc.stdout.readline()
-        assert AtBackend(str(link), 1.0).observe().access_tech == "nr5g_sa"
+        assert AtBackend(str(link), ANSWER_GUARD_S).observe().access_tech == "nr5g_sa"
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0

@@ -31,7 +31,8 @@ def _observe(link: Path) -> CellularObservationResult:
     ctx = MeasurementContext(
         server_host="unused",
         interface="wwan0",
-        modem=ModemSettings(backend="at", serial_port=str(link), at_timeout_s=2.0),
+        # The emulator answers at once: the limit is a guard against a hang.
+        modem=ModemSettings(backend="at", serial_port=str(link), at_timeout_s=30.0),
     )
     result = run_measurement("cellular", ctx)
     assert isinstance(result, CellularObservationResult)
