@@ -1,0 +1,126 @@
+"""Ward maps of the indicators: boundaries (repaired, matched to the
+registry), layers built from compute_indicators' ward figures only, and the
+four formats: GeoJSON and CSV for GIS users, an A4 PNG for print and a
+self-contained interactive HTML page. docs/maps.md is the reader's guide.
+
+The CLI (`wardprobe-aggregator map`), the demo, the report and the HTTP API
+call `ward_layer` / `ward_layers` for the layers and `write_map` or
+`map_bytes` for the files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from analysis.labels import Lang
+from analysis.maps.boundaries import (
+    CODE_CORRECTIONS,
+    Reconciliation,
+    WardBoundary,
+    boundary_reconciliation,
+    city_outline,
+    reconcile,
+    reconciliation_report,
+    repair,
+    shipped_boundaries,
+    ward_boundaries,
+)
+from analysis.maps.classes import ColourScale, colour_scale
+from analysis.maps.html import html_text
+from analysis.maps.layers import (
+    MAP_BY,
+    MAP_INDICATORS,
+    NO_PROBE,
+    MapBy,
+    MapRequestError,
+    WardLayer,
+    WardValue,
+    check_by,
+    check_indicator,
+    groups,
+    layer_from_report,
+    ward_layer,
+    ward_layers,
+)
+from analysis.maps.png import png_bytes
+from analysis.maps.vector import csv_text, geojson_text, layer_geojson
+
+# Format -> media type, in the order the CLI lists them.
+FORMATS: Final[dict[str, str]] = {
+    "geojson": "application/geo+json",
+    "csv": "text/csv; charset=utf-8",
+    "png": "image/png",
+    "html": "text/html; charset=utf-8",
+}
+
+
+def map_format(out: Path) -> str:
+    """The format a file name asks for (its suffix); MapRequestError otherwise."""
+    suffix = out.suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise MapRequestError("map format", out.suffix or out.name, [f".{f}" for f in FORMATS])
+    return suffix
+
+
+def map_bytes(layers: list[WardLayer], fmt: str, lang: Lang = "vi") -> bytes:
+    """A map in `fmt` (geojson, csv, png, html). The HTML page takes every
+    layer (a menu switches between them); the other formats one."""
+    if fmt not in FORMATS:
+        raise MapRequestError("map format", fmt, FORMATS)
+    if not layers:
+        raise ValueError("no layer to draw")
+    if fmt == "html":
+        return html_text(layers, lang).encode("utf-8")
+    if len(layers) != 1:
+        raise ValueError(f"a {fmt} map holds one layer; {len(layers)} given")
+    if fmt == "png":
+        return png_bytes(layers[0], lang)
+    if fmt == "csv":
+        return csv_text(layers[0], lang).encode("utf-8")
+    return geojson_text(layers[0], lang).encode("utf-8")
+
+
+def write_map(layers: list[WardLayer], out: Path, lang: Lang = "vi") -> Path:
+    """Write the map in the format `out`'s suffix names (.geojson, .csv, .png, .html)."""
+    data = map_bytes(layers, map_format(out), lang)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    return out
+
+
+__all__ = [
+    "CODE_CORRECTIONS",
+    "FORMATS",
+    "MAP_BY",
+    "MAP_INDICATORS",
+    "NO_PROBE",
+    "ColourScale",
+    "MapBy",
+    "MapRequestError",
+    "Reconciliation",
+    "WardBoundary",
+    "WardLayer",
+    "WardValue",
+    "boundary_reconciliation",
+    "check_by",
+    "check_indicator",
+    "city_outline",
+    "colour_scale",
+    "csv_text",
+    "geojson_text",
+    "groups",
+    "html_text",
+    "layer_from_report",
+    "layer_geojson",
+    "map_bytes",
+    "map_format",
+    "png_bytes",
+    "reconcile",
+    "reconciliation_report",
+    "repair",
+    "shipped_boundaries",
+    "ward_boundaries",
+    "ward_layer",
+    "ward_layers",
+    "write_map",
+]
