@@ -4,8 +4,8 @@ set it: adjtimex(2) returns TIME_ERROR while the clock is unsynchronised."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import enum
+import functools
 
 _TIME_ERROR = 5  # from <sys/timex.h>
 # struct timex is 208 bytes on 64-bit Linux; a larger zeroed buffer is safe
@@ -19,15 +19,19 @@ class ClockState(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # The process's own symbols, libc's among them: no ctypes.util.find_library,
+    # which runs ldconfig at every call (the daemon asks every few seconds
+    # while it waits for the clock).
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def clock_state() -> ClockState:
     """The kernel's view of clock synchronisation, UNKNOWN where it can't be read."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return ClockState.UNKNOWN
     try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
         buffer = ctypes.create_string_buffer(_TIMEX_BUFFER_BYTES)
-        state = libc.adjtimex(buffer)
+        state = _libc().adjtimex(buffer)
     except (OSError, AttributeError):
         return ClockState.UNKNOWN
     if state < 0:

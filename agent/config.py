@@ -97,6 +97,15 @@ class ModemConfig(_Strict):
     mmcli_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
+class ClockConfig(_Strict):
+    """The box's clock (many boards have no real-time clock and boot in the past)."""
+
+    # At start, wait this long at most for NTP to synchronise the clock before
+    # the first test; then measure anyway (results say the clock was not
+    # synchronised, and the indicators do not count them). 0: do not wait.
+    wait_for_sync_s: int = Field(default=600, ge=0, le=86_400)
+
+
 class AgentSettings(_Strict):
     """Everything the agent reads from agent.toml."""
 
@@ -118,6 +127,7 @@ class AgentSettings(_Strict):
     # reference server's speedtest mini (http://<host>:8080/speedtest/...).
     speedtest_config_url: str = ""
     modem: ModemConfig = Field(default_factory=ModemConfig)
+    clock: ClockConfig = Field(default_factory=ClockConfig)
 
 
 DEFAULT_CONFIG_PATH = Path("/etc/wardprobe/agent.toml")

@@ -19,6 +19,14 @@ test on the same line, and an upload would disturb both.
 - A worker that crashes or overruns its time is logged and the schedule
   goes on; results the disk could not take come back here and are handed
   to the next test's worker (see agent/worker.py).
+- At start, before its first test, the daemon waits (at most `[clock]
+  wait_for_sync_s`) for the kernel to call the clock synchronised: a box
+  without a real-time clock boots in the past until NTP has answered, and
+  results it measures then do not count. After the bound it measures anyway;
+  every result carries the clock's state (agent/clock.py).
+- Under systemd (Type=notify, agent/sdnotify.py) it says READY=1 once the
+  plan is made, STATUS= as it goes, and WATCHDOG=1 from its main loop, so
+  that a hung daemon is restarted.
 - SIGTERM or SIGINT: the running worker is asked to stop, then the daemon
   exits 0. Everything measured is in the spool (SQLite, committed per result).
 """
@@ -35,12 +43,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from agent.backoff import Backoff
+from agent.clock import ClockState, clock_state
 from agent.plan import MAX_HELD_RESULTS, Plan, PlannedTest
 from agent.process import agent_parser, log_to_stderr, module_argv
+from agent.sdnotify import Notifier
 from wardprobe.slots import seconds_until_slot
 
 log = logging.getLogger("agent.daemon")
@@ -55,6 +66,8 @@ MEASURE_MARGIN_S = 120.0
 # How often the plan is made again: the aggregator moves a probe's test slot
 # as probes join, and may change the schedule.
 PLAN_REFRESH_S = 3600.0
+# How often the clock is asked while the daemon waits for it to be synchronised.
+CLOCK_POLL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -66,11 +79,23 @@ class WorkerOutcome:
 
 
 class Daemon:
-    """The resident scheduler. `worker_argv` starts agent/worker.py."""
+    """The resident scheduler. `worker_argv` starts agent/worker.py; `notifier`
+    talks to systemd; `clock` says whether the clock is synchronised (asked
+    every `clock_poll_s` while the daemon waits for it at start)."""
 
-    def __init__(self, worker_argv: list[str], rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        worker_argv: list[str],
+        rng: random.Random | None = None,
+        notifier: Notifier | None = None,
+        clock: Callable[[], ClockState] = clock_state,
+        clock_poll_s: float = CLOCK_POLL_S,
+    ) -> None:
         self._worker_argv = worker_argv
         self._rng = rng or random.Random()
+        self._notifier = notifier or Notifier()
+        self._clock = clock
+        self._clock_poll_s = clock_poll_s
         self._stopping = False
         self._selector = selectors.DefaultSelector()
         self._wake_read, self._wake_write = os.pipe()
@@ -100,6 +125,16 @@ class Daemon:
         except BlockingIOError:
             pass
 
+    def _select(self, timeout_s: float) -> list[tuple[selectors.SelectorKey, int]]:
+        """Every wait of the daemon goes through here: it wakes in time to
+        ping systemd's watchdog, so pings stop only when the loop itself hangs."""
+        self._notifier.keepalive()
+        ping_in = self._notifier.seconds_to_ping()
+        ready = self._selector.select(timeout_s if ping_in is None else min(timeout_s, ping_in))
+        self._drain_wakeups()
+        self._notifier.keepalive()
+        return ready
+
     def _sleep(self, seconds: float) -> None:
         """Wait `seconds`, or less if a signal asks us to stop."""
         deadline = time.monotonic() + seconds
@@ -107,8 +142,40 @@ class Daemon:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            self._selector.select(left)
-            self._drain_wakeups()
+            self._select(left)
+
+    def wait_for_clock(self, bound_s: float) -> bool:
+        """Wait until the clock is synchronised, at most `bound_s`; whether it is.
+        An unknown state (adjtimex unreadable) is not waited for: it will not change."""
+        state = self._clock()
+        if state is not ClockState.UNSYNCHRONISED:
+            if state is ClockState.UNKNOWN:
+                log.warning("the clock's synchronisation cannot be read; results say 'unknown'")
+            return state is ClockState.SYNCHRONISED
+        if bound_s <= 0:
+            log.warning("the clock is not synchronised; measuring anyway (wait_for_sync_s = 0)")
+            return False
+        log.info(
+            "the clock is not synchronised: waiting up to %g s before the first test", bound_s
+        )
+        self._notifier.status(f"waiting up to {bound_s:g} s for the clock to be synchronised")
+        started = time.monotonic()
+        deadline = started + bound_s
+        while not self._stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._sleep(min(self._clock_poll_s, left))
+            if self._clock() is ClockState.SYNCHRONISED:
+                log.info("the clock is synchronised (after %.0f s)", time.monotonic() - started)
+                return True
+        if not self._stopping:
+            log.warning(
+                "the clock is still not synchronised after %g s: measuring anyway; these "
+                "results are marked unsynchronised and the indicators will not count them",
+                bound_s,
+            )
+        return False
 
     # --- workers ---------------------------------------------------------
 
@@ -142,8 +209,7 @@ class Daemon:
                     log.error("worker %s overran %.0f s: killed", " ".join(job), timeout_s)
                     _stop_process(process, STOP_GRACE_S)
                     break
-                ready = self._selector.select(min(left, 1.0))
-                self._drain_wakeups()
+                ready = self._select(min(left, 1.0))
                 eof = False
                 if any(key.fileobj is stdout for key, _ in ready):
                     chunk = stdout.read()
@@ -239,6 +305,7 @@ class Daemon:
         if not schedule:
             log.error("nothing to measure: the schedule is empty for the enabled lines")
             return 1
+        self._notifier.ready(f"probe {plan.probe_id}: {len(schedule)} tests scheduled")
         log.info(
             "probe %s (ward %s): %d tests, config from %s",
             plan.probe_id,
@@ -246,6 +313,7 @@ class Daemon:
             len(schedule),
             plan.source,
         )
+        self.wait_for_clock(plan.clock_wait_s)
         now = time.monotonic()
         due = [now + self._rng.uniform(0, max(t.jitter_s, 1)) for t in schedule]
         replan_at = now + PLAN_REFRESH_S
@@ -256,12 +324,16 @@ class Daemon:
                 plan, schedule, due = self._replan(plan, due, now)
             index = min(range(len(schedule)), key=due.__getitem__)
             if self._upload_wanted and self._upload_not_before <= min(now, due[index]):
+                self._notifier.status("uploading the spool")
                 self.upload(plan.upload_backoff)
                 continue
             if due[index] > now:
                 wake_at = min(due[index], replan_at)
                 if self._upload_wanted:
                     wake_at = min(wake_at, self._upload_not_before)
+                self._notifier.status(
+                    f"idle; next: {schedule[index].measurement} in {due[index] - now:.0f} s"
+                )
                 self._sleep(wake_at - now)
                 continue
             test = schedule[index]
@@ -278,10 +350,12 @@ class Daemon:
                 )
                 if self._stopping:
                     break
+            self._notifier.status(f"measuring {test.measurement} on the {test.network_kind} line")
             summary = self.measure(test, line.timeout_s + MEASURE_MARGIN_S)
             if summary is not None and summary.get("deferred"):
                 wait_s = min(wait_s, plan.deferred_retry_after_s)  # a busy line: try again soon
             due[index] = time.monotonic() + wait_s
+        self._notifier.stopping()
         if self._held:
             log.error("%d results could not be written to the spool (disk full)", len(self._held))
         log.info("stopped")
@@ -302,7 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m agent.daemon`: what `wardprobe-agent run` becomes (exec)."""
     args = agent_parser("agent.daemon", __doc__).parse_args(argv)
     log_to_stderr(args.verbose)
-    return Daemon(module_argv("agent.worker", args.config, args.state_dir, args.verbose)).run()
+    notifier = Notifier.from_environment()  # before the workers inherit the environment
+    try:
+        worker = module_argv("agent.worker", args.config, args.state_dir, args.verbose)
+        return Daemon(worker, notifier=notifier).run()
+    finally:
+        notifier.close()
 
 
 if __name__ == "__main__":

@@ -53,6 +53,8 @@ class Plan:
     lines: dict[str, PlannedLine]
     deferred_retry_after_s: float
     upload_backoff: Backoff
+    # At start, how long to wait for a synchronised clock before the first test.
+    clock_wait_s: float
 
     def to_json(self) -> str:
         """One line of JSON."""
@@ -69,4 +71,5 @@ class Plan:
             lines={kind: PlannedLine(**line) for kind, line in document["lines"].items()},
             deferred_retry_after_s=float(document["deferred_retry_after_s"]),
             upload_backoff=Backoff(**document["upload_backoff"]),
+            clock_wait_s=float(document["clock_wait_s"]),
         )

@@ -80,6 +80,7 @@ def plan_of(runtime: AgentRuntime, config: EffectiveConfig) -> Plan:
         },
         deferred_retry_after_s=settings.preflight.retry_after_s,
         upload_backoff=Backoff(settings.upload.backoff_base_s, settings.upload.backoff_cap_s),
+        clock_wait_s=settings.clock.wait_for_sync_s,
     )
 
 

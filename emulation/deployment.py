@@ -457,6 +457,12 @@ state_dir = "{state_dir}"
 [preflight]
 max_cpu_load_pct = 100.0
 
+# The emulated boxes run on this machine's clock, which the emulation cannot
+# synchronise (a CI machine may have no NTP): no waiting for it at start.
+# Results still carry the clock's state.
+[clock]
+wait_for_sync_s = 0
+
 [fixed]
 enabled = {str(not mobile).lower()}
 interface = "{"" if mobile else iface}"

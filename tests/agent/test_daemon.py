@@ -32,6 +32,7 @@ PLAN = Plan(
     },
     deferred_retry_after_s=300,
     upload_backoff=Backoff(1.0, 300.0),
+    clock_wait_s=600,
 )
 
 
