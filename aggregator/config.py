@@ -93,7 +93,7 @@ class AggregatorConfig(_Strict):
     ingest_read_workers: int = Field(default=2, ge=1, le=64)
     grace_period_s: float = Field(default=10.0, ge=0)  # for in-flight streams on SIGTERM
     # The analysts' read-only copy of the store, republished every
-    # snapshot_interval_s (aggregator/snapshot.py); None: no snapshot.
+    # snapshot_interval_s (aggregator/ingest/snapshot.py); None: no snapshot.
     snapshot_path: Path | None = None
     snapshot_interval_s: float = Field(default=300.0, ge=10)
 

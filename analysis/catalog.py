@@ -14,7 +14,7 @@ reads, as dbt's ref() does. The names after `from` and `join` that are views
 (or rollups) are the file's dependencies, and VIEW_ORDER and ROLLUPS are
 those graphs sorted so that everything comes after what it reads (names in
 alphabetical order where the graph leaves a choice). Any other name must be
-a CTE of the file, a table of the store (aggregator/schema.sql) or one of
+a CTE of the file, a table of the store (aggregator/ingest/schema.sql) or one of
 ANALYSIS_TABLES; else the file is reported (SqlCatalogError), as is a cycle.
 """
 
@@ -121,8 +121,8 @@ def creation_order(
             elif ref not in available:
                 raise SqlCatalogError(
                     f"{kind} {name} reads from {ref!r}, which is no {kind} of analysis/, "
-                    "no CTE of its file and no table it may read (the store's, "
-                    f"aggregator/schema.sql, or analysis/'s own: {', '.join(ANALYSIS_TABLES)})"
+                    "no CTE of its file and no table it may read (the store's, aggregator/"
+                    f"ingest/schema.sql, or analysis/'s own: {', '.join(ANALYSIS_TABLES)})"
                 )
     # In rounds: first what reads none of the others, then what reads only
     # those, and so on, each round alphabetical (Kahn's algorithm).
@@ -151,8 +151,8 @@ def _cycle(deps: Mapping[str, set[str]], done: set[str]) -> list[str]:
 
 @cache
 def store_tables() -> frozenset[str]:
-    """The tables of the store, as aggregator/schema.sql creates them."""
-    schema = resources.files("aggregator").joinpath("schema.sql").read_text("utf-8")
+    """The tables of the store, as aggregator/ingest/schema.sql creates them."""
+    schema = resources.files("aggregator.ingest").joinpath("schema.sql").read_text("utf-8")
     return frozenset(
         m.lower()
         for m in re.findall(r"create\s+table\s+(?:if\s+not\s+exists\s+)?(\w+)", schema, re.I)

@@ -9,7 +9,7 @@ units_*.sql).
 
 Refreshing is incremental: only the stale (probe, day) pairs are rebuilt.
 The analyst snapshot's staging copy knows them (the days of the rows it
-appended; aggregator/snapshot.py) and keeps its rollups from one publication
+appended; aggregator/ingest/snapshot.py) and keeps its rollups from one publication
 to the next. On a store without rollups `compute_indicators` builds them in
 temporary tables; `rollup_keys` there counts the rows per table, probe, kind
 (real or synthetic) and day, and as results are only ever added, the pairs

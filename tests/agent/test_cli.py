@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from agent.enrolment import enrol
-from aggregator.ca import init_ca
+from aggregator.central import Aggregator
 from aggregator.config import AggregatorConfig
-from aggregator.registry import SiteClass
-from aggregator.server import Aggregator
-from tests.aggregator.test_cli_errors import assert_plain_error
+from aggregator.enrolment.ca import init_ca
+from aggregator.enrolment.registry import SiteClass
+from tests.aggregator.cli.test_cli_errors import assert_plain_error
 from tests.integration.conftest import NINH_KIEU, free_port
 
 # A well-formed token whose aggregator is nowhere (the pin is checked only

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from aggregator.store import Store
+from aggregator.ingest.store import Store
 from analysis import catalog
 from analysis.catalog import (
     ROLLUPS,

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from aggregator.store import Store
+from aggregator.ingest.store import Store
 from analysis.indicators import (
     Figure,
     IndicatorReport,

@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from aggregator.store import Store
+from aggregator.ingest.store import Store
 from analysis.baseline import BaselineRow, import_rows
 from analysis.indicators import (
     FIXED_ISP_UNKNOWN,

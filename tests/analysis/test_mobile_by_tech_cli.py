@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aggregator.cli import app
-from aggregator.store import Store
+from aggregator.ingest.store import Store
 from analysis.synthetic import SyntheticSpec, WardSpec, generate
 from tests.analysis.handmade import add_probe, add_throughput
 from tests.wardprobe.threshold_rows import VALID

@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from aggregator.store import Store
+from aggregator.ingest.store import Store
 from analysis import constants as k
 from analysis.indicators import (
     Figure,

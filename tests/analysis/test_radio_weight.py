@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from aggregator.store import Store
+from aggregator.ingest.store import Store
 from analysis import constants as k
 from analysis.indicators import compute_indicators, install_views, parse_period
 from tests.analysis.handmade import add_observation, add_probe

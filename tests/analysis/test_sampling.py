@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from aggregator.store import Store
+from aggregator.ingest.store import Store
 from analysis import constants as k
 from analysis.indicators import compute_indicators, parse_period
 from analysis.sampling import (

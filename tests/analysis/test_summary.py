@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from aggregator.store import Store
+from aggregator.ingest.store import Store
 from analysis.indicators import install_views, parse_period, set_period
 from analysis.summary import ward_summary, ward_summary_sql
 from analysis.synthetic import SyntheticSpec, WardSpec, generate

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from aggregator.store import Store
+from aggregator.ingest.store import Store
 from analysis.catalog import rollup_sql
 from analysis.indicators import IndicatorReport, parse_period, prepare, set_days, set_period
 from analysis.indicators.fixed import gigabit_probe_limited, line_is_gigabit

@@ -95,7 +95,7 @@ print(json.dumps(dict(status=str(r.status), reason=r.status_reason, mbps=r.mbps,
 
 MINI = """
 import asyncio, sys
-from aggregator.speedtest_mini import SpeedtestMini
+from aggregator.reference.speedtest_mini import SpeedtestMini
 async def main():
     mini = SpeedtestMini([sys.argv[1]], 8080)
     await mini.start()

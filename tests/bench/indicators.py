@@ -31,8 +31,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from aggregator.snapshot import publish_snapshot
-from aggregator.store import Store
+from aggregator.ingest.snapshot import publish_snapshot
+from aggregator.ingest.store import Store
 from analysis.indicators import compute_indicators, open_store, parse_period
 from analysis.synthetic import city_spec, generate
 

@@ -36,8 +36,8 @@ from agent.enrolment import enrol
 from agent.identity import channel_credentials
 from agent.spool import Spool
 from agent.uploader import Uploader, UploadSettings
-from aggregator.ca import CertificateAuthority
-from aggregator.registry import ProbeRegistry, SiteClass
+from aggregator.enrolment.ca import CertificateAuthority
+from aggregator.enrolment.registry import ProbeRegistry, SiteClass
 from analysis.wards import can_tho_wards, ward_name
 from emulation.deployment import CentralPorts, Deployment
 from wardprobe.v1 import ingest_pb2, results_pb2

@@ -70,7 +70,7 @@ def city() -> Iterator[City]:
         server = city.run_in(
             core.netns,
             [
-                sys.executable, "-m", "aggregator.reference_cli", "serve",
+                sys.executable, "-m", "aggregator.reference", "serve",
                 "--listen", "0.0.0.0", "--listen", "::",
                 "--iperf3-ports", f"{IPERF3_PORTS[0]}-{IPERF3_PORTS[-1]}",
                 "--echo-port", str(ECHO_PORT), "--dns-port", "53",

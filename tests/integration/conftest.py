@@ -17,10 +17,10 @@ import uuid6
 
 from agent.enrolment import enrol
 from agent.identity import channel_credentials
-from aggregator.ca import init_ca
+from aggregator.central import Aggregator
 from aggregator.config import AggregatorConfig, ReferenceServerConfig
-from aggregator.registry import SiteClass
-from aggregator.server import Aggregator
+from aggregator.enrolment.ca import init_ca
+from aggregator.enrolment.registry import SiteClass
 from wardprobe.v1 import ingest_pb2, results_pb2
 
 NINH_KIEU = 31135  # Phường Ninh Kiều, Cần Thơ

@@ -18,7 +18,7 @@ from agent.identity import channel_credentials
 from agent.measurements.base import Method, Status
 from agent.measurements.cellular import CellularObservationResult
 from agent.wire import ProbeContext, to_proto
-from aggregator.store import Store
+from aggregator.ingest.store import Store
 from tests.integration.conftest import NINH_KIEU, Central
 from wardprobe.v1 import ingest_pb2, ingest_pb2_grpc, results_pb2
 

@@ -24,7 +24,8 @@ from agent.config import AgentSettings
 from agent.identity import channel_credentials
 from agent.measurements.base import MeasurementContext
 from agent.runtime import AgentRuntime, ScheduledTest
-from aggregator.server import COMMIT_FAILED, INTERNAL_ERROR
+from aggregator.central import INTERNAL_ERROR
+from aggregator.ingest.service import COMMIT_FAILED
 from tests.integration.conftest import (
     CAI_KHE,
     NINH_KIEU,
@@ -301,7 +302,7 @@ async def test_a_result_naming_a_ward_not_the_probes_is_refused(
         ],
     )
 
-    with caplog.at_level(logging.WARNING, logger="aggregator.server"):
+    with caplog.at_level(logging.WARNING, logger="aggregator.ingest.service"):
         (ack,) = await _send(central, probe.state_dir, batch)
 
     assert (ack.stored, ack.duplicates) == (2, 0)
@@ -501,7 +502,7 @@ async def test_a_store_that_cannot_commit_tells_the_client_nothing_of_itself(
     monkeypatch.setattr(store, "_con", _FullDisk(store._con, detail))
     batch = ingest_pb2.ResultBatch(sequence=1, results=[throughput_result()])
 
-    with caplog.at_level(logging.ERROR, logger="aggregator.server"):
+    with caplog.at_level(logging.ERROR, logger="aggregator.ingest.service"):
         error = await _stream_error(central, probe.state_dir, batch.SerializeToString())
 
     assert error.code() == grpc.StatusCode.UNAVAILABLE

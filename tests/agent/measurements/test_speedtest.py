@@ -30,7 +30,12 @@ import speedtest as speedtest_cli  # type: ignore[import-untyped]
 from agent.measurements.base import ReasonKind, Status
 from agent.measurements.speedtest import SpeedtestParams, mini_urls, parse_config, run
 from agent.measurements.throughput import Direction, ThroughputResult
-from aggregator.speedtest_mini import SpeedtestMini, SpeedtestMiniConfig, config_xml, file_bytes
+from aggregator.reference.speedtest_mini import (
+    SpeedtestMini,
+    SpeedtestMiniConfig,
+    config_xml,
+    file_bytes,
+)
 from tests.agent.measurements.netns_links import (
     LINE_COUNTERS,
     SERVER_ADDRESS,
@@ -239,7 +244,7 @@ def test_config_document_parses_as_speedtest_cli_would() -> None:
 
 _MINI_IN_NAMESPACE = """
 import asyncio, sys
-from aggregator.speedtest_mini import SpeedtestMini, SpeedtestMiniConfig
+from aggregator.reference.speedtest_mini import SpeedtestMini, SpeedtestMiniConfig
 async def main():
     mini = SpeedtestMini([sys.argv[1]], 8080, SpeedtestMiniConfig(
         download_testlength_s=3, upload_testlength_s=3))

@@ -1,0 +1,262 @@
+"""The central site's process: ingest and enrolment served together.
+
+The aggregator host runs both gRPC servers in one process (systemd's
+wardprobe-aggregator.service): the enrolment port issues the certificates
+the ingest port then checks, and both read the one probe registry, so one
+process owns the registry, the CA, the store and the read workers. It sits
+above the three sub-packages because it is the only code that needs both
+aggregator.ingest and aggregator.enrolment; neither imports it.
+
+Two ports:
+- enrolment (TLS, server-authenticated): `Enrolment`, where a probe trades a
+  bootstrap token and a CSR for its certificate;
+- ingest (mTLS, client certificate required): `Ingest` and `ProbeConfig`.
+
+No exception text reaches a client: an error a handler did not expect ends
+the call with INTERNAL and a fixed message (`_InternalErrorsStayInside`);
+the detail goes to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from aggregator.config import AggregatorConfig
+from aggregator.enrolment.ca import CertificateAuthority, server_credentials
+from aggregator.enrolment.registry import ProbeRecord, ProbeRegistry
+from aggregator.enrolment.service import EnrolmentServicer
+from aggregator.ingest.batch_reader import RESULT_TABLES, IngestLimits
+from aggregator.ingest.commit import BatchConverter, GroupCommitter
+from aggregator.ingest.service import IngestServicer, ProbeConfigServicer
+from aggregator.ingest.snapshot import snapshot_loop
+from aggregator.ingest.store import ProbeRow, Store
+from analysis.wards import can_tho_wards, ward_name
+from wardprobe.v1 import enrolment_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+# What a client is told when a handler failed in a way it did not expect.
+INTERNAL_ERROR = "internal error in the aggregator (details in its log)"
+
+
+if TYPE_CHECKING:  # generic in the type stubs only
+    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.aio.ServerInterceptor
+
+
+class _InternalErrorsStayInside(_ServerInterceptor):
+    """An exception a handler did not turn into a status would reach the
+    client as gRPC's "Unexpected <class>: <text>" (a file path, a SQL error);
+    it ends the call with INTERNAL and a fixed message instead, and the
+    detail goes to the log. Unary and bidirectional-stream handlers are the
+    aggregator's kinds; others pass unchanged."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None:
+            return handler
+        if handler.unary_unary is not None:
+            # The aio server's handlers are coroutines; the stubs type them as the sync API's.
+            unary: Any = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                try:
+                    return await unary(request, context)
+                except (grpc.aio.BaseError, asyncio.CancelledError):
+                    raise  # an abort, or the call ended
+                except Exception:
+                    log.exception("%s failed", method)
+                    await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            streaming: Any = handler.stream_stream
+
+            async def stream_stream(
+                requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                try:
+                    async for response in streaming(requests, context):
+                        yield response
+                except (grpc.aio.BaseError, asyncio.CancelledError):
+                    raise
+                except Exception:
+                    log.exception("%s failed", method)
+                    await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
+
+            return grpc.stream_stream_rpc_method_handler(
+                stream_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+def _probe_row(record: ProbeRecord) -> ProbeRow:
+    return ProbeRow(
+        probe_id=record.probe_id,
+        ward_code=record.ward_code,
+        ward_name=ward_name(record.ward_code),
+        site_class=str(record.site_class),
+        hostname=record.hostname or None,
+        agent_version=record.agent_version or None,
+        enrolled_at=record.enrolled_at,
+        cert_serial=record.cert_serial,
+        cert_not_after=record.cert_not_after,
+        cert_state=str(record.state),
+        revoked_at=record.revoked_at,
+        isp=record.isp,
+        plan_down_mbps=record.plan_down_mbps,
+        plan_up_mbps=record.plan_up_mbps,
+    )
+
+
+class Aggregator:
+    """The whole central process; `async with Aggregator(config) as agg:`."""
+
+    def __init__(self, config: AggregatorConfig) -> None:
+        self.config = config
+        self.store = Store(config.store_path)
+        self.registry = ProbeRegistry.in_state_dir(config.state_dir, ward_name)
+        self.ca = CertificateAuthority.load(config.state_dir)
+        self.limits = IngestLimits(
+            max_batch_results=config.max_batch_results,
+            max_message_bytes=config.max_message_bytes,
+        )
+        schemas = {t: self.store.arrow_schema(t) for t in RESULT_TABLES}
+        known_wards = frozenset(can_tho_wards())
+        self.converter = BatchConverter(schemas, known_wards, self.limits)
+        self.committer = GroupCommitter(self.store, self.converter)
+        # forkserver: never fork a process that already runs gRPC's threads.
+        self.readers = ProcessPoolExecutor(
+            max_workers=config.ingest_read_workers,
+            mp_context=multiprocessing.get_context("forkserver"),
+        )
+        self._servers: list[grpc.aio.Server] = []
+        self._sync_task: asyncio.Task[None] | None = None
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self._synced: list[ProbeRow] | None = None
+        self.ingest_port = 0
+        self.enrol_port = 0
+
+    async def start(self) -> None:
+        """Bind both ports and start serving."""
+        options = [
+            ("grpc.max_receive_message_length", self.limits.max_message_bytes),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ]
+        self.committer.start()
+        self.sync_probes()
+
+        ingest = grpc.aio.server(options=options, interceptors=[_InternalErrorsStayInside()])
+        ingest.add_generic_rpc_handlers(
+            (
+                IngestServicer(
+                    self.registry, self.converter, self.committer, self.limits, self.readers
+                ).handler(),
+            )
+        )
+        enrolment_pb2_grpc.add_ProbeConfigServicer_to_server(
+            ProbeConfigServicer(self.registry, self.config), ingest
+        )
+        self.ingest_port = ingest.add_secure_port(
+            self.config.ingest_listen,
+            server_credentials(self.config.state_dir, require_client_auth=True),
+        )
+
+        enrol = grpc.aio.server(options=options, interceptors=[_InternalErrorsStayInside()])
+        enrolment_pb2_grpc.add_EnrolmentServicer_to_server(
+            EnrolmentServicer(self.registry, self.ca, self.config.ingest_public_address), enrol
+        )
+        self.enrol_port = enrol.add_secure_port(
+            self.config.enrol_listen,
+            server_credentials(self.config.state_dir, require_client_auth=False),
+        )
+        for server in (ingest, enrol):
+            await server.start()
+            self._servers.append(server)
+        self._sync_task = asyncio.create_task(self._sync_loop(), name="probe-sync")
+        if self.config.snapshot_path is not None:
+            self._snapshot_task = asyncio.create_task(
+                snapshot_loop(
+                    self.store, self.config.snapshot_path, self.config.snapshot_interval_s
+                ),
+                name="snapshot",
+            )
+        log.info(
+            "aggregator serving: ingest (mTLS) on %s, enrolment (TLS) on %s, store %s",
+            self.config.ingest_listen,
+            self.config.enrol_listen,
+            self.config.store_path,
+        )
+
+    def sync_probes(self) -> None:
+        """Mirror the registry's probes into the store's `probes` table when they changed."""
+        rows = [_probe_row(r) for r in self.registry.list_probes()]
+        if rows != self._synced:
+            self.store.replace_probes(rows)
+            self._synced = rows
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.probe_sync_interval_s)
+            try:
+                await asyncio.to_thread(self.sync_probes)
+            except Exception:
+                log.exception("probe registry sync failed; will retry")
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight streams finish their commits, close the store."""
+        for server in self._servers:
+            await server.stop(self.config.grace_period_s)
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+        if self._snapshot_task is not None:
+            self._snapshot_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._snapshot_task
+        await self.committer.stop()
+        self.readers.shutdown(wait=True)
+        await asyncio.to_thread(self.sync_probes)
+        self.store.checkpoint()
+        self.store.close()
+
+    async def __aenter__(self) -> Aggregator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def serve(config: AggregatorConfig) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with Aggregator(config):
+        await stop.wait()
+        log.info("stopping: finishing in-flight batches")

@@ -1,0 +1,120 @@
+"""`wardprobe-aggregator`: the central site's command line.
+
+One typer app (the `wardprobe-aggregator` entry point is `aggregator.cli:app`)
+for all three deployables; each command group is a module of this package:
+serve.py (`serve`), admin.py (`ca`, `token`, `probe`), indicators.py
+(`indicators`, `baseline`), reference.py (`reference-server`), and
+support.py what they share (aggregator.toml and the store, refused in one
+line). The commands import DuckDB and pyarrow only when they run, so the
+reference host's `reference-server serve` loads neither.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from aggregator.cli.admin import ca_app, probe_app, token_app
+from aggregator.cli.indicators import baseline_app, indicators
+from aggregator.cli.reference import reference_app
+from aggregator.cli.serve import serve
+from aggregator.cli.support import (
+    ConfigOption,
+    config_or_exit,
+    existing_store,
+    store_failure,
+)
+from wardprobe.cli_errors import PlainErrors, fail
+
+app = typer.Typer(
+    help=(
+        "wardprobe aggregator: enrols probes (private CA, bootstrap tokens), takes their "
+        "results over mTLS gRPC into DuckDB, and runs the reference measurement server. "
+        "Exit codes: 0 done; 1 refused or failed (unknown ward or probe, no CA, ...); "
+        "2 an option, argument, aggregator.toml or store that cannot be used as given."
+    ),
+    no_args_is_help=True,
+    cls=PlainErrors,
+)
+app.add_typer(ca_app, name="ca")
+app.add_typer(token_app, name="token")
+app.add_typer(probe_app, name="probe")
+app.add_typer(reference_app, name="reference-server")
+app.add_typer(baseline_app, name="baseline")
+app.command("indicators")(indicators)
+app.command("serve")(serve)
+
+
+@app.command()
+def synthetic(
+    store: Annotated[
+        Path,
+        typer.Option(help="A DuckDB file of its own for the synthetic city (created if missing)."),
+    ],
+    rows: Annotated[int, typer.Option(help="Results for the year.", min=1000)] = 200_000,
+    year: Annotated[int, typer.Option(help="The local year they fall in.")] = 2026,
+    seed: Annotated[int, typer.Option(help="Same seed, same rows.")] = 2026,
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            help="Also results in the baseline year 2024 (a quarter as many, mobile at half the "
+            "speed), so the doubling target has a baseline measured the same way."
+        ),
+    ] = True,
+) -> None:
+    """Generate a synthetic Cần Thơ (every ward, known distributions) to try the
+    indicators on. Rows are marked synthetic: `indicators --synthetic` reads them,
+    real figures never do, and a store holding real results is refused (exit 1)."""
+    import duckdb
+
+    from aggregator.ingest.store import Store
+    from analysis.constants import BASELINE_YEAR
+    from analysis.synthetic import MixingRefused, city_spec, generate
+
+    try:
+        target = Store(store)
+    except duckdb.Error as err:
+        raise store_failure(store, err, writing=True) from None
+    try:
+        generate(target._con, city_spec(rows, year, seed))
+        if baseline and year != BASELINE_YEAR:
+            generate(
+                target._con,
+                city_spec(rows // 4, BASELINE_YEAR, seed + 1, mobile_speed_factor=0.5),
+            )
+        target.checkpoint()
+    except MixingRefused as err:
+        raise fail(str(err)) from None
+    except duckdb.Error as err:
+        raise store_failure(store, err, writing=True) from None
+    finally:
+        target.close()
+    typer.echo(f"synthetic city for {year} written to {store}")
+
+
+@app.command()
+def summary(
+    config: ConfigOption = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="DuckDB file to read (default: the config's store_path)."),
+    ] = None,
+) -> None:
+    """Print the per-ward summary (probes, tests, mean download, median latency, IPv6 share).
+
+    Opens the store read-only, so run it when the aggregator is stopped or on a copy.
+    Exits 2 when the store is not there or cannot be read.
+    """
+    import duckdb
+
+    from analysis.summary import summary_table, ward_summary
+
+    path = existing_store(store or config_or_exit(config).store_path)
+    try:
+        rows = ward_summary(path)
+    except duckdb.Error as err:
+        raise store_failure(path, err) from None
+    Console().print(summary_table(rows, f"Per-ward summary of {path}"))

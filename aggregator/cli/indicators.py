@@ -1,0 +1,311 @@
+"""`wardprobe-aggregator indicators` and `wardprobe-aggregator baseline import`."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aggregator.cli.support import ConfigOption, config_or_exit, existing_store, store_failure
+from wardprobe.cli_errors import PlainErrors, fail, usage_error
+
+baseline_app = typer.Typer(
+    help="Baselines from outside the store (e.g. 2024 figures) for the doubling target.",
+    no_args_is_help=True,
+    cls=PlainErrors,
+)
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="DuckDB file: the analyst snapshot or a stopped store (default: the config's "
+        "snapshot_path if set, else its store_path)."
+    ),
+]
+
+
+def indicators(
+    period: Annotated[
+        str, typer.Option(help="2026, 2026Q3 or 2026-01-01..2026-04-01 (Asia/Ho_Chi_Minh time).")
+    ],
+    ward: Annotated[
+        int | None,
+        typer.Option(help="Only this ward (GSO code); a code not of the city is refused (exit 1)."),
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            help="Group by operator (mobile lines by operator, fixed lines by their "
+            "site's ISP), access_tech or site_class."
+        ),
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    synthetic: Annotated[
+        bool,
+        typer.Option(help="Use the synthetic generator's rows instead of the probes' results."),
+    ] = False,
+    city_only: Annotated[
+        bool,
+        typer.Option(
+            help="Show only the figures for the whole city, not each ward (nor, in a table, "
+            "each zone site)."
+        ),
+    ] = False,
+    config: ConfigOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Every indicator of the plan for a period: value, 95 % interval, mean and median
+    across probes, probes and tests behind it, targets met or not, exclusions.
+    Exits 2 on a bad option or a store that is missing or cannot be read."""
+    import duckdb
+
+    from analysis.indicators import (
+        GROUPINGS,
+        StoreTooOld,
+        compute_indicators,
+        open_store,
+        parse_period,
+    )
+    from analysis.wards import ward_name
+
+    try:
+        parsed = parse_period(period)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--period") from None
+    grouping = {g: g for g in GROUPINGS}
+    if by is not None and by not in grouping:
+        raise typer.BadParameter(f"expected one of {', '.join(GROUPINGS)}", param_hint="--by")
+    if output_format not in ("table", "csv", "json"):
+        raise typer.BadParameter("expected table, csv or json", param_hint="--format")
+    # A code of no ward would get a table of "insufficient data", as if the
+    # ward existed and had no probes; refused as `token create` refuses it.
+    if ward is not None and ward_name(ward) is None:
+        raise fail(f"{ward} is not a ward code of the city")
+    if store is None:
+        cfg = config_or_exit(config)
+        path = existing_store(cfg.snapshot_path or cfg.store_path)
+    else:
+        path = existing_store(store)
+    try:
+        con = open_store(path)
+    except duckdb.Error as err:
+        raise store_failure(path, err) from None
+    try:
+        report = compute_indicators(
+            con,
+            parsed,
+            ward=ward,
+            by=grouping.get(by) if by else None,
+            synthetic=synthetic,
+        )
+    except StoreTooOld as err:
+        raise usage_error(f"{path}: {err}") from None
+    except duckdb.Error as err:
+        raise store_failure(path, err) from None
+    finally:
+        con.close()
+    if city_only:
+        report = dataclasses.replace(
+            report, figures=[f for f in report.figures if f.scope == "city"]
+        )
+    if output_format == "json":
+        sys.stdout.write(json.dumps(_jsonable(dataclasses.asdict(report)), indent=1) + "\n")
+    elif output_format == "csv":
+        sys.stdout.write(_csv(report.figures))
+    else:
+        _table(report, path, list_zone_sites=not city_only)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+_CSV_COLUMNS = (
+    "indicator",
+    "scope",
+    "group",
+    "unit",
+    "value",
+    "ci_low",
+    "ci_high",
+    "interval",
+    "mean",
+    "median",
+    "probes",
+    "tests",
+    "probe_limited",
+    "status",
+    "targets",
+    "note",
+)
+
+
+def _targets_text(targets: Any) -> str:
+    return "; ".join(
+        f"{t.comparator} {t.value:g} ({t.source}, {t.due}): "
+        + ("n/a" if t.met is None else "met" if t.met else "not met")
+        for t in targets
+    )
+
+
+def _csv(figures: list[Any]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(_CSV_COLUMNS)
+    for f in figures:
+        row = dataclasses.asdict(f)
+        row["targets"] = _targets_text(f.targets)
+        writer.writerow(["" if row[c] is None else row[c] for c in _CSV_COLUMNS])
+    return out.getvalue()
+
+
+def _num(value: float | None, unit: str) -> str:
+    if value is None:
+        return "–"
+    return (
+        f"{value:.1%}"
+        if unit == "share"
+        else f"{value:.3g}"
+        if unit.startswith("ratio")
+        else (f"{value:.1f}")
+    )
+
+
+def _table(report: Any, path: Path, *, list_zone_sites: bool = True) -> None:
+    console = Console(width=200)
+    table = Table(
+        title=f"Indicators for {report.period.label} "
+        f"({report.period.start:%Y-%m-%d}..{report.period.end:%Y-%m-%d} Asia/Ho_Chi_Minh) "
+        f"from {path}" + (" — SYNTHETIC data" if report.synthetic else "")
+    )
+    for column in (
+        "indicator",
+        "scope",
+        "group",
+        "value",
+        "95 % interval",
+        "mean",
+        "median",
+        "probes",
+        "tests",
+        "limited",
+        "targets",
+        "note",
+    ):
+        table.add_column(column)
+    for f in report.figures:
+        value = f.status if f.value is None else _num(f.value, f.unit) + f" {f.unit}"
+        interval = (
+            "–"
+            if f.ci_low is None or f.ci_high is None
+            else f"{_num(f.ci_low, f.unit)} – {_num(f.ci_high, f.unit)} ({f.interval})"
+        )
+        table.add_row(
+            f.indicator,
+            f.scope,
+            f.group or "",
+            value,
+            interval,
+            _num(f.mean, f.unit),
+            _num(f.median, f.unit),
+            str(f.probes),
+            str(f.tests),
+            str(f.probe_limited),
+            _targets_text(f.targets),
+            f.note,
+        )
+    console.print(table)
+    console.print(f"Baseline used: {report.baseline}")
+    excluded = ", ".join(f"{t} {reason}: {n}" for t, reason, n in report.exclusions)
+    console.print(f"Excluded results: {excluded or 'none'}")
+    if report.zone_sites and not list_zone_sites:
+        console.print(f"Zone sites: {len(report.zone_sites)} (each is listed without --city-only)")
+    elif report.zone_sites:
+        zones = Table(title="Zone sites (target: every site with 5G and gigabit fixed access)")
+        for column in (
+            "probe",
+            "ward",
+            "site class",
+            "NR time share",
+            "saw NR",
+            "gigabit-capable",
+            "downloads",
+        ):
+            zones.add_column(column)
+        for s in report.zone_sites:
+            zones.add_row(
+                s.probe_id,
+                str(s.ward_code),
+                s.site_class,
+                _num(s.nr_time_share, "share"),
+                "probe-limited" if s.nr_probe_limited else _yes(s.saw_nr),
+                "probe-limited" if s.gigabit_probe_limited else _yes(s.gigabit_capable),
+                "–" if s.download_tests is None else str(s.download_tests),
+            )
+        console.print(zones)
+
+
+def _yes(value: bool | None) -> str:
+    return "–" if value is None else "yes" if value else "no"
+
+
+@baseline_app.command("import")
+def baseline_import(
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV file (see analysis/baseline.py).", exists=True, dir_okay=False),
+    ],
+    config: ConfigOption = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="DuckDB store to write (default: the config's store_path)."),
+    ] = None,
+) -> None:
+    """Check and import baseline rows: scope, ward_code, year, network_kind,
+    access_tech, statistic, value_mbps, sample_size, source. The store must not be
+    open in a running aggregator (DuckDB allows one writer). Exits 1 naming every bad
+    line (nothing is imported), 2 when the file or the store cannot be used."""
+    import duckdb
+
+    from aggregator.ingest.store import Store
+    from analysis.baseline import BaselineError, import_rows, read_csv
+    from analysis.wards import can_tho_wards
+
+    try:
+        rows = read_csv(file, can_tho_wards())
+    except BaselineError as err:
+        for line, message in err.problems:
+            typer.echo(f"{file}:{line}: {message}", err=True)
+        bad = len(err.problems)
+        raise fail(f"nothing imported: {bad} bad line{'s' if bad > 1 else ''} in {file}") from None
+    except UnicodeDecodeError:
+        raise usage_error(f"{file} is not UTF-8 text", "save it as CSV UTF-8") from None
+    except OSError as err:
+        raise usage_error(f"cannot read {file}: {err.strerror or err}") from None
+    path = store or config_or_exit(config).store_path
+    try:
+        Store(path).close()  # creates the tables, baseline among them, if new
+        con = duckdb.connect(str(path))
+    except duckdb.Error as err:
+        raise store_failure(path, err, writing=True) from None
+    try:
+        count = import_rows(con, rows)
+    except duckdb.Error as err:
+        raise store_failure(path, err, writing=True) from None
+    finally:
+        con.close()
+    typer.echo(f"imported {count} baseline rows into {path}")

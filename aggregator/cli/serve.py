@@ -1,0 +1,48 @@
+"""`wardprobe-aggregator serve`: the central process (aggregator/central.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Annotated
+
+import typer
+
+from aggregator.cli.support import ConfigOption, config_or_exit, store_failure
+from wardprobe.cli_errors import fail
+
+
+def serve(
+    config: ConfigOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
+) -> None:
+    """Run the ingest (mTLS) and enrolment (TLS) gRPC services until SIGTERM.
+
+    Exits 1 when it cannot start (no CA in state_dir, an address it cannot
+    listen on), 2 when aggregator.toml or the store cannot be used."""
+    import duckdb
+
+    from aggregator.central import serve as serve_forever
+    from aggregator.enrolment.ca import CaError
+
+    settings = config_or_exit(config)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        asyncio.run(serve_forever(settings))
+    except CaError as err:
+        raise fail(str(err)) from None
+    except duckdb.Error as err:
+        raise store_failure(settings.store_path, err, writing=True) from None
+    except RuntimeError as err:
+        # grpc says only this, and to set GRPC_VERBOSITY for more.
+        refused = re.match(r"Failed to bind to address (\S+?);", str(err))
+        if refused is None:
+            raise
+        raise fail(
+            f"cannot listen on {refused[1]}: the port is taken, or it is not host:port",
+            "check ingest_listen and enrol_listen in aggregator.toml",
+        ) from None

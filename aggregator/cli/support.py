@@ -1,0 +1,73 @@
+"""What the aggregator's commands share: aggregator.toml and the store, each
+refused in one line with exit code 2 when it cannot be used as given
+(wardprobe/cli_errors.py has the wording and the codes)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from aggregator.config import AggregatorConfig, load_config
+from wardprobe.cli_errors import usage_error
+from wardprobe.config_errors import describe_config_error
+
+SNAPSHOT_HINT = "while the aggregator runs, read its snapshot (snapshot_path in aggregator.toml)"
+# duckdb: 'IO Error: Could not set lock on file "...": Conflicting lock is held
+# in /usr/bin/python3 (PID 4242). See also https://duckdb.org/...'
+_LOCK = re.compile(r"Could not set lock on file(?:.*?\(PID (\d+)\))?", re.DOTALL)
+_KIND = re.compile(r"^[A-Za-z ]*Error: ")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="aggregator.toml (see packaging/aggregator.example.toml); defaults apply without it.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+def config_or_exit(path: Path | None) -> AggregatorConfig:
+    """aggregator.toml (all defaults without one); a file that cannot be read
+    or breaks a rule ends the command, naming the key."""
+    try:
+        return load_config(path)
+    except (tomllib.TOMLDecodeError, ValidationError, UnicodeDecodeError, OSError) as err:
+        raise usage_error(describe_config_error(path or Path("aggregator.toml"), err)) from None
+
+
+def existing_store(path: Path) -> Path:
+    """`path`, or the end of the command when no store is there (opening it
+    would create an empty one, or fail in the library's words)."""
+    if not path.is_file():
+        raise usage_error(
+            f"no store at {path}",
+            "give --store, or check store_path (and snapshot_path) in aggregator.toml",
+        )
+    return path
+
+
+def store_failure(path: Path, err: Exception, *, writing: bool = False) -> typer.Exit:
+    """A store DuckDB could not open or read, in one line (its own message
+    spans lines and points at its documentation)."""
+    text = str(err).strip()
+    lock = _LOCK.search(text)
+    if lock:
+        holder = f"process {lock[1]}" if lock[1] else "another process"
+        if writing:
+            return usage_error(
+                f"cannot open {path} for writing: {holder} holds it",
+                "stop the aggregator first (DuckDB allows one writer)",
+            )
+        return usage_error(f"cannot read {path}: {holder} holds it for writing", SNAPSHOT_HINT)
+    first = _KIND.sub("", text.splitlines()[0] if text else type(err).__name__)
+    if text.startswith("Catalog Error"):
+        return usage_error(f"{path} is not a wardprobe store ({first.rstrip('!')})")
+    return usage_error(f"cannot {'write' if writing else 'read'} {path}: {first}")

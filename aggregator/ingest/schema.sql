@@ -1,0 +1,207 @@
+-- The store's tables: what an analyst queries. docs/schema.md documents each
+-- column; tests/aggregator/ingest/test_schema_doc.py checks that it matches DESCRIBE.
+--
+-- Every result table has the same leading columns (the envelope), then the
+-- figures of its kind. Units are in the column names. A figure that was not
+-- measured is NULL. Times are TIMESTAMPTZ (stored as UTC; Cần Thơ is UTC+7).
+
+create table if not exists probes (
+    probe_id        varchar primary key,  -- the subject CN of the probe's client certificate
+    ward_code       integer not null,     -- GSO code of the ward the probe is assigned to
+    ward_name       varchar,
+    site_class      varchar not null,     -- household, ward_office, school, health_facility, high_tech_park, it_park, industrial_zone, rd_centre, other
+    hostname        varchar,
+    agent_version   varchar,
+    enrolled_at     timestamptz not null,
+    cert_serial     varchar,              -- hex serial of the current certificate
+    cert_not_after  timestamptz,
+    cert_state      varchar not null,     -- active | revoked
+    revoked_at      timestamptz,
+    isp             varchar,              -- the site's fixed-broadband ISP (fixed_isps.csv); NULL: not recorded
+    plan_down_mbps  double,               -- the fixed line's advertised download speed (QCVN 34 Vd); NULL: not recorded
+    plan_up_mbps    double                -- and its advertised upload speed (Vu)
+);
+
+create table if not exists throughput (
+    result_id         uuid primary key,   -- UUIDv7 made on the probe
+    probe_id          varchar not null,
+    ward_code         integer not null,   -- the ward the probe was in when it measured
+    measured_at       timestamptz not null,
+    received_at       timestamptz not null,
+    agent_version     varchar,
+    interface         varchar,
+    network_kind      varchar not null,   -- fixed | mobile
+    ip_family         varchar,            -- ipv4 | ipv6 (the family actually used)
+    clock_sync        varchar not null,   -- synchronised | unsynchronised | unknown
+    tool              varchar,
+    tool_version      varchar,
+    server            varchar,
+    server_port       integer,
+    duration_s        double,             -- configured test length
+    streams           integer,
+    status            varchar not null,   -- ok | failed | skipped
+    status_reason     varchar,
+    status_reason_kind varchar,           -- none | deferred | timeout | ... (docs/schema.md); NULL: older agent
+    direction         varchar not null,   -- download | upload
+    mbps              double,             -- megabits (10^6 bit) per second, warm-up excluded
+    bytes_transferred ubigint,
+    measured_s        double,             -- seconds the rate was computed over
+    retransmits       integer,
+    omitted_s         double,             -- warm-up seconds discarded
+    link_speed_mbps   double,             -- negotiated speed of the probe's interface
+    mtu               integer,
+    local_address     varchar,
+    idle_rtt_median_ms   double,          -- just before the transfer
+    loaded_rtt_median_ms double,          -- while the transfer ran
+    loaded_rtt_p95_ms    double,
+    cross_traffic_bytes_per_s double,     -- other traffic on the interface before the test
+    cpu_load_pct      double,             -- probe CPU load before the test, 0..100
+    access_tech       varchar,            -- mobile: radio at the start of the test
+    access_tech_end   varchar,            -- and at its end
+    mcc_mnc           varchar,
+    operator_name     varchar,
+    synthetic         boolean not null default false  -- made by the synthetic generator, not a probe
+);
+
+create table if not exists latency (
+    result_id         uuid primary key,
+    probe_id          varchar not null,
+    ward_code         integer not null,
+    measured_at       timestamptz not null,
+    received_at       timestamptz not null,
+    agent_version     varchar,
+    interface         varchar,
+    network_kind      varchar not null,
+    ip_family         varchar,
+    clock_sync        varchar not null,
+    tool              varchar,
+    tool_version      varchar,
+    server            varchar,
+    server_port       integer,
+    duration_s        double,
+    streams           integer,
+    status            varchar not null,
+    status_reason     varchar,
+    status_reason_kind varchar,
+    protocol          varchar not null,   -- icmp | tcp
+    target            varchar,
+    target_port       integer,
+    packets_sent      integer,
+    packets_received  integer,
+    rtt_min_ms        double,
+    rtt_median_ms     double,
+    rtt_p95_ms        double,
+    rtt_max_ms        double,
+    jitter_ms         double,             -- mean absolute difference of consecutive RTTs
+    loss_pct          double,             -- 0..100
+    access_tech       varchar,            -- mobile: radio when the test started
+    mcc_mnc           varchar,
+    operator_name     varchar,
+    synthetic         boolean not null default false
+);
+
+create table if not exists ipv6 (
+    result_id             uuid primary key,
+    probe_id              varchar not null,
+    ward_code             integer not null,
+    measured_at           timestamptz not null,
+    received_at           timestamptz not null,
+    agent_version         varchar,
+    interface             varchar,
+    network_kind          varchar not null,
+    ip_family             varchar,
+    clock_sync            varchar not null,
+    tool                  varchar,
+    tool_version          varchar,
+    server                varchar,
+    server_port           integer,
+    duration_s            double,
+    streams               integer,
+    status                varchar not null,
+    status_reason         varchar,
+    status_reason_kind    varchar,
+    has_global_address    boolean,
+    has_default_route     boolean,
+    aaaa_resolves         boolean,
+    ipv6_only_tcp_ok      boolean,
+    ipv6_only_connect_ms  double,
+    large_packet_ok       boolean,
+    dual_stack_family     varchar,        -- family used to reach the dual-stack target
+    ipv6_capable          boolean,        -- every capability check passed
+    ipv6_preferred        boolean,        -- the dual-stack target was reached over IPv6
+    global_prefix         varchar,        -- the /64 only, never the host's address
+    synthetic             boolean not null default false
+);
+
+create table if not exists cellular (
+    result_id           uuid primary key,
+    probe_id            varchar not null,
+    ward_code           integer not null,
+    measured_at         timestamptz not null,
+    received_at         timestamptz not null,
+    agent_version       varchar,
+    interface           varchar,
+    network_kind        varchar not null,
+    ip_family           varchar,
+    clock_sync          varchar not null,
+    tool                varchar,
+    tool_version        varchar,
+    server              varchar,
+    server_port         integer,
+    duration_s          double,
+    streams             integer,
+    status              varchar not null,
+    status_reason       varchar,
+    status_reason_kind  varchar,
+    access_tech         varchar,          -- none | gsm | umts | lte | nr5g_nsa | nr5g_sa
+    mcc_mnc             varchar,
+    operator_name       varchar,
+    band                integer,
+    channel             integer,          -- EARFCN / NR-ARFCN
+    cell_id             varchar,
+    tac                 varchar,
+    rsrp_dbm            double,
+    rsrq_db             double,
+    sinr_db             double,
+    registration_state  varchar,
+    modem_model         varchar,
+    modem_5g_capable    boolean,
+    backend             varchar,          -- modemmanager | at
+    nr_band             integer,
+    nr_rsrp_dbm         double,
+    nr_sinr_db          double,
+    synthetic           boolean not null default false,
+    pci                 integer,          -- physical cell id of the serving cell
+    nr_channel          integer,          -- NSA: the 5G leg's NR-ARFCN
+    nr_pci              integer,          -- NSA: the 5G leg's physical cell id
+    rssi_dbm            double,           -- the serving carrier's RSSI (GSM, UMTS, LTE)
+    rscp_dbm            double,           -- UMTS
+    ecio_db             double,           -- UMTS
+    sinr_raw            double,           -- sinr_db as the modem printed it
+    sinr_conversion     varchar,          -- as_printed | tenths | fifths_minus_20
+    nr_sinr_raw         double,
+    nr_sinr_conversion  varchar
+);
+
+-- Baselines of the indicators from outside the store (e.g. 2024 figures of
+-- VNNIC's speed service), imported by `wardprobe-aggregator baseline import`.
+create table if not exists baseline (
+    scope         varchar not null,   -- city | ward
+    ward_code     integer,            -- the ward, when scope = ward
+    year          integer not null,
+    network_kind  varchar not null,   -- fixed | mobile
+    access_tech   varchar,            -- lte, nr5g_nsa, ...; NULL for all technologies
+    statistic     varchar not null,   -- mean | median (VNNIC publishes medians)
+    value_mbps    double not null,    -- download, megabits per second
+    sample_size   integer,            -- tests behind the figure, when the source says
+    source        varchar not null,   -- who published it, where
+    imported_at   timestamptz not null
+);
+
+-- Every stored result's id, whatever table its body is in: a UUIDv7 names one
+-- result in the whole store. Ingest inserts a group's ids here first and
+-- stores only the bodies whose id was new, in the same transaction.
+create table if not exists result_ids (
+    result_id     uuid primary key,
+    result_table  varchar not null    -- throughput | latency | ipv6 | cellular
+);

@@ -1,0 +1,259 @@
+"""The ingest port's servicers: `Ingest.Upload` and `ProbeConfig.GetConfig`.
+
+Both run on the mTLS port. The probe is whoever its client certificate
+names, looked up in the registry on every call and again for every batch of
+an open stream, so a revoked probe is refused from its next batch on.
+Refusals say what is wrong in fixed words; no exception text reaches a
+client.
+
+The servicers only parse, identify and hand typed objects to
+aggregator/ingest/commit.py; nothing here knows about columns or DuckDB.
+aggregator/central.py serves them next to the enrolment port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.rpc import code_pb2
+
+from aggregator.config import AggregatorConfig
+from aggregator.enrolment.registry import (
+    IdentityRefused,
+    ProbeIdentity,
+    ProbeRegistry,
+    ProbeState,
+)
+from aggregator.ingest.batch_reader import IngestLimits, read_batch
+from aggregator.ingest.commit import BatchConverter, CommitOutcome, GroupCommitter, ReadBatch
+from aggregator.rich_status import abort, bad_request, rich_status
+from analysis.wards import ward_name
+from wardprobe.slots import assign_slot
+from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, ingest_pb2
+
+log = logging.getLogger(__name__)
+
+_INGEST_SERVICE = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
+# What a client is told when the aggregator, not its request, is at fault.
+COMMIT_FAILED = "the store could not commit the batch; send it again later"
+READ_FAILED = "the aggregator could not read the batch; send it again later"
+
+
+def _status(code: int, message: str, field: str | None = None) -> grpc.Status:
+    if field is None:
+        return rich_status(code, message)
+    return rich_status(code, message, bad_request(field, message))
+
+
+async def _identify(
+    registry: ProbeRegistry, context: grpc.aio.ServicerContext[Any, Any]
+) -> ProbeIdentity:
+    """The calling probe, from its verified client certificate."""
+    pems = context.auth_context().get("x509_pem_cert")
+    if not pems:
+        await abort(context, _status(code_pb2.UNAUTHENTICATED, "no client certificate"))
+    try:
+        return await asyncio.to_thread(registry.identify, next(iter(pems)))
+    except IdentityRefused as err:
+        # The registry's words name the probe or serial, never an exception's text.
+        log.warning("refused %s: %s", context.peer(), err, exc_info=err.__cause__ is not None)
+        await abort(context, _status(code_pb2.UNAUTHENTICATED, str(err)))
+
+
+class IngestServicer:
+    """`Ingest.Upload`: read each batch, validate, commit, ack in order.
+
+    Requests arrive as bytes (no deserializer) so that a message that is not
+    a ResultBatch gets a clear INVALID_ARGUMENT instead of gRPC's generic
+    error. Each message is read in a worker process while earlier ones
+    commit; acks leave in the order the batches came."""
+
+    def __init__(
+        self,
+        registry: ProbeRegistry,
+        converter: BatchConverter,
+        committer: GroupCommitter,
+        limits: IngestLimits,
+        readers: Executor,
+    ) -> None:
+        self._registry = registry
+        self._converter = converter
+        self._committer = committer
+        self._limits = limits
+        self._readers = readers
+
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
+        return grpc.method_handlers_generic_handler(
+            _INGEST_SERVICE,
+            {
+                "Upload": grpc.stream_stream_rpc_method_handler(
+                    self.Upload,
+                    request_deserializer=None,
+                    response_serializer=ingest_pb2.BatchAck.SerializeToString,
+                )
+            },
+        )
+
+    async def Upload(
+        self,
+        request_iterator: AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext[bytes, ingest_pb2.BatchAck],
+    ) -> AsyncIterator[ingest_pb2.BatchAck]:
+        probe = await _identify(self._registry, context)
+        # Bounded: a fast sender waits for its earlier batches to commit.
+        queue: asyncio.Queue[asyncio.Future[ingest_pb2.BatchAck | grpc.Status] | None] = (
+            asyncio.Queue(maxsize=8)
+        )
+        reader = asyncio.create_task(self._read(request_iterator, probe, queue))
+        try:
+            while (item := await queue.get()) is not None:
+                try:
+                    answer = await item
+                except Exception:  # the store could not commit: the agent retries
+                    # The detail (DuckDB's text, the store's path) is for the log only.
+                    log.exception("commit failed for probe %s", probe.probe_id)
+                    await abort(context, _status(code_pb2.UNAVAILABLE, COMMIT_FAILED))
+                    return
+                if isinstance(answer, grpc.Status):
+                    await abort(context, answer)
+                    return
+                yield answer
+            await reader  # surfaces an error of the request stream itself
+        finally:
+            reader.cancel()
+
+    async def _read(
+        self,
+        request_iterator: AsyncIterator[bytes],
+        probe: ProbeIdentity,
+        queue: asyncio.Queue[asyncio.Future[ingest_pb2.BatchAck | grpc.Status] | None],
+    ) -> None:
+        previous: asyncio.Event | None = None
+        async for raw in request_iterator:
+            submitted = asyncio.Event()
+            await queue.put(asyncio.ensure_future(self._process(raw, probe, previous, submitted)))
+            previous = submitted
+        await queue.put(None)
+
+    async def _process(
+        self,
+        raw: bytes,
+        probe: ProbeIdentity,
+        previous: asyncio.Event | None,
+        submitted: asyncio.Event,
+    ) -> ingest_pb2.BatchAck | grpc.Status:
+        """Read in a worker (in parallel with the stream's other batches), then
+        commit in the stream's order, so a re-sent id counts as stored for
+        the earlier batch and as a duplicate for the later one. Just before
+        the commit, the probe is looked up in the registry again: a probe
+        revoked while its stream is open has none of its later batches
+        stored, and a move applies to the next batch."""
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                outcome = await loop.run_in_executor(
+                    self._readers, read_batch, raw, self._converter.raw_types, self._limits
+                )
+            except Exception:  # a read worker died (out of memory, killed)
+                log.exception("reading a batch of probe %s failed", probe.probe_id)
+                return _status(code_pb2.UNAVAILABLE, READ_FAILED)
+            if previous is not None:
+                await previous.wait()
+            if outcome.error is not None:
+                return _status(outcome.error.code, outcome.error.message, outcome.error.field)
+            try:
+                current = await asyncio.to_thread(self._registry.identify_serial, probe.cert_serial)
+            except IdentityRefused as err:
+                log.warning("stream of %s ended: %s", probe.probe_id, err)
+                return _status(code_pb2.UNAUTHENTICATED, str(err))
+            batch = ReadBatch.from_outcome(outcome, current, datetime.now(UTC))
+            pending = self._committer.submit(batch)
+        finally:
+            submitted.set()
+        committed = await pending
+        _log_refused_claims(probe.probe_id, committed)
+        return ingest_pb2.BatchAck(
+            sequence=outcome.sequence,
+            stored=committed.stored,
+            duplicates=committed.duplicates,
+            rejected=committed.rejections,
+        )
+
+
+def _log_refused_claims(probe_id: str, committed: CommitOutcome) -> None:
+    """Count, in the log, the results a probe sent claiming what only its
+    certificate and the registry decide (another probe, another ward)."""
+    denied = [r for r in committed.rejections if r.code == code_pb2.PERMISSION_DENIED]
+    if denied:
+        first = denied[0].bad_request.field_violations[0]
+        log.warning(
+            "probe %s: %d result(s) refused with PERMISSION_DENIED; first: %s %s",
+            probe_id,
+            len(denied),
+            first.field,
+            first.description,
+        )
+
+
+class ProbeConfigServicer(enrolment_pb2_grpc.ProbeConfigServicer):
+    """`ProbeConfig.GetConfig`: the schedule and reference server for a probe."""
+
+    def __init__(self, registry: ProbeRegistry, config: AggregatorConfig) -> None:
+        self._registry = registry
+        self._config = config
+
+    async def GetConfig(
+        self,
+        request: enrolment_pb2.ConfigRequest,
+        context: grpc.aio.ServicerContext[enrolment_pb2.ConfigRequest, enrolment_pb2.AgentConfig],
+    ) -> enrolment_pb2.AgentConfig:
+        probe = await _identify(self._registry, context)
+        ref = self._config.reference_server
+        slot = None
+        if ref.throughput_slot_s and ref.iperf3_ports:
+            active = await asyncio.to_thread(self._registry.list_probes, ProbeState.ACTIVE)
+            slot = assign_slot(
+                probe.probe_id,
+                [record.probe_id for record in active],
+                ref.iperf3_ports,
+                length_s=ref.throughput_slot_s,
+                capacity=ref.max_concurrent_throughput_tests,
+            )
+        return enrolment_pb2.AgentConfig(
+            probe_id=probe.probe_id,
+            ward_code=probe.ward_code,
+            ward_name=ward_name(probe.ward_code) or "",
+            site_class=str(probe.site_class),
+            schedule=[
+                enrolment_pb2.ScheduleEntry(
+                    measurement=item.measurement,
+                    interval_s=item.interval_s,
+                    jitter_s=item.jitter_s,
+                    network_kind=item.network_kind,
+                )
+                for item in self._config.schedule
+            ],
+            reference_server=enrolment_pb2.ReferenceServer(
+                host=ref.host,
+                iperf3_ports=ref.iperf3_ports,
+                tcp_echo_port=ref.tcp_echo_port,
+                ipv6_only_host=ref.ipv6_only_host,
+                dual_stack_host=ref.dual_stack_host,
+                dns_server=ref.dns_server,
+                dns_port=ref.dns_port,
+            ),
+            throughput_duration_s=self._config.throughput_duration_s,
+            throughput_streams=self._config.throughput_streams,
+            latency_count=self._config.latency_count,
+            latency_interval_s=self._config.latency_interval_s,
+            throughput_slot_period_s=slot.period_s if slot else 0,
+            throughput_slot_offset_s=slot.offset_s if slot else 0,
+            throughput_slot_length_s=slot.length_s if slot else 0,
+            throughput_port_order=slot.port_order if slot else (),
+        )

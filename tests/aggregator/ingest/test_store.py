@@ -1,0 +1,228 @@
+"""The store opens a file made by an older release and brings it up to the
+current schema without changing what it holds; the registry's probes (their
+fixed-line ISP too) are mirrored into it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from aggregator.central import Aggregator
+from aggregator.config import AggregatorConfig
+from aggregator.enrolment.ca import init_ca
+from aggregator.enrolment.registry import SiteClass
+from aggregator.ingest.store import ProbeRow, Store
+
+
+def test_an_older_store_gains_the_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as old:
+        # The first release's throughput table: no line context, no synthetic marker.
+        old.execute(
+            """
+            create table throughput (
+                result_id uuid primary key, probe_id varchar not null,
+                ward_code integer not null, measured_at timestamptz not null,
+                received_at timestamptz not null, agent_version varchar, interface varchar,
+                network_kind varchar not null, ip_family varchar, clock_sync varchar not null,
+                tool varchar, tool_version varchar, server varchar, server_port integer,
+                duration_s double, streams integer, status varchar not null,
+                status_reason varchar, direction varchar not null, mbps double,
+                bytes_transferred ubigint, measured_s double, retransmits integer,
+                omitted_s double
+            )
+            """
+        )
+        old.execute(
+            "insert into throughput (result_id, probe_id, ward_code, measured_at, received_at,"
+            " network_kind, clock_sync, status, direction, mbps) values"
+            " ('01900000-0000-7000-8000-000000000001', 'wp-1', 31135, now(), now(),"
+            " 'fixed', 'synchronised', 'ok', 'download', 93.5)"
+        )
+
+    store = Store(path)
+
+    columns = {r[0] for r in store.query("describe throughput")}
+    assert {"link_speed_mbps", "access_tech", "synthetic", "status_reason_kind"} <= columns
+    assert store.query(
+        "select probe_id, mbps, synthetic, link_speed_mbps, status_reason_kind from throughput"
+    ) == [("wp-1", 93.5, False, None, None)]
+    store.close()
+
+
+_ID_A = "01900000-0000-7000-8000-00000000000a"
+_ID_B = "01900000-0000-7000-8000-00000000000b"
+
+
+def _rows(table: str, *ids: str) -> pa.Table:
+    """Result rows with only the columns that must be set."""
+    now = datetime(2026, 5, 1, 3, 0, tzinfo=UTC)
+    kind = {"throughput": ("direction", "download"), "latency": ("protocol", "icmp")}[table]
+    return pa.table(
+        {
+            "result_id": list(ids),
+            "probe_id": ["wp-1"] * len(ids),
+            "ward_code": [31135] * len(ids),
+            "measured_at": [now] * len(ids),
+            "received_at": [now] * len(ids),
+            "network_kind": ["fixed"] * len(ids),
+            "clock_sync": ["synchronised"] * len(ids),
+            "status": ["ok"] * len(ids),
+            kind[0]: [kind[1]] * len(ids),
+        }
+    )
+
+
+def test_a_result_id_is_stored_once_whatever_table_it_names(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.duckdb")
+
+    stored = store.insert_new_results(
+        {"throughput": _rows("throughput", _ID_A, _ID_B), "latency": _rows("latency", _ID_A)}
+    )
+    again = store.insert_results("latency", _rows("latency", _ID_B))
+
+    assert {t: m.tolist() for t, m in stored.items()} == {
+        "throughput": [True, True],
+        "latency": [False],
+    }
+    assert len(again) == 0
+    assert (store.count("throughput"), store.count("latency")) == (2, 0)
+    assert store.query("select result_table, count(*) from result_ids group by all") == [
+        ("throughput", 2)
+    ]
+    store.close()
+
+
+def test_an_older_store_enters_the_ids_it_holds_so_they_stay_one_result(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    Store(path).close()
+    with duckdb.connect(str(path)) as old:
+        # As a release before result_ids stored them: one id in two tables.
+        old.execute("drop table result_ids")
+        for table, result_id in (("throughput", _ID_A), ("latency", _ID_A), ("latency", _ID_B)):
+            rows = _rows(table, result_id)  # noqa: F841 (read by the query below)
+            old.execute(f"insert into {table} by name select * from rows")
+
+    store = Store(path)
+
+    assert store.query("select result_id::varchar, result_table from result_ids order by 1") == [
+        (_ID_A, "throughput"),
+        (_ID_B, "latency"),
+    ]
+    assert len(store.insert_results("throughput", _rows("throughput", _ID_B))) == 0
+    assert store.count("throughput") == 1
+    store.close()
+
+
+def test_an_older_probes_table_gains_the_isp_and_plan_and_takes_the_registry_mirror(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as old:
+        # The probes table before the fixed line's ISP was recorded.
+        old.execute(
+            """
+            create table probes (
+                probe_id varchar primary key, ward_code integer not null, ward_name varchar,
+                site_class varchar not null, hostname varchar, agent_version varchar,
+                enrolled_at timestamptz not null, cert_serial varchar,
+                cert_not_after timestamptz, cert_state varchar not null, revoked_at timestamptz
+            )
+            """
+        )
+        old.execute(
+            "insert into probes (probe_id, ward_code, site_class, enrolled_at, cert_state)"
+            " values ('wp-1', 31135, 'household', now(), 'active')"
+        )
+
+    store = Store(path)
+    assert [r[0] for r in store.query("describe probes")][-3:] == [
+        "isp",
+        "plan_down_mbps",
+        "plan_up_mbps",
+    ]
+    assert store.query("select probe_id, isp, plan_down_mbps from probes") == [("wp-1", None, None)]
+    enrolled = datetime(2026, 3, 2, 8, tzinfo=UTC)
+    store.replace_probes(
+        [
+            ProbeRow(
+                "wp-1",
+                31135,
+                None,
+                "household",
+                None,
+                None,
+                enrolled,
+                None,
+                None,
+                "active",
+                None,
+                "VNPT",
+                300.0,
+                100.0,
+            ),
+            ProbeRow(
+                "wp-2", 31135, None, "school", None, None, enrolled, None, None, "active", None
+            ),
+        ]
+    )
+    assert store.query(
+        "select probe_id, site_class, isp, plan_down_mbps, plan_up_mbps from probes order by 1"
+    ) == [
+        ("wp-1", "household", "VNPT", 300.0, 100.0),
+        ("wp-2", "school", None, None, None),
+    ]
+    store.close()
+
+
+def test_the_aggregator_mirrors_the_registrys_isp_into_the_store(tmp_path: Path) -> None:
+    state = tmp_path / "aggregator"
+    authority = init_ca(state, ["localhost"])
+    config = AggregatorConfig(
+        state_dir=state,
+        store_path=state / "wardprobe.duckdb",
+        ingest_listen="127.0.0.1:0",
+        enrol_listen="127.0.0.1:0",
+        ingest_public_address="127.0.0.1:1",
+    )
+    aggregator = Aggregator(config)
+    try:
+        registry = aggregator.registry
+        token = registry.create_token(
+            31135, SiteClass.HOUSEHOLD, timedelta(days=1), authority.pin, isp="fpt telecom"
+        )
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "box")]))
+            .sign(key, hashes.SHA256())
+            .public_bytes(serialization.Encoding.PEM)
+        )
+        probe_id = registry.new_probe_id()
+        issued = authority.sign_probe_csr(csr, probe_id)
+        registry.record_probe(
+            probe_id,
+            registry.redeem_token(token),
+            "pi",
+            "0.1.0",
+            issued.serial_hex,
+            issued.not_after,
+        )
+        aggregator.sync_probes()
+        assert aggregator.store.query("select probe_id, isp from probes") == [
+            (probe_id, "FPT Telecom")
+        ]
+        # the household's ISP is corrected: the next sync carries it
+        registry.set_probe_isp(probe_id, "SCTV")
+        aggregator.sync_probes()
+        assert aggregator.store.query("select isp from probes") == [("SCTV",)]
+    finally:
+        aggregator.readers.shutdown()
+        aggregator.store.close()
