@@ -27,7 +27,6 @@ from rich.console import Console
 from rich.table import Table
 
 from analysis.summary import summary_table, ward_summary
-from analysis.ward_map import write_ward_map
 from emulation.city import City, cleanup_stale, have_netns
 from emulation.deployment import CentralPorts, Deployment, DeploymentError, ModemSpec, ProbeBox
 from emulation.modem import ModemModel, ModemState
@@ -252,11 +251,8 @@ def _report(console: Console, deployment: Deployment, out: Path) -> None:
     for mobile_row in _mobile_downloads(store):
         table.add_row(*mobile_row)
     console.print(table)
-    geojson, svg, reconciliation = write_ward_map(store, out)
-    console.print(f"ward map: {geojson} and {svg}")
-    report = reconciliation.read_text("utf-8").strip()
-    if report:
-        console.print(f"boundaries vs the ward registry ({reconciliation}):\n{report}")
+    year = str(datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).year)
+    _write_maps(console, store, out / "maps" / "probes", year, synthetic=False)
 
 
 def _indicators(console: Console, deployment: Deployment, out: Path) -> None:
@@ -301,9 +297,41 @@ def _indicators(console: Console, deployment: Deployment, out: Path) -> None:
         ),
         "utf-8",
     )  # fmt: skip
+    _write_maps(console, synthetic_store, out / "maps" / "synthetic", year, synthetic=True)
     console.print(
         f"every ward's figures: {out / 'indicators_synthetic_city.json'} "
         f"(wardprobe-aggregator indicators --period {year} --store {synthetic_store} --synthetic)"
+    )
+
+
+def _write_maps(
+    console: Console, store: Path, out_dir: Path, year: str, *, synthetic: bool
+) -> None:
+    """The map of every indicator for the year (one HTML page switching between
+    them, a PNG and a GeoJSON each), as `wardprobe-aggregator map` draws them."""
+    from analysis.indicators import open_store, parse_period
+    from analysis.maps import (
+        boundary_reconciliation,
+        reconciliation_report,
+        ward_layers,
+        write_all_maps,
+    )
+
+    started = time.monotonic()
+    con = open_store(store)
+    try:
+        layers = ward_layers(con, parse_period(year), synthetic=synthetic)
+    finally:
+        con.close()
+    written = write_all_maps(layers, out_dir)
+    (out_dir / "boundaries_vs_registry.txt").write_text(
+        reconciliation_report(boundary_reconciliation()), "utf-8"
+    )
+    what = "the synthetic city" if synthetic else "the probes' results"
+    console.print(
+        f"maps of {len(layers)} indicator layers for {year} on {what}: {out_dir / 'index.html'} "
+        f"(all of them, in a browser), and a PNG and a GeoJSON each: {len(written)} files in "
+        f"{out_dir} ({time.monotonic() - started:.0f} s)"
     )
 
 

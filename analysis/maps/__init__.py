@@ -9,6 +9,7 @@ call `ward_layer` / `ward_layers` for the layers and `write_map` or
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Final
 
@@ -88,6 +89,34 @@ def write_map(layers: list[WardLayer], out: Path, lang: Lang = "vi") -> Path:
     return out
 
 
+def layer_file_name(layer: WardLayer) -> str:
+    """A file name for a layer: "gigabit_capable_share", "mobile_download_by_tech_lte",
+    "qcvn126_download_mean_operator-Viettel"."""
+    if not layer.group:
+        return layer.indicator
+    group = layer.group.removeprefix("access_tech=")
+    return layer.indicator + "_" + re.sub(r"[^A-Za-z0-9_.-]+", "-", group).strip("-")
+
+
+def write_all_maps(
+    layers: list[WardLayer],
+    out_dir: Path,
+    *,
+    lang: Lang = "vi",
+    formats: tuple[str, ...] = ("html", "png", "geojson"),
+) -> list[Path]:
+    """Every layer's map into `out_dir`: one HTML page switching between them
+    all (index.html), and a file per layer in each other format."""
+    written = []
+    for fmt in formats:
+        if fmt == "html":
+            written.append(write_map(layers, out_dir / "index.html", lang))
+            continue
+        for layer in layers:
+            written.append(write_map([layer], out_dir / f"{layer_file_name(layer)}.{fmt}", lang))
+    return written
+
+
 __all__ = [
     "CODE_CORRECTIONS",
     "FORMATS",
@@ -110,6 +139,7 @@ __all__ = [
     "geojson_text",
     "groups",
     "html_text",
+    "layer_file_name",
     "layer_from_report",
     "layer_geojson",
     "map_bytes",
@@ -122,5 +152,6 @@ __all__ = [
     "ward_boundaries",
     "ward_layer",
     "ward_layers",
+    "write_all_maps",
     "write_map",
 ]

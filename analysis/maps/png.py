@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import math
+from functools import cache
 from typing import Final
 
 import numpy as np
@@ -91,25 +92,43 @@ def _fill(layer: WardLayer, status: str, value: float | None) -> tuple[str, str 
     return layer.scale.colour(value), None
 
 
+@cache
+def _projected() -> tuple[
+    _Projection, Polygon | MultiPolygon, dict[int, tuple[MplPath, float, float]]
+]:
+    """The projection, the projected city outline, and each ward's path and
+    number position (the point inside it farthest from its edge), made once
+    per process: the same for every map."""
+    outline = city_outline()
+    project = _Projection(outline)
+    wards = {}
+    for b in ward_boundaries():
+        geometry = project(b.geometry)
+        largest = max(getattr(geometry, "geoms", [geometry]), key=lambda g: g.area)
+        assert isinstance(largest, Polygon)
+        point = ops.polylabel(largest, tolerance=0.05)
+        wards[b.ward_code] = (_path(geometry), point.x, point.y)
+    city = project(outline)
+    assert isinstance(city, Polygon | MultiPolygon)
+    return project, city, wards
+
+
 def _draw_wards(
-    ax: Axes,
-    layer: WardLayer,
-    project: _Projection,
-    *,
-    font_pt: float,
-    only: tuple[int, ...] | None = None,
+    ax: Axes, layer: WardLayer, *, font_pt: float, only: tuple[int, ...] | None = None
 ) -> None:
     """Every ward filled by its class or status, with its number (only
     the numbers of `only` when given: an inset numbers what it is of)."""
-    shapes = {b.ward_code: project(b.geometry) for b in ward_boundaries()}
+    _, _, shapes = _projected()
     for ward in layer.wards:
-        geometry = shapes.get(ward.ward_code)
-        if geometry is None:
+        if ward.ward_code not in shapes:
             continue
+        path, x, y = shapes[ward.ward_code]
         face, hatch = _fill(layer, ward.status, ward.value)
-        ax.add_patch(
+        # add_artist, not add_patch: the axes' limits are set from the city, so
+        # the patch need not update them (a third of the drawing time)
+        ax.add_artist(
             PathPatch(
-                _path(geometry),
+                path,
                 facecolor=face,
                 edgecolor=classes.EDGE_COLOUR,
                 linewidth=0.3,
@@ -119,13 +138,10 @@ def _draw_wards(
         )
         if only is not None and ward.ward_code not in only:
             continue
-        largest = max(getattr(geometry, "geoms", [geometry]), key=lambda g: g.area)
-        assert isinstance(largest, Polygon)
-        point = ops.polylabel(largest, tolerance=0.05)
         dark = ward.value is not None and _is_dark(layer.scale.colour(ward.value))
         ax.text(
-            point.x,
-            point.y,
+            x,
+            y,
             str(ward.number),
             ha="center",
             va="center",
@@ -279,9 +295,7 @@ def png_bytes(layer: WardLayer, lang: Lang = "vi") -> bytes:
     """The layer as an A4 landscape PNG at 300 dpi."""
     fig = Figure(figsize=A4_LANDSCAPE_IN, dpi=DPI)
     FigureCanvasAgg(fig)
-    outline = city_outline()
-    project = _Projection(outline)
-    city = project(outline)
+    project, city, _ = _projected()
 
     fig.text(
         0.015, 0.975, title(layer, lang), fontsize=13, fontweight="bold", va="top", fontfamily=FONT
@@ -293,7 +307,7 @@ def png_bytes(layer: WardLayer, lang: Lang = "vi") -> bytes:
 
     top = 0.935 - 0.028 * len(subtitle) - 0.01
     ax = fig.add_axes((0.015, 0.07, 0.56, top - 0.07))
-    _draw_wards(ax, layer, project, font_pt=4.2)
+    _draw_wards(ax, layer, font_pt=4.2)
     ax.add_patch(PathPatch(_path(city), facecolor="none", edgecolor="black", linewidth=1.2))
     _frame(ax, city, 2.0)
     for spine in ax.spines.values():
@@ -306,8 +320,8 @@ def png_bytes(layer: WardLayer, lang: Lang = "vi") -> bytes:
     centre = ops.unary_union(
         [project(b.geometry) for b in ward_boundaries() if b.ward_code in INSET_WARDS]
     )
-    inset = fig.add_axes((0.80, 0.52, 0.185, top - 0.52))
-    _draw_wards(inset, layer, project, font_pt=7, only=INSET_WARDS)
+    inset = fig.add_axes((0.815, 0.52, 0.17, top - 0.52))
+    _draw_wards(inset, layer, font_pt=7, only=INSET_WARDS)
     inset.add_patch(PathPatch(_path(city), facecolor="none", edgecolor="black", linewidth=1.2))
     _frame(inset, centre, 0.5)
     inset.set_title(labels.word("central wards", lang), fontsize=7, fontfamily=FONT)
