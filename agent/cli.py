@@ -14,7 +14,7 @@ import typer
 
 from agent import AGENT_VERSION
 from agent.config import DEFAULT_CONFIG_PATH, AgentSettings, ConfigError, load_settings
-from wardprobe.cli_errors import EXIT_USAGE, PlainErrors, fail
+from wardprobe.cli_errors import EXIT_FAILED, EXIT_USAGE, PlainErrors, fail
 
 if TYPE_CHECKING:
     from agent.identity import EnrolmentRecord
@@ -24,13 +24,35 @@ app = typer.Typer(
     help=(
         "wardprobe agent: measures the ward's Internet access (speed, latency, IPv6) and "
         "sends the results to the city's aggregator. Enrol once, then run it as a service. "
-        "Exit codes: 0 done; 1 refused or failed (not enrolled, enrolment refused); "
-        "2 an option or agent.toml that cannot be used, or (upload, once) the aggregator "
-        "could not take the results, which stay in the spool."
+        "Exit codes: 0 done (status: healthy); 1 refused or failed (not enrolled, enrolment "
+        "refused; status: not healthy); 2 an option or agent.toml that cannot be used, or "
+        "(upload, once) the aggregator could not take the results, which stay in the spool."
     ),
     no_args_is_help=True,
     cls=PlainErrors,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"wardprobe-agent {AGENT_VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the agent's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Options before the command (only --version)."""
+
 
 ConfigOption = Annotated[
     Path | None,
@@ -288,76 +310,41 @@ def upload(
     )
 
 
-def _modem_report(saved: str | None, settings: AgentSettings) -> dict[str, object] | str:
-    """The last observation of the modem in words (agent.runtime.modem_status)."""
-    if saved:
-        report: dict[str, object] = json.loads(saved)
-        return report
-    return "not observed yet" if settings.mobile.enabled else "mobile line disabled"
-
-
 @app.command()
 def status(
     config: ConfigOption = None,
     state_dir: StateDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Show enrolment, the last result of each test, the modem's state, spool depth
-    and the last upload. Exits 1 when the box is not enrolled."""
+    """Say whether the box is healthy, and why not: enrolment, clock, last test,
+    last upload, spool, dropped results, modem. Exits 0 when healthy, 1 when not.
+
+    The first line is `healthy` or `not healthy: <reasons>`; a script (or a
+    phone over SSH) needs only the exit code."""
+    from agent.health import check
+    from agent.measurements import MEASUREMENTS
     from agent.runtime import SPOOL_FILE
     from agent.spool import Spool
 
     settings = _settings(config, state_dir)
     enrolment = _enrolment(settings)
-    report: dict[str, object] = {
-        "agent_version": AGENT_VERSION,
-        "state_dir": str(settings.state_dir),
-    }
-    if enrolment is None:
-        report["enrolled"] = False
-    else:
-        report.update(
-            enrolled=True,
-            probe_id=enrolment.probe_id,
-            ward=f"{enrolment.ward_name} ({enrolment.ward_code})",
-            site_class=enrolment.site_class,
-            aggregator=settings.aggregator or enrolment.ingest_address,
-            certificate_valid_until=enrolment.certificate_not_after.isoformat(),
-        )
+    spool = None
+    if enrolment is not None:
         try:
             spool = Spool(settings.state_dir / SPOOL_FILE, settings.spool.max_rows)
         except sqlite3.Error as err:
             raise _spool_failure(settings, err) from None
-        try:
-            from agent.measurements import MEASUREMENTS
-
-            last = {}
-            for name in MEASUREMENTS:
-                text = spool.get_state(f"last_result:{name}")
-                if text:
-                    last[name] = json.loads(text)
-            report.update(
-                spool_depth=spool.depth(),
-                dropped_results=spool.counter("dropped_results"),
-                last_upload_at=spool.get_state("last_upload_at"),
-                last_upload_error=spool.get_state("last_upload_error"),
-                last_results=last,
-                modem=_modem_report(spool.get_state("modem"), settings),
-                recently_refused=[
-                    {"result_id": rid, "reason": why} for rid, why, _ in spool.rejected(5)
-                ],
-            )
-        finally:
+    try:
+        health = check(settings, enrolment, spool, list(MEASUREMENTS), AGENT_VERSION)
+    except sqlite3.Error as err:
+        raise _spool_failure(settings, err) from None
+    finally:
+        if spool is not None:
             spool.close()
     if as_json:
+        report = {"healthy": health.healthy, "reasons": health.reasons, **health.report}
         print(json.dumps(report, ensure_ascii=False, indent=2))
-        return
-    for key, value in report.items():
-        if isinstance(value, dict):
-            typer.echo(f"{key}:")
-            for name, item in value.items():
-                typer.echo(f"  {name}: {item}")
-        else:
-            typer.echo(f"{key}: {value}")
-    if not report.get("enrolled"):
-        raise typer.Exit(code=1)
+    else:
+        typer.echo(health.text())
+    if not health.healthy:
+        raise typer.Exit(code=EXIT_FAILED)

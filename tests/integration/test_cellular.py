@@ -9,19 +9,32 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
 from emulation.city import City, have_netns
-from emulation.deployment import CentralPorts, Deployment, ModemSpec
+from emulation.deployment import CentralPorts, Deployment, ModemSpec, ProbeBox
 from emulation.modem import ModemModel, ModemState
 from emulation.shaping import LTE, NR5G
 from tests.integration.conftest import CAI_KHE, NINH_KIEU
 
 NETNS_OK, _ = have_netns()
+
+
+def _status(dep: Deployment, box: ProbeBox) -> dict[str, Any]:
+    """`wardprobe-agent status --json`: exit 0 when healthy, 1 when not (this
+    machine's clock may be unsynchronised, which makes any box not healthy)."""
+    done = subprocess.run(
+        [*dep.agent_argv(box, "status"), "--json"], capture_output=True, text=True, check=False
+    )
+    report: dict[str, Any] = json.loads(done.stdout)
+    assert done.returncode == (0 if report["healthy"] else 1), done.stderr
+    return report
 
 
 @pytest.fixture
@@ -70,8 +83,7 @@ def test_mobile_results_carry_their_network(deployment: Deployment) -> None:
         assert code == 0, stderr
         assert results[0]["cellular"]["access_tech"] == "ACCESS_TECH_LTE"
 
-    status = dep.run(None, [*dep.agent_argv(five_g, "status"), "--json"])
-    modem = json.loads(status)["modem"]
+    modem = _status(dep, five_g)["modem"]
     assert modem["state"].startswith("nr5g_nsa on Viettel (45204)")
     assert (modem["model"], modem["5g_capable"]) == ("RM500Q-GL", "yes")
 
@@ -134,8 +146,10 @@ def test_a_modem_problem_is_stored_and_shown_and_the_tests_still_run(
     )
     code, _, stderr = dep.run_once(box)
     assert code == 0, stderr
-    modem = json.loads(dep.run(None, [*dep.agent_argv(box, "status"), "--json"]))["modem"]
-    assert modem["state"] == "failed: sim-missing: no SIM in the modem (+CME ERROR: 10)"
+    report = _status(dep, box)
+    assert report["modem"]["state"] == "failed: sim-missing: no SIM in the modem (+CME ERROR: 10)"
+    assert not report["healthy"]
+    assert "modem: failed: sim-missing: no SIM in the modem (+CME ERROR: 10)" in report["reasons"]
 
     assert dep.stop_aggregator() == 0, dep.log_tail("aggregator")
     with duckdb.connect(str(dep.store_path), read_only=True) as con:
