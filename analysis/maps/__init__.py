@@ -9,7 +9,10 @@ call `ward_layer` / `ward_layers` for the layers and `write_map` or
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Final
 
@@ -104,16 +107,26 @@ def write_all_maps(
     *,
     lang: Lang = "vi",
     formats: tuple[str, ...] = ("html", "png", "geojson"),
+    workers: int = min(2, os.cpu_count() or 1),
 ) -> list[Path]:
     """Every layer's map into `out_dir`: one HTML page switching between them
-    all (index.html), and a file per layer in each other format."""
+    all (index.html), and a file per layer in each other format (PNGs drawn
+    by `workers` processes)."""
     written = []
     for fmt in formats:
         if fmt == "html":
             written.append(write_map(layers, out_dir / "index.html", lang))
-            continue
-        for layer in layers:
-            written.append(write_map([layer], out_dir / f"{layer_file_name(layer)}.{fmt}", lang))
+        elif fmt == "png" and len(layers) > 1 and workers > 1:
+            # PNGs are most of the time (0.6 s of CPU each): drawn by two
+            # processes (spawned: the caller may hold DuckDB's threads)
+            paths = [out_dir / f"{layer_file_name(x)}.png" for x in layers]
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                written += pool.map(write_map, [[x] for x in layers], paths, [lang] * len(layers))
+        else:
+            for layer in layers:
+                name = out_dir / f"{layer_file_name(layer)}.{fmt}"
+                written.append(write_map([layer], name, lang))
     return written
 
 

@@ -90,13 +90,14 @@ _UNIT_OF: Final[dict[str, str]] = {
 class MapRequestError(ValueError):
     """A map asked for what does not exist; `accepted` lists what does."""
 
-    def __init__(self, what: str, asked: str, accepted: Iterable[str]) -> None:
+    def __init__(
+        self, what: str, asked: str, accepted: Iterable[str], *, problem: str = ""
+    ) -> None:
         self.what = what
         self.asked = asked
         self.accepted = tuple(accepted)
-        super().__init__(
-            f"unknown {what} {asked!r}; accepted: {', '.join(self.accepted) or '(none)'}"
-        )
+        said = problem or f"unknown {what} {asked!r}"
+        super().__init__(f"{said}; accepted: {', '.join(self.accepted) or '(none)'}")
 
 
 @dataclass(frozen=True)
@@ -190,9 +191,10 @@ def _match_group(asked: str | None, available: list[str | None], indicator: str)
         if len(available) == 1:
             return available[0]
         raise MapRequestError(
-            f"group (none given) for {indicator}, which comes in groups;",
+            "group",
             "",
             [g for g in available if g],
+            problem=f"{indicator} comes in groups: give one (--group)",
         )
     for group in available:
         values = ";".join(p.partition("=")[2] for p in (group or "").split(";"))

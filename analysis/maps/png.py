@@ -269,15 +269,16 @@ def _key(ax: Axes, layer: WardLayer, lang: Lang) -> None:
     )
     columns = 3
     per_column = math.ceil(len(layer.wards) / columns)
-    step = 0.94 / per_column
-    for i, ward in enumerate(layer.wards):
-        col, row = divmod(i, per_column)
+    # one text per column: a hundred text objects would take a third of the drawing
+    for col in range(columns):
+        chunk = layer.wards[col * per_column : (col + 1) * per_column]
         ax.text(
             col / columns,
-            0.95 - row * step,
-            f"{ward.number:>3}  {ward.ward_name}",
+            0.95,
+            "\n".join(f"{w.number:>3}  {w.ward_name}" for w in chunk),
             fontsize=5.2,
             va="top",
+            linespacing=1.32,
             fontfamily=FONT,
         )
 
@@ -344,5 +345,6 @@ def png_bytes(layer: WardLayer, lang: Lang = "vi") -> bytes:
         0.015, 0.012, "\n".join(footer), fontsize=5.5, va="bottom", fontfamily=FONT, color="#333333"
     )
     out = io.BytesIO()
-    fig.savefig(out, format="png", dpi=DPI)
+    # zlib level 3: a fifth of the time of the default 6, files a tenth larger
+    fig.savefig(out, format="png", dpi=DPI, pil_kwargs={"compress_level": 3})
     return out.getvalue()

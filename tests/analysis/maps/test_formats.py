@@ -21,7 +21,7 @@ from matplotlib.ft2font import FT2Font
 from PIL import Image
 
 from analysis import labels
-from analysis.maps import MapRequestError, WardLayer, map_bytes, write_map
+from analysis.maps import MapRequestError, WardLayer, map_bytes, write_all_maps, write_map
 from analysis.maps.png import FONT
 from analysis.wards import can_tho_wards
 from tests.analysis.maps.conftest import layer
@@ -126,3 +126,18 @@ def test_html_draws_every_ward_with_no_network(
         subprocess.run(["ip", "netns", "delete", ns], check=False)
     assert "fetching topojson" not in dom.stderr
     assert dom.stdout.count('class="choroplethlocation"') == 103
+
+
+def test_write_all_maps_writes_one_page_and_a_file_per_layer(
+    city_layers: list[WardLayer], tmp_path: Path
+) -> None:
+    chosen = [layer(city_layers, "gigabit_capable_share"), layer(city_layers, "nr_time_share")]
+    written = write_all_maps(chosen, tmp_path, workers=2)
+    assert sorted(p.name for p in written) == [
+        "gigabit_capable_share.geojson",
+        "gigabit_capable_share.png",
+        "index.html",
+        "nr_time_share.geojson",
+        "nr_time_share.png",
+    ]
+    assert Image.open(tmp_path / "nr_time_share.png").size[0] >= 3507
