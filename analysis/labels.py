@@ -385,11 +385,15 @@ REPORT: Final[dict[str, Entry]] = {
         "{tests} phép đo hợp lệ) hoặc khi khoảng tin cậy 95 % của nó chứa giá trị mục "
         "tiêu. Số đầu đo cần thêm được ước tính theo tốc độ đo hiện nay và độ phân tán "
         "giữa các đầu đo (công thức ở Phụ lục A.8); đây là con số để lập kế hoạch, "
-        "không phải cam kết.",
+        "không phải cam kết. Mục này gồm các chỉ tiêu có mục tiêu trong kế hoạch (toàn "
+        "thành phố và từng phường, xã) và các quy chuẩn quốc gia (toàn thành phố); API "
+        "của hệ thống cho danh sách đầy đủ của mọi chỉ tiêu.",
         "en": "A figure cannot be concluded while it is below the floor ({probes} probes, "
         "{tests} valid tests) or while its 95 % interval contains the target. The probes "
         "to add are estimated at today's test rate and from the spread between probes "
-        "(formulas in Annex A.8); a planning figure, not a promise.",
+        "(formulas in Annex A.8); a planning figure, not a promise. This section covers "
+        "the indicators with a plan target (the city and each ward) and the national "
+        "references (the city); the system's API lists every indicator.",
     },
     "s4.1": {
         "vi": "4.1. Kết quả có khoảng tin cậy chứa giá trị mục tiêu",
@@ -402,9 +406,11 @@ REPORT: Final[dict[str, Entry]] = {
     "s4.2 intro": {
         "vi": "Số đầu đo cần thêm để đạt {probes} đầu đo và {tests} phép đo hợp lệ, với số "
         "phép đo mỗi đầu đo như hiện nay trong phường, xã (phường, xã chưa có đầu đo: "
-        "như trung bình toàn thành phố).",
+        "như trung bình toàn thành phố). Với các chỉ tiêu tại khu công nghệ cao, khu công "
+        "nghiệp chỉ liệt kê phường, xã đã có điểm đo tại các khu đó.",
         "en": "Probes to add to reach {probes} probes and {tests} valid tests, at the "
-        "ward's present tests per probe (a ward without a probe: the city's).",
+        "ward's present tests per probe (a ward without a probe: the city's). For the "
+        "zone targets only wards that have a probe at a zone site are listed.",
     },
     "none unsettled": {
         "vi": "Không có kết quả nào có khoảng tin cậy chứa giá trị mục tiêu.",
@@ -490,8 +496,8 @@ REPORT: Final[dict[str, Entry]] = {
         "en": "Wards without a probe for this indicator ({n}): {names}.",
     },
     "map caption": {
-        "vi": "Bản đồ {indicator}, {period}. Xám: chưa đủ dữ liệu; trắng: chưa có đầu đo.",
-        "en": "Map of {indicator}, {period}. Grey: insufficient data; white: no probe.",
+        "vi": "Bản đồ: {indicator}; {period}. Xám: chưa đủ dữ liệu; trắng: chưa có đầu đo.",
+        "en": "Map: {indicator}; {period}. Grey: insufficient data; white: no probe.",
     },
     "ward table": {"vi": "Kết quả theo phường, xã", "en": "Figures by ward"},
     "city figure": {"vi": "Toàn thành phố", "en": "Whole city"},
@@ -501,6 +507,7 @@ REPORT: Final[dict[str, Entry]] = {
     "fixed probes": {"vi": "Đầu đo cố định", "en": "Fixed-line probes"},
     "mobile probes": {"vi": "Đầu đo di động", "en": "Mobile probes"},
     "all probes": {"vi": "Tổng số đầu đo", "en": "All probes"},
+    "total": {"vi": "Tổng cộng", "en": "Total"},
     "table": {"vi": "Loại kết quả", "en": "Result type"},
     "reason": {"vi": "Lý do", "en": "Reason"},
     "results": {"vi": "Số kết quả", "en": "Results"},
