@@ -3,7 +3,8 @@
 One typer app (the `wardprobe-aggregator` entry point is `aggregator.cli:app`)
 for all three deployables; each command group is a module of this package:
 serve.py (`serve`), admin.py (`ca`, `token`, `probe`), indicators.py
-(`indicators`, `baseline`), maps.py (`map`), reference.py (`reference-server`), and
+(`indicators`, `baseline`), maps.py (`map`), report.py (`report`), reference.py
+(`reference-server`), and
 support.py what they share (aggregator.toml and the store, refused in one
 line). The commands import DuckDB and pyarrow only when they run, so the
 reference host's `reference-server serve` loads neither.
@@ -21,6 +22,7 @@ from aggregator.cli.admin import ca_app, probe_app, token_app
 from aggregator.cli.indicators import baseline_app, indicators
 from aggregator.cli.maps import map_command
 from aggregator.cli.reference import reference_app
+from aggregator.cli.report import report_command
 from aggregator.cli.serve import serve
 from aggregator.cli.support import (
     ConfigOption,
@@ -47,6 +49,7 @@ app.add_typer(reference_app, name="reference-server")
 app.add_typer(baseline_app, name="baseline")
 app.command("indicators")(indicators)
 app.command("map")(map_command)
+app.command("report")(report_command)
 app.command("serve")(serve)
 
 
