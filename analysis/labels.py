@@ -159,7 +159,7 @@ SHORT_SOURCES: Final[dict[str, Entry]] = {
     "87/KH-UBND, 235/KH-UBND": {"vi": "KH 87 và 235/KH-UBND", "en": "plans 87 and 235/KH-UBND"},
     "2026 digital-transformation plan": {
         "vi": "KH chuyển đổi số 2026",
-        "en": "2026 digital-transformation plan",
+        "en": "2026 digital plan",
     },
     "QCVN 126:2021": {"vi": "QCVN 126:2021", "en": "QCVN 126:2021"},
     "QCVN 34:2022": {"vi": "QCVN 34:2022", "en": "QCVN 34:2022"},
