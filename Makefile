@@ -3,11 +3,20 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Debian packages the agent, the reference server and the emulated city use;
-# Pango and DejaVu for the report's PDF (WeasyPrint), poppler-utils to read it back.
+# Pango and DejaVu for the report's PDF (WeasyPrint), poppler-utils to read it back;
+# Debian's headless Chromium for the tests that load the maps and the API offline.
 DEB_PKGS := iperf3 libiperf0 iproute2 procps iputils-ping \
-	libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils
+	libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils \
+	chromium-headless-shell
 
-.PHONY: setup demo test lint proto proto-check bench clean
+# Only for `make deb` (lintian checks the packages) and `make arm64-proof` (an
+# arm64 Debian root under qemu-user), not for `make test`.
+DEB_BUILD_PKGS := lintian
+ARM64_PROOF_PKGS := debootstrap qemu-user-static binfmt-support
+# The probe box's package is built for these Debian architectures.
+DEB_ARCHES ?= arm64 amd64 armhf
+
+.PHONY: setup demo test lint proto proto-check bench clean deb arm64-proof
 
 setup: $(STAMP)
 
@@ -44,8 +53,29 @@ proto-check: setup
 	diff -r -q -x __pycache__ $$tmp/wardprobe/v1 wardprobe/v1 && rm -rf $$tmp && \
 	echo "generated code is up to date"
 
+## The probe box's package, dist/deb/wardprobe-agent_<version>_<arch>.deb, for
+## DEB_ARCHES: its Python dependencies inside, built for each architecture.
+deb: setup
+	@if [ "$$(id -u)" = 0 ] && ! dpkg -s $(DEB_BUILD_PKGS) >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_BUILD_PKGS) >/dev/null; \
+	fi
+	$(PY) -m pip install -q -r packaging/deb/requirements.txt
+	$(PY) packaging/deb/build.py $(foreach arch,$(DEB_ARCHES),--arch $(arch))
+	@if command -v lintian >/dev/null; then \
+		lintian dist/deb/wardprobe-agent_*.deb || true; \
+	fi
+
+## The arm64 package proven in an arm64 Debian root under qemu (needs root):
+## install, enrol, one cycle against a reference server, upgrade, remove, purge.
+arm64-proof: setup
+	@test "$$(id -u)" = 0 || { echo "arm64-proof needs root (debootstrap, chroot, binfmt_misc)"; exit 1; }
+	@dpkg -s $(ARM64_PROOF_PKGS) >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ARM64_PROOF_PKGS) >/dev/null; }
+	$(PY) -m pip install -q -r packaging/deb/requirements.txt
+	WARDPROBE_ARM64_PROOF=1 $(PY) -m pytest -q -s tests/packaging/test_arm64.py
+
 bench: setup
 	$(PY) tests/bench/ingest.py
 
 clean:
-	rm -rf demo-out .pytest_cache .mypy_cache
+	rm -rf demo-out .pytest_cache .mypy_cache dist

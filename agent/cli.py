@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import sqlite3
@@ -73,9 +74,30 @@ StateDirOption = Annotated[
 
 def _settings(config: Path | None, state_dir: Path | None) -> AgentSettings:
     try:
-        return load_settings(config, state_dir)
+        settings = load_settings(config, state_dir)
     except ConfigError as err:
         raise fail(str(err), code=EXIT_USAGE) from None
+    if os.geteuid() == 0:
+        atexit.register(hand_back_state, settings.state_dir)
+    return settings
+
+
+def hand_back_state(state_dir: Path) -> None:
+    """Give what a command run as root (sudo) wrote in the state directory to
+    the directory's owner: the package makes it the service's user, which
+    could not read a root-owned key or write a root-owned spool."""
+    try:
+        owner = state_dir.stat()
+    except OSError:
+        return  # nothing was made
+    if owner.st_uid == 0:
+        return
+    for path in (state_dir, *state_dir.rglob("*")):
+        try:
+            if path.lstat().st_uid != owner.st_uid:
+                os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)
+        except OSError:
+            continue  # gone meanwhile (SQLite's -wal, -shm on close)
 
 
 def _enrolment(settings: AgentSettings) -> EnrolmentRecord | None:

@@ -9,6 +9,8 @@ kernel's clock state must be set for the test, as a process otherwise."""
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -223,3 +225,18 @@ def test_version() -> None:
         f"wardprobe-agent {AGENT_VERSION}\n",
         "",
     )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: files are handed to another user")
+def test_a_command_run_as_root_leaves_the_state_to_the_service_user(tmp_path: Path) -> None:
+    # The package's postinst makes /var/lib/wardprobe the service user's; a
+    # technician runs the commands with sudo. Here: the user `nobody`.
+    state = _box(tmp_path)
+    (state / SPOOL_FILE).unlink()
+    nobody = pwd.getpwnam("nobody")
+    os.chown(state, nobody.pw_uid, nobody.pw_gid)
+    done = _agent("status", "--state-dir", str(state))
+    assert done.returncode in (0, 1), done.stderr  # healthy or not: the clock decides
+    made = [p for p in state.iterdir() if p.name.startswith("spool")]
+    assert made and all(p.stat().st_uid == nobody.pw_uid for p in [state, *made])
+    assert (state / ENROLMENT_FILE).stat().st_uid == nobody.pw_uid
