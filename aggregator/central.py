@@ -34,11 +34,12 @@ from aggregator.config import AggregatorConfig
 from aggregator.enrolment.ca import CertificateAuthority, server_credentials
 from aggregator.enrolment.registry import ProbeRecord, ProbeRegistry
 from aggregator.enrolment.service import EnrolmentServicer
-from aggregator.ingest.batch_reader import RESULT_TABLES, IngestLimits
+from aggregator.ingest.batch_reader import IngestLimits
 from aggregator.ingest.commit import BatchConverter, GroupCommitter
 from aggregator.ingest.service import IngestServicer, ProbeConfigServicer
 from aggregator.ingest.snapshot import snapshot_loop
 from aggregator.ingest.store import ProbeRow, Store
+from aggregator.ingest.tables import RESULT_TABLES
 from analysis.wards import can_tho_wards, ward_name
 from wardprobe.v1 import enrolment_pb2_grpc
 

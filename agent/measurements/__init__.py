@@ -13,10 +13,10 @@ agent/runtime.py read this table; none of them names a measurement.
 Adding a measurement of an existing kind (say, another throughput backend)
 is its module and one entry here. A new kind of result also needs its
 message and its member of `Result.body` in proto/wardprobe/v1/results.proto
-(then `make proto`), its table in aggregator/ingest/schema.sql with its
-columns in aggregator/ingest/batch_reader.py (`BODY_COLUMNS` and a `_read_*`
-function) and its range checks in aggregator/ingest/commit.py, and its
-section in docs/schema.md.
+(then `make proto`), its table in aggregator/ingest/schema.sql, its
+declaration in aggregator/ingest/tables.py (the columns with their ranges and
+rules; the aggregator's reader and checks follow from it), and its section in
+docs/schema.md.
 
 The modules keep their imports light: libiperf is loaded only inside the
 throughput test's child process, and nothing here pulls scapy, pyarrow or

@@ -30,132 +30,19 @@ import pyarrow.ipc
 from google.rpc import code_pb2
 
 from aggregator.enrolment.registry import ProbeIdentity, WardPeriod
-from aggregator.ingest.batch_reader import (
-    BODY_COLUMNS,
-    ENVELOPE_COLUMNS,
-    RESULT_TABLES,
-    IngestLimits,
-    ReadOutcome,
-    rejection,
-)
+from aggregator.ingest.batch_reader import IngestLimits, ReadOutcome, rejection
 from aggregator.ingest.store import Store
+from aggregator.ingest.tables import RESULT_TABLES, TABLES, ResultTable
 from wardprobe.v1 import ingest_pb2, results_pb2
 
-_NETWORK_KIND: dict[int, str | None] = {
-    results_pb2.NETWORK_KIND_FIXED: "fixed",
-    results_pb2.NETWORK_KIND_MOBILE: "mobile",
-}
-_IP_FAMILY: dict[int, str | None] = {
-    results_pb2.IP_FAMILY_UNSPECIFIED: None,
-    results_pb2.IP_FAMILY_IPV4: "ipv4",
-    results_pb2.IP_FAMILY_IPV6: "ipv6",
-}
-_CLOCK_SYNC: dict[int, str | None] = {
-    results_pb2.CLOCK_SYNC_UNSPECIFIED: "unknown",
-    results_pb2.CLOCK_SYNC_SYNCHRONISED: "synchronised",
-    results_pb2.CLOCK_SYNC_UNSYNCHRONISED: "unsynchronised",
-    results_pb2.CLOCK_SYNC_UNKNOWN: "unknown",
-}
-_STATUS: dict[int, str | None] = {
-    results_pb2.STATUS_OK: "ok",
-    results_pb2.STATUS_FAILED: "failed",
-    results_pb2.STATUS_SKIPPED: "skipped",
-}
-# The words are the proto's names (REASON_KIND_DEFERRED: "deferred"), so a kind
-# added to results.proto is accepted without an edit here. Unspecified: an agent
-# from before the field, whose reasons are not classified (NULL).
-_REASON_KIND: dict[int, str | None] = {
-    value.number: value.name.removeprefix("REASON_KIND_").lower() if value.number else None
-    for value in results_pb2.ReasonKind.DESCRIPTOR.values
-}
-_DIRECTION: dict[int, str | None] = {
-    results_pb2.DIRECTION_DOWNLOAD: "download",
-    results_pb2.DIRECTION_UPLOAD: "upload",
-}
-_ACCESS_TECH: dict[int, str | None] = {
-    results_pb2.ACCESS_TECH_UNSPECIFIED: None,
-    results_pb2.ACCESS_TECH_NONE: "none",
-    results_pb2.ACCESS_TECH_GSM: "gsm",
-    results_pb2.ACCESS_TECH_UMTS: "umts",
-    results_pb2.ACCESS_TECH_LTE: "lte",
-    results_pb2.ACCESS_TECH_NR5G_NSA: "nr5g_nsa",
-    results_pb2.ACCESS_TECH_NR5G_SA: "nr5g_sa",
-}
-_SINR_CONVERSION: dict[int, str | None] = {
-    results_pb2.SINR_CONVERSION_UNSPECIFIED: None,
-    results_pb2.SINR_CONVERSION_AS_PRINTED: "as_printed",
-    results_pb2.SINR_CONVERSION_TENTHS: "tenths",
-    results_pb2.SINR_CONVERSION_FIFTHS_MINUS_20: "fifths_minus_20",
-}
-
-
-_ENVELOPE_PATHS = {
-    "result_id": "envelope.result_id",
-    "claimed_probe_id": "envelope.probe_id",
-    "ward_code": "envelope.ward_code",
-    "measured_at": "envelope.measured_at",
-    "measured_at_s": "envelope.measured_at.seconds",
-    "measured_at_nanos": "envelope.measured_at.nanos",
-    "agent_version": "envelope.agent_version",
-    "interface": "envelope.interface",
-    "network_kind": "envelope.network_kind",
-    "ip_family": "envelope.ip_family",
-    "clock_sync": "envelope.clock_sync",
-    "tool": "envelope.method.tool",
-    "tool_version": "envelope.method.tool_version",
-    "server": "envelope.method.server",
-    "server_port": "envelope.method.server_port",
-    "duration_s": "envelope.method.duration_s",
-    "streams": "envelope.method.streams",
-    "status": "envelope.status",
-    "status_reason": "envelope.status_reason",
-    "status_reason_kind": "envelope.status_reason_kind",
-}
-# Text columns stored as NULL when the probe sent "".
-_EMPTY_IS_NULL = frozenset({
-    "status_reason", "global_prefix", "mcc_mnc", "operator_name", "cell_id", "tac",
-    "registration_state", "modem_model", "backend", "local_address",
-})  # fmt: skip
-
-# Plausible ranges of the numeric columns, inclusive; outside is refused.
-# RSRP/RSRQ/SINR: 3GPP TS 36.133 / 38.133 reporting ranges with some slack.
-_DAY_S = 86_400.0
-_RANGES: dict[str, tuple[float, float]] = {
-    "duration_s": (0.0, _DAY_S), "streams": (0, 1024), "server_port": (1, 65535),
-    "target_port": (1, 65535), "measured_s": (0.0, _DAY_S), "omitted_s": (0.0, _DAY_S),
-    "retransmits": (0, 2**31 - 1), "loss_pct": (0.0, 100.0), "band": (0, 1024),
-    "nr_band": (0, 1024), "channel": (0, 3_279_165), "rsrp_dbm": (-160.0, -30.0),
-    "nr_rsrp_dbm": (-160.0, -30.0), "rsrq_db": (-45.0, 20.0), "sinr_db": (-30.0, 50.0),
-    "nr_sinr_db": (-30.0, 50.0), "packets_sent": (0, 2**31 - 1),
-    # Physical cell ids: LTE 0-503, NR 0-1007 (TS 36.211 / 38.211).
-    "pci": (0, 1007), "nr_pci": (0, 1007), "nr_channel": (0, 3_279_165),
-    # RSSI, RSCP (TS 25.133 reports -120..-25 dBm), Ec/Io (-24..0 dB), with
-    # slack; a raw SINR in any unit a firmware prints (tenths: +-600).
-    "rssi_dbm": (-160.0, -10.0), "rscp_dbm": (-160.0, -10.0), "ecio_db": (-50.0, 10.0),
-    "sinr_raw": (-1000.0, 1000.0), "nr_sinr_raw": (-1000.0, 1000.0),
-    "packets_received": (0, 2**31 - 1),
-    # MTU: the loopback interface has 65536.
-    "link_speed_mbps": (0.0, 1_000_000.0), "mtu": (68, 65536), "cpu_load_pct": (0.0, 100.0),
-    "cross_traffic_bytes_per_s": (0.0, 1e12), "idle_rtt_median_ms": (0.0, 60_000.0),
-    "loaded_rtt_median_ms": (0.0, 60_000.0), "loaded_rtt_p95_ms": (0.0, 60_000.0),
-}  # fmt: skip
 _UUID7 = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 # Unicode's control characters (category Cc: C0, DEL, C1). NUL truncates text
 # in C tools, the others forge lines and terminal escapes in logs and reports.
 _CONTROL = r"[\x{0}-\x{1f}\x{7f}-\x{9f}]"
-# Read columns that are not stored as they are.
-_RAW_ONLY = frozenset({"index", "claimed_probe_id", "measured_at_s", "measured_at_nanos"})
 # measured_at seconds are clamped to this before the conversion to
 # microseconds, so that no value the wire allows overflows int64; the clamped
 # time is still refused as in the future or before 2020.
 _CLAMP_S = 2**40
-
-_ENUMS: dict[str, dict[int, str | None]] = {
-    "network_kind": _NETWORK_KIND, "ip_family": _IP_FAMILY, "clock_sync": _CLOCK_SYNC,
-    "status": _STATUS, "status_reason_kind": _REASON_KIND, "direction": _DIRECTION,
-    "dual_stack_family": _IP_FAMILY, "access_tech": _ACCESS_TECH, "access_tech_end": _ACCESS_TECH,
-    "sinr_conversion": _SINR_CONVERSION, "nr_sinr_conversion": _SINR_CONVERSION,
-}  # fmt: skip
 
 
 @dataclass
@@ -201,9 +88,9 @@ class CheckedGroup:
 class _Verdicts:
     """The first reason each row of one table is refused (later rules don't overwrite)."""
 
-    def __init__(self, indexes: np.ndarray, kind: str) -> None:
+    def __init__(self, indexes: np.ndarray, table: ResultTable) -> None:
         self.indexes = indexes
-        self.kind = kind
+        self.table = table
         self.bad = np.zeros(len(indexes), dtype=bool)
         self.found: dict[int, tuple[str, str, int]] = {}
 
@@ -220,7 +107,7 @@ class _Verdicts:
         new = mask & ~self.bad
         if not new.any():
             return
-        path = _ENVELOPE_PATHS.get(column, f"{self.kind}.{column}")
+        path = self.table.paths.get(column, f"{self.table.name}.{column}")
         for row in np.flatnonzero(new):
             self.found[int(row)] = (f"results[{self.indexes[row]}].{path}", reason(int(row)), code)
         self.bad |= mask
@@ -240,24 +127,11 @@ class BatchConverter:
         self._schemas = arrow_schemas
         self._known_wards = pa.array(sorted(known_wards), pa.int64())
         self._limits = limits
-        self._raw_types: dict[str, dict[str, pa.DataType]] = {}
-        for table, body in BODY_COLUMNS.items():
-            schema = arrow_schemas[table]
-            stored = (
-                (set(ENVELOPE_COLUMNS) - _RAW_ONLY)
-                | set(body)
-                | {
-                    "measured_at",  # from measured_at_s and _nanos
-                    "probe_id",
-                    "received_at",
-                    "synthetic",  # set here, never by a probe
-                }
-            )
-            if set(schema.names) != stored:
-                raise RuntimeError(f"schema.sql and ingest.py disagree on table {table}")
-            self._raw_types[table] = {
-                name: _raw_type(name, schema) for name in ENVELOPE_COLUMNS + body
-            }
+        for kind, table in TABLES.items():
+            if set(arrow_schemas[kind].names) != table.stored_names:
+                raise RuntimeError(
+                    f"schema.sql and aggregator/ingest/tables.py disagree on table {kind}"
+                )
 
     def check(self, batches: list[ReadBatch]) -> CheckedGroup:
         """Validate the rows of several batches together; type the good ones."""
@@ -281,12 +155,12 @@ class BatchConverter:
             col["received_at"] = pa.array(
                 np.repeat(np.array([_to_micros(b.received_at) for _, b in parts]), sizes)
             )
-            verdicts = _Verdicts(col["index"].to_numpy(zero_copy_only=False), kind)
+            verdicts = _Verdicts(col["index"].to_numpy(zero_copy_only=False), TABLES[kind])
             self._check_measured_at(col, verdicts)
             col["registry_ward"] = _registry_wards(
                 col["measured_at"], [b.ward_history for _, b in parts], sizes
             )
-            self._check(kind, col, verdicts)
+            self._check(TABLES[kind], col, verdicts)
             # The ward a result is stored under is the registry's, never the envelope's.
             col["ward_code"] = col.pop("registry_ward")
             for row, (path, reason, code) in verdicts.found.items():
@@ -297,17 +171,14 @@ class BatchConverter:
             keep = ~verdicts.bad
             if keep.any():
                 mask = pa.array(keep)
-                tables[kind] = self._finish(kind, {n: pc.filter(a, mask) for n, a in col.items()})
+                tables[kind] = self._finish(
+                    TABLES[kind], {n: pc.filter(a, mask) for n, a in col.items()}
+                )
                 owners[kind] = owner[keep]
                 indexes[kind] = verdicts.indexes[keep]
         for batch_rejections in rejections:
             batch_rejections.sort(key=lambda r: r.index)
         return CheckedGroup(tables, owners, indexes, rejections)
-
-    @property
-    def raw_types(self) -> dict[str, dict[str, pa.DataType]]:
-        """Column types of the raw rows, per result kind (for `read_batch`)."""
-        return self._raw_types
 
     def _check_measured_at(self, col: dict[str, pa.Array], verdicts: _Verdicts) -> None:
         """Refuse a measured_at that is missing or not a valid Timestamp (nanos
@@ -324,8 +195,9 @@ class BatchConverter:
         fraction = pc.if_else(pc.fill_null(bad_nanos, True), 0, pc.divide(nanos, 1000))
         col["measured_at"] = pc.add(pc.multiply(clamped, 1_000_000), fraction)
 
-    def _check(self, kind: str, col: dict[str, pa.Array], verdicts: _Verdicts) -> None:
-        """The validation rules, each vectorised over one column."""
+    def _check(self, table: ResultTable, col: dict[str, pa.Array], verdicts: _Verdicts) -> None:
+        """The validation rules, each vectorised over one column: the envelope's
+        own here, then each column's as tables.py declares it."""
         limits = self._limits
 
         def value(name: str) -> Callable[[int], object]:
@@ -366,14 +238,13 @@ class BatchConverter:
             f"({_micros_text(value('measured_at')(r))}); send 0 to leave the ward to the registry",
             code_pb2.PERMISSION_DENIED,
         )  # fmt: skip
-        for name, words in _ENUMS.items():
-            if name in col:
-                allowed = pa.array(sorted(words), pa.int64())
-                verdicts.flag(
-                    pc.invert(pc.is_in(col[name], value_set=allowed)), name,
-                    lambda r, n=name, w=words: f"{value(n)(r)} is not one of "  # type: ignore[misc]
-                    f"{', '.join(str(x) for x in w.values() if x)}",
-                )  # fmt: skip
+        for name, words in table.enums.items():
+            allowed = pa.array(sorted(words), pa.int64())
+            verdicts.flag(
+                pc.invert(pc.is_in(col[name], value_set=allowed)), name,
+                lambda r, n=name, w=words: f"{value(n)(r)} is not one of "  # type: ignore[misc]
+                f"{', '.join(str(x) for x in w.values() if x)}",
+            )  # fmt: skip
         for name, array in col.items():
             if pa.types.is_string(array.type):
                 verdicts.flag(
@@ -389,12 +260,9 @@ class BatchConverter:
                     pc.or_(pc.is_nan(array), pc.is_inf(array)), name,
                     lambda r, n=name: f"{value(n)(r)} is not a number",  # type: ignore[misc]
                 )  # fmt: skip
-        for name, (low, high) in (
-            *_RANGES.items(), ("mbps", (0.0, limits.max_mbps)),
-            *((n, (0.0, limits.max_rtt_ms)) for n in ("rtt_min_ms", "rtt_median_ms",
-              "rtt_p95_ms", "rtt_max_ms", "jitter_ms", "ipv6_only_connect_ms")),
-        ):  # fmt: skip
-            if name in col:
+        for column in table.columns:
+            if column.bounds is not None:
+                name, (low, high) = column.name, column.bounds
                 verdicts.flag(
                     pc.or_(pc.less(col[name], low), pc.greater(col[name], high)), name,
                     lambda r, n=name, lo=low, hi=high: (  # type: ignore[misc]
@@ -402,60 +270,52 @@ class BatchConverter:
                     ),
                 )  # fmt: skip
         ok = pc.equal(col["status"], results_pb2.STATUS_OK)
-        if kind == "throughput":
-            verdicts.flag(
-                pc.and_(ok, pc.is_null(col["mbps"])), "mbps",
-                lambda r: "missing on a result with status ok",
-            )  # fmt: skip
-        elif kind == "latency":
-            verdicts.flag(
-                pc.invert(pc.is_in(col["protocol"], value_set=pa.array(["icmp", "tcp"]))),
-                "protocol", lambda r: "must be icmp or tcp",
-            )  # fmt: skip
-            verdicts.flag(
-                pc.greater(col["packets_received"], col["packets_sent"]), "packets_received",
-                lambda r: "more replies than requests",
-            )  # fmt: skip
-        if "mcc_mnc" in col:
-            verdicts.flag(
-                pc.invert(pc.match_substring_regex(col["mcc_mnc"], r"^(\d{5,6})?$")), "mcc_mnc",
-                lambda r: "must be 5 or 6 digits",
-            )  # fmt: skip
+        for column in table.columns:
+            name = column.name
+            if column.required_when_ok:
+                verdicts.flag(
+                    pc.and_(ok, pc.is_null(col[name])), name,
+                    lambda r: "missing on a result with status ok",
+                )  # fmt: skip
+            if column.choices:
+                reason = f"must be {' or '.join(column.choices)}"
+                verdicts.flag(
+                    pc.invert(pc.is_in(col[name], value_set=pa.array(column.choices))), name,
+                    lambda r, why=reason: why,  # type: ignore[misc]
+                )  # fmt: skip
+            if column.at_most is not None:
+                other, reason = column.at_most
+                verdicts.flag(
+                    pc.greater(col[name], col[other]), name,
+                    lambda r, why=reason: why,  # type: ignore[misc]
+                )  # fmt: skip
+            if column.pattern is not None:
+                regex, reason = column.pattern
+                verdicts.flag(
+                    pc.invert(pc.match_substring_regex(col[name], regex)), name,
+                    lambda r, why=reason: why,  # type: ignore[misc]
+                )  # fmt: skip
 
-    def _finish(self, kind: str, col: dict[str, pa.Array]) -> pa.Table:
+    def _finish(self, table: ResultTable, col: dict[str, pa.Array]) -> pa.Table:
         """The accepted rows, typed and named as the store's table."""
-        schema = self._schemas[kind]
+        schema = self._schemas[table.name]
         arrays = {}
         for name, array in col.items():
-            if name in _RAW_ONLY:
+            if name in table.not_stored:
                 continue
-            if name in _ENUMS:
-                words = _ENUMS[name]
+            if name in table.enums:
+                words = table.enums[name]
                 codes = sorted(words)
                 array = pc.take(
                     pa.array([words[c] for c in codes], pa.string()),
                     pc.index_in(array, value_set=pa.array(codes, pa.int64())),
                 )
-            elif name in _EMPTY_IS_NULL:
+            elif name in table.empty_is_null:
                 array = pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array)
             arrays[name] = array
         # Results from probes are real; the synthetic generator writes its own.
         arrays["synthetic"] = pa.nulls(len(col["index"]), pa.bool_()).fill_null(False)
         return pa.Table.from_arrays([arrays[f.name].cast(f.type) for f in schema], schema=schema)
-
-
-def _raw_type(name: str, schema: pa.Schema) -> pa.DataType:
-    """How a column is held before validation: integers wide enough for any
-    uint32 the wire allows (ranges are checked before the cast to the store's
-    narrower types), enums and times as integers, the rest as stored."""
-    if name in ("result_id", "claimed_probe_id"):
-        return pa.string()
-    if name in _ENUMS or name in ("index", "measured_at_s", "measured_at_nanos"):
-        return pa.int64()
-    stored = schema.field(name).type
-    if pa.types.is_integer(stored) and stored != pa.uint64():
-        return pa.int64()
-    return stored
 
 
 def _to_micros(moment: datetime) -> int:

@@ -157,9 +157,7 @@ class IngestServicer:
         loop = asyncio.get_running_loop()
         try:
             try:
-                outcome = await loop.run_in_executor(
-                    self._readers, read_batch, raw, self._converter.raw_types, self._limits
-                )
+                outcome = await loop.run_in_executor(self._readers, read_batch, raw, self._limits)
             except Exception:  # a read worker died (out of memory, killed)
                 log.exception("reading a batch of probe %s failed", probe.probe_id)
                 return _status(code_pb2.UNAVAILABLE, READ_FAILED)

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import duckdb
 
-from aggregator.ingest.batch_reader import RESULT_TABLES
 from aggregator.ingest.store import Store
+from aggregator.ingest.tables import RESULT_TABLES
 
 log = logging.getLogger(__name__)
 

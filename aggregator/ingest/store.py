@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aggregator.ingest.batch_reader import RESULT_TABLES
+from aggregator.ingest.tables import RESULT_TABLES
 
 log = logging.getLogger(__name__)
 

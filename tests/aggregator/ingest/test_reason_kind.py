@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from aggregator.enrolment.registry import ProbeIdentity, SiteClass
-from aggregator.ingest.batch_reader import RESULT_TABLES, IngestLimits, read_batch
+from aggregator.ingest.batch_reader import IngestLimits, read_batch
 from aggregator.ingest.commit import BatchConverter, ReadBatch
 from aggregator.ingest.store import Store
+from aggregator.ingest.tables import RESULT_TABLES
 from analysis.wards import can_tho_wards
 from tests.integration.conftest import NINH_KIEU, throughput_result
 from wardprobe.v1 import ingest_pb2, results_pb2
@@ -29,7 +30,7 @@ def _ingest(store: Store, results: list[results_pb2.Result]) -> list[ingest_pb2.
         {t: store.arrow_schema(t) for t in RESULT_TABLES}, frozenset(can_tho_wards()), limits
     )
     raw = ingest_pb2.ResultBatch(sequence=1, results=results).SerializeToString()
-    outcome = read_batch(raw, converter.raw_types, limits)
+    outcome = read_batch(raw, limits)
     assert outcome.error is None
     probe = ProbeIdentity("wp-1", NINH_KIEU, SiteClass.HOUSEHOLD)
     checked = converter.check([ReadBatch.from_outcome(outcome, probe, datetime.now(UTC))])

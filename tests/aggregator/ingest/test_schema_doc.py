@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.ingest.batch_reader import RESULT_TABLES
 from aggregator.ingest.store import Store
+from aggregator.ingest.tables import RESULT_TABLES
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "schema.md"
 
