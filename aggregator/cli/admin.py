@@ -30,6 +30,7 @@ from aggregator.enrolment.ca import (
     CaError,
     CertificateAuthority,
     init_ca,
+    is_server_name,
     server_names_of,
 )
 from aggregator.enrolment.registry import (
@@ -42,7 +43,7 @@ from aggregator.enrolment.registry import (
     known_isps,
     parse_plan_mbps,
 )
-from wardprobe.cli_errors import PlainErrors, fail
+from wardprobe.cli_errors import PlainErrors, fail, usage_error
 
 DEFAULT_STATE_DIR = Path("/var/lib/wardprobe-aggregator")  # as AggregatorConfig.state_dir
 DEFAULT_TOKEN_TTL = "7d"
@@ -106,6 +107,14 @@ def _existing_registry(state_dir: Path, ward_lookup: WardLookup) -> ProbeRegistr
 
 def _fail(message: str) -> typer.Exit:
     return fail(message)
+
+
+def _check_server_names(names: list[str]) -> None:
+    """End the command (exit 2) at a --server-name that no certificate could
+    carry: neither a DNS name nor an IP address (a probe could not match it)."""
+    for name in names:
+        if not is_server_name(name.strip()):
+            raise usage_error(f"--server-name {name!r} is not a DNS name or an IP address")
 
 
 # What the CA and the registry raise when the state directory cannot be used
@@ -189,6 +198,7 @@ def ca_init(
     """Create the CA and the server certificate; print the CA pin."""
     if not server_name:
         raise _fail("give at least one --server-name")
+    _check_server_names(server_name)
     try:
         authority = init_ca(
             state_dir,
@@ -246,6 +256,7 @@ def ca_server_cert(
     """Reissue the server certificate (new names or expiry); probes need nothing."""
     if not server_name:
         raise _fail("give at least one --server-name")
+    _check_server_names(server_name)
     try:
         authority = _load_ca(state_dir)
         cert = authority.issue_server_certificate(state_dir, server_name, valid_days)

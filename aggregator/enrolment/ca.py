@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -108,6 +109,23 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
+# A host name label (RFC 1123): letters, digits and inner hyphens, 1-63 of them.
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def is_server_name(name: str) -> bool:
+    """Whether `name` can be a server certificate's name: an IP address
+    (IPv6 in brackets too) or a DNS host name (labels of letters, digits
+    and inner hyphens; 253 characters at most; one trailing dot allowed)."""
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    host = name.removesuffix(".")
+    return 0 < len(host) <= 253 and all(_LABEL.match(label) for label in host.split("."))
+
+
 def _subject_alternative_names(server_names: list[str]) -> list[x509.GeneralName]:
     """DNS names and IP addresses for the server certificate's SAN."""
     names: list[x509.GeneralName] = []
@@ -115,6 +133,8 @@ def _subject_alternative_names(server_names: list[str]) -> list[x509.GeneralName
         name = raw.strip()
         if not name:
             raise ValueError("empty server name")
+        if not is_server_name(name):
+            raise ValueError(f"server name {name!r} is not a DNS name or an IP address")
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(name.strip("[]"))))
         except ValueError:

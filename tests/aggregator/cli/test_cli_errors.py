@@ -255,6 +255,26 @@ def state_dir(tmp_path: Path) -> Path:
     return state
 
 
+@pytest.mark.parametrize("name", ["bad name!", "under_score.example", "-lead.example", "a..b", ""])
+def test_ca_init_refuses_a_server_name_no_certificate_can_carry(tmp_path: Path, name: str) -> None:
+    state = tmp_path / "aggregator"
+    result = invoke("ca", "init", "--state-dir", str(state), "--server-name", name)
+    assert_plain_error(result.output, 2, result.exit_code, f"--server-name {name!r}", "DNS name")
+    assert not state.exists()  # nothing written
+
+
+def test_ca_server_cert_refuses_a_bad_server_name_and_keeps_the_certificate(
+    state_dir: Path,
+) -> None:
+    before = (state_dir / "server.crt").read_bytes()
+    result = invoke(
+        "ca", "server-cert", "--state-dir", str(state_dir),
+        "--server-name", "aggregator.cantho.internal", "--server-name", "bad name!",
+    )  # fmt: skip
+    assert_plain_error(result.output, 2, result.exit_code, "'bad name!'")
+    assert (state_dir / "server.crt").read_bytes() == before
+
+
 def _token(state_dir: Path, *extra: str) -> Result:
     return invoke(
         "token", "create", "--state-dir", str(state_dir), "--site-class", "school", *extra

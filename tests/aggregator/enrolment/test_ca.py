@@ -22,6 +22,7 @@ from aggregator.enrolment.ca import (
     CsrRejected,
     ca_pin,
     init_ca,
+    is_server_name,
     server_credentials,
     server_names_of,
 )
@@ -101,6 +102,27 @@ def test_init_refuses_to_replace_a_ca_unless_forced(
 def test_init_without_server_names_writes_nothing(state_dir: Path) -> None:
     with pytest.raises(ValueError):
         init_ca(state_dir, [])
+    assert not state_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["localhost", "aggregator.cantho.internal", "agg-1.example.", "127.0.0.1", "::1", "[fd00::1]"],
+)
+def test_dns_names_and_ip_addresses_are_server_names(name: str) -> None:
+    assert is_server_name(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["bad name!", "a_b.example", "-a.example", "a-.example", "a..b", "x" * 64, "", "."]
+)
+def test_other_text_is_no_server_name(name: str) -> None:
+    assert not is_server_name(name)
+
+
+def test_init_with_a_bad_server_name_writes_nothing(state_dir: Path) -> None:
+    with pytest.raises(ValueError, match="not a DNS name"):
+        init_ca(state_dir, ["localhost", "bad name!"])
     assert not state_dir.exists()
 
 
