@@ -158,6 +158,11 @@ class Iperf3Pool:
         self._restarts = dict.fromkeys(self.ports, 0)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        # While start() waits: an iperf3 that ends before it listens (port
+        # taken, bad bind address, no binary) fails the start at once, with
+        # its reason, instead of being restarted until the start times out.
+        self._starting = False
+        self._start_failure: asyncio.Future[str] | None = None
 
     @property
     def pids(self) -> Mapping[int, int | None]:
@@ -174,16 +179,30 @@ class Iperf3Pool:
         return dict(self._restarts)
 
     async def start(self, timeout_s: float = 10.0) -> None:
-        """Start every port's iperf3 and wait until each listens."""
+        """Start every port's iperf3 and wait until each listens. Raises
+        ReferenceServerError (all stopped again) as soon as one iperf3 exits
+        or cannot be run before it listens, or when they are not all
+        listening after `timeout_s` (an iperf3 that hangs)."""
         self._stopping = False
+        self._starting = True
+        failure: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._start_failure = failure
         self._tasks = [
             asyncio.create_task(self._supervise(port), name=f"iperf3-{port}") for port in self.ports
         ]
+        ready = asyncio.ensure_future(self.wait_ready(timeout_s))
         try:
-            await self.wait_ready(timeout_s)
+            await asyncio.wait((ready, failure), return_when=asyncio.FIRST_COMPLETED)
+            if failure.done():
+                raise ReferenceServerError(failure.result())
+            ready.result()  # raises when the wait timed out
         except ReferenceServerError:
             await self.stop()
             raise
+        finally:
+            ready.cancel()
+            self._starting = False
+            self._start_failure = None
 
     async def wait_ready(self, timeout_s: float = 10.0) -> None:
         """Wait until every port's iperf3 is listening."""
@@ -245,12 +264,20 @@ class Iperf3Pool:
             except OSError as exc:
                 self._last_line[port] = f"cannot start {self._binary}: {exc}"
                 log.error("iperf3 pool port %d: %s", port, self._last_line[port])
+                if self._fail_start(f"iperf3 pool port {port}: {self._last_line[port]}"):
+                    return
             else:
                 self._processes[port] = process
                 await self._follow_output(port, process)
                 returncode = await process.wait()
+                listened = self._ready[port].is_set()
                 self._ready[port].clear()
                 if self._stopping:
+                    return
+                if not listened and self._fail_start(
+                    f"iperf3 on port {port} exited ({returncode}) before listening: "
+                    f"{self._last_line.get(port, 'no output')}"
+                ):
                     return
                 log.warning(
                     "iperf3 on port %d exited (%s: %s); restarting in %.1f s",
@@ -262,6 +289,15 @@ class Iperf3Pool:
             delay_s = (
                 self._restart_delay_s if ran_long else min(delay_s * 2, IPERF3_MAX_RESTART_DELAY_S)
             )
+
+    def _fail_start(self, reason: str) -> bool:
+        """During start(), end it with `reason`; True if it did (no restart then)."""
+        failure = self._start_failure
+        if not self._starting or failure is None:
+            return False
+        if not failure.done():
+            failure.set_result(reason)
+        return True
 
     async def _follow_output(self, port: int, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
