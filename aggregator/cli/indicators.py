@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -67,28 +66,26 @@ def indicators(
     Exits 2 on a bad option or a store that is missing or cannot be read."""
     import duckdb
 
-    from analysis.indicators import (
-        GROUPINGS,
-        StoreTooOld,
-        compute_indicators,
-        open_store,
-        parse_period,
-    )
-    from analysis.wards import ward_name
+    from analysis.indicators import StoreTooOld, compute_indicators, open_store, report_json
+    from analysis.requests import RequestRefused, check_grouping, check_period, check_ward
 
+    # The HTTP API refuses the same things in the same words (analysis/requests.py).
     try:
-        parsed = parse_period(period)
-    except ValueError as err:
+        parsed = check_period(period)
+    except RequestRefused as err:
         raise typer.BadParameter(str(err), param_hint="--period") from None
-    grouping = {g: g for g in GROUPINGS}
-    if by is not None and by not in grouping:
-        raise typer.BadParameter(f"expected one of {', '.join(GROUPINGS)}", param_hint="--by")
+    try:
+        grouping = check_grouping(by)
+    except RequestRefused as err:
+        raise typer.BadParameter(str(err), param_hint="--by") from None
     if output_format not in ("table", "csv", "json"):
         raise typer.BadParameter("expected table, csv or json", param_hint="--format")
     # A code of no ward would get a table of "insufficient data", as if the
     # ward existed and had no probes; refused as `token create` refuses it.
-    if ward is not None and ward_name(ward) is None:
-        raise fail(f"{ward} is not a ward code of the city")
+    try:
+        ward = None if ward is None else check_ward(ward)
+    except RequestRefused as err:
+        raise fail(str(err)) from None
     if store is None:
         cfg = config_or_exit(config)
         path = existing_store(cfg.snapshot_path or cfg.store_path)
@@ -103,7 +100,7 @@ def indicators(
             con,
             parsed,
             ward=ward,
-            by=grouping.get(by) if by else None,
+            by=grouping,
             synthetic=synthetic,
         )
     except StoreTooOld as err:
@@ -112,26 +109,17 @@ def indicators(
         raise store_failure(path, err) from None
     finally:
         con.close()
+    if output_format == "json":
+        sys.stdout.write(report_json(report, city_only=city_only) + "\n")
+        return
     if city_only:
         report = dataclasses.replace(
             report, figures=[f for f in report.figures if f.scope == "city"]
         )
-    if output_format == "json":
-        sys.stdout.write(json.dumps(_jsonable(dataclasses.asdict(report)), indent=1) + "\n")
-    elif output_format == "csv":
+    if output_format == "csv":
         sys.stdout.write(_csv(report.figures))
     else:
         _table(report, path, list_zone_sites=not city_only)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
 
 
 _CSV_COLUMNS = (

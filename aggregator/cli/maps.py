@@ -4,7 +4,7 @@ GeoJSON, CSV, PNG or HTML (docs/maps.md)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
@@ -55,31 +55,20 @@ def map_command(
     language or format is unknown, or when the store cannot be read."""
     import duckdb
 
-    from analysis.indicators import StoreTooOld, compute_indicators, open_store, parse_period
-    from analysis.maps import (
-        MAP_INDICATORS,
-        MapRequestError,
-        check_by,
-        groups,
-        layer_from_report,
-        map_format,
-        write_map,
-    )
+    from analysis.indicators import StoreTooOld, compute_indicators, open_store
+    from analysis.maps import check_by, check_indicator, map_format, request_layers, write_map
     from analysis.maps.layers import report_grouping
+    from analysis.requests import RequestRefused, check_lang, check_period
 
+    # The HTTP API refuses the same things in the same words (analysis/requests.py).
     try:
         check_by(by)
-        if indicator not in MAP_INDICATORS:
-            raise MapRequestError("indicator", indicator, MAP_INDICATORS)
+        check_indicator(indicator)
         fmt = map_format(out)
-        parsed = parse_period(period)
-    except MapRequestError as err:
+        parsed = check_period(period)
+        language = check_lang(lang)
+    except RequestRefused as err:
         raise usage_error(str(err)) from None
-    except ValueError as err:
-        raise usage_error(str(err)) from None
-    if lang not in ("vi", "en"):
-        raise usage_error(f"unknown language {lang!r}; accepted: vi, en")
-    language: Literal["vi", "en"] = "vi" if lang == "vi" else "en"
     if store is None:
         cfg = config_or_exit(config)
         path = existing_store(cfg.snapshot_path or cfg.store_path)
@@ -100,11 +89,8 @@ def map_command(
     finally:
         con.close()
     try:
-        if fmt == "html" and group is None:
-            layers = [layer_from_report(report, indicator, g) for g in groups(report, indicator)]
-        else:
-            layers = [layer_from_report(report, indicator, group)]
-    except MapRequestError as err:
+        layers = request_layers(report, indicator, group, fmt)
+    except RequestRefused as err:
         raise usage_error(str(err)) from None
     try:
         written = write_map(layers, out, language)

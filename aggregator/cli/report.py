@@ -4,7 +4,7 @@ of Science and Technology, as one HTML file or a PDF (docs/report.md)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
@@ -43,14 +43,16 @@ def report_command(
 
     from analysis.indicators import StoreTooOld, open_store
     from analysis.report import check_suffix, write_report
+    from analysis.requests import RequestRefused, check_lang
 
     try:
         check_suffix(out)
     except ValueError as err:
         raise usage_error(str(err)) from None
-    if lang not in ("vi", "en"):
-        raise usage_error(f"unknown language {lang!r}; accepted: vi, en")
-    language: Literal["vi", "en"] = "vi" if lang == "vi" else "en"
+    try:
+        language = check_lang(lang)  # as the HTTP API refuses it (analysis/requests.py)
+    except RequestRefused as err:
+        raise usage_error(str(err)) from None
     if store is None:
         cfg = config_or_exit(config)
         path = existing_store(cfg.snapshot_path or cfg.store_path)

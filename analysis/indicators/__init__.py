@@ -36,6 +36,7 @@ from analysis.indicators.context import (
     FIXED_ISP_UNKNOWN,
     fixed_line_group,
 )
+from analysis.indicators.export import jsonable, report_json
 from analysis.indicators.figures import (
     GROUPINGS,
     Figure,
@@ -73,9 +74,11 @@ __all__ = [
     "fixed_line_group",
     "gigabit_capable",
     "install_views",
+    "jsonable",
     "open_store",
     "parse_period",
     "prepare",
+    "report_json",
     "rollup_sql",
     "sample_mean_interval",
     "set_days",

@@ -16,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Final
 
+from analysis.indicators import IndicatorReport
 from analysis.labels import Lang
 from analysis.maps.boundaries import (
     CODE_CORRECTIONS,
@@ -82,6 +83,19 @@ def map_bytes(layers: list[WardLayer], fmt: str, lang: Lang = "vi") -> bytes:
     if fmt == "csv":
         return csv_text(layers[0], lang).encode("utf-8")
     return geojson_text(layers[0], lang).encode("utf-8")
+
+
+def request_layers(
+    report: IndicatorReport, indicator: str, group: str | None, fmt: str
+) -> list[WardLayer]:
+    """The layers one map request draws from `report`: an HTML page asked
+    for without a group holds every group of the indicator (its menu
+    switches between them); anything else is one layer, and an indicator
+    that comes in groups needs its group (MapRequestError otherwise). The
+    `map` command and the HTTP API both ask through this."""
+    if fmt == "html" and group is None:
+        return [layer_from_report(report, indicator, g) for g in groups(report, indicator)]
+    return [layer_from_report(report, indicator, group)]
 
 
 def write_map(layers: list[WardLayer], out: Path, lang: Lang = "vi") -> Path:
@@ -161,6 +175,7 @@ __all__ = [
     "reconcile",
     "reconciliation_report",
     "repair",
+    "request_layers",
     "shipped_boundaries",
     "ward_boundaries",
     "ward_layer",

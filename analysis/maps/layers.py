@@ -26,6 +26,7 @@ from analysis.indicators import Figure, IndicatorReport, Period, TargetResult, c
 from analysis.indicators.figures import targets as judged_targets
 from analysis.maps.boundaries import display_name
 from analysis.maps.classes import ColourScale, colour_scale
+from analysis.requests import RequestRefused
 from analysis.wards import can_tho_wards
 
 MapBy = Literal["operator", "access_tech"]
@@ -87,17 +88,14 @@ _UNIT_OF: Final[dict[str, str]] = {
 }
 
 
-class MapRequestError(ValueError):
-    """A map asked for what does not exist; `accepted` lists what does."""
+class MapRequestError(RequestRefused):
+    """A map asked for what does not exist; `accepted` lists what does (a
+    RequestRefused, so that the CLI and the HTTP API refuse it alike)."""
 
     def __init__(
         self, what: str, asked: str, accepted: Iterable[str], *, problem: str = ""
     ) -> None:
-        self.what = what
-        self.asked = asked
-        self.accepted = tuple(accepted)
-        said = problem or f"unknown {what} {asked!r}"
-        super().__init__(f"{said}; accepted: {', '.join(self.accepted) or '(none)'}")
+        super().__init__(what, asked, accepted, problem=problem)
 
 
 @dataclass(frozen=True)
