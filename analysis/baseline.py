@@ -14,7 +14,9 @@ technologies; statistic `mean` or `median`; value_mbps > 0; sample_size
 empty or a positive integer; source not empty. Every line is checked and
 every bad one named; nothing is imported unless all are good. A row with
 the same scope, ward, year, kind, technology and statistic replaces the
-one stored.
+one stored. Ookla's tiles (`baseline import-ookla`, analysis/ookla.py) are
+stored in the same table with origin `ookla_tiles`; an import of either
+kind never replaces the other's rows.
 """
 
 from __future__ import annotations
@@ -152,13 +154,16 @@ def import_rows(con: duckdb.DuckDBPyConnection, rows: list[BaselineRow]) -> int:
     try:
         for r in rows:
             con.execute(
-                "delete from baseline where scope = ? and ward_code is not distinct from ? "
+                "delete from baseline where origin = 'csv' and scope = ? "
+                "and ward_code is not distinct from ? "
                 "and year = ? and network_kind = ? and access_tech is not distinct from ? "
                 "and statistic = ?",
                 [r.scope, r.ward_code, r.year, r.network_kind, r.access_tech, r.statistic],
             )
             con.execute(
-                "insert into baseline values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "insert into baseline (scope, ward_code, year, network_kind, access_tech, "
+                "statistic, value_mbps, sample_size, source, imported_at, origin) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'csv')",
                 [
                     r.scope,
                     r.ward_code,
@@ -179,21 +184,32 @@ def import_rows(con: duckdb.DuckDBPyConnection, rows: list[BaselineRow]) -> int:
     return len(rows)
 
 
-def imported_baselines(con: duckdb.DuckDBPyConnection, year: int) -> dict[str, BaselineRow]:
-    """Imported mobile, all-technology baselines of a year by scope ("city" or
-    a ward code); the mean is preferred where both statistics were imported."""
-    present = con.execute(
-        "select count(*) from information_schema.tables where table_name = 'baseline'"
-    ).fetchone()
-    if present is None or int(present[0]) == 0:
+def imported_rows(con: duckdb.DuckDBPyConnection, year: int) -> dict[str, list[BaselineRow]]:
+    """The CSV-imported mobile, all-technology baselines of a year by scope
+    ("city" or a ward code), the mean before the median."""
+    columns = {
+        str(r[0])
+        for r in con.execute(
+            "select column_name from information_schema.columns where table_name = 'baseline'"
+        ).fetchall()
+    }
+    if not columns:
         return {}
-    out: dict[str, BaselineRow] = {}
+    # A snapshot from before Ookla's tiles has only imported rows, without origin.
+    csv_only = "and origin = 'csv' " if "origin" in columns else ""
+    out: dict[str, list[BaselineRow]] = {}
     for r in con.execute(
         "select scope, ward_code, year, network_kind, access_tech, statistic, value_mbps, "
         "sample_size, source from baseline where year = ? and network_kind = 'mobile' "
-        "and access_tech is null order by statistic desc",
+        f"and access_tech is null {csv_only}order by statistic, source",
         [year],
     ).fetchall():
         row = BaselineRow(*r)
-        out["city" if row.scope == "city" else str(row.ward_code)] = row
+        out.setdefault("city" if row.scope == "city" else str(row.ward_code), []).append(row)
     return out
+
+
+def imported_baselines(con: duckdb.DuckDBPyConnection, year: int) -> dict[str, BaselineRow]:
+    """Imported mobile, all-technology baselines of a year by scope ("city" or
+    a ward code); the mean is preferred where both statistics were imported."""
+    return {scope: rows[0] for scope, rows in imported_rows(con, year).items()}

@@ -183,8 +183,10 @@ create table if not exists cellular (
     nr_sinr_conversion  varchar
 );
 
--- Baselines of the indicators from outside the store (e.g. 2024 figures of
--- VNNIC's speed service), imported by `wardprobe-aggregator baseline import`.
+-- Baselines of the indicators from outside the store: figures imported by
+-- `wardprobe-aggregator baseline import` (e.g. VNNIC's 2024 medians) and
+-- Ookla's open performance tiles summed per ward and quarter by
+-- `baseline import-ookla` (analysis/ookla.py). The snapshot copies it whole.
 create table if not exists baseline (
     scope         varchar not null,   -- city | ward
     ward_code     integer,            -- the ward, when scope = ward
@@ -195,7 +197,12 @@ create table if not exists baseline (
     value_mbps    double not null,    -- download, megabits per second
     sample_size   integer,            -- tests behind the figure, when the source says
     source        varchar not null,   -- who published it, where
-    imported_at   timestamptz not null
+    imported_at   timestamptz not null,
+    origin        varchar not null default 'csv',  -- csv (baseline import) | ookla_tiles
+    quarter       integer,            -- 1..4: the quarter the row covers (Ookla); NULL: the year
+    devices       bigint,             -- Ookla: the tiles' unique devices, summed over the tiles
+    tiles         integer,            -- Ookla: the scope's tiles in the quarter
+    licence       varchar             -- the figure's licence, when its source states one
 );
 
 -- Every stored result's id, whatever table its body is in: a UUIDv7 names one
