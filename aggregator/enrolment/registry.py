@@ -24,6 +24,7 @@ import math
 import re
 import secrets
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -372,6 +373,7 @@ class ProbeRegistry:
         self.db_path = db_path
         self._ward_lookup = ward_lookup
         self._clock = clock
+        self._readers = threading.local()  # see _reader
         db_path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
             # WAL is a property of the file; setting it once is enough.
@@ -415,6 +417,19 @@ class ProbeRegistry:
             yield conn
         finally:
             conn.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's connection for the lookup every batch of every stream
+        makes (`identify_serial`), kept open: a fresh one costs several times
+        the lookup (SQLite reads the schema anew). Read-only statements in
+        autocommit mode, each fetched to the end, so it holds no transaction
+        and sees every commit of the CLI at once."""
+        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.db_path, timeout=10.0, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._readers.conn = conn
+        return conn
 
     @contextmanager
     def _write_transaction(self) -> Iterator[sqlite3.Connection]:
@@ -733,17 +748,17 @@ class ProbeRegistry:
         checks a certificate once; an open stream calls this again for each
         batch, so a revocation or a move reaches streams already open.
         Raises UnknownCertificate or ProbeRevoked like `identify`."""
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT c.probe_id, c.revoked_at, p.state, p.ward_code, p.site_class"
-                " FROM issued_certificates c JOIN probes p ON p.probe_id = c.probe_id"
-                " WHERE c.serial = ?",
-                (serial,),
-            ).fetchone()
-            if row is None:
-                raise UnknownCertificate(f"certificate serial {serial} was not issued here")
-            probe_id, cert_revoked_at, state, ward_code, site_class = row
-            history = _ward_history(conn, str(probe_id))
+        conn = self._reader()
+        rows = conn.execute(
+            "SELECT c.probe_id, c.revoked_at, p.state, p.ward_code, p.site_class"
+            " FROM issued_certificates c JOIN probes p ON p.probe_id = c.probe_id"
+            " WHERE c.serial = ?",
+            (serial,),
+        ).fetchall()
+        if not rows:
+            raise UnknownCertificate(f"certificate serial {serial} was not issued here")
+        probe_id, cert_revoked_at, state, ward_code, site_class = rows[0]
+        history = _ward_history(conn, str(probe_id))
         if cert_revoked_at is not None or state == ProbeState.REVOKED:
             raise ProbeRevoked(f"probe {probe_id} has been revoked")
         return ProbeIdentity(

@@ -404,7 +404,8 @@ async def test_control_characters_in_text_are_refused_by_field(
     escape.envelope.method.tool_version = "\x1b[2Jiperf 3.12"
     c1.envelope.agent_version = "0.1\x85"
     fine = throughput_result()
-    fine.envelope.status_reason = "Cần Thơ — tab-free, no controls"
+    # U+00A9 and U+00A0 are encoded from the same lead byte as the C1 controls
+    fine.envelope.status_reason = "Cần Thơ — © 2026,\u00a0no control characters"
     batch = ingest_pb2.ResultBatch(sequence=1, results=[nul, newline, escape, c1, fine])
 
     (ack,) = await _send(central, probe.state_dir, batch)
