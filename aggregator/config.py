@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Strict(BaseModel):
@@ -96,6 +96,31 @@ class AggregatorConfig(_Strict):
     # snapshot_interval_s (aggregator/ingest/snapshot.py); None: no snapshot.
     snapshot_path: Path | None = None
     snapshot_interval_s: float = Field(default=300.0, ge=10)
+    # The read-only HTTP API for the city (aggregator/api/, docs/api.md):
+    # host:port it listens on, TLS with the server certificate; None: off.
+    api_listen: str | None = None
+    # Answers (indicator sets, maps, reports) the API keeps per snapshot.
+    api_cache_entries: int = Field(default=64, ge=1)
+    # Seconds between the API's looks for a new snapshot, whose default
+    # indicator set it then computes ahead of the first request.
+    api_poll_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("api_listen")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_listen(value)
+        return value
+
+
+def split_listen(address: str) -> tuple[str, int]:
+    """("host", port) of "host:port", "[::1]:port" or "[::]:port"; ValueError
+    naming the form otherwise."""
+    host, _, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{address!r} is not host:port (e.g. 127.0.0.1:8443 or [::]:8443)")
+    return host, int(port)
 
 
 def load_config(path: Path | None) -> AggregatorConfig:

@@ -2,7 +2,8 @@
 
 One typer app (the `wardprobe-aggregator` entry point is `aggregator.cli:app`)
 for all three deployables; each command group is a module of this package:
-serve.py (`serve`), admin.py (`ca`, `token`, `probe`), indicators.py
+serve.py (`serve`), admin.py (`ca`, `token`, `probe`), api.py (`api serve`,
+`api-token`), indicators.py
 (`indicators`, `baseline`), maps.py (`map`), report.py (`report`), reference.py
 (`reference-server`), and
 support.py what they share (aggregator.toml and the store, refused in one
@@ -19,6 +20,7 @@ import typer
 from rich.console import Console
 
 from aggregator.cli.admin import ca_app, probe_app, token_app
+from aggregator.cli.api import api_app, api_token_app
 from aggregator.cli.indicators import baseline_app, indicators
 from aggregator.cli.maps import map_command
 from aggregator.cli.reference import reference_app
@@ -47,6 +49,8 @@ app.add_typer(token_app, name="token")
 app.add_typer(probe_app, name="probe")
 app.add_typer(reference_app, name="reference-server")
 app.add_typer(baseline_app, name="baseline")
+app.add_typer(api_app, name="api")
+app.add_typer(api_token_app, name="api-token")
 app.command("indicators")(indicators)
 app.command("map")(map_command)
 app.command("report")(report_command)

@@ -10,27 +10,40 @@ from typing import Annotated
 import typer
 
 from aggregator.cli.support import ConfigOption, config_or_exit, store_failure
-from wardprobe.cli_errors import fail
+from wardprobe.cli_errors import fail, usage_error
 
 
 def serve(
     config: ConfigOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
 ) -> None:
-    """Run the ingest (mTLS) and enrolment (TLS) gRPC services until SIGTERM.
+    """Run the ingest (mTLS) and enrolment (TLS) gRPC services until SIGTERM,
+    and the read-only HTTP API (TLS) in a child process when api_listen is set.
 
     Exits 1 when it cannot start (no CA in state_dir, an address it cannot
     listen on), 2 when aggregator.toml or the store cannot be used."""
     import duckdb
 
+    from aggregator.api.server import ApiProcess
     from aggregator.central import serve as serve_forever
     from aggregator.enrolment.ca import CaError
 
     settings = config_or_exit(config)
+    # The API reads the snapshot; the store is this process's (DuckDB's one
+    # writer), so an API without a snapshot would answer nothing.
+    if settings.api_listen is not None and settings.snapshot_path is None:
+        raise usage_error(
+            "api_listen is set but snapshot_path is not: the API reads the snapshot",
+            "set snapshot_path in aggregator.toml",
+        )
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # A process of its own: a map or a PDF being drawn never holds up ingest.
+    api = ApiProcess(config) if settings.api_listen is not None and config is not None else None
+    if api is not None:
+        api.start()
     try:
         asyncio.run(serve_forever(settings))
     except CaError as err:
@@ -46,3 +59,6 @@ def serve(
             f"cannot listen on {refused[1]}: the port is taken, or it is not host:port",
             "check ingest_listen and enrol_listen in aggregator.toml",
         ) from None
+    finally:
+        if api is not None:
+            api.stop()
