@@ -95,10 +95,9 @@ def check_lang(lang: str) -> Lang:
     raise RequestRefused("language", lang, LANGS)
 
 
-def check_year(year: int) -> int:
-    """`year` when the report can be asked for it."""
-    if not FIRST_YEAR <= year <= LAST_YEAR:
-        raise RequestRefused(
-            "year", str(year), [f"{FIRST_YEAR} to {LAST_YEAR}"], problem=f"unknown year {year}"
-        )
-    return year
+def check_year(year: int | str) -> int:
+    """`year` (a number, or its digits) when the report can be asked for it."""
+    text = str(year).strip()
+    if not text.isdigit() or not FIRST_YEAR <= int(text) <= LAST_YEAR:
+        raise RequestRefused("year", text, [f"{FIRST_YEAR} to {LAST_YEAR}"])
+    return int(text)
