@@ -102,6 +102,14 @@ QCVN126_LATENCY_MS: Final = 50.0
 QCVN34_PLAN_RATIO: Final = 0.8
 # The baseline year of the mobile doubling target (87/KH-UBND).
 BASELINE_YEAR: Final = 2024
+# The kinds of 2024 baseline the doubling ratio is computed against: the
+# store's own 2024 probes, Ookla's open tiles (`baseline import-ookla`) and
+# imported figures (`baseline import`, e.g. VNNIC's medians). Where a scope has
+# several, the ratio's value uses the first of BASELINE_PREFERENCE that clears
+# its floor and shows the others beside it; docs/indicators.md, "The 2024
+# baseline", says why this order.
+BASELINE_KINDS: Final = ("probes", "ookla_tiles", "imported")
+BASELINE_PREFERENCE: Final[tuple[str, ...]] = ("probes", "ookla_tiles", "imported")
 # Local time of every period boundary.
 TIMEZONE: Final = "Asia/Ho_Chi_Minh"
 

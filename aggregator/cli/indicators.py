@@ -1,4 +1,5 @@
-"""`wardprobe-aggregator indicators` and `wardprobe-aggregator baseline import`."""
+"""`wardprobe-aggregator indicators` and `wardprobe-aggregator baseline import`
+and `baseline import-ookla`."""
 
 from __future__ import annotations
 
@@ -58,6 +59,14 @@ def indicators(
             "each zone site)."
         ),
     ] = False,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            help="The 2024 baseline the doubling ratio uses first where a scope has it: "
+            "probes, ookla_tiles or imported (default: probes, then ookla_tiles, then "
+            "imported; every one is shown beside it)."
+        ),
+    ] = None,
     config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
@@ -80,6 +89,12 @@ def indicators(
         raise typer.BadParameter(str(err), param_hint="--by") from None
     if output_format not in ("table", "csv", "json"):
         raise typer.BadParameter("expected table, csv or json", param_hint="--format")
+    from analysis.constants import BASELINE_KINDS, BASELINE_PREFERENCE
+
+    if baseline is not None and baseline not in BASELINE_KINDS:
+        raise typer.BadParameter(
+            f"expected one of {', '.join(BASELINE_KINDS)}", param_hint="--baseline"
+        )
     # A code of no ward would get a table of "insufficient data", as if the
     # ward existed and had no probes; refused as `token create` refuses it.
     try:
@@ -102,6 +117,7 @@ def indicators(
             ward=ward,
             by=grouping,
             synthetic=synthetic,
+            baselines=BASELINE_PREFERENCE if baseline is None else (baseline,),
         )
     except StoreTooOld as err:
         raise usage_error(f"{path}: {err}") from None
@@ -139,6 +155,7 @@ _CSV_COLUMNS = (
     "status",
     "targets",
     "note",
+    "baselines",
 )
 
 
@@ -157,8 +174,18 @@ def _csv(figures: list[Any]) -> str:
     for f in figures:
         row = dataclasses.asdict(f)
         row["targets"] = _targets_text(f.targets)
+        row["baselines"] = "; ".join(_comparison_text(c) for c in f.baselines)
         writer.writerow(["" if row[c] is None else row[c] for c in _CSV_COLUMNS])
     return out.getvalue()
+
+
+def _comparison_text(c: Any) -> str:
+    """One baseline comparison in a line: "probes/ookla_tiles mean 2.1 [1.9–2.3] ... (used)"."""
+    interval = "" if c.ci_low is None or c.ci_high is None else f" [{c.ci_low:.3g}–{c.ci_high:.3g}]"
+    value = c.status if c.value is None else f"{c.value:.3g}{interval}"
+    words = f"{c.numerator}/{c.baseline} {c.statistic} {value}"
+    words += ", like with like" if c.like_with_like else ", not like with like"
+    return words + (" (used)" if c.used else "")
 
 
 def _num(value: float | None, unit: str) -> str:
@@ -218,6 +245,7 @@ def _table(report: Any, path: Path, *, list_zone_sites: bool = True) -> None:
         )
     console.print(table)
     console.print(f"Baseline used: {report.baseline}")
+    _baselines_table(console, report)
     excluded = ", ".join(f"{t} {reason}: {n}" for t, reason, n in report.exclusions)
     console.print(f"Excluded results: {excluded or 'none'}")
     if report.zone_sites and not list_zone_sites:
@@ -245,6 +273,59 @@ def _table(report: Any, path: Path, *, list_zone_sites: bool = True) -> None:
                 "–" if s.download_tests is None else str(s.download_tests),
             )
         console.print(zones)
+
+
+def _baselines_table(console: Console, report: Any) -> None:
+    """The doubling ratio of each scope against every 2024 baseline it has."""
+    rows = [(f, c) for f in report.figures for c in f.baselines]
+    if not rows:
+        return
+    table = Table(
+        title="mobile_download_ratio against every 2024 baseline "
+        "(used: the figure's value; like with like: both sides measured the same way)"
+    )
+    for column in (
+        "scope",
+        "group",
+        "now",
+        "over",
+        "statistic",
+        "baseline",
+        "ratio",
+        "95 % interval",
+        "like with like",
+        "used",
+    ):
+        table.add_column(column)
+    for f, c in rows:
+        counts = ", ".join(
+            f"{n} {what}"
+            for n, what in (
+                (c.baseline_probes, "probes"),
+                (c.baseline_tests, "tests"),
+                (c.baseline_devices, "devices"),
+                (c.baseline_tiles, "tiles"),
+            )
+            if n is not None
+        )
+        base = "–" if c.baseline_mbps is None else f"{c.baseline_mbps:.1f} Mb/s"
+        detail = "; ".join(x for x in (", ".join(c.baseline_quarters), counts, c.licence) if x)
+        now = c.numerator + (f" {', '.join(c.current_quarters)}" if c.current_quarters else "")
+        table.add_row(
+            f.scope,
+            f.group or "",
+            now,
+            c.baseline,
+            c.statistic,
+            f"{base} ({detail})" if detail else base,
+            c.status if c.value is None else _num(c.value, "ratio"),
+            "–"
+            if c.ci_low is None or c.ci_high is None
+            else f"{_num(c.ci_low, 'ratio')} – {_num(c.ci_high, 'ratio')} ({c.interval})",
+            _yes(c.like_with_like),
+            _yes(c.used),
+        )
+    console.print(table)
 
 
 def _yes(value: bool | None) -> str:
@@ -297,3 +378,105 @@ def baseline_import(
     finally:
         con.close()
     typer.echo(f"imported {count} baseline rows into {path}")
+
+
+@baseline_app.command("import-ookla")
+def baseline_import_ookla(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Ookla's performance tiles, one Parquet file per quarter, as Ookla names them "
+            "(2024-01-01_performance_mobile_tiles.parquet).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    kind: Annotated[str, typer.Option(help="mobile or fixed: the layer the files hold.")],
+    year: Annotated[int, typer.Option(help="The year the files hold, e.g. 2024.")],
+    quarter: Annotated[
+        int | None,
+        typer.Option(
+            help="The quarter (1-4), for a file whose name does not say it.", min=1, max=4
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="DuckDB store to write (default: the config's store_path)."),
+    ] = None,
+) -> None:
+    """Sum Ookla's open performance tiles per ward and for the city (the
+    tests-weighted mean download, tests, devices, tiles) and store them as a
+    baseline, a quarter imported again replacing its rows. Tiles centred
+    outside the city are counted and left out. The store must not be open in a
+    running aggregator. Exits 1 when a file is not Ookla's tiles (naming each
+    missing or mistyped column), holds no tile in the city or is not the
+    quarter it is said to be: nothing is stored then; 2 when a file or the
+    store cannot be read."""
+    import duckdb
+
+    from aggregator.ingest.store import Store
+    from analysis.ookla import (
+        DATASET,
+        KINDS,
+        LICENCE,
+        QuarterTiles,
+        TilesRefused,
+        identify,
+        read_quarter,
+        store_quarters,
+    )
+
+    if kind not in KINDS:
+        raise typer.BadParameter("expected mobile or fixed", param_hint="--kind")
+    try:
+        quarters = [identify(f, kind, year, quarter) for f in files]
+    except TilesRefused as err:
+        raise fail(f"{err}; nothing stored") from None
+    labels = [q.label for q in quarters]
+    if len(set(labels)) != len(labels):
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        raise fail(f"{', '.join(twice)} given twice: import each quarter once; nothing stored")
+    path = store or config_or_exit(config).store_path
+    try:
+        Store(path).close()  # creates the tables (and the baseline's new columns) if needed
+    except duckdb.Error as err:
+        raise store_failure(path, err, writing=True) from None
+    # The files are read before the store is opened for writing: a quarter of
+    # the world's tiles takes seconds, and the store is held only to write.
+    reader = duckdb.connect()
+    read: list[QuarterTiles] = []
+    try:
+        for qf in quarters:
+            try:
+                read.append(read_quarter(reader, qf))
+            except TilesRefused as err:
+                raise fail(f"{err}; nothing stored") from None
+            except duckdb.Error as err:
+                text = str(err).strip()
+                first = text.splitlines()[0] if text else type(err).__name__
+                raise usage_error(f"cannot read {qf.path} as Parquet: {first}") from None
+    finally:
+        reader.close()
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.Error as err:
+        raise store_failure(path, err, writing=True) from None
+    try:
+        replaced = store_quarters(con, read)
+    except duckdb.Error as err:
+        raise store_failure(path, err, writing=True) from None
+    finally:
+        con.close()
+    for q in read:
+        again = " (replaces the earlier import)" if f"{kind} {q.file.label}" in replaced else ""
+        typer.echo(
+            f"{kind} {q.file.label} from {q.file.path.name}: {q.tiles_read} tiles read, "
+            f"{q.city.tiles} in Cần Thơ ({len(q.wards)} wards), {q.tiles_outside} outside the "
+            f"city left out; city {q.city.mean_mbps:.1f} Mb/s tests-weighted mean over "
+            f"{q.city.tests} tests, {q.city.devices} devices{again}"
+        )
+    typer.echo(
+        f"stored {len(read)} quarter{'s' if len(read) > 1 else ''} into {path}; "
+        f'licence {LICENCE}: credit "{DATASET}" wherever the figures are shown'
+    )

@@ -39,6 +39,7 @@ from analysis.indicators.context import (
 from analysis.indicators.export import jsonable, report_json
 from analysis.indicators.figures import (
     GROUPINGS,
+    BaselineComparison,
     Figure,
     Grouping,
     ProbeValues,
@@ -61,6 +62,7 @@ __all__ = [
     "TZ",
     "VIEW_FRAGMENTS",
     "VIEW_ORDER",
+    "BaselineComparison",
     "Figure",
     "Grouping",
     "IndicatorReport",

@@ -8,11 +8,13 @@ module for its figures, in the order the report lists them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+from analysis import constants as k
 from analysis.catalog import install_views, rollup_sql
 from analysis.indicators import (
     cell_proxy,
@@ -74,17 +76,27 @@ def compute_indicators(
     synthetic: bool = False,
     seed: int = 20260101,
     keep_probe_values: bool = False,
+    baselines: Sequence[str] = k.BASELINE_PREFERENCE,
 ) -> IndicatorReport:
     """Every indicator of DESIGN.md for a period, for the city and each ward
     (or one ward), optionally grouped by operator, access technology or site
     class. `synthetic` selects the synthetic generator's rows instead of
     the probes'. The bootstrap is seeded: the same data gives the same
     intervals. `keep_probe_values` keeps every figure's per-probe values in
-    the report (for analysis/sampling.py's sample sizes)."""
+    the report (for analysis/sampling.py's sample sizes). `baselines` orders
+    the kinds of 2024 baseline the doubling ratio uses (analysis/constants.py's
+    BASELINE_KINDS; kinds left out come after, in the default order); a kind
+    that is none of them is a ValueError."""
+    unknown = [b for b in baselines if b not in k.BASELINE_KINDS]
+    if unknown:
+        raise ValueError(
+            f"unknown baseline {', '.join(unknown)}; expected {', '.join(k.BASELINE_KINDS)}"
+        )
+    order = tuple(dict.fromkeys([*baselines, *k.BASELINE_PREFERENCE]))
     prepare(con)
     set_days(con, period, synthetic)
     spread: list[ProbeValues] | None = [] if keep_probe_values else None
-    ctx = Context.load(con, period, Calc(ward, by, seed, spread), synthetic=synthetic)
+    ctx = Context.load(con, period, Calc(ward, by, seed, spread, order), synthetic=synthetic)
     mobile_figures, baseline = mobile.figures(ctx)
     zone_sites = zones.sites(ctx)
     figures = [

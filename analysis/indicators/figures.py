@@ -44,6 +44,34 @@ class TargetResult:
 
 
 @dataclass(frozen=True)
+class BaselineComparison:
+    """The doubling ratio of one scope against one 2024 baseline (a
+    mobile_download_ratio figure lists every baseline the store has for its
+    scope; docs/indicators.md, "The 2024 baseline")."""
+
+    baseline: str  # "probes", "ookla_tiles" or "imported" (analysis/constants.py)
+    numerator: str  # what is divided: "probes" (this period's) or "ookla_tiles" (its tiles)
+    statistic: str  # "mean" or "median", the same on both sides
+    like_with_like: bool  # both sides measured the same way
+    used: bool  # this comparison is the figure's value
+    source: str  # the baseline in words: who measured it, when, how many
+    baseline_mbps: float | None
+    baseline_probes: int | None  # the store's 2024 probes behind it
+    baseline_tests: int | None
+    baseline_devices: int | None  # Ookla: summed over tiles and quarters
+    baseline_tiles: int | None  # Ookla: summed over quarters
+    baseline_quarters: tuple[str, ...]  # Ookla: "2024Q1", ...
+    licence: str | None  # the baseline's licence, when its source states one
+    current_mbps: float | None  # this period's figure on the same statistic
+    current_quarters: tuple[str, ...]  # the numerator's quarters when it is Ookla's tiles
+    value: float | None  # the ratio; None below either side's floor
+    ci_low: float | None
+    ci_high: float | None
+    interval: str  # "bootstrap" or "none"
+    status: str  # "ok" or "insufficient data"
+
+
+@dataclass(frozen=True)
 class Figure:
     """One indicator for one scope (the city or a ward) and group."""
 
@@ -63,6 +91,9 @@ class Figure:
     status: str  # "ok" or "insufficient data"
     targets: tuple[TargetResult, ...] = ()
     note: str = ""
+    # mobile_download_ratio only: the ratio against every 2024 baseline of the
+    # scope, and Ookla's tiles against their own 2024 (like with like)
+    baselines: tuple[BaselineComparison, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,6 +175,8 @@ class Calc:
     seed: int
     # Where the figures' per-probe values are collected (None: not kept).
     spread: list[ProbeValues] | None = None
+    # Which 2024 baseline the doubling ratio uses first (analysis/constants.py).
+    baselines: tuple[str, ...] = k.BASELINE_PREFERENCE
 
     def keep(
         self,

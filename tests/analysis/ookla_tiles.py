@@ -104,3 +104,31 @@ def write_tiles(path: Path, tiles: list[Tile], *, older: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
     return path
+
+
+# Tiles over the real ward boundaries (test_ookla.py checks each lies where its
+# comment says).
+NINH_KIEU, CAI_KHE = 31135, 31120
+THOT_NOT, TRUNG_NHUT = 31212, 31217
+NGOC_TO, THANH_THOI_AN = 31723, 31699
+VINH_CHAU = 31783
+
+# wholly in Phường Ninh Kiều
+NK_1 = Tile("1322301122130133", avg_d_kbps=20_000, tests=10, devices=4)
+NK_2 = Tile("1322301122131022", avg_d_kbps=50_000, tests=30, devices=9)
+# on the border: centre in Ninh Kiều, 39 % of its area in Phường Cái Khế
+BORDER = Tile("1322301122130131", avg_d_kbps=80_000, tests=60, devices=12)
+# wholly in Phường Cái Khế
+CK_1 = Tile("1322301122113220", avg_d_kbps=30_000, tests=40, devices=10)
+# centre where the boundaries of Thốt Nốt and Trung Nhứt overlap; 58 % of it in Thốt Nốt
+OVERLAP = Tile("1322301120202101", avg_d_kbps=10_000, tests=5, devices=2)
+# centre in a sliver between Ngọc Tố and Thạnh Thới An; 55 % of it in Ngọc Tố
+SLIVER = Tile("1322301301231210", avg_d_kbps=12_000, tests=7, devices=3)
+# centre outside the city, though 64 % of the tile is in Phường Vĩnh Châu
+EDGE = Tile("1322301303122113", avg_d_kbps=99_000, tests=50, devices=20)
+# in the city's bounding box (its north-east corner), outside the city
+BOX_CORNER = Tile("1322301130032323", avg_d_kbps=99_000, tests=50, devices=20)
+# Hà Nội
+HA_NOI = Tile("1322101121220032", avg_d_kbps=99_000, tests=50, devices=20)
+
+ALL = [NK_1, NK_2, BORDER, CK_1, OVERLAP, SLIVER, EDGE, BOX_CORNER, HA_NOI]
