@@ -57,8 +57,12 @@ def check_period(text: str) -> Period:
     try:
         return parse_period(text)
     except ValueError as err:
-        # parse_period's own text names the forms already
-        raise RequestRefused("period", text, PERIOD_FORMS, message=str(err)) from None
+        said = str(err)
+        # parse_period's text for a malformed period names the forms already
+        named = all(form in said for form in PERIOD_FORMS)
+        raise RequestRefused(
+            "period", text, PERIOD_FORMS, problem=said, message=said if named else ""
+        ) from None
 
 
 def check_ward(code: int) -> int:
