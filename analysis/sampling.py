@@ -135,6 +135,101 @@ class SamplingPlan:
         return out
 
 
+NeedStatus = Literal["below floor", "unsettled", "settled"]
+
+
+@dataclass(frozen=True)
+class WardNeed:
+    """One ward on the "more probes" map layer of one indicator (and group)."""
+
+    ward_code: int
+    ward_name: str
+    status: NeedStatus  # below the floor, an interval containing a target, or neither
+    probes: int | None  # None when settled: the indicator's own layer has them
+    tests: int | None
+    more_probes_to_floor: int | None  # below the floor: the probes to add (None: see note)
+    more_probes_to_settle: int | None  # unsettled: the most any straddled target needs
+    note: str
+
+
+def ward_needs(plan: SamplingPlan, indicator: str, group: str | None = None) -> list[WardNeed]:
+    """Every ward of the registry for one indicator (and group): what more
+    probes would settle there. A ward neither below the floor nor unsettled
+    has a figure whose interval leaves every target out."""
+    gaps = {
+        g.scope: g
+        for g in plan.below_floor
+        if (g.indicator, g.group) == (indicator, group) and g.scope != "city"
+    }
+    straddles: dict[str, list[Unsettled]] = {}
+    for u in plan.unsettled:
+        if (u.indicator, u.group) == (indicator, group) and u.scope != "city":
+            straddles.setdefault(u.scope, []).append(u)
+    out = []
+    for code, info in sorted(can_tho_wards().items()):
+        gap, here = gaps.get(str(code)), straddles.get(str(code), [])
+        if gap is not None:
+            out.append(
+                WardNeed(code, info.name, "below floor", gap.probes, gap.tests,
+                         gap.more_probes, None, gap.note)
+            )  # fmt: skip
+        elif here:
+            numbers = [u.more_probes for u in here if u.more_probes is not None]
+            out.append(
+                WardNeed(code, info.name, "unsettled", here[0].probes, here[0].tests, None,
+                         max(numbers) if numbers else None,
+                         "; ".join(sorted({u.note for u in here if u.note})))
+            )  # fmt: skip
+        else:
+            out.append(WardNeed(code, info.name, "settled", None, None, None, None, ""))
+    return out
+
+
+def needs_geojson(
+    plan: SamplingPlan, indicator: str, group: str | None = None
+) -> dict[str, object]:
+    """The "more probes" layer of one indicator as a GeoJSON FeatureCollection
+    (the maps' repaired ward boundaries, WGS 84), for GIS users and the API."""
+    from analysis.maps.boundaries import ward_boundaries
+
+    shapes = {b.ward_code: b for b in ward_boundaries()}
+    features = []
+    for need in ward_needs(plan, indicator, group):
+        boundary = shapes.get(need.ward_code)
+        props: dict[str, object] = {
+            "ward_code": need.ward_code,
+            "ward_name": need.ward_name,
+            "status": need.status,
+            "probes_count": need.probes,
+            "tests_count": need.tests,
+            "more_probes_to_floor_count": need.more_probes_to_floor,
+            "more_probes_to_settle_count": need.more_probes_to_settle,
+            "note": need.note,
+        }
+        features.append(
+            {
+                "type": "Feature",
+                "id": need.ward_code,
+                "properties": props,
+                "geometry": None if boundary is None else boundary.geojson_geometry(),
+            }
+        )
+    return {
+        "type": "FeatureCollection",
+        "name": f"more_probes:{indicator}" + (f":{group}" if group else ""),
+        "wardprobe": {
+            "indicator": indicator,
+            "group": group,
+            "period": plan.period.label,
+            "synthetic": plan.synthetic,
+            "floor_probes": k.FLOOR_PROBES,
+            "floor_tests": k.FLOOR_TESTS,
+            "z": plan.z,
+        },
+        "features": features,
+    }
+
+
 def probes_to_floor(probes: int, tests: int, tests_per_probe: float | None) -> int | None:
     """More probes for `probes` and `tests` to reach the floor at
     `tests_per_probe` tests each (None: tests are short and there is no rate)."""

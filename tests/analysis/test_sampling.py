@@ -12,6 +12,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
+from shapely import unary_union
+from shapely.geometry import shape
 
 from aggregator.ingest.store import Store
 from analysis import constants as k
@@ -19,9 +21,11 @@ from analysis.indicators import compute_indicators, parse_period
 from analysis.sampling import (
     SamplingPlan,
     Z,
+    needs_geojson,
     probes_to_floor,
     probes_to_settle,
     sampling_plan,
+    ward_needs,
     where_more_probes,
 )
 from analysis.synthetic import city_spec, generate
@@ -220,3 +224,26 @@ def test_the_synthetic_city_every_figure_accounted_for(city: Path) -> None:
             assert u.probes_needed == max(math.ceil((Z * s / d) ** 2), k.FLOOR_PROBES)
     listed = {u.scope for u in plan.unsettled} | {g.scope for g in plan.below_floor}
     assert all(str(w) in listed for w in plan.more_probes_by_ward("fixed_200_share"))
+
+
+def test_the_more_probes_map_layer(plan: SamplingPlan) -> None:
+    """Every ward of the registry, each with its valid boundary and what it
+    needs: Ninh Kiều unsettled (29 more), Cái Khế below the floor (2 more),
+    a ward without a line below the floor at the city's rate (3 more)."""
+    needs = {n.ward_code: n for n in ward_needs(plan, "fixed_200_share")}
+    assert len(needs) == 103
+    assert (needs[FOUR_LINES].status, needs[FOUR_LINES].more_probes_to_settle) == ("unsettled", 29)
+    assert (needs[ONE_LINE].status, needs[ONE_LINE].more_probes_to_floor) == ("below floor", 2)
+    assert (needs[NO_PROBE].status, needs[NO_PROBE].more_probes_to_floor) == ("below floor", 3)
+    collection = needs_geojson(plan, "fixed_200_share")
+    features = collection["features"]
+    assert isinstance(features, list) and len(features) == 103
+    for feature in features:
+        geometry = shape(feature["geometry"])
+        assert geometry.is_valid and not geometry.is_empty
+    by_code = {f["properties"]["ward_code"]: f["properties"] for f in features}
+    assert by_code[FOUR_LINES]["more_probes_to_settle_count"] == 29
+    assert by_code[ONE_LINE]["more_probes_to_floor_count"] == 2
+    assert by_code[ONE_LINE]["ward_name"] == "Phường Cái Khế"
+    # a GIS reader's union of the layer's wards succeeds
+    assert unary_union([shape(f["geometry"]) for f in features]).is_valid
