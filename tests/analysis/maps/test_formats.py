@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from analysis.maps import MapRequestError, WardLayer, map_bytes, write_all_maps,
 from analysis.maps.png import FONT
 from analysis.wards import can_tho_wards
 from tests.analysis.maps.conftest import layer
+from tests.browser import CHROMIUM, in_netns, netns_missing, offline_netns
 
 
 def test_geojson_reads_back_in_a_gis_reader(city_layers: list[WardLayer], tmp_path: Path) -> None:
@@ -100,30 +100,23 @@ def test_unknown_format_is_refused(city_layers: list[WardLayer], tmp_path: Path)
     assert ".png" in refused.value.accepted
 
 
-CHROMIUM = shutil.which("chromium-headless-shell")
-
-
 @pytest.mark.netns
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium-headless-shell not installed")
 def test_html_draws_every_ward_with_no_network(
     city_layers: list[WardLayer], tmp_path: Path
 ) -> None:
-    if shutil.which("ip") is None or subprocess.run(["id", "-u"], capture_output=True,
-                                                     text=True).stdout.strip() != "0":  # fmt: skip
-        pytest.skip("needs root and iproute2 for a network namespace")
+    missing = netns_missing()
+    if missing:
+        pytest.skip(missing)
     page = tmp_path / "map.html"
     write_map(city_layers, page)
-    ns = f"wpmap{abs(hash(str(tmp_path))) % 100000}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        # only loopback, down: the page has nothing to reach
+    # only loopback, down: the page has nothing to reach
+    with offline_netns("wpmap", loopback=False) as ns:
         dom = subprocess.run(
-            ["ip", "netns", "exec", ns, str(CHROMIUM), "--no-sandbox", "--headless",
-             "--disable-gpu", "--virtual-time-budget=20000", "--dump-dom", page.as_uri()],
+            in_netns(ns, [str(CHROMIUM), "--no-sandbox", "--headless", "--disable-gpu",
+                          "--virtual-time-budget=20000", "--dump-dom", page.as_uri()]),
             check=True, capture_output=True, text=True, timeout=180,
         )  # fmt: skip
-    finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=False)
     assert "fetching topojson" not in dom.stderr
     assert dom.stdout.count('class="choroplethlocation"') == 103
 
