@@ -63,7 +63,9 @@ _INSIDE = """() => {
 def spki_pin(cert_pem: bytes) -> str:
     """base64(sha256(SubjectPublicKeyInfo)), as Chromium's SPKI list takes it."""
     key = x509.load_pem_x509_certificate(cert_pem).public_key()
-    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
@@ -85,7 +87,8 @@ def hover_a_ward(page: Page, geojson: dict[str, Any]) -> dict[str, Any]:
     and what the map's GeoJSON says of that ward."""
     by_code = {str(f["properties"]["ward_code"]): f["properties"] for f in geojson["features"]}
     points = page.evaluate(_INSIDE)
-    suffix = next(k.removeprefix("value_") for k in by_code[next(iter(by_code))] if k.startswith("value_"))
+    first = next(iter(by_code.values()))
+    suffix = next(k.removeprefix("value_") for k in first if k.startswith("value_"))
     candidates = [
         p for p in points
         if p["x"] is not None and by_code.get(p["code"], {}).get(f"value_{suffix}") is not None
