@@ -8,7 +8,8 @@ the per-ward summary, then the plan's indicators through the analysts' CLI:
 on the probes' results, and on a synthetic city (every ward, marked
 synthetic) generated beside them. Everything it writes goes to --out
 (default demo-out/): the DuckDB store, logs, the probes' state, a summary,
-a ward map (GeoJSON + SVG) and the synthetic city's indicators (JSON).
+the ward maps of every indicator, the yearly report (HTML and PDF) and the
+synthetic city's indicators (JSON), for the probes and the synthetic city.
 Without root it runs on loopback, unshaped, and says so.
 """
 
@@ -253,6 +254,7 @@ def _report(console: Console, deployment: Deployment, out: Path) -> None:
     console.print(table)
     year = str(datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).year)
     _write_maps(console, store, out / "maps" / "probes", year, synthetic=False)
+    _write_report(console, store, out, year, synthetic=False)
 
 
 def _indicators(console: Console, deployment: Deployment, out: Path) -> None:
@@ -298,6 +300,7 @@ def _indicators(console: Console, deployment: Deployment, out: Path) -> None:
         "utf-8",
     )  # fmt: skip
     _write_maps(console, synthetic_store, out / "maps" / "synthetic", year, synthetic=True)
+    _write_report(console, synthetic_store, out, year, synthetic=True)
     console.print(
         f"every ward's figures: {out / 'indicators_synthetic_city.json'} "
         f"(wardprobe-aggregator indicators --period {year} --store {synthetic_store} --synthetic)"
@@ -332,6 +335,36 @@ def _write_maps(
         f"maps of {len(layers)} indicator layers for {year} on {what}: {out_dir / 'index.html'} "
         f"(all of them, in a browser), and a PNG and a GeoJSON each: {len(written)} files in "
         f"{out_dir} ({time.monotonic() - started:.0f} s)"
+    )
+
+
+def _write_report(console: Console, store: Path, out: Path, year: str, *, synthetic: bool) -> None:
+    """The yearly report (docs/report.md) as HTML and PDF, as `wardprobe-aggregator
+    report` writes it; its maps are the PNGs _write_maps has just drawn."""
+    from analysis.indicators import open_store
+    from analysis.labels import Lang
+    from analysis.maps import WardLayer, layer_file_name, png_bytes
+    from analysis.report import write_reports
+
+    maps = out / "maps" / ("synthetic" if synthetic else "probes")
+
+    def drawn(layer: WardLayer, lang: Lang) -> bytes:
+        # the demo's maps are Vietnamese, as the report is
+        path = maps / f"{layer_file_name(layer)}.png"
+        return path.read_bytes() if lang == "vi" and path.is_file() else png_bytes(layer, lang)
+
+    started = time.monotonic()
+    name = "report_synthetic_city" if synthetic else "report_probes"
+    outs = [out / f"{name}.html", out / f"{name}.pdf"]
+    con = open_store(store)
+    try:
+        write_reports(con, int(year), outs, "vi", synthetic, map_png=drawn)
+    finally:
+        con.close()
+    what = "the synthetic city" if synthetic else "the probes' results"
+    console.print(
+        f"the yearly report for {year} on {what}: {outs[0]} and {outs[1]} "
+        f"({time.monotonic() - started:.0f} s; wardprobe-aggregator report --year {year})"
     )
 
 

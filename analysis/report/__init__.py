@@ -15,6 +15,7 @@ from analysis.report.render import (
     html_to_pdf,
     render_html,
     write_report,
+    write_reports,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "plan_targets",
     "render_html",
     "write_report",
+    "write_reports",
 ]

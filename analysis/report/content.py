@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Final
@@ -265,7 +265,9 @@ class _Gatherer:
         plan: SamplingPlan,
         lang: Lang,
         year: int,
+        draw: MapPng,
     ) -> None:
+        self.draw = draw
         self.report = report
         self.plan = plan
         self.lang = lang
@@ -350,7 +352,7 @@ class _Gatherer:
                 _target_text(t.comparator, t.value, t.unit, lang) + f" ({_due(t.due, lang)})"
                 for t in targets
             ),
-            map_uri=map_data_uri(layer, lang),
+            map_uri=map_data_uri(layer, lang, self.draw),
             map_caption=self.w("map caption", indicator=title, period=period),
             wards=tuple(rows),
             no_probe=self.w("wards without probe", n=len(no_probe), names=", ".join(no_probe))
@@ -537,10 +539,13 @@ def _floor_why(g: FloorGap, lang: Lang) -> str:
     return labels.report_word("no baseline here", lang)
 
 
-def map_data_uri(layer: WardLayer, lang: Lang) -> str:
+MapPng = Callable[[WardLayer, Lang], bytes]
+
+
+def map_data_uri(layer: WardLayer, lang: Lang, draw: MapPng = png_bytes) -> str:
     """The printed map of a layer (analysis/maps/png.py) as a data: URI, so
     the report is one file."""
-    return "data:image/png;base64," + base64.b64encode(png_bytes(layer, lang)).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(draw(layer, lang)).decode("ascii")
 
 
 def _probe_counts(
@@ -783,14 +788,17 @@ def gather(
     synthetic: bool = False,
     *,
     generated: datetime | None = None,
+    map_png: MapPng = png_bytes,
 ) -> ReportContent:
-    """Everything the yearly report says, for `year` (Cần Thơ's calendar year)."""
+    """Everything the yearly report says, for `year` (Cần Thơ's calendar year).
+    `map_png` draws a layer's printed map (analysis/maps/png.py's, unless the
+    caller has them drawn already, as the demo has)."""
     if lang not in labels.LANGS:
         raise ValueError(f"unknown language {lang!r}; accepted: {', '.join(labels.LANGS)}")
     period = parse_period(f"{year:04d}")
     report = compute_indicators(con, period, synthetic=synthetic, keep_probe_values=True)
     plan = sampling_plan(report)
-    g = _Gatherer(report, plan, lang, year)
+    g = _Gatherer(report, plan, lang, year, map_png)
     w = g.w
 
     summary = []

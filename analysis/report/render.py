@@ -5,6 +5,7 @@ page, DejaVu fonts embedded so that Vietnamese text can be copied out)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -14,7 +15,8 @@ import jinja2
 import markupsafe
 
 from analysis.labels import Lang
-from analysis.report.content import ReportContent, gather
+from analysis.maps.png import png_bytes
+from analysis.report.content import MapPng, ReportContent, gather
 
 TEMPLATES = Path(__file__).parent / "templates"
 SUFFIXES = (".html", ".pdf")
@@ -70,10 +72,11 @@ def build_report_html(
     synthetic: bool = False,
     *,
     generated: datetime | None = None,
+    map_png: MapPng = png_bytes,
 ) -> str:
     """The yearly report for `year` in `lang` (Vietnamese by default) as one
     self-contained HTML page, from the store or snapshot on `con`."""
-    return render_html(gather(con, year, lang, synthetic, generated=generated))
+    return render_html(gather(con, year, lang, synthetic, generated=generated, map_png=map_png))
 
 
 def html_to_pdf(html: str) -> bytes:
@@ -101,10 +104,24 @@ def write_report(
     synthetic: bool = False,
 ) -> Path:
     """Write the yearly report to `out`, HTML or PDF by its suffix."""
-    suffix = check_suffix(out)
-    html = build_report_html(con, year, lang, synthetic)
-    if suffix == ".pdf":
-        out.write_bytes(html_to_pdf(html))
-    else:
-        out.write_text(html, encoding="utf-8")
-    return out
+    return write_reports(con, year, [out], lang, synthetic)[0]
+
+
+def write_reports(
+    con: duckdb.DuckDBPyConnection,
+    year: int,
+    outs: Sequence[Path],
+    lang: Lang = "vi",
+    synthetic: bool = False,
+    *,
+    map_png: MapPng = png_bytes,
+) -> list[Path]:
+    """The same report written to several files (HTML and PDF), gathered once."""
+    suffixes = [check_suffix(out) for out in outs]
+    html = build_report_html(con, year, lang, synthetic, map_png=map_png)
+    for out, suffix in zip(outs, suffixes, strict=True):
+        if suffix == ".pdf":
+            out.write_bytes(html_to_pdf(html))
+        else:
+            out.write_text(html, encoding="utf-8")
+    return list(outs)
