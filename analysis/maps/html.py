@@ -27,7 +27,14 @@ from analysis.labels import Lang
 from analysis.maps import classes
 from analysis.maps.boundaries import city_outline, ward_boundaries
 from analysis.maps.layers import NO_PROBE, WardLayer
-from analysis.maps.text import city_line, period_text, target_lines, title, ward_html
+from analysis.maps.text import (
+    baseline_text,
+    city_line,
+    period_text,
+    target_lines,
+    title,
+    ward_html,
+)
 
 DIV_ID: Final = "wardprobe-map"
 # plotly.js draws a geo subplot over a world topojson it fetches from its CDN
@@ -234,7 +241,13 @@ def html_text(layers: list[WardLayer], lang: Lang = "vi") -> str:
         config={"displaylogo": False, "responsive": True, "scrollZoom": True},
     )
     doc_title = escape(title(first, lang) if len(layers) == 1 else labels.word("switch", lang))
-    footer = escape(labels.word("boundaries", lang))
+    # the doubling ratio's baseline, named with its map when the page holds several
+    baselines = [
+        (f"{title(x, lang)}: " if len(layers) > 1 else "") + baseline_text(x, lang)
+        for x in layers
+        if baseline_text(x, lang)
+    ]
+    footer = "<br>".join(escape(line) for line in (labels.word("boundaries", lang), *baselines))
     page = page.replace("<html>", f'<html lang="{lang}">', 1)
     page = page.replace("<head>", f"<head>\n<title>{doc_title}</title>\n{_OFFLINE_ASSETS}", 1)
     out: str = page.replace(

@@ -113,6 +113,13 @@ class WardValue:
     probe_limited: int
     status: str  # "ok", "insufficient data" or "no probe"
     targets: tuple[TargetResult, ...]
+    # mobile_download_ratio only (compute_indicators' Figure.baselines): the
+    # kind of 2024 baseline the ward's value uses ("probes", "ookla_tiles",
+    # "imported"; None: none), whether it is like with like, and Ookla's tiles
+    # now over their own 2024 where both are imported (like with like)
+    baseline: str | None = None
+    baseline_like_with_like: bool | None = None
+    ookla_tiles_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +245,8 @@ def layer_from_report(
                 )
             )
             continue
+        used = next((c for c in f.baselines if c.used), None)
+        tiles = next((c for c in f.baselines if c.numerator == "ookla_tiles"), None)
         wards.append(
             WardValue(
                 number=number,
@@ -251,6 +260,9 @@ def layer_from_report(
                 probe_limited=f.probe_limited,
                 status=f.status,
                 targets=f.targets,
+                baseline=None if used is None else used.baseline,
+                baseline_like_with_like=None if used is None else used.like_with_like,
+                ookla_tiles_ratio=None if tiles is None else tiles.value,
             )
         )
     by = report.by if report.by in MAP_BY else None

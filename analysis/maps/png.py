@@ -36,7 +36,7 @@ from analysis.labels import Lang
 from analysis.maps import classes
 from analysis.maps.boundaries import city_outline, ward_boundaries
 from analysis.maps.layers import INSUFFICIENT, NO_PROBE, WardLayer
-from analysis.maps.text import city_line, period_text, target_lines, title
+from analysis.maps.text import baseline_text, city_line, period_text, target_lines, title
 
 A4_LANDSCAPE_IN: Final = (297 / 25.4, 210 / 25.4)
 DPI: Final = 300
@@ -341,6 +341,8 @@ def png_bytes(layer: WardLayer, lang: Lang = "vi") -> bytes:
     footer = [labels.word("boundaries", lang)]
     if layer.note and lang == "en":
         footer.append(layer.note)  # compute_indicators' notes are in English
+    if baseline := baseline_text(layer, lang):
+        footer.append(baseline)
     fig.text(
         0.015, 0.012, "\n".join(footer), fontsize=5.5, va="bottom", fontfamily=FONT, color="#333333"
     )

@@ -113,6 +113,63 @@ def target_lines(layer: WardLayer, lang: Lang) -> list[str]:
     return lines
 
 
+_OOKLA = "Speedtest by Ookla Global Fixed and Mobile Network Performance Maps, CC BY-NC-SA 4.0"
+# What each kind of 2024 baseline is, in words (analysis/constants.py's BASELINE_KINDS).
+_BASELINE_WORDS: dict[str, dict[Lang, str]] = {
+    "probes": {
+        "vi": "số đo năm 2024 của chính các đầu đo (cùng phương pháp)",
+        "en": "the probes' own 2024 measurements (like with like)",
+    },
+    "ookla_tiles": {
+        "vi": f"ô dữ liệu mở năm 2024 của Ookla ({_OOKLA}): phép thử người dùng tự chạy "
+        "trên điện thoại, không cùng phương pháp với đầu đo",
+        "en": f"Ookla's open 2024 tiles ({_OOKLA}): tests people run on their phones, "
+        "not like with like with the probes",
+    },
+    "imported": {
+        "vi": "số liệu năm 2024 nhập từ nguồn ngoài (cùng đại lượng: trung bình hoặc trung vị)",
+        "en": "an imported 2024 figure (on its own statistic: mean or median)",
+    },
+}
+
+
+def baseline_text(layer: WardLayer, lang: Lang) -> str:
+    """For the doubling ratio's map: which 2024 baseline the city's value is
+    over, how many wards use each, and Ookla's tiles' own ratio beside it
+    (like with like); "" for every other map."""
+    if layer.indicator != "mobile_download_ratio":
+        return ""
+    vi = lang == "vi"
+    comparisons = layer.city.baselines if layer.city is not None else ()
+    used = next((c for c in comparisons if c.used), None)
+    city = _BASELINE_WORDS[used.baseline][lang] if used is not None else "chưa có" if vi else "none"
+    count = {kind: sum(1 for w in layer.wards if w.baseline == kind) for kind in _BASELINE_WORDS}
+    none = sum(1 for w in layer.wards if w.baseline is None)
+    parts = [
+        f"Số liệu gốc của thành phố: {city}." if vi else f"The city's 2024 baseline: {city}.",
+        (
+            f"Phường, xã: {count['probes']} theo đầu đo, {count['ookla_tiles']} theo ô Ookla, "
+            f"{count['imported']} theo số liệu nhập, {none} chưa có."
+            if vi
+            else f"Wards: {count['probes']} over the probes' 2024, {count['ookla_tiles']} over "
+            f"Ookla's tiles, {count['imported']} over imported figures, {none} without one."
+        ),
+    ]
+    if used is None and any(w.baseline == "ookla_tiles" for w in layer.wards):
+        parts.append(f"Ookla: {_OOKLA}.")
+    tiles = next((c for c in comparisons if c.numerator == "ookla_tiles"), None)
+    if tiles is not None and tiles.value is not None:
+        ratio = labels.quantity(tiles.value, "ratio", lang)
+        parts.append(
+            f"Ô Ookla {', '.join(tiles.current_quarters)} so với năm 2024 (cùng phương pháp): "
+            f"{ratio}."
+            if vi
+            else f"Ookla's tiles {', '.join(tiles.current_quarters)} over their 2024 "
+            f"(like with like): {ratio}."
+        )
+    return " ".join(parts)
+
+
 def ward_html(layer: WardLayer, ward: WardValue, lang: Lang) -> str:
     """Every field of one ward, as HTML lines (the interactive map's hover)."""
     w = labels.word
@@ -136,4 +193,20 @@ def ward_html(layer: WardLayer, ward: WardValue, lang: Lang) -> str:
             f"{w('target', lang)} {escape(target_name(t, layer.unit, lang))}: "
             f"<b>{escape(verdict(t.met, lang))}</b>"
         )
+    if layer.indicator == "mobile_download_ratio" and ward.status != NO_PROBE:
+        base = (
+            _BASELINE_WORDS[ward.baseline][lang]
+            if ward.baseline is not None
+            else ("chưa có" if lang == "vi" else "none")
+        )
+        lines.append(("Số liệu gốc: " if lang == "vi" else "Baseline: ") + escape(base))
+        if ward.ookla_tiles_ratio is not None:
+            ratio = labels.quantity(ward.ookla_tiles_ratio, "ratio", lang)
+            lines.append(
+                escape(
+                    f"Ô Ookla so với năm 2024 (cùng phương pháp): {ratio}"
+                    if lang == "vi"
+                    else f"Ookla's tiles over their 2024 (like with like): {ratio}"
+                )
+            )
     return "<br>".join(lines)

@@ -15,6 +15,7 @@ from analysis import labels
 from analysis.labels import Lang
 from analysis.maps.boundaries import ward_boundaries
 from analysis.maps.layers import NO_PROBE, WardLayer, WardValue
+from analysis.maps.text import baseline_text
 
 
 def data_source(layer: WardLayer, lang: Lang) -> str:
@@ -53,6 +54,11 @@ def ward_properties(layer: WardLayer, ward: WardValue, lang: Lang) -> dict[str, 
         "status": ward.status,
         "class": class_text(layer, ward, lang),
     }
+    if layer.indicator == "mobile_download_ratio":
+        # which 2024 baseline the value is over, and the tiles' own ratio beside it
+        props["baseline"] = ward.baseline
+        props["baseline_like_with_like"] = ward.baseline_like_with_like
+        props["ookla_tiles_ratio"] = ward.ookla_tiles_ratio
     for i, t in enumerate(ward.targets, start=1):
         props[f"target_{i}_{u}"] = t.value
         props[f"target_{i}_comparator"] = t.comparator
@@ -90,6 +96,7 @@ def layer_geojson(layer: WardLayer, lang: Lang = "vi") -> dict[str, Any]:
             "city_value": None if layer.city is None else layer.city.value,
             "city_status": None if layer.city is None else layer.city.status,
             "note": layer.note,
+            "baseline_text": baseline_text(layer, lang),
             "statuses": {"no_probe": NO_PROBE},
         },
         "features": features,

@@ -10,6 +10,7 @@ checks against the raw rows.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,9 @@ from analysis.indicators import (
     compute_indicators,
     parse_period,
 )
+from analysis.maps import map_bytes, ward_layer
+from analysis.maps.text import baseline_text
+from analysis.maps.vector import layer_geojson
 from analysis.ookla import identify, read_quarter, store_quarters
 from analysis.synthetic import SyntheticSpec, WardSpec, generate
 from tests.analysis.ookla_tiles import (
@@ -218,3 +222,41 @@ def test_groups_compare_only_with_probes(by_operator: IndicatorReport) -> None:
 
 def test_other_figures_carry_no_baselines(report: IndicatorReport) -> None:
     assert all(not f.baselines for f in report.figures if f.indicator != "mobile_download_ratio")
+
+
+def test_the_ratio_map_says_which_baseline_each_ward_is_over(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    layer = ward_layer(con, "mobile_download_ratio", parse_period("2026"), synthetic=True)
+    wards = {w.ward_code: w for w in layer.wards}
+    assert (wards[NINH_KIEU].baseline, wards[NINH_KIEU].baseline_like_with_like) == (
+        "probes",
+        True,
+    )
+    assert (wards[CAI_KHE].baseline, wards[CAI_KHE].baseline_like_with_like) == (
+        "ookla_tiles",
+        False,
+    )
+    assert wards[CAI_KHE].ookla_tiles_ratio == pytest.approx(1.5)
+    assert wards[THOT_NOT].baseline is None
+    props = {
+        f["properties"]["ward_code"]: f["properties"]
+        for f in layer_geojson(layer, "en")["features"]
+    }
+    assert props[CAI_KHE]["baseline"] == "ookla_tiles"
+    assert props[CAI_KHE]["baseline_like_with_like"] is False
+    assert props[CAI_KHE]["ookla_tiles_ratio"] == pytest.approx(1.5)
+    # the printed words, in both languages: the city's baseline, the wards', the tiles' own ratio
+    vi = baseline_text(layer, "vi")
+    assert "Số liệu gốc của thành phố: số đo năm 2024 của chính các đầu đo" in vi
+    assert "1 theo đầu đo, 1 theo ô Ookla, 0 theo số liệu nhập, 101 chưa có" in vi
+    assert "Ô Ookla 2026Q1 so với năm 2024 (cùng phương pháp)" in vi
+    en = baseline_text(layer, "en")
+    assert "Ookla's tiles 2026Q1 over their 2024 (like with like)" in en
+    page = map_bytes([layer], "html", "en").decode("utf-8")
+    assert html.escape(en) in page
+    assert "Baseline: " + html.escape("Ookla's open 2024 tiles") in page
+    # other maps print no baseline
+    other = ward_layer(con, "mobile_download_mean", parse_period("2026"), synthetic=True)
+    assert baseline_text(other, "vi") == ""
+    assert "baseline" not in layer_geojson(other)["features"][0]["properties"]
