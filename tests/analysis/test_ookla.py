@@ -281,3 +281,18 @@ def test_a_csv_import_and_the_tiles_keep_to_their_own_rows(tmp_path: Path, store
     # and importing the tiles again leaves the CSV's row alone
     store_quarters(store._con, [read_quarter(store._con, qf)])
     assert imported_baselines(store._con, 2024) == {"city": row}
+
+
+def test_the_analysts_snapshot_carries_the_tiles(tmp_path: Path, store: Store) -> None:
+    from aggregator.ingest.snapshot import publish_snapshot
+
+    qf = _quarter(tmp_path, ALL, "2024-01-01_performance_mobile_tiles.parquet")
+    store_quarters(store._con, [read_quarter(store._con, qf)])
+    snapshot = tmp_path / "snapshot.duckdb"
+    publish_snapshot(store, snapshot)
+    quarters = [(2024, 1)]
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        assert tile_figures(con, "mobile", quarters) == tile_figures(store._con, "mobile", quarters)
+        assert tile_figures(con, "mobile", quarters)[str(NINH_KIEU)].mean_mbps == pytest.approx(
+            65.0
+        )
