@@ -518,8 +518,9 @@ class TileFigure:
     @property
     def enough(self) -> bool:
         """Whether the figure clears the floor of a probes' figure, devices
-        standing in for probes (docs/indicators.md)."""
-        return self.devices >= k.FLOOR_PROBES and self.tests >= k.FLOOR_TESTS
+        standing in for probes (docs/indicators.md); a mean of 0 (every tile
+        at 0 kb/s) is no baseline to divide by."""
+        return self.devices >= k.FLOOR_PROBES and self.tests >= k.FLOOR_TESTS and self.mean_mbps > 0
 
     @property
     def label(self) -> str:

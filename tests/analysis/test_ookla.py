@@ -21,6 +21,7 @@ from analysis.baseline import BaselineRow, import_rows, imported_baselines
 from analysis.ookla import (
     LICENCE,
     QuarterFile,
+    TileFigure,
     TilesRefused,
     city_geometry,
     identify,
@@ -296,3 +297,9 @@ def test_the_analysts_snapshot_carries_the_tiles(tmp_path: Path, store: Store) -
         assert tile_figures(con, "mobile", quarters)[str(NINH_KIEU)].mean_mbps == pytest.approx(
             65.0
         )
+
+
+def test_a_baseline_of_zero_is_no_baseline() -> None:
+    zero = TileFigure("mobile", 0.0, 100, 10, 5, ("2024Q1",), LICENCE)
+    assert not zero.enough
+    assert TileFigure("mobile", 0.5, 100, 10, 5, ("2024Q1",), LICENCE).enough
