@@ -389,7 +389,9 @@ class _Gatherer:
                 rows.append(
                     ReferenceRow(
                         regulation=regulation,
-                        title=labels.text(labels.INDICATORS, f.indicator, lang).split(" – ", 1)[-1],
+                        title=_capitalised(
+                            labels.text(labels.INDICATORS, f.indicator, lang).split(" – ", 1)[-1]
+                        ),
                         group=(f.group or "").partition("=")[2],
                         requirement=""
                         if t is None
@@ -505,6 +507,11 @@ class _Gatherer:
                 )
             )
         return tuple(out)
+
+
+def _capitalised(text: str) -> str:
+    """The first letter upper-case ("tốc độ ..." after "QCVN 126:2021 – " stands alone)."""
+    return text[:1].upper() + text[1:]
 
 
 def _indicator_order() -> dict[str, int]:
