@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
+from analysis import constants as k
 from analysis.indicators.figures import GROUPINGS, Grouping
 from analysis.labels import Lang
 from analysis.periods import Period, parse_period
@@ -89,6 +90,17 @@ def check_grouping(by: str | None) -> Grouping | None:
         if by == grouping:
             return grouping
     raise RequestRefused("grouping", by, GROUPINGS)
+
+
+def check_baseline(baseline: str | None) -> tuple[str, ...]:
+    """The 2024 baselines the doubling ratio tries, in order: `baseline`
+    first when one is asked for (probes, ookla_tiles, imported), else the
+    usual preference."""
+    if baseline is None:
+        return k.BASELINE_PREFERENCE
+    if baseline not in k.BASELINE_KINDS:
+        raise RequestRefused("baseline", baseline, k.BASELINE_KINDS)
+    return (baseline,)
 
 
 def check_lang(lang: str) -> Lang:

@@ -36,6 +36,7 @@ from fastapi.security import HTTPBearer
 from aggregator.api.source import Answers, DataSource, Identity, NoData
 from aggregator.api.tokens import ApiTokenStore
 from analysis import constants as k
+from analysis.constants import BASELINE_PREFERENCE
 from analysis.indicators import (
     TZ,
     IndicatorReport,
@@ -47,6 +48,7 @@ from analysis.indicators import (
 )
 from analysis.requests import (
     RequestRefused,
+    check_baseline,
     check_grouping,
     check_lang,
     check_period,
@@ -198,13 +200,16 @@ class Service:
         ward: int | None = None,
         by: Any = None,
         synthetic: bool = False,
+        baselines: tuple[str, ...] = BASELINE_PREFERENCE,
     ) -> IndicatorReport:
         """compute_indicators for these parameters, once per data version."""
-        key = (identity, "report", period.label, ward, by, synthetic)
+        key = (identity, "report", period.label, ward, by, synthetic, baselines)
         return self.answers.get(
             key,
             lambda: self._compute(
-                lambda con: compute_indicators(con, period, ward=ward, by=by, synthetic=synthetic)
+                lambda con: compute_indicators(
+                    con, period, ward=ward, by=by, synthetic=synthetic, baselines=baselines
+                )
             ),
         )
 
@@ -217,13 +222,16 @@ class Service:
         by: Any,
         synthetic: bool,
         city_only: bool,
+        baselines: tuple[str, ...] = BASELINE_PREFERENCE,
     ) -> bytes:
         """The JSON of `wardprobe-aggregator indicators --format json`."""
-        key = (identity, "indicators", period.label, ward, by, synthetic, city_only)
+        key = (identity, "indicators", period.label, ward, by, synthetic, city_only, baselines)
         return self.answers.get(
             key,
             lambda: report_json(
-                self.report(identity, period, ward=ward, by=by, synthetic=synthetic),
+                self.report(
+                    identity, period, ward=ward, by=by, synthetic=synthetic, baselines=baselines
+                ),
                 city_only=city_only,
             ).encode("utf-8"),
         )
@@ -384,18 +392,32 @@ def create_app(settings: ApiSettings) -> FastAPI:
         by: Annotated[str | None, Query(description="operator, access_tech or site_class.")] = None,
         synthetic: Synthetic = False,
         city_only: Annotated[bool, Query(description="Only the city's figures.")] = False,
+        baseline: Annotated[
+            str | None,
+            Query(
+                description="The 2024 baseline the doubling ratio uses first: probes, "
+                "ookla_tiles or imported (default: in that order)."
+            ),
+        ] = None,
     ) -> Response:
         """Every indicator for a period: the JSON of `wardprobe-aggregator
         indicators --format json` with the same options."""
         parsed = period_of(period)
         try:
             grouping = check_grouping(by)
+            baselines = check_baseline(baseline)
             code = None if ward is None else check_ward(ward)
         except RequestRefused as err:
             raise _refused(err, 422) from None
         identity = service.identity()
         body = service.indicators(
-            identity, parsed, ward=code, by=grouping, synthetic=synthetic, city_only=city_only
+            identity,
+            parsed,
+            ward=code,
+            by=grouping,
+            synthetic=synthetic,
+            city_only=city_only,
+            baselines=baselines,
         )
         return Response(body, media_type=JSON)
 

@@ -76,7 +76,13 @@ def indicators(
     import duckdb
 
     from analysis.indicators import StoreTooOld, compute_indicators, open_store, report_json
-    from analysis.requests import RequestRefused, check_grouping, check_period, check_ward
+    from analysis.requests import (
+        RequestRefused,
+        check_baseline,
+        check_grouping,
+        check_period,
+        check_ward,
+    )
 
     # The HTTP API refuses the same things in the same words (analysis/requests.py).
     try:
@@ -89,12 +95,10 @@ def indicators(
         raise typer.BadParameter(str(err), param_hint="--by") from None
     if output_format not in ("table", "csv", "json"):
         raise typer.BadParameter("expected table, csv or json", param_hint="--format")
-    from analysis.constants import BASELINE_KINDS, BASELINE_PREFERENCE
-
-    if baseline is not None and baseline not in BASELINE_KINDS:
-        raise typer.BadParameter(
-            f"expected one of {', '.join(BASELINE_KINDS)}", param_hint="--baseline"
-        )
+    try:
+        baselines = check_baseline(baseline)
+    except RequestRefused as err:
+        raise typer.BadParameter(str(err), param_hint="--baseline") from None
     # A code of no ward would get a table of "insufficient data", as if the
     # ward existed and had no probes; refused as `token create` refuses it.
     try:
@@ -117,7 +121,7 @@ def indicators(
             ward=ward,
             by=grouping,
             synthetic=synthetic,
-            baselines=BASELINE_PREFERENCE if baseline is None else (baseline,),
+            baselines=baselines,
         )
     except StoreTooOld as err:
         raise usage_error(f"{path}: {err}") from None

@@ -24,6 +24,8 @@ MAP = ["map", "--period", "2026"]
          ["indicators", "--period", "2026-05-01..2026-04-01"], "YYYY-MM-DD..YYYY-MM-DD"),
         ("/indicators", {"period": "2026", "by": "isp"}, 422,
          ["indicators", "--period", "2026", "--by", "isp"], "site_class"),
+        ("/indicators", {"period": "2026", "baseline": "vnnic"}, 422,
+         ["indicators", "--period", "2026", "--baseline", "vnnic"], "ookla_tiles"),
         ("/indicators", {"period": "2026", "ward": "99999"}, 422,
          ["indicators", "--period", "2026", "--ward", "99999"], "31135"),
         ("/maps/no_such_indicator.png", {"period": "2026"}, 404,

@@ -90,6 +90,7 @@ def test_wards_are_the_registrys_103_with_their_probes(api: RunningApi) -> None:
         {"period": "2026Q2", "synthetic": "true", "by": "operator"},
         {"period": "2026", "synthetic": "true", "ward": str(NINH_KIEU)},
         {"period": "2026", "synthetic": "true", "by": "site_class", "city_only": "true"},
+        {"period": "2026", "synthetic": "true", "baseline": "imported", "city_only": "true"},
     ],
 )
 def test_indicators_are_the_clis_json(api: RunningApi, query: dict[str, str]) -> None:
@@ -104,6 +105,8 @@ def test_indicators_are_the_clis_json(api: RunningApi, query: dict[str, str]) ->
         args += ["--ward", query["ward"]]
     if "city_only" in query:
         args += ["--city-only"]
+    if "baseline" in query:
+        args += ["--baseline", query["baseline"]]
     ours = answer.json()
     close(ours, cli_json(api.data.snapshot, *args))
     assert ours["figures"], "a figure at least"
