@@ -21,7 +21,6 @@ import duckdb
 
 from analysis import constants as k
 from analysis import labels
-from analysis.baseline import imported_baselines
 from analysis.catalog import rollup_sql
 from analysis.indicators import (
     TZ,
@@ -32,6 +31,7 @@ from analysis.indicators import (
     parse_period,
     set_days,
 )
+from analysis.indicators.figures import BaselineComparison
 from analysis.labels import Lang
 from analysis.maps.layers import NO_PROBE, WardLayer, layer_from_report
 from analysis.maps.png import png_bytes
@@ -733,57 +733,94 @@ def _method(lang: Lang) -> tuple[tuple[str, tuple[str, ...]], ...]:
     )
 
 
-def _baseline(con: duckdb.DuckDBPyConnection, report: IndicatorReport, lang: Lang) -> list[str]:
-    """Which 2024 baseline the city's ratio used, and where it comes from."""
+def _comparison(c: BaselineComparison, lang: Lang) -> str:
+    """One 2024 baseline of the city's ratio in a sentence: what it is, how
+    much, whether it is like with like, the ratio over it, and whether the
+    figure uses it."""
+    vi = lang == "vi"
+    mbps = "–" if c.baseline_mbps is None else labels.quantity(c.baseline_mbps, "Mb/s", lang)
+    if c.baseline == "probes":
+        what = (
+            f"kết quả đo năm {k.BASELINE_YEAR} của chính hệ thống, {mbps} "
+            f"({labels.count(c.baseline_probes or 0, lang)} đầu đo, "
+            f"{labels.count(c.baseline_tests or 0, lang)} phép đo hợp lệ)"
+            if vi
+            else f"the system's own {k.BASELINE_YEAR} results, {mbps} "
+            f"({labels.count(c.baseline_probes or 0, lang)} probes, "
+            f"{labels.count(c.baseline_tests or 0, lang)} valid tests)"
+        )
+    elif c.baseline == "ookla_tiles":
+        quarters = ", ".join(c.baseline_quarters)
+        what = (
+            f"dữ liệu mở Ookla ({quarters}), {mbps} "
+            f"({labels.count(c.baseline_devices or 0, lang)} thiết bị, "
+            f"{labels.count(c.baseline_tiles or 0, lang)} ô bản đồ)"
+            if vi
+            else f"Ookla's open data ({quarters}), {mbps} "
+            f"({labels.count(c.baseline_devices or 0, lang)} devices, "
+            f"{labels.count(c.baseline_tiles or 0, lang)} tiles)"
+        )
+        if c.licence:
+            what += f"; {c.licence}"
+    else:
+        what = (
+            f"số liệu nhập từ nguồn ngoài, {c.statistic} {mbps} ({c.source})"
+            if vi
+            else f"an imported figure, {c.statistic} {mbps} ({c.source})"
+        )
+    if c.numerator == "ookla_tiles":
+        what = (
+            f"dữ liệu Ookla năm nay ({', '.join(c.current_quarters)}) so với {what}"
+            if vi
+            else f"this year's Ookla tiles ({', '.join(c.current_quarters)}) over {what}"
+        )
+    like = (
+        ("cùng cách đo" if c.like_with_like else "cách đo khác nhau, không tương đương")
+        if vi
+        else ("like with like" if c.like_with_like else "not like with like")
+    )
+    ratio = (
+        labels.report_word("insufficient", lang).lower()
+        if c.value is None
+        else labels.quantity(c.value, "ratio", lang)
+    )
+    used = (" – được dùng cho chỉ tiêu" if vi else " – the figure's value") if c.used else ""
+    return f"{what[:1].upper()}{what[1:]}; {like}; {'tỷ lệ' if vi else 'ratio'} {ratio}{used}."
+
+
+def _baseline(report: IndicatorReport, lang: Lang) -> list[str]:
+    """Every 2024 baseline of the city's ratio (compute_indicators lists them
+    on the figure), which one it uses, and the order they are preferred in."""
     year = k.BASELINE_YEAR
-    base = compute_indicators(con, parse_period(str(year)), synthetic=report.synthetic)
     city = next(
         (
             f
-            for f in base.figures
-            if (f.indicator, f.scope, f.group) == ("mobile_download_mean", "city", None)
+            for f in report.figures
+            if (f.indicator, f.scope, f.group) == ("mobile_download_ratio", "city", None)
         ),
         None,
     )
-    imported = imported_baselines(con, year)
-    n = labels.number
-    out = []
-    if city is not None and city.value is not None:
-        value = labels.quantity(city.value, "Mb/s", lang)
-        out.append(
-            f"Số liệu gốc của thành phố là tốc độ tải xuống di động trung bình năm {year} do "
-            f"chính hệ thống đo, tính cùng cách với năm nay: {value} ({city.probes} đầu đo, "
-            f"{labels.count(city.tests, lang)} phép đo hợp lệ)."
-            if lang == "vi"
-            else f"The city's baseline is the mean mobile download of {year} measured by the "
-            f"system itself, computed as this year's is: {value} ({city.probes} probes, "
-            f"{labels.count(city.tests, lang)} valid tests)."
-        )
-    elif "city" in imported:
-        row = imported["city"]
-        size = "" if row.sample_size is None else f", n = {labels.count(row.sample_size, lang)}"
-        out.append(
-            f"Số liệu gốc của thành phố được nhập từ nguồn ngoài: {row.statistic} "
-            f"{n(row.value_mbps, lang)} Mb/s{size}, nguồn: {row.source}."
-            if lang == "vi"
-            else f"The city's baseline is imported: {row.statistic} "
-            f"{n(row.value_mbps, lang)} Mb/s{size}, source: {row.source}."
-        )
-    else:
+    comparisons = city.baselines if city is not None else ()
+    out = [_comparison(c, lang) for c in comparisons]
+    if not comparisons:
         out.append(
             f"Chưa có số liệu gốc năm {year} cho toàn thành phố: tỷ lệ so với năm {year} "
             "chưa tính được."
             if lang == "vi"
             else f"There is no {year} baseline for the city: the ratio to {year} cannot be made."
         )
+    names = {
+        "probes": ("kết quả đo của hệ thống", "the system's own results"),
+        "ookla_tiles": ("dữ liệu mở Ookla", "Ookla's open data"),
+        "imported": ("số liệu nhập", "imported figures"),
+    }
+    order = ", ".join(names.get(b, (b, b))[0 if lang == "vi" else 1] for b in k.BASELINE_PREFERENCE)
     out.append(
-        f"Mỗi phường, xã dùng số đo năm {year} của chính nó khi đạt ngưỡng tối thiểu, nếu "
-        f"không thì số liệu nhập cho phường, xã đó nếu có ({len(imported)} dòng số liệu nhập "
-        "trong kho dữ liệu)."
+        f"Chỉ tiêu dùng số liệu gốc đầu tiên có được theo thứ tự: {order}; mỗi phường, xã "
+        "dùng số liệu gốc của chính nó (docs/indicators.md, «The 2024 baseline»)."
         if lang == "vi"
-        else f"Each ward uses its own {year} measurements when they clear the floor, else an "
-        f"imported figure for the ward if there is one ({len(imported)} imported rows in the "
-        "store)."
+        else f"The figure uses the first baseline available in this order: {order}; each ward "
+        "uses its own (docs/indicators.md, 'The 2024 baseline')."
     )
     return out
 
@@ -881,7 +918,7 @@ def gather(
             for code, n in sorted(_count_by(counts, False).items(), key=lambda kv: int(kv[0]))
         ),
         validity=_validity(lang),
-        baseline=tuple(_baseline(con, report, lang)),
+        baseline=tuple(_baseline(report, lang)),
         method=_method(lang),
         exclusions=tuple(
             ExclusionRow(

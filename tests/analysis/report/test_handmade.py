@@ -150,6 +150,8 @@ def test_the_annex_counts_probes_and_exclusions(vi: ReportContent) -> None:
     assert [(x.table, x.reason, x.results) for x in vi.exclusions] == [
         ("đo tốc độ", "đồng hồ của đầu đo chưa được đồng bộ", "1")
     ]
+    # no 2024 result and nothing imported: the ratio has no baseline, and says so
+    assert vi.baseline[0].startswith("Chưa có số liệu gốc năm 2024 cho toàn thành phố")
     validity = " ".join(vi.validity)
     assert "8.192 byte" in validity and "1,8 s" in validity and "130 s" in validity
     assert f"{k.FLOOR_PROBES} đầu đo và {k.FLOOR_TESTS} phép đo hợp lệ" in " ".join(

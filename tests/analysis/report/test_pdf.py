@@ -65,6 +65,13 @@ def test_the_summary_shows_compute_indicators_figures(
             )
             met = next(t.met for t in f.targets if (t.value, t.due) == (target.value, target.due))
             assert line.verdict == ("met" if met else "not met")
+    # the city's 2024 baseline as the figure lists it: the synthetic 2024 results
+    ratio = city[("mobile_download_ratio", None)]
+    used = next(b for b in ratio.baselines if b.used)
+    assert used.baseline == "probes"
+    assert content.baseline[0].startswith("Kết quả đo năm 2024 của chính hệ thống")
+    assert content.baseline[0].endswith("được dùng cho chỉ tiêu.")
+    assert labels.count(used.baseline_probes or 0, "vi") + " đầu đo" in content.baseline[0]
     verdicts = {line.verdict for line in content.summary}
     assert {"met", "not met"} <= verdicts
 
