@@ -131,6 +131,9 @@ class Uploader:
                     batch = ingest_pb2.ResultBatch(
                         sequence=sequence,
                         results=[results_pb2.Result.FromString(r.payload) for r in rows],
+                        # For the operator's metrics: what waits here, what was lost.
+                        spool_depth=self._spool.depth(),
+                        spool_dropped=self._spool.counter("dropped_results"),
                     )
                     await call.write(batch)
                     in_flight.append((sequence, rows))

@@ -62,6 +62,9 @@ class ReadOutcome:
     tables_ipc: dict[str, bytes] = field(default_factory=dict)  # Arrow IPC stream per kind
     rejections: tuple[bytes, ...] = ()  # serialised Rejection messages
     error: StreamError | None = None
+    # What the probe said of its spool (None: an agent older than the fields).
+    spool_depth: int | None = None
+    spool_dropped: int | None = None
 
 
 def read_batch(raw: bytes, limits: IngestLimits) -> ReadOutcome:
@@ -147,6 +150,8 @@ def read_batch(raw: bytes, limits: IngestLimits) -> ReadOutcome:
         sequence=batch.sequence,
         tables_ipc=tables_ipc,
         rejections=tuple(r.SerializeToString() for r in rejections),
+        spool_depth=batch.spool_depth if batch.HasField("spool_depth") else None,
+        spool_dropped=batch.spool_dropped if batch.HasField("spool_dropped") else None,
     )
 
 

@@ -20,7 +20,7 @@ import contextlib
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -31,6 +31,14 @@ from google.rpc import code_pb2
 
 from aggregator.enrolment.registry import ProbeIdentity, WardPeriod
 from aggregator.ingest.batch_reader import IngestLimits, ReadOutcome, rejection
+from aggregator.ingest.events import (
+    NO_TABLE,
+    GroupCommitted,
+    IngestObserver,
+    NoObserver,
+    Refusal,
+    refused_field,
+)
 from aggregator.ingest.store import Store
 from aggregator.ingest.tables import RESULT_TABLES, TABLES, ResultTable
 from wardprobe.v1 import ingest_pb2, results_pb2
@@ -83,6 +91,8 @@ class CheckedGroup:
     owners: dict[str, np.ndarray]  # for each accepted row, the batch it came from
     indexes: dict[str, np.ndarray]  # and its index in that batch
     rejections: list[list[ingest_pb2.Rejection]]  # per batch, ordered by index
+    # per batch, the table of each result refused here, by its index (for the metrics)
+    refused_tables: list[dict[int, str]] = field(default_factory=list)
 
 
 class _Verdicts:
@@ -136,6 +146,7 @@ class BatchConverter:
     def check(self, batches: list[ReadBatch]) -> CheckedGroup:
         """Validate the rows of several batches together; type the good ones."""
         rejections = [list(b.rejections) for b in batches]
+        refused_tables: list[dict[int, str]] = [{} for _ in batches]
         tables: dict[str, pa.Table] = {}
         owners: dict[str, np.ndarray] = {}
         indexes: dict[str, np.ndarray] = {}
@@ -168,6 +179,7 @@ class BatchConverter:
                 rejections[owner[row]].append(
                     rejection(int(verdicts.indexes[row]), result_id, path, reason, code)
                 )
+                refused_tables[owner[row]][int(verdicts.indexes[row])] = kind
             keep = ~verdicts.bad
             if keep.any():
                 mask = pa.array(keep)
@@ -178,7 +190,7 @@ class BatchConverter:
                 indexes[kind] = verdicts.indexes[keep]
         for batch_rejections in rejections:
             batch_rejections.sort(key=lambda r: r.index)
-        return CheckedGroup(tables, owners, indexes, rejections)
+        return CheckedGroup(tables, owners, indexes, rejections, refused_tables)
 
     def _check_measured_at(self, col: dict[str, pa.Array], verdicts: _Verdicts) -> None:
         """Refuse a measured_at that is missing or not a valid Timestamp (nanos
@@ -406,9 +418,12 @@ class GroupCommitter:
         converter: BatchConverter,
         max_delay_s: float = 0.01,
         max_rows: int = 100_000,
+        observer: IngestObserver | None = None,
     ) -> None:
         self._store = store
         self._converter = converter
+        # Told of every group committed and every failed commit (the health).
+        self._observer: IngestObserver = observer or NoObserver()
         self._max_delay_s = max_delay_s
         self._max_rows = max_rows
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -433,7 +448,11 @@ class GroupCommitter:
         """Queue a batch; the future resolves once its rows are committed."""
         done: asyncio.Future[CommitOutcome] = asyncio.get_running_loop().create_future()
         if batch.result_count == 0:
-            done.set_result(CommitOutcome(0, 0, sorted(batch.rejections, key=lambda r: r.index)))
+            refused = sorted(batch.rejections, key=lambda r: r.index)
+            self._observer.group_committed(
+                GroupCommitted(batches=1, refused=[_refusal(r) for r in refused])
+            )
+            done.set_result(CommitOutcome(0, 0, refused))
         else:
             self._queue.put_nowait(_Pending(batch, done))
         return done
@@ -455,17 +474,23 @@ class GroupCommitter:
                 group.append(item)
                 rows += item.batch.result_count
             try:
-                outcomes = await loop.run_in_executor(self._executor, self._commit, group)
+                outcomes, summary = await loop.run_in_executor(
+                    self._executor, self._commit, group
+                )
             except Exception as err:  # the store failed (disk full, I/O error): tell every waiter
+                self._observer.store_write(err)
                 for pending in group:
                     if not pending.done.done():
                         pending.done.set_exception(err)
                 continue
+            if summary.stored:  # a transaction ran (a group of refusals writes nothing)
+                self._observer.store_write(None)
+            self._observer.group_committed(summary)
             for pending, outcome in zip(group, outcomes, strict=True):
                 if not pending.done.done():
                     pending.done.set_result(outcome)
 
-    def _commit(self, group: list[_Pending]) -> list[CommitOutcome]:
+    def _commit(self, group: list[_Pending]) -> tuple[list[CommitOutcome], GroupCommitted]:
         checked = self._converter.check([p.batch for p in group])
         tables, owners = checked.tables, checked.owners
         accepted = np.zeros(len(group), dtype=np.int64)
@@ -478,9 +503,11 @@ class GroupCommitter:
             tables = {t: rows.filter(pa.array(first[t])) for t, rows in tables.items()}
             owners = {t: owner[first[t]] for t, owner in owners.items()}
         stored = np.zeros(len(group), dtype=np.int64)
+        stored_by_table: dict[str, int] = {}
         for table, was_stored in self._store.insert_new_results(tables).items():
             stored += np.bincount(owners[table][was_stored], minlength=len(group))
-        return [
+            stored_by_table[table] = int(was_stored.sum())
+        outcomes = [
             CommitOutcome(
                 stored=int(stored[i]),
                 duplicates=int(accepted[i] - stored[i]),
@@ -488,6 +515,28 @@ class GroupCommitter:
             )
             for i in range(len(group))
         ]
+        summary = GroupCommitted(
+            batches=len(group),
+            stored=stored_by_table,
+            duplicates={
+                t: checked.tables[t].num_rows - n
+                for t, n in stored_by_table.items()
+                if checked.tables[t].num_rows > n
+            },
+            refused=[
+                _refusal(r, checked.refused_tables[i].get(r.index, NO_TABLE))
+                for i in range(len(group))
+                for r in checked.rejections[i]
+            ],
+        )
+        return outcomes, summary
+
+
+def _refusal(rejection: ingest_pb2.Rejection, table: str = NO_TABLE) -> Refusal:
+    """A rejection as the metrics count it; `table` unknown for a result
+    refused before it was read into one (no envelope, no body)."""
+    violations = rejection.bad_request.field_violations
+    return Refusal(table, refused_field(violations[0].field if violations else ""), rejection.code)
 
 
 def _first_copies_in_order(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from aggregator.enrolment.registry import (
 )
 from aggregator.ingest.batch_reader import IngestLimits, read_batch
 from aggregator.ingest.commit import BatchConverter, CommitOutcome, GroupCommitter, ReadBatch
+from aggregator.ingest.events import BatchAnswered, IngestObserver, NoObserver, SpoolReport
 from aggregator.rich_status import abort, bad_request, rich_status
 from analysis.wards import ward_name
 from wardprobe.slots import assign_slot
@@ -43,6 +45,11 @@ _INGEST_SERVICE = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
 # What a client is told when the aggregator, not its request, is at fault.
 COMMIT_FAILED = "the store could not commit the batch; send it again later"
 READ_FAILED = "the aggregator could not read the batch; send it again later"
+
+
+# A batch's arrival (time.monotonic()) and what becomes of it: its ack, or
+# the status that ends the stream.
+_Received = tuple[float, "asyncio.Future[ingest_pb2.BatchAck | grpc.Status]"]
 
 
 def _status(code: int, message: str, field: str | None = None) -> grpc.Status:
@@ -81,12 +88,14 @@ class IngestServicer:
         committer: GroupCommitter,
         limits: IngestLimits,
         readers: Executor,
+        observer: IngestObserver | None = None,
     ) -> None:
         self._registry = registry
         self._converter = converter
         self._committer = committer
         self._limits = limits
         self._readers = readers
+        self._observer: IngestObserver = observer or NoObserver()
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return grpc.method_handlers_generic_handler(
@@ -106,38 +115,49 @@ class IngestServicer:
         context: grpc.aio.ServicerContext[bytes, ingest_pb2.BatchAck],
     ) -> AsyncIterator[ingest_pb2.BatchAck]:
         probe = await _identify(self._registry, context)
+        self._observer.probe_seen(probe.probe_id)
         # Bounded: a fast sender waits for its earlier batches to commit.
-        queue: asyncio.Queue[asyncio.Future[ingest_pb2.BatchAck | grpc.Status] | None] = (
-            asyncio.Queue(maxsize=8)
-        )
+        queue: asyncio.Queue[_Received | None] = asyncio.Queue(maxsize=8)
         reader = asyncio.create_task(self._read(request_iterator, probe, queue))
         try:
             while (item := await queue.get()) is not None:
+                received_at, pending = item
                 try:
-                    answer = await item
+                    answer = await pending
                 except Exception:  # the store could not commit: the agent retries
                     # The detail (DuckDB's text, the store's path) is for the log only.
                     log.exception("commit failed for probe %s", probe.probe_id)
+                    self._answered(probe, "failed", received_at)
                     await abort(context, _status(code_pb2.UNAVAILABLE, COMMIT_FAILED))
                     return
                 if isinstance(answer, grpc.Status):
+                    failed = answer.code == grpc.StatusCode.UNAVAILABLE  # ours, not the batch's
+                    self._answered(probe, "failed" if failed else "refused", received_at)
                     await abort(context, answer)
                     return
+                self._answered(probe, "acked", received_at)
                 yield answer
             await reader  # surfaces an error of the request stream itself
         finally:
             reader.cancel()
 
+    def _answered(self, probe: ProbeIdentity, outcome: str, received_at: float) -> None:
+        self._observer.batch_answered(
+            BatchAnswered(probe.probe_id, outcome, time.monotonic() - received_at)
+        )
+
     async def _read(
         self,
         request_iterator: AsyncIterator[bytes],
         probe: ProbeIdentity,
-        queue: asyncio.Queue[asyncio.Future[ingest_pb2.BatchAck | grpc.Status] | None],
+        queue: asyncio.Queue[_Received | None],
     ) -> None:
         previous: asyncio.Event | None = None
         async for raw in request_iterator:
+            received_at = time.monotonic()
             submitted = asyncio.Event()
-            await queue.put(asyncio.ensure_future(self._process(raw, probe, previous, submitted)))
+            processing = asyncio.ensure_future(self._process(raw, probe, previous, submitted))
+            await queue.put((received_at, processing))
             previous = submitted
         await queue.put(None)
 
@@ -170,6 +190,15 @@ class IngestServicer:
             except IdentityRefused as err:
                 log.warning("stream of %s ended: %s", probe.probe_id, err)
                 return _status(code_pb2.UNAUTHENTICATED, str(err))
+            if outcome.spool_depth is not None or outcome.spool_dropped is not None:
+                self._observer.spool_reported(
+                    SpoolReport(
+                        current.probe_id,
+                        current.ward_code,
+                        outcome.spool_depth,
+                        outcome.spool_dropped,
+                    )
+                )
             batch = ReadBatch.from_outcome(outcome, current, datetime.now(UTC))
             pending = self._committer.submit(batch)
         finally:
@@ -202,9 +231,15 @@ def _log_refused_claims(probe_id: str, committed: CommitOutcome) -> None:
 class ProbeConfigServicer(enrolment_pb2_grpc.ProbeConfigServicer):
     """`ProbeConfig.GetConfig`: the schedule and reference server for a probe."""
 
-    def __init__(self, registry: ProbeRegistry, config: AggregatorConfig) -> None:
+    def __init__(
+        self,
+        registry: ProbeRegistry,
+        config: AggregatorConfig,
+        observer: IngestObserver | None = None,
+    ) -> None:
         self._registry = registry
         self._config = config
+        self._observer: IngestObserver = observer or NoObserver()
 
     async def GetConfig(
         self,
@@ -212,6 +247,7 @@ class ProbeConfigServicer(enrolment_pb2_grpc.ProbeConfigServicer):
         context: grpc.aio.ServicerContext[enrolment_pb2.ConfigRequest, enrolment_pb2.AgentConfig],
     ) -> enrolment_pb2.AgentConfig:
         probe = await _identify(self._registry, context)
+        self._observer.probe_seen(probe.probe_id)
         ref = self._config.reference_server
         slot = None
         if ref.throughput_slot_s and ref.iperf3_ports:

@@ -26,19 +26,19 @@ from google.rpc import error_details_pb2 as google_dot_rpc_dot_error__details__p
 from wardprobe.v1 import results_pb2 as wardprobe_dot_v1_dot_results__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19wardprobe/v1/ingest.proto\x12\x0cwardprobe.v1\x1a\x1egoogle/rpc/error_details.proto\x1a\x1awardprobe/v1/results.proto\"F\n\x0bResultBatch\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12%\n\x07results\x18\x02 \x03(\x0b\x32\x14.wardprobe.v1.Result\"h\n\tRejection\x12\r\n\x05index\x18\x01 \x01(\r\x12\x11\n\tresult_id\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\x05\x12+\n\x0b\x62\x61\x64_request\x18\x04 \x01(\x0b\x32\x16.google.rpc.BadRequest\"k\n\x08\x42\x61tchAck\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06stored\x18\x02 \x01(\r\x12\x12\n\nduplicates\x18\x03 \x01(\r\x12)\n\x08rejected\x18\x04 \x03(\x0b\x32\x17.wardprobe.v1.Rejection2I\n\x06Ingest\x12?\n\x06Upload\x12\x19.wardprobe.v1.ResultBatch\x1a\x16.wardprobe.v1.BatchAck(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19wardprobe/v1/ingest.proto\x12\x0cwardprobe.v1\x1a\x1egoogle/rpc/error_details.proto\x1a\x1awardprobe/v1/results.proto\"\x9e\x01\n\x0bResultBatch\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12%\n\x07results\x18\x02 \x03(\x0b\x32\x14.wardprobe.v1.Result\x12\x18\n\x0bspool_depth\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x1a\n\rspool_dropped\x18\x04 \x01(\x04H\x01\x88\x01\x01\x42\x0e\n\x0c_spool_depthB\x10\n\x0e_spool_dropped\"h\n\tRejection\x12\r\n\x05index\x18\x01 \x01(\r\x12\x11\n\tresult_id\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\x05\x12+\n\x0b\x62\x61\x64_request\x18\x04 \x01(\x0b\x32\x16.google.rpc.BadRequest\"k\n\x08\x42\x61tchAck\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06stored\x18\x02 \x01(\r\x12\x12\n\nduplicates\x18\x03 \x01(\r\x12)\n\x08rejected\x18\x04 \x03(\x0b\x32\x17.wardprobe.v1.Rejection2I\n\x06Ingest\x12?\n\x06Upload\x12\x19.wardprobe.v1.ResultBatch\x1a\x16.wardprobe.v1.BatchAck(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wardprobe.v1.ingest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESULTBATCH']._serialized_start=103
-  _globals['_RESULTBATCH']._serialized_end=173
-  _globals['_REJECTION']._serialized_start=175
-  _globals['_REJECTION']._serialized_end=279
-  _globals['_BATCHACK']._serialized_start=281
-  _globals['_BATCHACK']._serialized_end=388
-  _globals['_INGEST']._serialized_start=390
-  _globals['_INGEST']._serialized_end=463
+  _globals['_RESULTBATCH']._serialized_start=104
+  _globals['_RESULTBATCH']._serialized_end=262
+  _globals['_REJECTION']._serialized_start=264
+  _globals['_REJECTION']._serialized_end=368
+  _globals['_BATCHACK']._serialized_start=370
+  _globals['_BATCHACK']._serialized_end=477
+  _globals['_INGEST']._serialized_start=479
+  _globals['_INGEST']._serialized_end=552
 # @@protoc_insertion_point(module_scope)

@@ -9,12 +9,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ResultBatch(_message.Message):
-    __slots__ = ("sequence", "results")
+    __slots__ = ("sequence", "results", "spool_depth", "spool_dropped")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    SPOOL_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    SPOOL_DROPPED_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     results: _containers.RepeatedCompositeFieldContainer[_results_pb2.Result]
-    def __init__(self, sequence: _Optional[int] = ..., results: _Optional[_Iterable[_Union[_results_pb2.Result, _Mapping]]] = ...) -> None: ...
+    spool_depth: int
+    spool_dropped: int
+    def __init__(self, sequence: _Optional[int] = ..., results: _Optional[_Iterable[_Union[_results_pb2.Result, _Mapping]]] = ..., spool_depth: _Optional[int] = ..., spool_dropped: _Optional[int] = ...) -> None: ...
 
 class Rejection(_message.Message):
     __slots__ = ("index", "result_id", "code", "bad_request")
