@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final, TypeVar
 
+import anyio
 import duckdb
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -134,7 +135,13 @@ class BearerAuth:
                 scheme, _, credentials = value.decode("latin-1").partition(" ")
                 if scheme.lower() == "bearer":
                     presented = credentials.strip()
-        token = None if presented is None else self.tokens.check(presented)
+        # in a worker thread: the check reads (and now and then writes) SQLite,
+        # which may wait on a lock the event loop must not wait on
+        token = (
+            None
+            if presented is None
+            else await anyio.to_thread.run_sync(self.tokens.check, presented)
+        )
         if token is None:
             await send(
                 {
