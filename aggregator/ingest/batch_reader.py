@@ -118,7 +118,7 @@ def read_batch(raw: bytes, limits: IngestLimits) -> ReadOutcome:
         elif kind is None:
             rejections.append(rejection(
                 index, result.envelope.result_id[:64], f"results[{index}].body",
-                "no throughput, latency, ipv6 or cellular result",
+                f"no result: none of {', '.join(RESULT_TABLES)}",
             ))  # fmt: skip
         else:
             rows[kind].append(_READERS[kind](index, result))

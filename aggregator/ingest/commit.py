@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,7 +40,7 @@ from aggregator.ingest.events import (
     refused_field,
 )
 from aggregator.ingest.store import Store
-from aggregator.ingest.tables import RESULT_TABLES, TABLES, ResultTable
+from aggregator.ingest.tables import RESULT_TABLES, TABLES, Column, ResultTable
 from wardprobe.v1 import ingest_pb2, results_pb2
 
 _UUID7 = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
@@ -282,6 +282,9 @@ class BatchConverter:
                         f"{value(n)(r)} is outside [{lo:g}, {hi:g}]"
                     ),
                 )  # fmt: skip
+        for column in table.columns:
+            if pa.types.is_list(col[column.name].type):
+                self._check_list(column, col[column.name], verdicts)
         ok = pc.equal(col["status"], results_pb2.STATUS_OK)
         for column in table.columns:
             name = column.name
@@ -309,6 +312,48 @@ class BatchConverter:
                     lambda r, why=reason: why,  # type: ignore[misc]
                 )  # fmt: skip
 
+    def _check_list(self, column: Column, array: pa.Array, verdicts: _Verdicts) -> None:
+        """A repeated field's rules, over every value inside it (a hop's RTTs,
+        a query's answers): the same text and number checks as a column's,
+        the members' bounds, and the most items a list may hold. A bad value
+        refuses its whole result, named by the member's path."""
+        members = {m.name: m for m in column.members}
+        limit = self._limits.max_text_chars
+        size = len(array)
+        for path, values, owners in _leaves(array, np.arange(size), column.name):
+            member = path.split(".")[1] if "." in path else ""
+            rule = members.get(member) if member else column
+
+            def flag(bad: pa.Array, reason: Callable[[object], str]) -> None:
+                _flag_inside(verdicts, size, bad, values, owners, path, reason)  # noqa: B023
+
+            if pa.types.is_list(values.type):
+                if rule is not None and rule.max_items is not None:
+                    most = rule.max_items
+                    flag(
+                        pc.greater(pc.list_value_length(values), most),
+                        lambda v, n=most: f"holds more than {n} items",  # type: ignore[misc]
+                    )
+                continue
+            if pa.types.is_string(values.type):
+                flag(
+                    pc.greater(pc.utf8_length(values), limit),
+                    lambda v: f"longer than {limit} characters",
+                )
+                if _may_hold_controls(values):
+                    flag(
+                        pc.match_substring_regex(values, _CONTROL),
+                        lambda v: _control_reason(str(v)),
+                    )
+            elif pa.types.is_floating(values.type):
+                flag(pc.or_(pc.is_nan(values), pc.is_inf(values)), lambda v: f"{v} is not a number")
+            if rule is not None and member and rule.bounds is not None:
+                low, high = rule.bounds
+                flag(
+                    pc.or_(pc.less(values, low), pc.greater(values, high)),
+                    lambda v, lo=low, hi=high: f"{v} is outside [{lo:g}, {hi:g}]",  # type: ignore[misc]
+                )
+
     def _finish(self, table: ResultTable, col: dict[str, pa.Array]) -> pa.Table:
         """The accepted rows, typed and named as the store's table."""
         schema = self._schemas[table.name]
@@ -329,6 +374,45 @@ class BatchConverter:
         # Results from probes are real; the synthetic generator writes its own.
         arrays["synthetic"] = pa.nulls(len(col["index"]), pa.bool_()).fill_null(False)
         return pa.Table.from_arrays([arrays[f.name].cast(f.type) for f in schema], schema=schema)
+
+
+def _leaves(
+    array: pa.Array, rows: np.ndarray, path: str
+) -> Iterator[tuple[str, pa.Array, np.ndarray]]:
+    """Every list and every scalar array inside a list or struct column, by
+    its path below the column, with the row (result) each value belongs to."""
+    if pa.types.is_list(array.type):
+        yield path, array, rows
+        parents = pc.list_parent_indices(array).to_numpy(zero_copy_only=False)
+        yield from _leaves(pc.list_flatten(array), rows[parents], path)
+    elif pa.types.is_struct(array.type):
+        for index in range(array.type.num_fields):
+            name = array.type.field(index).name
+            yield from _leaves(pc.struct_field(array, [index]), rows, f"{path}.{name}")
+    else:
+        yield path, array, rows
+
+
+def _flag_inside(
+    verdicts: _Verdicts,
+    size: int,
+    bad: pa.Array,
+    values: pa.Array,
+    owners: np.ndarray,
+    path: str,
+    reason: Callable[[object], str],
+) -> None:
+    """Refuse the rows (of `size`) owning a value of `values` that `bad`
+    marks; the reason names the row's first such value."""
+    marked = pc.fill_null(bad, False).to_numpy(zero_copy_only=False)
+    if not marked.any():
+        return
+    first: dict[int, int] = {}
+    for position in np.flatnonzero(marked):
+        first.setdefault(int(owners[position]), int(position))
+    mask = np.zeros(size, dtype=bool)
+    mask[list(first)] = True
+    verdicts.flag(mask, path, lambda r: reason(values[first[r]].as_py()))
 
 
 def _to_micros(moment: datetime) -> int:

@@ -183,6 +183,114 @@ create table if not exists cellular (
     nr_sinr_conversion  varchar
 );
 
+-- The per-hop and per-query lists are LIST of STRUCT columns, one row per
+-- result (docs/schema.md says why): `unnest(hops)` gives a row per hop.
+create table if not exists traceroute (
+    result_id           uuid primary key,
+    probe_id            varchar not null,
+    ward_code           integer not null,
+    measured_at         timestamptz not null,
+    received_at         timestamptz not null,
+    agent_version       varchar,
+    interface           varchar,
+    network_kind        varchar not null,
+    ip_family           varchar,
+    clock_sync          varchar not null,
+    tool                varchar,
+    tool_version        varchar,
+    server              varchar,
+    server_port         integer,
+    duration_s          double,
+    streams             integer,
+    status              varchar not null,
+    status_reason       varchar,
+    status_reason_kind  varchar,
+    protocol            varchar not null, -- icmp | udp | tcp (Paris traceroute: one flow)
+    target              varchar,          -- address traced to
+    target_port         integer,
+    flow_id             integer,          -- the constant source port / ICMP identifier
+    max_hops            integer,
+    reached             boolean,          -- the target answered
+    stop_reason         varchar,          -- reached | unreachable | max_hops | silent_hops
+    hop_count           integer,          -- the target's hop number, when reached
+    first_outside_hop   integer,          -- the first hop outside the home (after the CPE)
+    first_outside_address varchar,
+    home_rtt_ms         double,           -- median round trip to the CPE (last home hop)
+    access_rtt_ms       double,           -- to the first hop outside the home
+    target_rtt_ms       double,           -- to the target
+    hops                struct(hop integer, address varchar, rtts_ms double[], probes_sent integer,
+                               loss_pct double, icmp_type integer, icmp_code integer,
+                               reply_ttl integer, segment varchar)[],
+    access_tech         varchar,          -- mobile: radio when the test started
+    mcc_mnc             varchar,
+    operator_name       varchar,
+    synthetic           boolean not null default false
+);
+
+create table if not exists ipv6_pmtu (
+    result_id           uuid primary key,
+    probe_id            varchar not null,
+    ward_code           integer not null,
+    measured_at         timestamptz not null,
+    received_at         timestamptz not null,
+    agent_version       varchar,
+    interface           varchar,
+    network_kind        varchar not null,
+    ip_family           varchar,
+    clock_sync          varchar not null,
+    tool                varchar,
+    tool_version        varchar,
+    server              varchar,
+    server_port         integer,
+    duration_s          double,
+    streams             integer,
+    status              varchar not null,
+    status_reason       varchar,
+    status_reason_kind  varchar,
+    target              varchar,          -- the IPv6 address probed
+    interface_mtu       integer,          -- the probe's own link MTU, bytes
+    path_mtu            integer,          -- the largest echo, bytes, that came back
+    ptb_received        boolean,          -- a Packet Too Big arrived
+    pmtu_blackhole      boolean,          -- larger packets vanished with no Packet Too Big
+    smallest_lost_bytes integer,
+    probes_sent         integer,
+    ptb_messages        struct(mtu_bytes integer, sender varchar, probe_bytes integer)[],
+    synthetic           boolean not null default false
+);
+
+create table if not exists dns (
+    result_id           uuid primary key,
+    probe_id            varchar not null,
+    ward_code           integer not null,
+    measured_at         timestamptz not null,
+    received_at         timestamptz not null,
+    agent_version       varchar,
+    interface           varchar,
+    network_kind        varchar not null,
+    ip_family           varchar,
+    clock_sync          varchar not null,
+    tool                varchar,
+    tool_version        varchar,
+    server              varchar,
+    server_port         integer,
+    duration_s          double,
+    streams             integer,
+    status              varchar not null,
+    status_reason       varchar,
+    status_reason_kind  varchar,
+    resolver            varchar,          -- the resolver's address
+    resolver_kind       varchar,          -- system | configured
+    resolver_port       integer,
+    queries_sent        integer,
+    queries_failed      integer,
+    failure_pct         double,           -- 0..100
+    time_median_ms      double,           -- median over the answered queries
+    queries             struct(hostname varchar, rdtype varchar, rcode varchar, answers varchar[],
+                               time_ms double, transport varchar, failed boolean,
+                               reason varchar)[],
+    synthetic           boolean not null default false
+);
+
 -- Baselines of the indicators from outside the store: figures imported by
 -- `wardprobe-aggregator baseline import` (e.g. VNNIC's 2024 medians) and
 -- Ookla's open performance tiles summed per ward and quarter by
@@ -210,5 +318,5 @@ create table if not exists baseline (
 -- stores only the bodies whose id was new, in the same transaction.
 create table if not exists result_ids (
     result_id     uuid primary key,
-    result_table  varchar not null    -- throughput | latency | ipv6 | cellular
+    result_table  varchar not null    -- throughput | latency | ipv6 | cellular | traceroute | ipv6_pmtu | dns
 );

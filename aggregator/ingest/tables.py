@@ -9,7 +9,10 @@ as NULL. What the .proto already says is taken from it, not repeated here:
 whether a field can be unset (proto3 `optional`: read as None), whether it
 is an enum (stored as the value's name, lower case, without the enum's
 prefix; `UNSPECIFIED_AS` says what 0 becomes), and the type a column is read
-into. The types a column is stored as are schema.sql's (DuckDB's DDL, with
+into. A repeated field is one column: a repeated message (a traceroute's
+hops) a LIST of STRUCT with one member per field of the message, whose
+rules are the column's `members`; a repeated scalar a LIST. The types a
+column is stored as are schema.sql's (DuckDB's DDL, with
 the analysts' comments); the aggregator refuses to start when schema.sql's
 result tables and these declarations name different columns, and
 tests/aggregator/ingest/test_tables.py checks the types too.
@@ -70,6 +73,11 @@ UNSPECIFIED_AS: Mapping[str, object] = MappingProxyType(
 _DAY_S = 86_400.0
 _MAX_RTT_MS = 60_000.0
 _INT32_MAX = 2**31 - 1
+# A traceroute's hops (IPv4's TTL and IPv6's hop limit are 8 bits), the
+# probes of one hop or PMTU search, the queries of one DNS result.
+_MAX_HOPS = 255
+_MAX_PROBES = 64
+_MAX_QUERIES = 256
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,10 @@ class Column:
     gives; `at_most` another column this one may not exceed, with the
     reason; `required_when_ok` refuses a result with status ok without
     it; `present_with` a message whose absence reads this column as None
-    (a field of a sub-message is otherwise its default)."""
+    (a field of a sub-message is otherwise its default). A repeated field
+    holds at most `max_items` values; a repeated message's `members` are
+    the rules of its fields (a member not declared has none; a member's
+    `empty_is_null` is applied as it is read)."""
 
     name: str
     path: str = ""  # in Result; "" for a body column: "<table>.<name>"
@@ -93,6 +104,8 @@ class Column:
     pattern: tuple[str, str] | None = None
     at_most: tuple[str, str] | None = None
     required_when_ok: bool = False
+    max_items: int | None = None
+    members: tuple[Column, ...] = ()
 
 
 # The envelope's columns, at the head of every result table. Read but not
@@ -228,6 +241,86 @@ BODIES: Mapping[str, tuple[Column, ...]] = MappingProxyType(
             Column("nr_sinr_raw", bounds=_SINR_RAW),
             Column("nr_sinr_conversion"),
         ),
+        "traceroute": (
+            Column("protocol", choices=("icmp", "udp", "tcp")),
+            Column("target"),
+            Column("target_port", bounds=(1, 65535)),
+            Column("flow_id", bounds=(0, 65535)),
+            Column("max_hops", bounds=(1, _MAX_HOPS)),
+            Column("reached"),
+            Column(
+                "stop_reason",
+                empty_is_null=True,
+                choices=("reached", "unreachable", "max_hops", "silent_hops", ""),
+            ),
+            Column("hop_count", bounds=(1, _MAX_HOPS)),
+            Column("first_outside_hop", bounds=(1, _MAX_HOPS)),
+            Column("first_outside_address", empty_is_null=True),
+            Column("home_rtt_ms", bounds=(0.0, _MAX_RTT_MS)),
+            Column("access_rtt_ms", bounds=(0.0, _MAX_RTT_MS)),
+            Column("target_rtt_ms", bounds=(0.0, _MAX_RTT_MS)),
+            Column(
+                "hops",
+                max_items=_MAX_HOPS,
+                members=(
+                    Column("hop", bounds=(1, _MAX_HOPS)),
+                    Column("address", empty_is_null=True),
+                    Column("rtts_ms", bounds=(0.0, _MAX_RTT_MS), max_items=_MAX_PROBES),
+                    Column("probes_sent", bounds=(0, _MAX_PROBES)),
+                    Column("loss_pct", bounds=(0.0, 100.0)),
+                    Column("icmp_type", bounds=(0, 255)),
+                    Column("icmp_code", bounds=(0, 255)),
+                    Column("reply_ttl", bounds=(0, 255)),
+                    Column("segment", empty_is_null=True),
+                ),
+            ),
+            Column("access_tech"),
+            _MCC_MNC,
+            _OPERATOR_NAME,
+        ),
+        "ipv6_pmtu": (
+            Column("target"),
+            Column("interface_mtu", bounds=(1280, 65536)),
+            Column("path_mtu", bounds=(1280, 65536)),
+            Column("ptb_received"),
+            Column("pmtu_blackhole"),
+            Column("smallest_lost_bytes", bounds=(1280, 65536)),
+            Column("probes_sent", bounds=(0, _INT32_MAX)),
+            Column(
+                "ptb_messages",
+                max_items=_MAX_PROBES,
+                members=(
+                    Column("mtu_bytes", bounds=(0, 65536)),
+                    Column("sender"),
+                    Column("probe_bytes", bounds=(0, 65536)),
+                ),
+            ),
+        ),
+        "dns": (
+            Column("resolver"),
+            Column("resolver_kind", choices=("system", "configured")),
+            Column("resolver_port", bounds=(1, 65535)),
+            Column("queries_sent", bounds=(0, _MAX_QUERIES)),
+            Column(
+                "queries_failed",
+                bounds=(0, _MAX_QUERIES),
+                at_most=("queries_sent", "more failed queries than sent"),
+            ),
+            Column("failure_pct", bounds=(0.0, 100.0)),
+            Column("time_median_ms", bounds=(0.0, _MAX_RTT_MS)),
+            Column(
+                "queries",
+                max_items=_MAX_QUERIES,
+                members=(
+                    Column("rdtype", empty_is_null=True),
+                    Column("rcode", empty_is_null=True),
+                    Column("answers", max_items=_MAX_QUERIES),
+                    Column("time_ms", bounds=(0.0, _MAX_RTT_MS)),
+                    Column("transport", empty_is_null=True),
+                    Column("reason", empty_is_null=True),
+                ),
+            ),
+        ),
     }
 )
 
@@ -310,9 +403,32 @@ _RAW_TYPES = {
 
 
 def _raw_type(wire: FieldDescriptor) -> pa.DataType:
+    if wire.is_repeated:
+        if wire.message_type is not None:
+            return pa.list_(pa.struct([(f.name, _raw_type(f)) for f in wire.message_type.fields]))
+        return pa.list_(_scalar_raw_type(wire))
+    return _scalar_raw_type(wire)
+
+
+def _scalar_raw_type(wire: FieldDescriptor) -> pa.DataType:
     if wire.type in _INT64_KINDS:
         return pa.int64()
     return _RAW_TYPES[wire.type]
+
+
+def _member_value(element: str, wire: FieldDescriptor, member: Column | None) -> str:
+    """The expression reading one field of an element of a repeated message."""
+    if wire.message_type is not None or wire.enum_type is not None:
+        # Nothing needs them yet; their store types would need rules of their own.
+        raise ValueError(f"{wire.full_name}: a repeated message's member is a message or enum")
+    value = f"{element}.{wire.name}"
+    if wire.is_repeated:
+        return f"list({value})"
+    if wire.has_presence:
+        return f"({value} if {element}.HasField({wire.name!r}) else None)"
+    if member is not None and member.empty_is_null:
+        return f"({value} or None)"
+    return value
 
 
 def _compile_reader(table: str, columns: tuple[Column, ...]) -> Reader:
@@ -346,7 +462,16 @@ def _compile_reader(table: str, columns: tuple[Column, ...]) -> Reader:
         parent, _, leaf = column.path.rpartition(".")
         holder = message(parent)
         value = f"{holder}.{leaf}"
-        if field_of(column.path).has_presence:
+        wire = field_of(column.path)
+        if wire.is_repeated and wire.message_type is not None:
+            declared = {m.name: m for m in column.members}
+            items = ", ".join(
+                _member_value("e", f, declared.get(f.name)) for f in wire.message_type.fields
+            )
+            value = f"[({items},) for e in {value}]"
+        elif wire.is_repeated:
+            value = f"list({value})"
+        elif wire.has_presence:
             value = f"({value} if {holder}.HasField({leaf!r}) else None)"
         if column.present_with:
             value = f"({value} if {sent(column.present_with)} else None)"
@@ -373,6 +498,12 @@ def result_table(name: str, body: tuple[Column, ...]) -> ResultTable:
             raise ValueError(f"table {name}: {column.path!r} is not a field path")
         if column.at_most and column.at_most[0] not in names:
             raise ValueError(f"table {name}: {column.name} is bounded by an unknown column")
+        if column.members:
+            inner = field_of(column.path).message_type
+            fields = set() if inner is None else set(inner.fields_by_name)
+            unknown = [m.name for m in column.members if m.name not in fields]
+            if unknown:
+                raise KeyError(f"table {name}: {column.name} has no member {unknown}")
     wires = {c.name: field_of(c.path) for c in columns}
     paths = {c.name: c.path for c in columns}
     paths["measured_at"] = "envelope.measured_at"

@@ -1,10 +1,11 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -313,16 +314,152 @@ class CellularObservation(_message.Message):
     nr_sinr_conversion: SinrConversion
     def __init__(self, access_tech: _Optional[_Union[AccessTech, str]] = ..., mcc_mnc: _Optional[str] = ..., operator_name: _Optional[str] = ..., band: _Optional[int] = ..., channel: _Optional[int] = ..., cell_id: _Optional[str] = ..., tac: _Optional[str] = ..., rsrp_dbm: _Optional[float] = ..., rsrq_db: _Optional[float] = ..., sinr_db: _Optional[float] = ..., registration_state: _Optional[str] = ..., modem_model: _Optional[str] = ..., modem_5g_capable: _Optional[bool] = ..., backend: _Optional[str] = ..., nr_band: _Optional[int] = ..., nr_rsrp_dbm: _Optional[float] = ..., nr_sinr_db: _Optional[float] = ..., pci: _Optional[int] = ..., nr_channel: _Optional[int] = ..., nr_pci: _Optional[int] = ..., rssi_dbm: _Optional[float] = ..., rscp_dbm: _Optional[float] = ..., ecio_db: _Optional[float] = ..., sinr_raw: _Optional[float] = ..., sinr_conversion: _Optional[_Union[SinrConversion, str]] = ..., nr_sinr_raw: _Optional[float] = ..., nr_sinr_conversion: _Optional[_Union[SinrConversion, str]] = ...) -> None: ...
 
+class TracerouteHop(_message.Message):
+    __slots__ = ("hop", "address", "rtts_ms", "probes_sent", "loss_pct", "icmp_type", "icmp_code", "reply_ttl", "segment")
+    HOP_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    RTTS_MS_FIELD_NUMBER: _ClassVar[int]
+    PROBES_SENT_FIELD_NUMBER: _ClassVar[int]
+    LOSS_PCT_FIELD_NUMBER: _ClassVar[int]
+    ICMP_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ICMP_CODE_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TTL_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    hop: int
+    address: str
+    rtts_ms: _containers.RepeatedScalarFieldContainer[float]
+    probes_sent: int
+    loss_pct: float
+    icmp_type: int
+    icmp_code: int
+    reply_ttl: int
+    segment: str
+    def __init__(self, hop: _Optional[int] = ..., address: _Optional[str] = ..., rtts_ms: _Optional[_Iterable[float]] = ..., probes_sent: _Optional[int] = ..., loss_pct: _Optional[float] = ..., icmp_type: _Optional[int] = ..., icmp_code: _Optional[int] = ..., reply_ttl: _Optional[int] = ..., segment: _Optional[str] = ...) -> None: ...
+
+class TracerouteResult(_message.Message):
+    __slots__ = ("protocol", "target", "target_port", "flow_id", "max_hops", "reached", "stop_reason", "hop_count", "first_outside_hop", "first_outside_address", "home_rtt_ms", "access_rtt_ms", "target_rtt_ms", "hops", "access_tech", "mcc_mnc", "operator_name")
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    TARGET_PORT_FIELD_NUMBER: _ClassVar[int]
+    FLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_HOPS_FIELD_NUMBER: _ClassVar[int]
+    REACHED_FIELD_NUMBER: _ClassVar[int]
+    STOP_REASON_FIELD_NUMBER: _ClassVar[int]
+    HOP_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_OUTSIDE_HOP_FIELD_NUMBER: _ClassVar[int]
+    FIRST_OUTSIDE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HOME_RTT_MS_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_RTT_MS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_RTT_MS_FIELD_NUMBER: _ClassVar[int]
+    HOPS_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_TECH_FIELD_NUMBER: _ClassVar[int]
+    MCC_MNC_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_NAME_FIELD_NUMBER: _ClassVar[int]
+    protocol: str
+    target: str
+    target_port: int
+    flow_id: int
+    max_hops: int
+    reached: bool
+    stop_reason: str
+    hop_count: int
+    first_outside_hop: int
+    first_outside_address: str
+    home_rtt_ms: float
+    access_rtt_ms: float
+    target_rtt_ms: float
+    hops: _containers.RepeatedCompositeFieldContainer[TracerouteHop]
+    access_tech: AccessTech
+    mcc_mnc: str
+    operator_name: str
+    def __init__(self, protocol: _Optional[str] = ..., target: _Optional[str] = ..., target_port: _Optional[int] = ..., flow_id: _Optional[int] = ..., max_hops: _Optional[int] = ..., reached: _Optional[bool] = ..., stop_reason: _Optional[str] = ..., hop_count: _Optional[int] = ..., first_outside_hop: _Optional[int] = ..., first_outside_address: _Optional[str] = ..., home_rtt_ms: _Optional[float] = ..., access_rtt_ms: _Optional[float] = ..., target_rtt_ms: _Optional[float] = ..., hops: _Optional[_Iterable[_Union[TracerouteHop, _Mapping]]] = ..., access_tech: _Optional[_Union[AccessTech, str]] = ..., mcc_mnc: _Optional[str] = ..., operator_name: _Optional[str] = ...) -> None: ...
+
+class PacketTooBig(_message.Message):
+    __slots__ = ("mtu_bytes", "sender", "probe_bytes")
+    MTU_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    PROBE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    mtu_bytes: int
+    sender: str
+    probe_bytes: int
+    def __init__(self, mtu_bytes: _Optional[int] = ..., sender: _Optional[str] = ..., probe_bytes: _Optional[int] = ...) -> None: ...
+
+class Ipv6PmtuResult(_message.Message):
+    __slots__ = ("target", "interface_mtu", "path_mtu", "ptb_received", "pmtu_blackhole", "smallest_lost_bytes", "probes_sent", "ptb_messages")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    INTERFACE_MTU_FIELD_NUMBER: _ClassVar[int]
+    PATH_MTU_FIELD_NUMBER: _ClassVar[int]
+    PTB_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    PMTU_BLACKHOLE_FIELD_NUMBER: _ClassVar[int]
+    SMALLEST_LOST_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PROBES_SENT_FIELD_NUMBER: _ClassVar[int]
+    PTB_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    interface_mtu: int
+    path_mtu: int
+    ptb_received: bool
+    pmtu_blackhole: bool
+    smallest_lost_bytes: int
+    probes_sent: int
+    ptb_messages: _containers.RepeatedCompositeFieldContainer[PacketTooBig]
+    def __init__(self, target: _Optional[str] = ..., interface_mtu: _Optional[int] = ..., path_mtu: _Optional[int] = ..., ptb_received: _Optional[bool] = ..., pmtu_blackhole: _Optional[bool] = ..., smallest_lost_bytes: _Optional[int] = ..., probes_sent: _Optional[int] = ..., ptb_messages: _Optional[_Iterable[_Union[PacketTooBig, _Mapping]]] = ...) -> None: ...
+
+class DnsQuery(_message.Message):
+    __slots__ = ("hostname", "rdtype", "rcode", "answers", "time_ms", "transport", "failed", "reason")
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    RDTYPE_FIELD_NUMBER: _ClassVar[int]
+    RCODE_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    TRANSPORT_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    hostname: str
+    rdtype: str
+    rcode: str
+    answers: _containers.RepeatedScalarFieldContainer[str]
+    time_ms: float
+    transport: str
+    failed: bool
+    reason: str
+    def __init__(self, hostname: _Optional[str] = ..., rdtype: _Optional[str] = ..., rcode: _Optional[str] = ..., answers: _Optional[_Iterable[str]] = ..., time_ms: _Optional[float] = ..., transport: _Optional[str] = ..., failed: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DnsResult(_message.Message):
+    __slots__ = ("resolver", "resolver_kind", "resolver_port", "queries_sent", "queries_failed", "failure_pct", "time_median_ms", "queries")
+    RESOLVER_FIELD_NUMBER: _ClassVar[int]
+    RESOLVER_KIND_FIELD_NUMBER: _ClassVar[int]
+    RESOLVER_PORT_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_SENT_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FAILED_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_PCT_FIELD_NUMBER: _ClassVar[int]
+    TIME_MEDIAN_MS_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    resolver: str
+    resolver_kind: str
+    resolver_port: int
+    queries_sent: int
+    queries_failed: int
+    failure_pct: float
+    time_median_ms: float
+    queries: _containers.RepeatedCompositeFieldContainer[DnsQuery]
+    def __init__(self, resolver: _Optional[str] = ..., resolver_kind: _Optional[str] = ..., resolver_port: _Optional[int] = ..., queries_sent: _Optional[int] = ..., queries_failed: _Optional[int] = ..., failure_pct: _Optional[float] = ..., time_median_ms: _Optional[float] = ..., queries: _Optional[_Iterable[_Union[DnsQuery, _Mapping]]] = ...) -> None: ...
+
 class Result(_message.Message):
-    __slots__ = ("envelope", "throughput", "latency", "ipv6", "cellular")
+    __slots__ = ("envelope", "throughput", "latency", "ipv6", "cellular", "traceroute", "ipv6_pmtu", "dns")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     THROUGHPUT_FIELD_NUMBER: _ClassVar[int]
     LATENCY_FIELD_NUMBER: _ClassVar[int]
     IPV6_FIELD_NUMBER: _ClassVar[int]
     CELLULAR_FIELD_NUMBER: _ClassVar[int]
+    TRACEROUTE_FIELD_NUMBER: _ClassVar[int]
+    IPV6_PMTU_FIELD_NUMBER: _ClassVar[int]
+    DNS_FIELD_NUMBER: _ClassVar[int]
     envelope: Envelope
     throughput: ThroughputResult
     latency: LatencyResult
     ipv6: Ipv6Result
     cellular: CellularObservation
-    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., throughput: _Optional[_Union[ThroughputResult, _Mapping]] = ..., latency: _Optional[_Union[LatencyResult, _Mapping]] = ..., ipv6: _Optional[_Union[Ipv6Result, _Mapping]] = ..., cellular: _Optional[_Union[CellularObservation, _Mapping]] = ...) -> None: ...
+    traceroute: TracerouteResult
+    ipv6_pmtu: Ipv6PmtuResult
+    dns: DnsResult
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., throughput: _Optional[_Union[ThroughputResult, _Mapping]] = ..., latency: _Optional[_Union[LatencyResult, _Mapping]] = ..., ipv6: _Optional[_Union[Ipv6Result, _Mapping]] = ..., cellular: _Optional[_Union[CellularObservation, _Mapping]] = ..., traceroute: _Optional[_Union[TracerouteResult, _Mapping]] = ..., ipv6_pmtu: _Optional[_Union[Ipv6PmtuResult, _Mapping]] = ..., dns: _Optional[_Union[DnsResult, _Mapping]] = ...) -> None: ...

@@ -21,7 +21,10 @@ def _sections() -> dict[str, str]:
 
 
 def _documented_columns(section: str) -> list[tuple[str, str]]:
-    rows = re.findall(r"^\| ([a-z0-9_]+) \| ([A-Z ]+) \|", section, flags=re.MULTILINE)
+    # A type is upper case words, or a LIST of STRUCT: "STRUCT(hop INTEGER, ...)[]".
+    rows = re.findall(
+        r"^\| ([a-z0-9_]+) \| ([A-Z ]+|STRUCT\([^|]*\)\[\]) \|", section, flags=re.MULTILINE
+    )
     return [(name, type_.strip()) for name, type_ in rows]
 
 

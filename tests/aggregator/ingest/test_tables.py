@@ -68,8 +68,18 @@ def test_each_column_is_stored_as_its_wire_type(
     for column in TABLES[kind].columns:
         if not column.stored:
             continue
-        expected = "UUID" if column.name == "result_id" else _STORED_AS[field_of(column.path).type]
+        expected = "UUID" if column.name == "result_id" else _stored_as(field_of(column.path))
         assert (column.name, types[column.name]) == (column.name, expected)
+
+
+def _stored_as(wire: FieldDescriptor) -> str:
+    """A repeated message as a LIST of STRUCT of its fields, a repeated scalar as a LIST."""
+    if wire.is_repeated and wire.message_type is not None:
+        members = ", ".join(f"{f.name} {_stored_as(f)}" for f in wire.message_type.fields)
+        return f"STRUCT({members})[]"
+    if wire.is_repeated:
+        return _STORED_AS[wire.type] + "[]"
+    return _STORED_AS[wire.type]
 
 
 @pytest.mark.parametrize("kind", RESULT_TABLES)
@@ -78,7 +88,17 @@ def test_a_uint32_stored_as_integer_is_bounded_to_fit(kind: str) -> None:
     # without bounds would fail the cast for a large value instead of
     # refusing that one result. The ward is checked against the city's wards.
     for column in TABLES[kind].columns:
-        if field_of(column.path).type != FieldDescriptor.TYPE_UINT32 or not column.stored:
+        wire = field_of(column.path)
+        if wire.is_repeated and wire.message_type is not None:
+            # A struct's integer members need bounds as much as a column does.
+            declared = {m.name: m for m in column.members}
+            for member in wire.message_type.fields:
+                if member.type == FieldDescriptor.TYPE_UINT32:
+                    bounds = declared[member.name].bounds
+                    assert bounds is not None, f"{column.name}.{member.name}"
+                    assert bounds[0] >= 0 and bounds[1] <= _INT32_MAX, member.name
+            continue
+        if wire.type != FieldDescriptor.TYPE_UINT32 or not column.stored:
             continue
         if column.name == "ward_code":
             continue
@@ -87,10 +107,11 @@ def test_a_uint32_stored_as_integer_is_bounded_to_fit(kind: str) -> None:
 
 
 def _leaf_paths(message: Any, prefix: str) -> set[str]:
-    """Every scalar field under a message descriptor, as paths."""
+    """Every scalar field under a message descriptor, as paths (a repeated
+    message is one path: it is one column, a list)."""
     paths = set()
     for wire in message.fields:
-        if wire.message_type is not None:
+        if wire.message_type is not None and not wire.is_repeated:
             paths |= _leaf_paths(wire.message_type, f"{prefix}{wire.name}.")
         else:
             paths.add(f"{prefix}{wire.name}")
@@ -188,3 +209,21 @@ def test_rejections_name_the_field_a_probe_sent() -> None:
     assert paths["server_port"] == "envelope.method.server_port"
     assert paths["measured_at"] == "envelope.measured_at"
     assert paths["rsrp_dbm"] == "cellular.rsrp_dbm"
+
+
+def test_a_repeated_message_is_read_as_a_list_of_its_fields() -> None:
+    result = results_pb2.Result()
+    trace = result.traceroute
+    trace.protocol = "udp"
+    home = trace.hops.add(hop=1, address="198.18.3.0/24", probes_sent=3, segment="home")
+    home.rtts_ms.extend([0.4, 0.5])
+    home.icmp_type = 11
+    trace.hops.add(hop=2, probes_sent=3)  # silent: no address, no answer
+
+    row = _row("traceroute", result)
+
+    assert row["hops"] == [
+        (1, "198.18.3.0/24", [0.4, 0.5], 3, None, 11, None, None, "home"),
+        # "" read as NULL where declared so: a silent hop has no address, no segment
+        (2, None, [], 3, None, None, None, None, None),
+    ]
