@@ -112,14 +112,21 @@ class ByteBudget:
         self._save(data)
 
 
-def run_within_budget(ledger: ByteBudget, name: str, ctx: MeasurementContext) -> MeasurementResult:
+def run_within_budget(
+    ledger: ByteBudget, name: str, ctx: MeasurementContext
+) -> tuple[MeasurementResult, ...]:
     """Run measurement `name`, unless the line's daily budget would be passed
-    (then a SKIPPED result saying so); charge what it moved to the ledger."""
-    from agent.measurements import MEASUREMENTS, run_measurement  # the table imports the tests
+    (then a SKIPPED result saying so); charge what it moved to the ledger.
+    Its results: one, or several for a traceroute or DNS test (never budgeted)."""
+    from agent.measurements import (  # the table imports the tests
+        MEASUREMENTS,
+        results_of,
+        run_measurements,
+    )
 
     measurement = MEASUREMENTS.get(name)
     if ctx.daily_budget_bytes is None or measurement is None or not measurement.budgeted:
-        return run_measurement(name, ctx)  # an unknown name: its KeyError comes from there
+        return run_measurements(name, ctx)  # an unknown name: its KeyError comes from there
     interface = ctx.interface or "(default route)"
     params = measurement.params_from(ctx)
     decision = ledger.check(
@@ -131,13 +138,13 @@ def run_within_budget(ledger: ByteBudget, name: str, ctx: MeasurementContext) ->
     )
     if not decision.allowed:
         assert measurement.skipped is not None  # Measurement refuses budgeted without it
-        return measurement.skipped(params, decision.reason, ReasonKind.OVER_BUDGET)
+        return (measurement.skipped(params, decision.reason, ReasonKind.OVER_BUDGET),)
     before = netif.byte_counters(ctx.interface) if ctx.interface else None
-    result = measurement.run(params)
+    results = results_of(measurement.run(params))
     after = netif.byte_counters(ctx.interface) if ctx.interface else None
     if before is not None and after is not None:
         moved = sum(after) - sum(before)  # what the operator bills: both ways, all overhead
     else:
-        moved = int(getattr(result, "bytes_transferred", None) or 0)
+        moved = sum(int(getattr(r, "bytes_transferred", None) or 0) for r in results)
     ledger.charge(interface, name, moved)
-    return result
+    return results

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError
 
 from wardprobe.config_errors import describe_config_error
 
@@ -106,6 +106,22 @@ class ClockConfig(_Strict):
     wait_for_sync_s: int = Field(default=600, ge=0, le=86_400)
 
 
+class TracerouteConfig(_Strict):
+    """The traceroute tests' targets and limits (agent/measurements/traceroute.py)."""
+
+    targets: list[str] = Field(default_factory=list)  # empty: the reference server's
+    max_hops: int = Field(default=30, ge=1, le=255)
+    silent_hops: int = Field(default=5, ge=1, le=255)
+
+
+class DnsConfig(_Strict):
+    """The DNS test's names and resolvers (agent/measurements/dns_resolution.py)."""
+
+    names: list[str] = Field(default_factory=list)  # empty: the reference server's names
+    resolvers: list[IPvAnyAddress] = Field(default_factory=list)
+    system_resolver: bool = True
+
+
 class AgentSettings(_Strict):
     """Everything the agent reads from agent.toml."""
 
@@ -128,6 +144,8 @@ class AgentSettings(_Strict):
     speedtest_config_url: str = ""
     modem: ModemConfig = Field(default_factory=ModemConfig)
     clock: ClockConfig = Field(default_factory=ClockConfig)
+    traceroute: TracerouteConfig = Field(default_factory=TracerouteConfig)
+    dns: DnsConfig = Field(default_factory=DnsConfig)
 
 
 DEFAULT_CONFIG_PATH = Path("/etc/wardprobe/agent.toml")

@@ -228,6 +228,12 @@ class AgentRuntime:
                     )
                     if kind == "mobile"
                     else None,
+                    traceroute_targets=tuple(s.traceroute.targets),
+                    traceroute_max_hops=s.traceroute.max_hops,
+                    traceroute_silent_hops=s.traceroute.silent_hops,
+                    dns_names=tuple(s.dns.names),
+                    dns_resolvers=tuple(str(r) for r in s.dns.resolvers),
+                    dns_system_resolver=s.dns.system_resolver,
                 )
         source = (
             "agent.toml"
@@ -271,8 +277,11 @@ class AgentRuntime:
             network_kind=network_kind,
         )
 
-    async def measure(self, test: ScheduledTest, ctx: MeasurementContext) -> results_pb2.Result:
-        """Run one test in a worker thread and spool its result.
+    async def measure(
+        self, test: ScheduledTest, ctx: MeasurementContext
+    ) -> list[results_pb2.Result]:
+        """Run one test in a worker thread and spool its results (one, or one per
+        target or resolver of a traceroute or DNS test), in the order measured.
         A mobile test is framed by observations of the radio (each stored as a
         `cellular` result) and carries their access technology and operator."""
         # Which observations frame it: the measurement table's `radio`.
@@ -283,12 +292,13 @@ class AgentRuntime:
         )
         start = await self.observe_radio(ctx) if framing is not RadioFraming.NONE else None
         started = time.monotonic()
-        result: MeasurementResult = await asyncio.to_thread(
-            run_within_budget, self.budget, test.measurement, ctx
-        )
+        results = await asyncio.to_thread(run_within_budget, self.budget, test.measurement, ctx)
         took_s = time.monotonic() - started
         end = await self.observe_radio(ctx) if framing is RadioFraming.BEFORE_AND_AFTER else None
-        return self._record(test.measurement, test.network_kind, result, took_s, start, end)
+        return [
+            self._record(test.measurement, test.network_kind, result, took_s, start, end)
+            for result in results
+        ]
 
     async def observe_radio(self, ctx: MeasurementContext) -> CellularObservationResult | None:
         """One observation of the modem, stored; None if the observation itself crashed
@@ -342,9 +352,9 @@ class AgentRuntime:
                     "skipping %s: the %s line is disabled", test.measurement, test.network_kind
                 )
                 continue
-            message = await self.measure(test, ctx)
-            on_result(to_json_dict(message))
-            messages.append(message)
+            for message in await self.measure(test, ctx):
+                on_result(to_json_dict(message))
+                messages.append(message)
         return messages
 
     def close(self) -> None:
@@ -366,12 +376,15 @@ def _tag_radio(
     first = start if start is not None and start.access_tech is not None else None
     last = end if end is not None and end.access_tech is not None else None
     named = first or last
+    body: results_pb2.ThroughputResult | results_pb2.LatencyResult | results_pb2.TracerouteResult
     if message.HasField("throughput"):
-        body: results_pb2.ThroughputResult | results_pb2.LatencyResult = message.throughput
+        body = message.throughput
         if last is not None and last.access_tech is not None:
             message.throughput.access_tech_end = _access_tech_value(last.access_tech)
     elif message.HasField("latency"):
         body = message.latency
+    elif message.HasField("traceroute"):
+        body = message.traceroute
     else:
         return
     if first is not None and first.access_tech is not None:

@@ -112,7 +112,15 @@ def _fill(message: Any, values: dict[str, object]) -> None:
             raise ValueError(f"{message.DESCRIPTOR.full_name} has no field {name!r}")
         if value is None:
             continue  # unset: the proto says "not measured"
-        if descriptor.type == FieldDescriptor.TYPE_ENUM:
+        if descriptor.is_repeated:
+            # A tuple of dataclasses (a traceroute's hops) or of plain values.
+            container = getattr(message, name)
+            for item in cast(tuple[object, ...], value):
+                if descriptor.message_type is not None:
+                    _fill(container.add(), dataclasses.asdict(cast(Any, item)))
+                else:
+                    container.append(item)
+        elif descriptor.type == FieldDescriptor.TYPE_ENUM:
             setattr(message, name, _enum_value(descriptor.enum_type, value))
         else:
             setattr(message, name, value)

@@ -127,10 +127,12 @@ async def _measure(
             for t in config.schedule
             if t.measurement == measurement and t.network_kind == network_kind
         )
-        message = await runtime.measure(test, config.contexts[network_kind])
+        messages = await runtime.measure(test, config.contexts[network_kind])
     finally:
         _give_back_held(runtime)
-    print(json.dumps(summary_of(message, runtime.results_lost)), flush=True)
+    # One line per result (a traceroute gives one per target); the daemon reads the last.
+    for message in messages:
+        print(json.dumps(summary_of(message, runtime.results_lost)), flush=True)
     return EXIT_OK
 
 

@@ -10,6 +10,10 @@ agent/daemon.py) and how a mobile test is framed by radio observations
 (agent/runtime.py). agent/wire.py, agent/budget.py, agent/worker.py and
 agent/runtime.py read this table; none of them names a measurement.
 
+A measurement's `run` gives one result, or a tuple of them when one run
+measures several things of one kind: a traceroute one result per target
+address, the DNS test one per resolver. `results_of` makes either a tuple.
+
 Adding a measurement of an existing kind (say, another throughput backend)
 is its module and one entry here. A new kind of result also needs its
 message and its member of `Result.body` in proto/wardprobe/v1/results.proto
@@ -19,8 +23,9 @@ rules; the aggregator's reader and checks follow from it), and its section in
 docs/schema.md.
 
 The modules keep their imports light: libiperf is loaded only inside the
-throughput test's child process, and nothing here pulls scapy, pyarrow or
-DuckDB onto the probe.
+throughput test's child process, scapy only inside the `run` of the
+traceroute and IPv6 path-MTU tests (in the worker that runs them), and
+nothing here pulls pyarrow or DuckDB onto the probe.
 """
 
 from __future__ import annotations
@@ -31,10 +36,21 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
-from agent.measurements import cellular, ipv6, latency, speedtest, throughput
+from agent.measurements import (
+    cellular,
+    dns_resolution,
+    ipv6,
+    ipv6_pmtu,
+    latency,
+    speedtest,
+    throughput,
+    traceroute,
+)
 from agent.measurements.base import MeasurementContext, MeasurementResult, ReasonKind
 
 ParamsT = TypeVar("ParamsT")
+# What a measurement's run gives: one result, or one per thing it measured.
+Outcome = MeasurementResult | tuple[MeasurementResult, ...]
 
 
 class RadioFraming(enum.Enum):
@@ -53,7 +69,7 @@ class Measurement(Generic[ParamsT]):
 
     name: str
     params_from: Callable[[MeasurementContext], ParamsT]
-    run: Callable[[ParamsT], MeasurementResult]
+    run: Callable[[ParamsT], Outcome]
     body: str  # the member of results.proto's Result.body oneof that carries the result
     # The result of a test the agent chose not to run (over budget, deferred).
     skipped: Callable[[ParamsT, str, ReasonKind], MeasurementResult] | None = None
@@ -128,6 +144,31 @@ MEASUREMENTS: Mapping[str, Measurement[Any]] = MappingProxyType(
                 radio=RadioFraming.BEFORE,
             ),
             Measurement("ipv6", ipv6.params_from, ipv6.run, body="ipv6"),
+            # Where the path is slow: Paris traceroute, one result per target address.
+            Measurement(
+                "traceroute",
+                traceroute.icmp_params_from,
+                traceroute.run,
+                body="traceroute",
+                radio=RadioFraming.BEFORE,
+            ),
+            Measurement(
+                "traceroute_udp",
+                traceroute.udp_params_from,
+                traceroute.run,
+                body="traceroute",
+                radio=RadioFraming.BEFORE,
+            ),
+            Measurement(
+                "traceroute_tcp",
+                traceroute.tcp_params_from,
+                traceroute.run,
+                body="traceroute",
+                radio=RadioFraming.BEFORE,
+            ),
+            Measurement("ipv6_pmtu", ipv6_pmtu.params_from, ipv6_pmtu.run, body="ipv6_pmtu"),
+            # One result per resolver asked.
+            Measurement("dns", dns_resolution.params_from, dns_resolution.run, body="dns"),
             # The radio observation itself (what frames the others on the mobile line).
             Measurement("cellular", cellular.params_from, cellular.run, body="cellular"),
         )
@@ -135,8 +176,14 @@ MEASUREMENTS: Mapping[str, Measurement[Any]] = MappingProxyType(
 )
 
 
-def run_measurement(name: str, ctx: MeasurementContext) -> MeasurementResult:
-    """Build the params of measurement `name` from `ctx` and run it (synchronously).
+def results_of(outcome: Outcome) -> tuple[MeasurementResult, ...]:
+    """A run's results as a tuple, whether it gave one or several."""
+    return outcome if isinstance(outcome, tuple) else (outcome,)
+
+
+def run_measurements(name: str, ctx: MeasurementContext) -> tuple[MeasurementResult, ...]:
+    """Build the params of measurement `name` from `ctx` and run it (synchronously):
+    its results, one or several (a traceroute's per target address).
 
     A measurement that fails is a FAILED result. Raises KeyError for a name
     not in `MEASUREMENTS` and ValueError when `ctx` cannot make valid params
@@ -147,4 +194,13 @@ def run_measurement(name: str, ctx: MeasurementContext) -> MeasurementResult:
     except KeyError:
         known = ", ".join(MEASUREMENTS)
         raise KeyError(f"unknown measurement {name!r} (known: {known})") from None
-    return measurement.run(measurement.params_from(ctx))
+    return results_of(measurement.run(measurement.params_from(ctx)))
+
+
+def run_measurement(name: str, ctx: MeasurementContext) -> MeasurementResult:
+    """`run_measurements` for a measurement that gives one result (ValueError
+    when it gave several: their caller must take them all)."""
+    results = run_measurements(name, ctx)
+    if len(results) != 1:
+        raise ValueError(f"{name} gave {len(results)} results: use run_measurements")
+    return results[0]

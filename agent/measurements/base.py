@@ -120,3 +120,12 @@ class MeasurementContext:
     latency_interval_s: float = 1.0
     timeout_s: float = 60.0  # hard limit for one test, child process included
     modem: ModemSettings | None = None  # the mobile line's modem, for `cellular`
+    # Traceroute: its targets ("" = the reference server and the IPv6-only target).
+    traceroute_targets: tuple[str, ...] = ()
+    traceroute_max_hops: int = 30
+    traceroute_silent_hops: int = 5  # stop after this many silent hops in a row
+    # DNS resolution: the names (empty = the reference server's), the resolvers
+    # asked besides the reference server's, and whether the system's is asked.
+    dns_names: tuple[str, ...] = ()
+    dns_resolvers: tuple[str, ...] = ()
+    dns_system_resolver: bool = True

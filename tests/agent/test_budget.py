@@ -70,7 +70,7 @@ def test_a_real_test_is_charged_and_the_next_one_skipped(tmp_path: Path) -> None
             daily_budget_bytes=10**15,
             budget_first_test_estimate_bytes=1_000_000,
         )
-        first = run_within_budget(ledger, "download", ctx)
+        (first,) = run_within_budget(ledger, "download", ctx)
         assert first.status is not Status.SKIPPED, first.status_reason
         # The ledger has what the interface carried (loopback counts each byte
         # as sent and as received): at least what iperf3 moved.
@@ -78,7 +78,7 @@ def test_a_real_test_is_charged_and_the_next_one_skipped(tmp_path: Path) -> None
         assert used >= (getattr(first, "bytes_transferred", 0) or 0) > 0
         # A budget with room for half of such a test more.
         tight = replace(ctx, daily_budget_bytes=used + used // 2)
-        second = run_within_budget(ledger, "download", tight)
+        (second,) = run_within_budget(ledger, "download", tight)
     assert second.status is Status.SKIPPED
     assert second.status_reason_kind is ReasonKind.OVER_BUDGET
     assert second.status_reason.startswith(SKIPPED_PREFIX + f" of {used + used // 2:,} B on lo")
@@ -95,7 +95,7 @@ def test_every_budgeted_test_is_skipped_by_its_own_builder(tmp_path: Path, name:
         daily_budget_bytes=0,
         budget_first_test_estimate_bytes=1,
     )
-    result = run_within_budget(ByteBudget(tmp_path), name, ctx)
+    (result,) = run_within_budget(ByteBudget(tmp_path), name, ctx)
     assert (result.status, result.status_reason_kind) == (Status.SKIPPED, ReasonKind.OVER_BUDGET)
     assert isinstance(result, ThroughputResult)
     params = MEASUREMENTS[name].params_from(ctx)
@@ -105,6 +105,6 @@ def test_every_budgeted_test_is_skipped_by_its_own_builder(tmp_path: Path, name:
 
 def test_tests_without_budget_or_outside_it_just_run(tmp_path: Path) -> None:
     ctx = MeasurementContext(server_host="127.0.0.1", latency_count=1, latency_interval_s=0.0)
-    result = run_within_budget(ByteBudget(tmp_path), "latency_icmp", ctx)
+    (result,) = run_within_budget(ByteBudget(tmp_path), "latency_icmp", ctx)
     assert result.status is not Status.SKIPPED
     assert not (tmp_path / "byte_budget.json").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -12,9 +13,12 @@ from agent.clock import ClockState
 from agent.measurements import MEASUREMENTS
 from agent.measurements.base import MeasurementResult, Method, ReasonKind, Status
 from agent.measurements.cellular import CellularObservationResult
+from agent.measurements.dns_resolution import DnsQuery, DnsResult
 from agent.measurements.ipv6 import Ipv6Result
+from agent.measurements.ipv6_pmtu import Ipv6PmtuResult, PacketTooBig
 from agent.measurements.latency import LatencyResult
 from agent.measurements.throughput import Direction, ThroughputResult
+from agent.measurements.traceroute import TracerouteHop, TracerouteResult
 from agent.wire import BODY_FIELD_BY_MEASUREMENT, ProbeContext, to_json_dict, to_proto
 from wardprobe.v1 import results_pb2
 
@@ -28,13 +32,20 @@ PROBE = ProbeContext(probe_id="p", ward_code=31135, agent_version="0.1.0", netwo
         (LatencyResult, results_pb2.LatencyResult),
         (Ipv6Result, results_pb2.Ipv6Result),
         (CellularObservationResult, results_pb2.CellularObservation),
+        (TracerouteResult, results_pb2.TracerouteResult),
+        (TracerouteHop, results_pb2.TracerouteHop),
+        (Ipv6PmtuResult, results_pb2.Ipv6PmtuResult),
+        (PacketTooBig, results_pb2.PacketTooBig),
+        (DnsResult, results_pb2.DnsResult),
+        (DnsQuery, results_pb2.DnsQuery),
     ],
 )
 def test_every_result_field_has_its_place_on_the_wire(
-    result_type: type[MeasurementResult], message: type[object]
+    result_type: type[Any], message: type[object]
 ) -> None:
     envelope = {f.name for f in dataclasses.fields(MeasurementResult)}
     assert envelope <= set(results_pb2.Envelope.DESCRIPTOR.fields_by_name)
+    # A hop or a query is an item of its result's list, not a result.
     body = {f.name for f in dataclasses.fields(result_type)} - envelope
     assert body <= set(message.DESCRIPTOR.fields_by_name)  # type: ignore[attr-defined]
 
@@ -67,3 +78,27 @@ def test_the_reason_kind_travels_in_the_envelope(kind: ReasonKind) -> None:
         f"REASON_KIND_{kind.name}"
     )
     assert to_json_dict(message)["envelope"]["status_reason_kind"] == f"REASON_KIND_{kind.name}"
+
+
+def test_a_traceroutes_hops_travel_as_a_list_of_messages() -> None:
+    result = TracerouteResult(
+        measured_at=datetime(2026, 11, 24, 1, 0, tzinfo=UTC),
+        status=Status.OK,
+        method=Method(tool="scapy-paris-traceroute-udp"),
+        protocol="udp",
+        target="198.18.0.1",
+        hops=(
+            TracerouteHop(hop=1, address="198.18.3.0/24", rtts_ms=(0.4, 0.6), probes_sent=3,
+                          icmp_type=11, icmp_code=0, segment="home"),
+            TracerouteHop(hop=2, probes_sent=3, loss_pct=100.0),
+        ),
+    )  # fmt: skip
+
+    message = to_proto("traceroute_udp", result, PROBE, ClockState.SYNCHRONISED)
+
+    first, silent = message.traceroute.hops
+    assert (first.hop, first.address, list(first.rtts_ms), first.segment) == (
+        1, "198.18.3.0/24", [0.4, 0.6], "home",
+    )  # fmt: skip
+    assert first.HasField("icmp_code") and first.icmp_code == 0  # 0 is a code, not "unset"
+    assert not silent.HasField("icmp_type") and silent.loss_pct == 100.0

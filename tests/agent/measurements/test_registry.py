@@ -20,9 +20,12 @@ from agent.measurements.base import (
     ReasonKind,
     Status,
 )
+from agent.measurements.dns_resolution import DnsParams
 from agent.measurements.ipv6 import Ipv6Params
+from agent.measurements.ipv6_pmtu import PmtuParams
 from agent.measurements.latency import LatencyParams, LatencyProtocol, LatencyResult
 from agent.measurements.throughput import Direction, ThroughputParams
+from agent.measurements.traceroute import TracerouteParams
 
 CTX = MeasurementContext(
     server_host="127.0.0.1",
@@ -47,6 +50,11 @@ def test_the_table_names_every_measurement() -> None:
         "latency_tcp",
         "ipv6",
         "cellular",
+        "traceroute",
+        "traceroute_udp",
+        "traceroute_tcp",
+        "ipv6_pmtu",
+        "dns",
     }
     for name, entry in MEASUREMENTS.items():
         assert entry.name == name
@@ -67,6 +75,22 @@ def test_params_come_from_the_context() -> None:
     assert isinstance(tcp, LatencyParams) and tcp.port == 7007
     ipv6 = MEASUREMENTS["ipv6"].params_from(CTX)
     assert isinstance(ipv6, Ipv6Params) and ipv6.ipv6_only_host == "v6only.wardprobe.test"
+    # The path tests go to the reference server and the IPv6-only target by default.
+    trace = MEASUREMENTS["traceroute_tcp"].params_from(CTX)
+    assert isinstance(trace, TracerouteParams)
+    assert trace.targets == ("127.0.0.1", "v6only.wardprobe.test") and trace.port == 7007
+    configured = dataclasses.replace(CTX, traceroute_targets=("198.18.0.1",))
+    assert MEASUREMENTS["traceroute"].params_from(configured).targets == ("198.18.0.1",)
+    pmtu = MEASUREMENTS["ipv6_pmtu"].params_from(CTX)
+    assert isinstance(pmtu, PmtuParams) and pmtu.target == "v6only.wardprobe.test"
+    # The DNS test asks the reference server's resolver and the system's, for its names.
+    dns = MEASUREMENTS["dns"].params_from(CTX)
+    assert isinstance(dns, DnsParams)
+    assert (dns.names, dns.resolvers, dns.system_resolver) == (
+        ("v6only.wardprobe.test",),
+        ("127.0.0.1",),
+        True,
+    )
 
 
 def test_run_by_name() -> None:
@@ -90,8 +114,12 @@ def test_the_table_says_which_tests_are_bulk_transfers() -> None:
     assert {n for n, r in radio.items() if r is RadioFraming.BEFORE} == {
         "latency_icmp",
         "latency_tcp",
+        "traceroute",
+        "traceroute_udp",
+        "traceroute_tcp",
     }
     assert radio["ipv6"] is radio["cellular"] is RadioFraming.NONE
+    assert radio["ipv6_pmtu"] is radio["dns"] is RadioFraming.NONE
 
 
 def test_a_budgeted_measurement_needs_its_skipped_builder() -> None:
