@@ -220,6 +220,7 @@ class City:
         if any(n.startswith(f"{self.prefix}-") for n in netns_names()):
             raise CityError(f"namespaces with prefix {self.prefix!r} exist already")
         self._closed = False
+        self._links = 0  # link numbers given out (each a /24 and a /64)
         self._probes: dict[str, ProbeHost] = {}
         self._namespaces: list[str] = []
         self._processes: list[subprocess.Popen[Any]] = []
@@ -254,9 +255,7 @@ class City:
             raise ValueError(f"probe name {name!r} must match {_PROBE_NAME.pattern}")
         if name in self._probes:
             raise ValueError(f"probe {name!r} exists already")
-        index = len(self._probes) + 1
-        if index > MAX_LINKS:
-            raise CityError(f"at most {MAX_LINKS} probes fit in 198.18.0.0/15")
+        index = self._allocate_link()
         netns = f"{self.prefix}-{name}"
         core_iface = f"pr{index}"
         v4_net = ipaddress.IPv4Network((int(LINK_IPV4_SPACE.network_address) + index * 256, 24))
@@ -375,6 +374,14 @@ class City:
         self.close()
 
     # -- building ---------------------------------------------------------
+
+    def _allocate_link(self) -> int:
+        """The next link number n: its addresses are 198.18.0.0/15's n-th /24
+        and fd00:5752:<n hex>::/64 (a routed probe takes several)."""
+        if self._links >= MAX_LINKS:
+            raise CityError(f"at most {MAX_LINKS} links fit in 198.18.0.0/15")
+        self._links += 1
+        return self._links
 
     def _check_open(self) -> None:
         if self._closed:

@@ -22,6 +22,9 @@ gives the figures per rate. The shaper (tbf) stays on the veth beside it.
 
 Run as `python -m emulation.delayline --tun-a A --tun-b B --delay-ms 20`
 inside the router namespace (`delay_line` does it and sets the routing up).
+With `--tap` the two devices are TAP devices carrying Ethernet frames, for a
+delay on a bridged link that is no router hop at all (a traceroute sees no
+extra hop): emulation/routed.py bridges each to one end of an access line.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from pathlib import Path
 _TUNSETIFF = 0x400454CA  # _IOW('T', 202, int)
 _TUNSETOFFLOAD = 0x400454D0  # _IOW('T', 208, unsigned int)
 _IFF_TUN = 0x0001
+_IFF_TAP = 0x0002
 _IFF_NO_PI = 0x1000
 _IFF_VNET_HDR = 0x4000
 # What the reader says it can take (linux/if_tun.h): partial checksums and
@@ -77,12 +81,13 @@ _TABLE_TO_SERVER = 100
 _TABLE_TO_PROBE = 101
 
 
-def open_tun(name: str) -> int:
-    """Create (or attach to) TUN device `name` with GSO offloads; returns
-    its non-blocking fd. Every packet read from or written to it starts
-    with a struct virtio_net_hdr (_VNET_HDR_BYTES)."""
+def open_tun(name: str, *, tap: bool = False) -> int:
+    """Create (or attach to) TUN device `name` (a TAP device: Ethernet frames,
+    when `tap`) with GSO offloads; returns its non-blocking fd. Every packet
+    read from or written to it starts with a struct virtio_net_hdr
+    (_VNET_HDR_BYTES)."""
     fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
-    flags = _IFF_TUN | _IFF_NO_PI | _IFF_VNET_HDR
+    flags = (_IFF_TAP if tap else _IFF_TUN) | _IFF_NO_PI | _IFF_VNET_HDR
     fcntl.ioctl(fd, _TUNSETIFF, struct.pack("16sH", name.encode(), flags))
     try:
         fcntl.ioctl(fd, _TUNSETOFFLOAD, _OFFLOADS_WITH_USO)
@@ -91,9 +96,9 @@ def open_tun(name: str) -> int:
     return fd
 
 
-def forward(tun_a: str, tun_b: str, one_way_delay_s: float) -> None:
+def forward(tun_a: str, tun_b: str, one_way_delay_s: float, *, tap: bool = False) -> None:
     """Move packets A→B and B→A, each `one_way_delay_s` late, until SIGTERM."""
-    fds = {open_tun(tun_a): open_tun(tun_b)}
+    fds = {open_tun(tun_a, tap=tap): open_tun(tun_b, tap=tap)}
     fds.update({b: a for a, b in fds.items()})
     for name in (tun_a, tun_b):
         subprocess.run(
@@ -260,8 +265,9 @@ def main() -> None:
     parser.add_argument("--tun-a", required=True)
     parser.add_argument("--tun-b", required=True)
     parser.add_argument("--delay-ms", type=float, required=True, help="added round trip")
+    parser.add_argument("--tap", action="store_true", help="TAP devices (Ethernet frames)")
     args = parser.parse_args()
-    forward(args.tun_a, args.tun_b, args.delay_ms / 2000.0)
+    forward(args.tun_a, args.tun_b, args.delay_ms / 2000.0, tap=args.tap)
 
 
 if __name__ == "__main__":

@@ -199,9 +199,10 @@ def tcp_params_from(ctx: MeasurementContext) -> TracerouteParams:
 def run(params: TracerouteParams) -> tuple[TracerouteResult, ...]:
     """Trace every target in each of its families; one result per (target, address).
 
-    A name with no address of a family, or a family the probe has no default
-    route of, is left out (an IPv4-only line is not an IPv6 failure); a target
-    with nothing left to trace is one FAILED result saying why."""
+    A family the target has no address of, or the line no route for, is left
+    out; a target with nothing left to trace is one result saying why: SKIPPED
+    when only routes were missing (an IPv4-only line is not an IPv6 failure),
+    else FAILED."""
     from scapy import VERSION as scapy_version  # only here: see the module's docstring
 
     deadline = time.monotonic() + params.timeout_s
@@ -213,9 +214,10 @@ def run(params: TracerouteParams) -> tuple[TracerouteResult, ...]:
             server=target,
             server_port=params.port,
         )
-        addresses, why = _addresses(target, params)
+        addresses, why, no_route_only = _addresses(target, params)
         if not addresses:
-            results.append(_failed(params, method, target, why, ReasonKind.NETWORK_ERROR))
+            kind = ReasonKind.NOT_CONFIGURED if no_route_only else ReasonKind.NETWORK_ERROR
+            results.append(_failed(params, method, target, why, kind))
             continue
         for address in addresses:
             if time.monotonic() >= deadline:
@@ -234,9 +236,11 @@ def run(params: TracerouteParams) -> tuple[TracerouteResult, ...]:
 def _failed(
     params: TracerouteParams, method: Method, target: str, why: str, kind: ReasonKind
 ) -> TracerouteResult:
+    """A trace that could not be made (NOT_CONFIGURED: the line lacks the
+    family, a SKIPPED result)."""
     return TracerouteResult(
         measured_at=datetime.now(UTC),
-        status=Status.FAILED,
+        status=Status.SKIPPED if kind is ReasonKind.NOT_CONFIGURED else Status.FAILED,
         status_reason=why,
         status_reason_kind=kind,
         method=method,
@@ -256,34 +260,31 @@ def _is_literal(host: str) -> bool:
     return True
 
 
-def _addresses(target: str, params: TracerouteParams) -> tuple[list[str], str]:
-    """The target's addresses to trace (one per family), or none and why."""
+def _addresses(target: str, params: TracerouteParams) -> tuple[list[str], str, bool]:
+    """The target's addresses to trace (one per family it has and the line
+    routes), or none, why, and whether only routes were missing (the line
+    lacks the family: nothing to trace, not a failure)."""
     if _is_literal(target):
-        family = pathnet.family_of(target)
-        if not pathnet.has_default_route(family, params.interface) and not _routable(
-            target, params.interface
-        ):
-            return [], f"no {family} route to {target}"
-        return [target], ""
-    found: list[str] = []
-    reasons: list[str] = []
-    for family in params.families:
-        try:
-            infos = socket.getaddrinfo(
-                target,
-                None,
-                socket.AF_INET6 if family is IpFamily.IPV6 else socket.AF_INET,
-                socket.SOCK_DGRAM,
-            )
-        except socket.gaierror as exc:
-            reasons.append(f"{target} has no {family} address ({exc.strerror})")
-            continue
-        address = str(infos[0][4][0])
-        if _routable(address, params.interface):
-            found.append(address)
-        else:
-            reasons.append(f"no {family} route to {address}")
-    return found, "; ".join(reasons)
+        candidates = [target]
+        reasons: list[str] = []
+    else:
+        candidates, reasons = [], []
+        for family in params.families:
+            try:
+                infos = socket.getaddrinfo(
+                    target,
+                    None,
+                    socket.AF_INET6 if family is IpFamily.IPV6 else socket.AF_INET,
+                    socket.SOCK_DGRAM,
+                )
+            except socket.gaierror as exc:
+                reasons.append(f"{target} has no {family} address ({exc.strerror})")
+                continue
+            candidates.append(str(infos[0][4][0]).split("%")[0])
+    found = [a for a in candidates if _routable(a, params.interface)]
+    unroutable = [a for a in candidates if a not in found]
+    reasons += [f"no {pathnet.family_of(a)} route to {a} on this line" for a in unroutable]
+    return found, "; ".join(reasons), bool(unroutable) and len(reasons) == len(unroutable)
 
 
 def _routable(address: str, interface: str) -> bool:
@@ -596,6 +597,16 @@ def _collect(tracer: _Tracer, waiting: list[_Probe], until: float) -> None:
                     continue
                 number, answer_fields = matched
                 probe = tracer.probes.get(number)
+                if (
+                    probe is not None
+                    and probe.answer is not None
+                    and tracer.params.protocol is TracerouteProtocol.TCP
+                    and answer_fields["from_target"]
+                ):
+                    # The target answers a second SYN of the same flow with an
+                    # ACK of the first one (RFC 5961's challenge ACK): it is the
+                    # answer to the oldest probe of this hop still waiting.
+                    probe = next((p for p in waiting if p.answer is None), None)
                 if probe is None or probe.answer is not None:
                     continue
                 probe.answer = _Answer(rtt_ms=(received_ns - probe.sent_ns) / 1e6, **answer_fields)
