@@ -4,8 +4,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Debian packages the agent, the reference server and the emulated city use;
 # Pango and DejaVu for the report's PDF (WeasyPrint), poppler-utils to read it back;
-# Debian's headless Chromium for the tests that load the maps and the API offline.
-DEB_PKGS := iperf3 libiperf0 iproute2 procps iputils-ping \
+# Debian's headless Chromium for the tests that load the maps and the API offline;
+# nftables for the routed city's home routers (NAT) and its black-hole path.
+DEB_PKGS := iperf3 libiperf0 iproute2 procps iputils-ping nftables \
 	libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils \
 	chromium-headless-shell
 
