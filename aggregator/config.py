@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from analysis.constants import BASELINE_KINDS, BASELINE_PREFERENCE
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -104,6 +106,24 @@ class AggregatorConfig(_Strict):
     # Seconds between the API's looks for a new snapshot, whose default
     # indicator set it then computes ahead of the first request.
     api_poll_s: float = Field(default=5.0, gt=0)
+    # The order the doubling ratio tries its 2024 baselines in (indicators,
+    # map, report and the API, unless a request names one); kinds left out
+    # come after, in the default order (docs/indicators.md, "The 2024 baseline").
+    baseline_order: tuple[str, ...] = BASELINE_PREFERENCE
+
+    @field_validator("baseline_order")
+    @classmethod
+    def _known_kinds_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        expected = ", ".join(BASELINE_KINDS)
+        if not value:
+            raise ValueError(f"name at least one baseline of {expected}")
+        unknown = [kind for kind in value if kind not in BASELINE_KINDS]
+        if unknown:
+            raise ValueError(f"unknown baseline {', '.join(unknown)}; expected {expected}")
+        twice = sorted({kind for kind in value if value.count(kind) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} named more than once")
+        return value
 
     @field_validator("api_listen")
     @classmethod

@@ -12,7 +12,7 @@ CLI prints that text, the API sends it (and the accepted list) in its 404 or
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 from analysis import constants as k
@@ -92,15 +92,16 @@ def check_grouping(by: str | None) -> Grouping | None:
     raise RequestRefused("grouping", by, GROUPINGS)
 
 
-def check_baseline(baseline: str | None) -> tuple[str, ...]:
+def check_baseline(
+    baseline: str | None, default: Sequence[str] = k.BASELINE_PREFERENCE
+) -> tuple[str, ...]:
     """The 2024 baselines the doubling ratio tries, in order: `baseline`
-    first when one is asked for (probes, ookla_tiles, imported), else the
-    usual preference."""
-    if baseline is None:
-        return k.BASELINE_PREFERENCE
-    if baseline not in k.BASELINE_KINDS:
+    first when one is asked for (probes, ookla_tiles, imported), then
+    `default` (aggregator.toml's baseline_order where the caller has one)."""
+    if baseline is not None and baseline not in k.BASELINE_KINDS:
         raise RequestRefused("baseline", baseline, k.BASELINE_KINDS)
-    return (baseline,)
+    first = () if baseline is None else (baseline,)
+    return tuple(dict.fromkeys([*first, *default]))
 
 
 def check_lang(lang: str) -> Lang:

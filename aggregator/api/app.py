@@ -83,6 +83,9 @@ class ApiSettings:
     # Seconds between looks for a new snapshot; None: no background look
     # (the default set is then computed on the first request).
     poll_s: float | None = 5.0
+    # The doubling ratio's order of 2024 baselines where a request names
+    # none (aggregator.toml's baseline_order).
+    baselines: tuple[str, ...] = BASELINE_PREFERENCE
 
 
 # Query parameters several routes share (module level: FastAPI resolves the
@@ -172,6 +175,7 @@ class Service:
         self.source = settings.source
         self.answers = Answers(settings.cache_entries)
         self.poll_s = settings.poll_s
+        self.baselines = settings.baselines
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.warmed: Identity | None = None
@@ -252,7 +256,15 @@ class Service:
             return None
         if self.warmed != identity:
             period = check_period(default_period())
-            self.indicators(identity, period, ward=None, by=None, synthetic=False, city_only=False)
+            self.indicators(
+                identity,
+                period,
+                ward=None,
+                by=None,
+                synthetic=False,
+                city_only=False,
+                baselines=self.baselines,
+            )
             self.warmed = identity
         return identity
 
@@ -403,7 +415,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             str | None,
             Query(
                 description="The 2024 baseline the doubling ratio uses first: probes, "
-                "ookla_tiles or imported (default: in that order)."
+                "ookla_tiles or imported (default: the aggregator's baseline_order)."
             ),
         ] = None,
     ) -> Response:
@@ -412,7 +424,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         parsed = period_of(period)
         try:
             grouping = check_grouping(by)
-            baselines = check_baseline(baseline)
+            baselines = check_baseline(baseline, service.baselines)
             code = None if ward is None else check_ward(ward)
         except RequestRefused as err:
             raise _refused(err, 422) from None
@@ -473,6 +485,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             parsed,
             by=report_grouping(indicator, grouping),
             synthetic=synthetic,
+            baselines=service.baselines,
         )
         try:
             layers = request_layers(report, indicator, group, fmt)
@@ -515,7 +528,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 service.answers.get(
                     (identity, "yearly", year, "html", language, synthetic),
                     lambda: service._compute(
-                        lambda con: build_report_html(con, year, language, synthetic)
+                        lambda con: build_report_html(
+                            con, year, language, synthetic, baselines=service.baselines
+                        )
                     ),
                 )
             )
@@ -549,7 +564,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
         def compute() -> bytes:
             report = service._compute(
                 lambda con: compute_indicators(
-                    con, parsed, synthetic=synthetic, keep_probe_values=True
+                    con,
+                    parsed,
+                    synthetic=synthetic,
+                    keep_probe_values=True,
+                    baselines=service.baselines,
                 )
             )
             plan = sampling_plan(report)

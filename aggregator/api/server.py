@@ -102,6 +102,7 @@ def run_api(config: AggregatorConfig, listen: str) -> None:
             tokens=ApiTokenStore.in_state_dir(config.state_dir),
             cache_entries=config.api_cache_entries,
             poll_s=config.api_poll_s,
+            baselines=config.baseline_order,
         )
     )
     sock = _bind(listen)

@@ -63,8 +63,8 @@ def indicators(
         str | None,
         typer.Option(
             help="The 2024 baseline the doubling ratio uses first where a scope has it: "
-            "probes, ookla_tiles or imported (default: probes, then ookla_tiles, then "
-            "imported; every one is shown beside it)."
+            "probes, ookla_tiles or imported (default: the config's baseline_order, else "
+            "probes, then ookla_tiles, then imported; every one is shown beside it)."
         ),
     ] = None,
     config: ConfigOption = None,
@@ -96,7 +96,7 @@ def indicators(
     if output_format not in ("table", "csv", "json"):
         raise typer.BadParameter("expected table, csv or json", param_hint="--format")
     try:
-        baselines = check_baseline(baseline)
+        check_baseline(baseline)
     except RequestRefused as err:
         raise typer.BadParameter(str(err), param_hint="--baseline") from None
     # A code of no ward would get a table of "insufficient data", as if the
@@ -105,11 +105,10 @@ def indicators(
         ward = None if ward is None else check_ward(ward)
     except RequestRefused as err:
         raise fail(str(err)) from None
-    if store is None:
-        cfg = config_or_exit(config)
-        path = existing_store(cfg.snapshot_path or cfg.store_path)
-    else:
-        path = existing_store(store)
+    # read with --store too: its baseline_order is the default of --baseline
+    cfg = config_or_exit(config)
+    baselines = check_baseline(baseline, cfg.baseline_order)
+    path = existing_store(store or cfg.snapshot_path or cfg.store_path)
     try:
         con = open_store(path)
     except duckdb.Error as err:

@@ -69,18 +69,20 @@ def map_command(
         language = check_lang(lang)
     except RequestRefused as err:
         raise usage_error(str(err)) from None
-    if store is None:
-        cfg = config_or_exit(config)
-        path = existing_store(cfg.snapshot_path or cfg.store_path)
-    else:
-        path = existing_store(store)
+    # read with --store too: its baseline_order orders the doubling ratio's baselines
+    cfg = config_or_exit(config)
+    path = existing_store(store or cfg.snapshot_path or cfg.store_path)
     try:
         con = open_store(path)
     except duckdb.Error as err:
         raise store_failure(path, err) from None
     try:
         report = compute_indicators(
-            con, parsed, by=report_grouping(indicator, check_by(by)), synthetic=synthetic
+            con,
+            parsed,
+            by=report_grouping(indicator, check_by(by)),
+            synthetic=synthetic,
+            baselines=cfg.baseline_order,
         )
     except StoreTooOld as err:
         raise usage_error(f"{path}: {err}") from None

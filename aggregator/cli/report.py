@@ -53,17 +53,15 @@ def report_command(
         language = check_lang(lang)  # as the HTTP API refuses it (analysis/requests.py)
     except RequestRefused as err:
         raise usage_error(str(err)) from None
-    if store is None:
-        cfg = config_or_exit(config)
-        path = existing_store(cfg.snapshot_path or cfg.store_path)
-    else:
-        path = existing_store(store)
+    # read with --store too: its baseline_order orders the doubling ratio's baselines
+    cfg = config_or_exit(config)
+    path = existing_store(store or cfg.snapshot_path or cfg.store_path)
     try:
         con = open_store(path)
     except duckdb.Error as err:
         raise store_failure(path, err) from None
     try:
-        written = write_report(con, year, out, language, synthetic)
+        written = write_report(con, year, out, language, synthetic, baselines=cfg.baseline_order)
     except StoreTooOld as err:
         raise usage_error(f"{path}: {err}") from None
     except duckdb.Error as err:

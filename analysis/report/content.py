@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Final
@@ -788,9 +788,10 @@ def _comparison(c: BaselineComparison, lang: Lang) -> str:
     return f"{what[:1].upper()}{what[1:]}; {like}; {'tỷ lệ' if vi else 'ratio'} {ratio}{used}."
 
 
-def _baseline(report: IndicatorReport, lang: Lang) -> list[str]:
+def _baseline(report: IndicatorReport, lang: Lang, preference: Sequence[str]) -> list[str]:
     """Every 2024 baseline of the city's ratio (compute_indicators lists them
-    on the figure), which one it uses, and the order they are preferred in."""
+    on the figure), which one it uses, and the order they are preferred in
+    (`preference`: the order compute_indicators was given)."""
     year = k.BASELINE_YEAR
     city = next(
         (
@@ -814,7 +815,7 @@ def _baseline(report: IndicatorReport, lang: Lang) -> list[str]:
         "ookla_tiles": ("dữ liệu mở Ookla", "Ookla's open data"),
         "imported": ("số liệu nhập", "imported figures"),
     }
-    order = ", ".join(names.get(b, (b, b))[0 if lang == "vi" else 1] for b in k.BASELINE_PREFERENCE)
+    order = ", ".join(names.get(b, (b, b))[0 if lang == "vi" else 1] for b in preference)
     out.append(
         f"Chỉ tiêu dùng số liệu gốc đầu tiên có được theo thứ tự: {order}; mỗi phường, xã "
         "dùng số liệu gốc của chính nó (docs/indicators.md, «The 2024 baseline»)."
@@ -833,14 +834,20 @@ def gather(
     *,
     generated: datetime | None = None,
     map_png: MapPng = png_bytes,
+    baselines: Sequence[str] = k.BASELINE_PREFERENCE,
 ) -> ReportContent:
     """Everything the yearly report says, for `year` (Cần Thơ's calendar year).
     `map_png` draws a layer's printed map (analysis/maps/png.py's, unless the
-    caller has them drawn already, as the demo has)."""
+    caller has them drawn already, as the demo has). `baselines` orders the
+    doubling ratio's 2024 baselines, as compute_indicators' does."""
     if lang not in labels.LANGS:
         raise ValueError(f"unknown language {lang!r}; accepted: {', '.join(labels.LANGS)}")
     period = parse_period(f"{year:04d}")
-    report = compute_indicators(con, period, synthetic=synthetic, keep_probe_values=True)
+    report = compute_indicators(
+        con, period, synthetic=synthetic, keep_probe_values=True, baselines=baselines
+    )
+    # kinds left out come after, as compute_indicators orders them
+    preference = tuple(dict.fromkeys([*baselines, *k.BASELINE_PREFERENCE]))
     plan = sampling_plan(report)
     g = _Gatherer(report, plan, lang, year, map_png)
     w = g.w
@@ -918,7 +925,7 @@ def gather(
             for code, n in sorted(_count_by(counts, False).items(), key=lambda kv: int(kv[0]))
         ),
         validity=_validity(lang),
-        baseline=tuple(_baseline(report, lang)),
+        baseline=tuple(_baseline(report, lang, preference)),
         method=_method(lang),
         exclusions=tuple(
             ExclusionRow(

@@ -14,6 +14,7 @@ import duckdb
 import jinja2
 import markupsafe
 
+from analysis.constants import BASELINE_PREFERENCE
 from analysis.labels import Lang
 from analysis.maps.png import png_bytes
 from analysis.report.content import MapPng, ReportContent, gather
@@ -73,10 +74,16 @@ def build_report_html(
     *,
     generated: datetime | None = None,
     map_png: MapPng = png_bytes,
+    baselines: Sequence[str] = BASELINE_PREFERENCE,
 ) -> str:
     """The yearly report for `year` in `lang` (Vietnamese by default) as one
-    self-contained HTML page, from the store or snapshot on `con`."""
-    return render_html(gather(con, year, lang, synthetic, generated=generated, map_png=map_png))
+    self-contained HTML page, from the store or snapshot on `con`; `baselines`
+    orders the doubling ratio's 2024 baselines (compute_indicators')."""
+    return render_html(
+        gather(
+            con, year, lang, synthetic, generated=generated, map_png=map_png, baselines=baselines
+        )
+    )
 
 
 def html_to_pdf(html: str) -> bytes:
@@ -102,9 +109,11 @@ def write_report(
     out: Path,
     lang: Lang = "vi",
     synthetic: bool = False,
+    *,
+    baselines: Sequence[str] = BASELINE_PREFERENCE,
 ) -> Path:
     """Write the yearly report to `out`, HTML or PDF by its suffix."""
-    return write_reports(con, year, [out], lang, synthetic)[0]
+    return write_reports(con, year, [out], lang, synthetic, baselines=baselines)[0]
 
 
 def write_reports(
@@ -115,10 +124,11 @@ def write_reports(
     synthetic: bool = False,
     *,
     map_png: MapPng = png_bytes,
+    baselines: Sequence[str] = BASELINE_PREFERENCE,
 ) -> list[Path]:
     """The same report written to several files (HTML and PDF), gathered once."""
     suffixes = [check_suffix(out) for out in outs]
-    html = build_report_html(con, year, lang, synthetic, map_png=map_png)
+    html = build_report_html(con, year, lang, synthetic, map_png=map_png, baselines=baselines)
     for out, suffix in zip(outs, suffixes, strict=True):
         if suffix == ".pdf":
             out.write_bytes(html_to_pdf(html))

@@ -5,6 +5,7 @@ figures below are worked out by hand in tests/analysis/test_ookla.py)."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 from datetime import UTC, datetime
@@ -221,3 +222,72 @@ def test_indicators_show_every_baseline(with_tiles: Path) -> None:
 
     refused = _invoke(*args, "--baseline", "vnnic")
     assert refused.exit_code == 2 and "probes, ookla_tiles, imported" in refused.output
+
+
+def test_aggregator_toml_baseline_order_is_what_the_commands_use(
+    with_tiles: Path, tmp_path: Path
+) -> None:
+    """baseline_order in aggregator.toml orders the ratio's baselines for
+    `indicators`, `map` and `report` when the command names none; --baseline
+    still puts its kind first, then the configured order."""
+    store = tmp_path / "store.duckdb"
+    store.write_bytes(with_tiles.read_bytes())
+    figures = tmp_path / "vnnic.csv"
+    figures.write_text(
+        "scope,ward_code,year,network_kind,access_tech,statistic,value_mbps,sample_size,source\n"
+        "city,,2024,mobile,,median,45.2,120000,VNNIC i-Speed 2024\n"
+        f"ward,{CAI_KHE},2024,mobile,,mean,20.0,,Sở KH&CN survey 2024\n",
+        "utf-8",
+    )
+    assert _invoke("baseline", "import", figures, "--store", store).exit_code == 0
+    config = tmp_path / "aggregator.toml"
+    config.write_text('baseline_order = ["imported", "probes"]\n', "utf-8")
+
+    def used(*extra: object) -> dict[str, str]:
+        args = ["indicators", "--period", "2026", "--synthetic", "--store", store, *extra]
+        done = _invoke(*args, "--format", "json")
+        assert done.exit_code == 0, done.output
+        return {
+            f["scope"]: next(b["baseline"] for b in f["baselines"] if b["used"])
+            for f in json.loads(done.output)["figures"]
+            if f["indicator"] == "mobile_download_ratio" and f["baselines"]
+        }
+
+    # without the config: Ookla's tiles first (the store has no 2024 probes)
+    assert used() == {
+        "city": "ookla_tiles",
+        str(CAI_KHE): "ookla_tiles",
+        str(NINH_KIEU): "ookla_tiles",
+    }
+    assert used("--config", config) == {
+        "city": "imported",
+        str(CAI_KHE): "imported",
+        str(NINH_KIEU): "ookla_tiles",  # no imported figure of its own: the next kind
+    }
+    assert used("--config", config, "--baseline", "ookla_tiles")["city"] == "ookla_tiles"
+
+    geojson = tmp_path / "ratio.geojson"
+    args = ["map", "--indicator", "mobile_download_ratio", "--period", "2026", "--synthetic"]
+    for extra, expected in (((), "ookla_tiles"), (("--config", config), "imported")):
+        done = _invoke(*args, "--store", store, "--out", geojson, *extra)
+        assert done.exit_code == 0, done.output
+        wards = {
+            f["properties"]["ward_code"]: f["properties"]["baseline"]
+            for f in json.loads(geojson.read_text("utf-8"))["features"]
+        }
+        assert wards[CAI_KHE] == expected
+
+    report = tmp_path / "report.html"
+    done = _invoke(
+        "report", "--year", 2026, "--synthetic", "--lang", "en", "--store", store,
+        "--out", report, "--config", config,
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    annex = html.unescape(report.read_text("utf-8"))
+    assert "ratio 2.20 × – the figure's value" in annex  # VNNIC's median, used
+    assert "in this order: imported figures, the system's own results, Ookla's open data" in annex
+
+    config.write_text('baseline_order = ["vnnic"]\n', "utf-8")
+    refused = _invoke(*args, "--store", store, "--out", geojson, "--config", config)
+    assert refused.exit_code == 2
+    assert "baseline_order" in refused.output and "probes, ookla_tiles, imported" in refused.output
