@@ -66,6 +66,8 @@ class PmtuParams:
     tries: int = 3  # echoes of one size before it counts as lost
     probe_timeout_s: float = 1.0  # how long one echo waits for its answer
     timeout_s: float = 60.0  # the whole search
+    dns_server: str = ""  # who resolves a target name ("" = the system's resolver)
+    dns_port: int = 53
 
     def __post_init__(self) -> None:
         if not 1 <= self.tries <= 10:
@@ -103,6 +105,8 @@ def params_from(ctx: MeasurementContext) -> PmtuParams:
         target=ctx.ipv6_only_host or ctx.dual_stack_host,
         interface=ctx.interface,
         timeout_s=ctx.timeout_s,
+        dns_server=ctx.dns_server,
+        dns_port=ctx.dns_port,
     )
 
 
@@ -128,8 +132,14 @@ def run(params: PmtuParams) -> Ipv6PmtuResult:
             status_reason_kind=ReasonKind.NOT_CONFIGURED,
             **common,
         )
+    addresses, why = pathnet.resolve(
+        params.target, IpFamily.IPV6, params.dns_server, params.dns_port
+    )
+    if not addresses:
+        return Ipv6PmtuResult(status=Status.FAILED, status_reason=why,
+                              status_reason_kind=ReasonKind.NETWORK_ERROR, **common)  # fmt: skip
+    target = addresses[0]
     try:
-        target = _resolve(params.target)
         source = pathnet.source_address(target, params.interface)
     except OSError as exc:
         return Ipv6PmtuResult(status=Status.FAILED,
@@ -193,14 +203,6 @@ def run(params: PmtuParams) -> Ipv6PmtuResult:
         **common,
         **figures,
     )
-
-
-def _resolve(target: str) -> str:
-    try:
-        return str(ipaddress.IPv6Address(target))
-    except ValueError:
-        infos = socket.getaddrinfo(target, None, socket.AF_INET6, socket.SOCK_DGRAM)
-        return str(infos[0][4][0]).split("%")[0]
 
 
 def _own_prefixes(interface: str) -> list[ipaddress.IPv6Network]:

@@ -18,6 +18,9 @@ import ipaddress
 import socket
 from pathlib import Path
 
+import dns.exception
+import dns.resolver
+
 from agent.measurements.base import IpFamily
 from agent.measurements.ipv6 import has_ipv6_default_route
 
@@ -39,6 +42,40 @@ _HOUSEHOLD_NETWORKS = tuple(
 # Linux's setsockopt/cmsg numbers the socket module lacks on some builds.
 IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
+
+
+def resolve(host: str, family: IpFamily, dns_server: str = "", dns_port: int = 53,
+            timeout_s: float = 5.0) -> tuple[list[str], str]:  # fmt: skip
+    """The addresses of `host` in `family` (a literal is its own), or none and
+    why. With `dns_server` set the name is asked of it (dnspython, as the IPv6
+    check does), else of the system's resolver (getaddrinfo)."""
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        return ([host], "") if family_of(host) is family else ([], f"{host} is not {family}")
+    if dns_server:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [dns_server]
+        resolver.port = dns_port
+        resolver.timeout = resolver.lifetime = timeout_s
+        rdtype = "AAAA" if family is IpFamily.IPV6 else "A"
+        try:
+            answer = resolver.resolve(host, rdtype, search=False)
+        except dns.exception.DNSException as exc:
+            return [], f"{host} has no {family} address ({exc})"
+        return [rdata.to_text() for rdata in answer], ""
+    try:
+        infos = socket.getaddrinfo(
+            host,
+            None,
+            socket.AF_INET6 if family is IpFamily.IPV6 else socket.AF_INET,
+            socket.SOCK_DGRAM,
+        )
+    except socket.gaierror as exc:
+        return [], f"{host} has no {family} address ({exc.strerror})"
+    return [str(info[4][0]).split("%")[0] for info in infos], ""
 
 
 def family_of(address: str) -> IpFamily:

@@ -105,6 +105,8 @@ class TracerouteParams:
     probe_timeout_s: float = 1.0  # how long a hop's probes wait for their answers
     interface: str = ""  # send on this interface ("" = routing decides)
     timeout_s: float = 120.0  # the whole run, every target
+    dns_server: str = ""  # who resolves target names ("" = the system's resolver)
+    dns_port: int = 53
 
     def __post_init__(self) -> None:
         if not self.targets or not all(self.targets):
@@ -177,6 +179,8 @@ def _params_from(ctx: MeasurementContext, protocol: TracerouteProtocol) -> Trace
         silent_hops=ctx.traceroute_silent_hops,
         interface=ctx.interface,
         timeout_s=ctx.timeout_s,
+        dns_server=ctx.dns_server,
+        dns_port=ctx.dns_port,
     )
 
 
@@ -264,23 +268,15 @@ def _addresses(target: str, params: TracerouteParams) -> tuple[list[str], str, b
     """The target's addresses to trace (one per family it has and the line
     routes), or none, why, and whether only routes were missing (the line
     lacks the family: nothing to trace, not a failure)."""
-    if _is_literal(target):
-        candidates = [target]
-        reasons: list[str] = []
-    else:
-        candidates, reasons = [], []
-        for family in params.families:
-            try:
-                infos = socket.getaddrinfo(
-                    target,
-                    None,
-                    socket.AF_INET6 if family is IpFamily.IPV6 else socket.AF_INET,
-                    socket.SOCK_DGRAM,
-                )
-            except socket.gaierror as exc:
-                reasons.append(f"{target} has no {family} address ({exc.strerror})")
-                continue
-            candidates.append(str(infos[0][4][0]).split("%")[0])
+    candidates: list[str] = []
+    reasons: list[str] = []
+    families = [pathnet.family_of(target)] if _is_literal(target) else params.families
+    for family in families:
+        addresses, why = pathnet.resolve(target, family, params.dns_server, params.dns_port)
+        if addresses:
+            candidates.append(addresses[0])
+        else:
+            reasons.append(why)
     found = [a for a in candidates if _routable(a, params.interface)]
     unroutable = [a for a in candidates if a not in found]
     reasons += [f"no {pathnet.family_of(a)} route to {a} on this line" for a in unroutable]

@@ -20,6 +20,7 @@ from agent.measurements.traceroute import (
     run,
     summarise,
 )
+from tests.agent.measurements.services import DnsResponder
 
 
 def _answer(address: str, rtt_ms: float, *, target: bool = False) -> _Answer:
@@ -154,3 +155,17 @@ def test_a_name_that_does_not_resolve_is_a_failed_result_that_says_so() -> None:
     )
     assert result.status is Status.FAILED
     assert "no-such-host.invalid has no ipv4 address" in result.status_reason
+
+
+@pytest.mark.skipif(not _ROOT, reason="raw sockets need CAP_NET_RAW (run as root)")
+def test_a_target_name_is_asked_of_the_configured_resolver() -> None:
+    # As the IPv6 check does: the reference server's DNS, not the system's.
+    records = {"ref.wardprobe.test.": {"A": ["127.0.0.1"]}}
+    with DnsResponder(records) as dns:
+        (result,) = run(
+            TracerouteParams(protocol=TracerouteProtocol.ICMP, targets=("ref.wardprobe.test",),
+                             dns_server="127.0.0.1", dns_port=dns.port, probe_timeout_s=2.0)
+        )  # fmt: skip
+    assert (result.status, result.target, result.hop_count) == (Status.OK, "127.0.0.1", 1)
+    assert ("ref.wardprobe.test.", "A") in dns.queries
+    assert result.method.server == "ref.wardprobe.test"
