@@ -11,6 +11,11 @@ Two ports:
 - enrolment (TLS, server-authenticated): `Enrolment`, where a probe trades a
   bootstrap token and a CSR for its certificate;
 - ingest (mTLS, client certificate required): `Ingest` and `ProbeConfig`.
+Both answer grpc.health.v1 too; for the operator, optionally, the same
+health in plaintext on `health_listen`, Prometheus metrics on
+`metrics_listen` (aggregator/monitoring.py), and always the control socket
+that `wardprobe-aggregator backup` asks for a copy of the store
+(aggregator/backup.py).
 
 No exception text reaches a client: an error a handler did not expect ends
 the call with INTERNAL and a fixed message (`_InternalErrorsStayInside`);
@@ -28,9 +33,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import grpc
+from grpc_health.v1 import health_pb2_grpc
 
-from aggregator.config import AggregatorConfig
+from aggregator.backup import ControlServer
+from aggregator.config import AggregatorConfig, split_listen
 from aggregator.enrolment.ca import CertificateAuthority, server_credentials
 from aggregator.enrolment.registry import ProbeRecord, ProbeRegistry
 from aggregator.enrolment.service import EnrolmentServicer
@@ -40,6 +48,7 @@ from aggregator.ingest.service import IngestServicer, ProbeConfigServicer
 from aggregator.ingest.snapshot import snapshot_loop
 from aggregator.ingest.store import ProbeRow, Store
 from aggregator.ingest.tables import RESULT_TABLES
+from aggregator.monitoring import IngestMetrics, MetricsServer, StoreHealth
 from analysis.wards import can_tho_wards, ward_name
 from wardprobe.v1 import enrolment_pb2_grpc
 
@@ -148,7 +157,12 @@ class Aggregator:
         schemas = {t: self.store.arrow_schema(t) for t in RESULT_TABLES}
         known_wards = frozenset(can_tho_wards())
         self.converter = BatchConverter(schemas, known_wards, self.limits)
-        self.committer = GroupCommitter(self.store, self.converter)
+        self.health = StoreHealth()
+        self.metrics = IngestMetrics(
+            self.registry, config.store_path, config.snapshot_path, self.health
+        )
+        self.metrics.seen_at(self._last_received())
+        self.committer = GroupCommitter(self.store, self.converter, observer=self.metrics)
         # forkserver: never fork a process that already runs gRPC's threads.
         self.readers = ProcessPoolExecutor(
             max_workers=config.ingest_read_workers,
@@ -158,8 +172,21 @@ class Aggregator:
         self._sync_task: asyncio.Task[None] | None = None
         self._snapshot_task: asyncio.Task[None] | None = None
         self._synced: list[ProbeRow] | None = None
+        self._metrics_server: MetricsServer | None = None
+        self.control = ControlServer(self.store, config.state_dir)
         self.ingest_port = 0
         self.enrol_port = 0
+        self.health_port = 0  # 0: no plaintext health port
+        self.metrics_port = 0  # 0: no metrics
+
+    def _last_received(self) -> dict[str, float]:
+        """Each probe's newest result in the store (unix seconds): its last
+        contact as far as this process, just started, can tell."""
+        union = " union all ".join(f"select probe_id, received_at from {t}" for t in RESULT_TABLES)
+        rows = self.store.query(
+            f"select probe_id::varchar, epoch(max(received_at)) from ({union}) group by all"
+        )
+        return {str(probe): float(when) for probe, when in rows}
 
     async def start(self) -> None:
         """Bind both ports and start serving."""
@@ -170,18 +197,25 @@ class Aggregator:
         ]
         self.committer.start()
         self.sync_probes()
+        await self.health.start()
 
         ingest = grpc.aio.server(options=options, interceptors=[_InternalErrorsStayInside()])
         ingest.add_generic_rpc_handlers(
             (
                 IngestServicer(
-                    self.registry, self.converter, self.committer, self.limits, self.readers
+                    self.registry,
+                    self.converter,
+                    self.committer,
+                    self.limits,
+                    self.readers,
+                    self.metrics,
                 ).handler(),
             )
         )
         enrolment_pb2_grpc.add_ProbeConfigServicer_to_server(
-            ProbeConfigServicer(self.registry, self.config), ingest
+            ProbeConfigServicer(self.registry, self.config, self.metrics), ingest
         )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, ingest)
         self.ingest_port = ingest.add_secure_port(
             self.config.ingest_listen,
             server_credentials(self.config.state_dir, require_client_auth=True),
@@ -195,9 +229,23 @@ class Aggregator:
             self.config.enrol_listen,
             server_credentials(self.config.state_dir, require_client_auth=False),
         )
-        for server in (ingest, enrol):
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, enrol)
+        servers = [ingest, enrol]
+        if self.config.health_listen is not None:
+            # Health alone, in plaintext: what a local check or load balancer
+            # can ask without the probes' client certificates.
+            plain = grpc.aio.server(options=options)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, plain)
+            self.health_port = plain.add_insecure_port(self.config.health_listen)
+            servers.append(plain)
+        for server in servers:
             await server.start()
             self._servers.append(server)
+        await self.control.start()
+        if self.config.metrics_listen is not None:
+            host, port = split_listen(self.config.metrics_listen)
+            self._metrics_server = MetricsServer(self.metrics, host, port)
+            self.metrics_port = self._metrics_server.port
         self._sync_task = asyncio.create_task(self._sync_loop(), name="probe-sync")
         if self.config.snapshot_path is not None:
             self._snapshot_task = asyncio.create_task(
@@ -213,23 +261,34 @@ class Aggregator:
             self.config.store_path,
         )
 
-    def sync_probes(self) -> None:
-        """Mirror the registry's probes into the store's `probes` table when they changed."""
+    def sync_probes(self) -> bool:
+        """Mirror the registry's probes into the store's `probes` table when
+        they changed; whether it wrote."""
         rows = [_probe_row(r) for r in self.registry.list_probes()]
         if rows != self._synced:
             self.store.replace_probes(rows)
             self._synced = rows
+            return True
+        return False
 
     async def _sync_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.probe_sync_interval_s)
             try:
-                await asyncio.to_thread(self.sync_probes)
+                wrote = await asyncio.to_thread(self.sync_probes)
+            except duckdb.Error as err:  # a write to the store: the health follows it
+                log.exception("probe registry sync failed; will retry")
+                self.metrics.store_write(err)
             except Exception:
                 log.exception("probe registry sync failed; will retry")
+            else:
+                if wrote:
+                    self.metrics.store_write(None)
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight streams finish their commits, close the store."""
+        await self.health.shut_down()  # NOT_SERVING while the streams finish
+        await self.control.stop()
         for server in self._servers:
             await server.stop(self.config.grace_period_s)
         if self._sync_task is not None:
@@ -243,6 +302,8 @@ class Aggregator:
         await asyncio.to_thread(self.sync_probes)
         self.store.checkpoint()
         self.store.close()
+        if self._metrics_server is not None:
+            self._metrics_server.stop()
 
     async def __aenter__(self) -> Aggregator:
         await self.start()

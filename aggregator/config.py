@@ -110,6 +110,12 @@ class AggregatorConfig(_Strict):
     # map, report and the API, unless a request names one); kinds left out
     # come after, in the default order (docs/indicators.md, "The 2024 baseline").
     baseline_order: tuple[str, ...] = BASELINE_PREFERENCE
+    # The operator's view (aggregator/monitoring.py, docs/operations.md):
+    # grpc.health.v1 alone, in plaintext, on this host:port (the ingest and
+    # enrolment ports answer it too, over their TLS); None: off.
+    health_listen: str | None = None
+    # Prometheus metrics over HTTP (GET /metrics) on this host:port; None: off.
+    metrics_listen: str | None = None
 
     @field_validator("baseline_order")
     @classmethod
@@ -125,7 +131,7 @@ class AggregatorConfig(_Strict):
             raise ValueError(f"{', '.join(twice)} named more than once")
         return value
 
-    @field_validator("api_listen")
+    @field_validator("api_listen", "health_listen", "metrics_listen")
     @classmethod
     def _host_and_port(cls, value: str | None) -> str | None:
         if value is not None:

@@ -3,7 +3,7 @@
 One typer app (the `wardprobe-aggregator` entry point is `aggregator.cli:app`)
 for all three deployables; each command group is a module of this package:
 serve.py (`serve`), admin.py (`ca`, `token`, `probe`), api.py (`api serve`,
-`api-token`), indicators.py
+`api-token`), backup.py (`backup`, `restore`), indicators.py
 (`indicators`, `baseline`), maps.py (`map`), report.py (`report`), reference.py
 (`reference-server`), and
 support.py what they share (aggregator.toml and the store, refused in one
@@ -21,6 +21,7 @@ from rich.console import Console
 
 from aggregator.cli.admin import ca_app, probe_app, token_app
 from aggregator.cli.api import api_app, api_token_app
+from aggregator.cli.backup import backup_command, restore_command
 from aggregator.cli.indicators import baseline_app, indicators
 from aggregator.cli.maps import map_command
 from aggregator.cli.reference import reference_app
@@ -55,6 +56,8 @@ app.command("indicators")(indicators)
 app.command("map")(map_command)
 app.command("report")(report_command)
 app.command("serve")(serve)
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 
 
 @app.command()

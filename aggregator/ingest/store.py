@@ -129,9 +129,18 @@ class Store:
                     stored[table] = keep
                 self._con.execute("commit")
             except BaseException:
-                self._con.execute("rollback")
+                self._rollback()
                 raise
         return stored
+
+    def _rollback(self) -> None:
+        """Undo a failed transaction. A commit that failed (a full disk) has
+        ended it already: the rollback then has nothing to undo, and its own
+        error must not replace the commit's, which says what is wrong."""
+        try:
+            self._con.execute("rollback")
+        except duckdb.TransactionException as err:
+            log.debug("rollback after a failed commit: %s", err)
 
     def _index_result_ids(self) -> None:
         """A store from before `result_ids` (or one the synthetic generator
@@ -204,7 +213,7 @@ class Store:
                     )
                 self._con.execute("commit")
             except BaseException:
-                self._con.execute("rollback")
+                self._rollback()
                 raise
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

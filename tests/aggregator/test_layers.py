@@ -20,7 +20,23 @@ ALLOWED = {
     "aggregator.enrolment": {"aggregator.rich_status"},
     "aggregator.ingest": {"aggregator.enrolment", "aggregator.config", "aggregator.rich_status"},
     "aggregator.reference": set(),
-    "aggregator.central": {"aggregator.enrolment", "aggregator.ingest", "aggregator.config"},
+    "aggregator.central": {
+        "aggregator.enrolment",
+        "aggregator.ingest",
+        "aggregator.config",
+        "aggregator.monitoring",
+        "aggregator.backup",
+    },
+    # The operator's health and metrics watch ingest and read the registry.
+    "aggregator.monitoring": {"aggregator.enrolment", "aggregator.ingest"},
+    # Backup copies the store (through the running aggregator), the CA and
+    # the registries: it names their files.
+    "aggregator.backup": {
+        "aggregator.api",
+        "aggregator.config",
+        "aggregator.enrolment",
+        "aggregator.ingest",
+    },
     "aggregator.config": set(),
     "aggregator.rich_status": set(),
 }
