@@ -35,7 +35,7 @@ from agent.plan import MAX_HELD_RESULTS
 from agent.preflight import PreflightLimits
 from agent.spool import Spool, SpoolFull
 from agent.uploader import Uploader, UploadSettings
-from agent.wire import ProbeContext, to_json_dict, to_proto
+from agent.wire import ProbeContext, flat_text, to_json_dict, to_proto
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, results_pb2
 
 log = logging.getLogger(__name__)
@@ -390,8 +390,9 @@ def _tag_radio(
     if first is not None and first.access_tech is not None:
         body.access_tech = _access_tech_value(first.access_tech)
     if named is not None:
-        body.mcc_mnc = named.mcc_mnc
-        body.operator_name = named.operator_name
+        # Flattened as to_proto flattens the observation's own message.
+        body.mcc_mnc = flat_text(named.mcc_mnc)
+        body.operator_name = flat_text(named.operator_name)
 
 
 def modem_status(result: CellularObservationResult) -> dict[str, object]:

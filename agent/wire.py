@@ -6,12 +6,20 @@ maps one onto the other by name, so a field added to both needs no code
 here. tests/agent/test_wire.py checks that every result field has its
 place in the proto. Which body member carries a measurement's result is
 in the measurement table (agent/measurements/__init__.py).
+
+Every text of a message `to_proto` makes is flattened on its way out
+(`flat_text`): the aggregator refuses a text that holds a control character
+or is longer than wardprobe.text.MAX_TEXT_CHARS, and a failure's reason
+often quotes a tool's or an exception's text, newlines and all. Flattening
+here, the one place every result passes, keeps a measurement from being
+refused for what the agent wrote itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -19,16 +27,23 @@ from typing import Any, cast
 import uuid6
 from google.protobuf import json_format
 from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
 
 from agent.clock import ClockState
 from agent.measurements import MEASUREMENTS
 from agent.measurements.base import MeasurementResult
+from wardprobe.text import MAX_TEXT_CHARS
 from wardprobe.v1 import results_pb2
 
 # Which oneof member of `Result` carries each measurement's body.
 BODY_FIELD_BY_MEASUREMENT = {name: entry.body for name, entry in MEASUREMENTS.items()}
 
 _ENVELOPE_FIELDS = {f.name for f in dataclasses.fields(MeasurementResult)}
+
+# A run of control characters (Unicode category Cc: C0, DEL, C1, the set the
+# aggregator refuses), with the spaces around it.
+_CONTROL_RUN = re.compile(r" *[\x00-\x1f\x7f-\x9f][\x00-\x1f\x7f-\x9f ]*")
+_CUT_MARK = "\u2026"  # "…": a person reading the text sees it was cut
 
 
 @dataclass(frozen=True)
@@ -101,7 +116,34 @@ def to_proto(
             if f.name not in _ENVELOPE_FIELDS
         },
     )
+    flatten_texts(message)
     return message
+
+
+def flat_text(text: str) -> str:
+    """A text the aggregator takes: each run of control characters (a line
+    feed, a tab, a NUL, ...) with the spaces around it becomes one space, a
+    run at either end goes, and a text longer than MAX_TEXT_CHARS is cut to
+    that length, its last character "…". Any other text is returned as it is."""
+    if _CONTROL_RUN.search(text) is not None:
+        text = _CONTROL_RUN.sub(" ", text).strip(" ")
+    if len(text) > MAX_TEXT_CHARS:
+        text = text[: MAX_TEXT_CHARS - len(_CUT_MARK)] + _CUT_MARK
+    return text
+
+
+def flatten_texts(message: Message) -> None:
+    """Apply `flat_text` to every text field of a message, in place, the
+    texts of its nested messages and lists (a traceroute's hops) too."""
+    for descriptor, value in message.ListFields():
+        if descriptor.type == FieldDescriptor.TYPE_MESSAGE:
+            for item in value if descriptor.is_repeated else (value,):
+                flatten_texts(item)
+        elif descriptor.type == FieldDescriptor.TYPE_STRING:
+            if descriptor.is_repeated:
+                value[:] = [flat_text(item) for item in value]
+            else:
+                setattr(message, descriptor.name, flat_text(value))
 
 
 def _fill(message: Any, values: dict[str, object]) -> None:

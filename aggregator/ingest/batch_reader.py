@@ -23,6 +23,7 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from google.rpc import code_pb2, error_details_pb2
 
 from aggregator.ingest.tables import RESULT_TABLES, TABLES, Row
+from wardprobe.text import MAX_TEXT_CHARS
 from wardprobe.v1 import ingest_pb2
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class IngestLimits:
     # A probe clock may run a little ahead; beyond this a time is refused.
     future_tolerance: timedelta = timedelta(minutes=10)
     oldest_measured_at: datetime = datetime(2020, 1, 1, tzinfo=UTC)
-    max_text_chars: int = 512
+    max_text_chars: int = MAX_TEXT_CHARS  # the agent cuts its texts to it too
 
 
 # Each kind's reader of one result (compiled in tables.py from its declaration).

@@ -19,7 +19,8 @@ from agent.measurements.ipv6_pmtu import Ipv6PmtuResult, PacketTooBig
 from agent.measurements.latency import LatencyResult
 from agent.measurements.throughput import Direction, ThroughputResult
 from agent.measurements.traceroute import TracerouteHop, TracerouteResult
-from agent.wire import BODY_FIELD_BY_MEASUREMENT, ProbeContext, to_json_dict, to_proto
+from agent.wire import BODY_FIELD_BY_MEASUREMENT, ProbeContext, flat_text, to_json_dict, to_proto
+from wardprobe.text import MAX_TEXT_CHARS
 from wardprobe.v1 import results_pb2
 
 PROBE = ProbeContext(probe_id="p", ward_code=31135, agent_version="0.1.0", network_kind="fixed")
@@ -102,3 +103,33 @@ def test_a_traceroutes_hops_travel_as_a_list_of_messages() -> None:
     )  # fmt: skip
     assert first.HasField("icmp_code") and first.icmp_code == 0  # 0 is a code, not "unset"
     assert not silent.HasField("icmp_type") and silent.loss_pct == 100.0
+
+
+def test_every_text_leaves_the_agent_flat_and_within_the_ingests_limit() -> None:
+    # A resolver's failure quotes an exception's text (newlines, tabs, a NUL):
+    # the aggregator would refuse the whole result for it.
+    result = DnsResult(
+        measured_at=datetime(2026, 11, 24, 1, 0, tzinfo=UTC),
+        status=Status.FAILED,
+        status_reason="no answer from 198.18.0.53:\n\ttimed out\x00 " + "x" * 600,
+        status_reason_kind=ReasonKind.NETWORK_ERROR,
+        method=Method(tool="dnspython", tool_version="dnspython\t2.6\r\n"),
+        resolver="198.18.0.53",
+        queries=(
+            DnsQuery(hostname="ref.example", rdtype="A", answers=("198.18.0.1\n",),
+                     failed=True, reason="Timeout:\nThe DNS operation timed out.\x85"),
+        ),
+    )  # fmt: skip
+
+    message = to_proto("dns", result, PROBE, ClockState.SYNCHRONISED)
+
+    reason = message.envelope.status_reason
+    assert reason.startswith("no answer from 198.18.0.53: timed out xxx")
+    assert len(reason) == MAX_TEXT_CHARS and reason.endswith("…")
+    assert message.envelope.method.tool_version == "dnspython 2.6"
+    (query,) = message.dns.queries
+    assert query.reason == "Timeout: The DNS operation timed out."
+    assert list(query.answers) == ["198.18.0.1"]
+    # Text without control characters, within the limit, is left exactly as it is.
+    assert query.hostname == "ref.example"
+    assert flat_text("Cần Thơ  —\u00a0©") == "Cần Thơ  —\u00a0©"
