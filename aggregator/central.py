@@ -27,10 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -44,6 +42,7 @@ from aggregator.enrolment.registry import ProbeRecord, ProbeRegistry
 from aggregator.enrolment.service import EnrolmentServicer
 from aggregator.ingest.batch_reader import IngestLimits
 from aggregator.ingest.commit import BatchConverter, GroupCommitter
+from aggregator.ingest.read_workers import ReadWorkers
 from aggregator.ingest.service import IngestServicer, ProbeConfigServicer
 from aggregator.ingest.snapshot import snapshot_loop
 from aggregator.ingest.store import ProbeRow, Store
@@ -163,11 +162,7 @@ class Aggregator:
         )
         self.metrics.seen_at(self._last_received())
         self.committer = GroupCommitter(self.store, self.converter, observer=self.metrics)
-        # forkserver: never fork a process that already runs gRPC's threads.
-        self.readers = ProcessPoolExecutor(
-            max_workers=config.ingest_read_workers,
-            mp_context=multiprocessing.get_context("forkserver"),
-        )
+        self.readers = ReadWorkers(config.ingest_read_workers)
         self._servers: list[grpc.aio.Server] = []
         self._sync_task: asyncio.Task[None] | None = None
         self._snapshot_task: asyncio.Task[None] | None = None

@@ -17,7 +17,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,9 +30,10 @@ from aggregator.enrolment.registry import (
     ProbeRegistry,
     ProbeState,
 )
-from aggregator.ingest.batch_reader import IngestLimits, read_batch
+from aggregator.ingest.batch_reader import IngestLimits
 from aggregator.ingest.commit import BatchConverter, CommitOutcome, GroupCommitter, ReadBatch
 from aggregator.ingest.events import BatchAnswered, IngestObserver, NoObserver, SpoolReport
+from aggregator.ingest.read_workers import ReadWorkers
 from aggregator.rich_status import abort, bad_request, rich_status
 from analysis.wards import ward_name
 from wardprobe.slots import assign_slot
@@ -87,7 +87,7 @@ class IngestServicer:
         converter: BatchConverter,
         committer: GroupCommitter,
         limits: IngestLimits,
-        readers: Executor,
+        readers: ReadWorkers,
         observer: IngestObserver | None = None,
     ) -> None:
         self._registry = registry
@@ -174,11 +174,11 @@ class IngestServicer:
         the commit, the probe is looked up in the registry again: a probe
         revoked while its stream is open has none of its later batches
         stored, and a move applies to the next batch."""
-        loop = asyncio.get_running_loop()
         try:
             try:
-                outcome = await loop.run_in_executor(self._readers, read_batch, raw, self._limits)
-            except Exception:  # a read worker died (out of memory, killed)
+                # A pool broken by a dead worker is replaced and read on again, once.
+                outcome = await self._readers.read(raw, self._limits)
+            except Exception:  # the read failed again (a batch that kills its worker)
                 log.exception("reading a batch of probe %s failed", probe.probe_id)
                 return _status(code_pb2.UNAVAILABLE, READ_FAILED)
             if previous is not None:
