@@ -199,7 +199,7 @@ def _match_group(asked: str | None, available: list[str | None], indicator: str)
             "group",
             "",
             [g for g in available if g],
-            problem=f"{indicator} comes in groups: give one (--group)",
+            problem=f"{indicator} comes in groups: give one (--group, or group= in the API)",
         )
     for group in available:
         values = ";".join(p.partition("=")[2] for p in (group or "").split(";"))

@@ -88,3 +88,10 @@ def test_a_map_without_a_format_names_the_formats(api: RunningApi) -> None:
         answer = client.get("/maps/fixed_200_share")
     assert answer.status_code == 404
     assert answer.json()["accepted"] == [".geojson", ".csv", ".png", ".html"]
+
+
+def test_a_grouped_indicator_asks_for_its_group_in_the_apis_words(api: RunningApi) -> None:
+    with api.client() as client:
+        answer = client.get("/maps/mobile_download_by_tech.png", params={"period": "2026"})
+    assert answer.status_code == 422
+    assert "group= in the API" in answer.json()["detail"]
