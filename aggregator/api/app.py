@@ -550,33 +550,91 @@ def create_app(settings: ApiSettings) -> FastAPI:
             headers={"content-disposition": f'inline; filename="report_{year}_{language}.{fmt}"'},
         )
 
+    def sampling_plan_of(identity: Identity, period: Period, synthetic: bool) -> Any:
+        """compute_indicators with the per-probe values, and the plan from it,
+        once per snapshot: the table and every layer read the same plan."""
+        from analysis.sampling import sampling_plan
+
+        def compute() -> tuple[IndicatorReport, Any]:
+            report = service._compute(
+                lambda con: compute_indicators(
+                    con,
+                    period,
+                    synthetic=synthetic,
+                    keep_probe_values=True,
+                    baselines=service.baselines,
+                )
+            )
+            return report, sampling_plan(report)
+
+        return service.answers.get((identity, "plan", period.label, synthetic), compute)
+
     @app.get(f"{PREFIX}/sampling", dependencies=[bearer])
     def sampling(period: PeriodQuery = None, synthetic: Synthetic = False) -> Response:
         """Where more probes would settle the answer: per indicator, the
         wards below the floor and the probes each needs at today's test rate,
         and the figures whose 95 % interval straddles a target with the
         probes that would settle it (analysis/sampling.py)."""
-        from analysis.sampling import sampling_plan
-
         parsed = period_of(period)
         identity = service.identity()
 
         def compute() -> bytes:
-            report = service._compute(
-                lambda con: compute_indicators(
-                    con,
-                    parsed,
-                    synthetic=synthetic,
-                    keep_probe_values=True,
-                    baselines=service.baselines,
-                )
-            )
-            plan = sampling_plan(report)
+            _, plan = sampling_plan_of(identity, parsed, synthetic)
             return _json_bytes(
                 {"floor": {"probes": k.FLOOR_PROBES, "tests": k.FLOOR_TESTS}, **jsonable(plan)}
             )
 
         body = service.answers.get((identity, "sampling", parsed.label, synthetic), compute)
         return Response(body, media_type=JSON)
+
+    @app.get(f"{PREFIX}/sampling/{{name}}", dependencies=[bearer])
+    def sampling_layer(
+        name: str,
+        period: PeriodQuery = None,
+        group: Annotated[
+            str | None,
+            Query(description="The group of an indicator in groups (access_tech=lte, ...)."),
+        ] = None,
+        synthetic: Synthetic = False,
+    ) -> Response:
+        """The "more probes" map layer of one indicator, `{indicator}.geojson`:
+        every ward with its status (below floor, unsettled, settled) and the
+        probes to add (analysis/sampling.py, needs_geojson)."""
+        from analysis.sampling import needs_geojson
+
+        indicator, fmt = _split(name)
+        parsed = period_of(period)
+        identity = service.identity()
+        report, plan = sampling_plan_of(identity, parsed, synthetic)
+        series = sorted({(f.indicator, f.group or "") for f in report.figures})
+        indicators = list(dict.fromkeys(i for i, _ in series))
+        if indicator not in indicators:
+            raise _refused(RequestRefused("indicator", indicator, indicators), 404)
+        if fmt != "geojson":
+            raise _refused(
+                RequestRefused("sampling layer format", f".{fmt}" if fmt else name, [".geojson"]),
+                404,
+            )
+        groups = [g for i, g in series if i == indicator]
+        chosen = next(
+            (g for g in groups if group in (g, g.partition("=")[2]) or (group is None and not g)),
+            None,
+        )
+        if chosen is None:
+            given = [g for g in groups if g]
+            said = f"{indicator} comes in groups: give one (group=)" if group is None else ""
+            raise _refused(
+                RequestRefused(f"group of {indicator}", group or "", given, problem=said), 422
+            )
+        layer = needs_geojson(plan, indicator, chosen or None)
+        return Response(
+            json.dumps(layer, ensure_ascii=False).encode("utf-8"),
+            media_type="application/geo+json",
+            headers={
+                "content-disposition": (
+                    f'inline; filename="more_probes_{indicator}_{parsed.label}.geojson"'
+                )
+            },
+        )
 
     return app

@@ -187,6 +187,36 @@ def test_sampling_table(api: RunningApi) -> None:
         assert row["ci_low"] <= row["target_value"] <= row["ci_high"]
 
 
+def test_more_probes_layer_reads_back_in_a_gis_reader(api: RunningApi, tmp_path: Path) -> None:
+    query = {"period": "2026", "synthetic": "true"}
+    with api.client() as client:
+        answer = client.get("/sampling/mobile_download_by_tech.geojson",
+                            params={**query, "group": "lte"})  # fmt: skip
+        table = client.get("/sampling", params=query).json()
+        unknown = client.get("/sampling/no_such_indicator.geojson", params=query)
+        png = client.get("/sampling/fixed_200_share.png", params=query)
+        groupless = client.get("/sampling/mobile_download_by_tech.geojson", params=query)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/geo+json"
+    path = tmp_path / "needs.geojson"
+    path.write_bytes(answer.content)
+    meta, _, wkb, fields = pyogrio.raw.read(path)
+    geometries = shapely.from_wkb(wkb)
+    assert len(geometries) == 103 and all(shapely.is_valid(geometries))
+    columns = dict(zip(meta["fields"], fields, strict=True))
+    assert {"status", "more_probes_to_floor_count", "more_probes_to_settle_count"} <= set(columns)
+    # the layer says what the table says, ward by ward
+    by_code = {int(c): i for i, c in enumerate(columns["ward_code"])}
+    for gap in table["below_floor"]:
+        if (gap["indicator"], gap["group"]) == ("mobile_download_by_tech", "access_tech=lte") \
+                and gap["scope"] != "city":  # fmt: skip
+            i = by_code[int(gap["scope"])]
+            assert columns["status"][i] == "below floor"
+    assert unknown.status_code == 404 and "fixed_200_share" in unknown.json()["accepted"]
+    assert png.status_code == 404 and png.json()["accepted"] == [".geojson"]
+    assert groupless.status_code == 422 and "access_tech=lte" in groupless.json()["accepted"]
+
+
 def test_openapi_describes_every_route_and_the_token(api: RunningApi) -> None:
     with api.client() as client:
         spec = client.get("/openapi.json").json()
@@ -200,6 +230,7 @@ def test_openapi_describes_every_route_and_the_token(api: RunningApi) -> None:
         f"{PREFIX}/maps/{{name}}",
         f"{PREFIX}/report/{{name}}",
         f"{PREFIX}/sampling",
+        f"{PREFIX}/sampling/{{name}}",
     }
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
