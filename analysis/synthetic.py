@@ -5,7 +5,12 @@ per row and draw), so 50 million rows take seconds, not a Python loop, and
 the same seed gives the same rows whatever the number of DuckDB threads
 (`random()` after `setseed` is only reproducible on one thread). Every row
 has `synthetic = true`; the generator refuses a store that holds real
-results unless told to mix, and the indicators never mix the two.
+results unless told to mix, and the indicators never mix the two. Like
+ingest (aggregator/ingest/store.py), it enters every result's id in
+`result_ids`, the one key over all tables, in the same transaction as the
+rows: a synthetic id names one result in the whole store, and a probe's
+result sent with it later is a duplicate, not a second row. A generation is
+all or nothing.
 
 The model, per ward (`WardSpec`):
 - fixed-line probes: an ISP by turn from `fixed_isps` (None: not recorded);
@@ -33,6 +38,7 @@ The model, per ward (`WardSpec`):
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -179,9 +185,15 @@ _PROBE_COLUMNS = (
     "plan_down_mbps double, plan_up_mbps double, delivered double"
 )
 
+# A result's id, from its row index i, the generation's salt and its table
+# (so that row i of two tables has two ids: an id names one result in the store).
+_RESULT_ID = (
+    "printf('%016x%016x', hash(i, {salt}, '{table}', 101), hash(i, {salt}, '{table}', 102))::uuid"
+)
+
 # Columns every synthetic result shares; {u} draws are by row index i.
 _ENVELOPE = """
-    printf('%016x%016x', hash(i, {salt}, 101), hash(i, {salt}, 102))::uuid as result_id,
+    {result_id} as result_id,
     probe_id,
     ward_code,
     now() as received_at,
@@ -201,7 +213,9 @@ def generate(con: duckdb.DuckDBPyConnection, spec: SyntheticSpec, *, mix: bool =
 
     Raises MixingRefused if the store holds real results and `mix` is false.
     Probes already there (same ward, kind and number) are kept, so two calls
-    with different periods describe the same probes.
+    with different periods describe the same probes. One transaction: on an
+    error (the same spec generated twice: its ids are stored already) the
+    store is left as it was.
     """
     real = con.execute(
         "select (select count(*) from throughput where not synthetic)"
@@ -214,6 +228,18 @@ def generate(con: duckdb.DuckDBPyConnection, spec: SyntheticSpec, *, mix: bool =
             f"the store holds {int(real[0])} real results; synthetic rows would sit beside "
             "them (marked synthetic = true). Pass mix=True to do it anyway."
         )
+    con.execute("begin transaction")
+    try:
+        _generate(con, spec)
+        con.execute("commit")
+    except BaseException:
+        # A commit that failed has ended the transaction: nothing to roll back.
+        with contextlib.suppress(duckdb.TransactionException):
+            con.execute("rollback")
+        raise
+
+
+def _generate(con: duckdb.DuckDBPyConnection, spec: SyntheticSpec) -> None:
     con.execute(f"create or replace temp table syn_probe ({_PROBE_COLUMNS})")
     con.executemany(
         "insert into syn_probe values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -237,17 +263,26 @@ def generate(con: duckdb.DuckDBPyConnection, spec: SyntheticSpec, *, mix: bool =
         "select row_number() over (order by kind, probe_id) - 1 as n, * from syn_probe"
     )
     start, span_s = spec.start, (spec.end - spec.start).total_seconds()
-    envelope = _ENVELOPE.format(salt=salt)
-    _throughput(con, spec, envelope, start, span_s)
-    _latency(con, spec, envelope, start, span_s)
-    _cellular(con, spec, envelope, start, span_s)
-    _ipv6(con, spec, envelope, start, span_s)
+    for table, insert in (
+        ("throughput", _throughput),
+        ("latency", _latency),
+        ("cellular", _cellular),
+        ("ipv6", _ipv6),
+    ):
+        envelope = _ENVELOPE.format(result_id=_RESULT_ID.format(salt=salt, table=table))
+        rows = insert(con, spec, envelope, start, span_s)
+        # The rows are i = 0..rows-1 (_rows): their ids again, from the same expression.
+        con.execute(
+            f"insert into result_ids select {_RESULT_ID.format(salt=salt, table=table)}, "
+            f"'{table}' from range({rows}) g(i)"
+        )
     con.execute("drop table syn_index")
     con.execute("drop table syn_probe")
 
 
 def _rows(kind_filter: str, count: int, invalid_share: float) -> str:
-    """Rows i = 0..count-1, each on a probe by turn, with the row's invalid flag."""
+    """Rows i = 0..count-1, each on a probe by turn, with the row's invalid flag
+    (none when no probe is of the kind)."""
     return f"""
         with pr as (
             select row_number() over (order by n) - 1 as m, *
@@ -267,9 +302,9 @@ def _rows(kind_filter: str, count: int, invalid_share: float) -> str:
 
 def _throughput(
     con: duckdb.DuckDBPyConnection, spec: SyntheticSpec, envelope: str, start: datetime, span: float
-) -> None:
+) -> int:
     if spec.throughput_rows <= 0:
-        return
+        return 0
     con.execute(
         _rows("true", spec.throughput_rows, spec.invalid_share)
         + f""",
@@ -327,13 +362,14 @@ def _throughput(
         """,
         [start],
     )
+    return _inserted(con)
 
 
 def _latency(
     con: duckdb.DuckDBPyConnection, spec: SyntheticSpec, envelope: str, start: datetime, span: float
-) -> None:
+) -> int:
     if spec.latency_rows <= 0:
-        return
+        return 0
     con.execute(
         _rows("true", spec.latency_rows, spec.invalid_share)
         + f"""
@@ -357,13 +393,14 @@ def _latency(
         """,
         [start],
     )
+    return _inserted(con)
 
 
 def _cellular(
     con: duckdb.DuckDBPyConnection, spec: SyntheticSpec, envelope: str, start: datetime, span: float
-) -> None:
+) -> int:
     if spec.cellular_rows <= 0:
-        return
+        return 0
     con.execute(
         _rows("kind = 'mobile'", spec.cellular_rows, spec.invalid_share)
         + f""",
@@ -396,13 +433,14 @@ def _cellular(
         """,
         [start],
     )
+    return _inserted(con)
 
 
 def _ipv6(
     con: duckdb.DuckDBPyConnection, spec: SyntheticSpec, envelope: str, start: datetime, span: float
-) -> None:
+) -> int:
     if spec.ipv6_rows <= 0:
-        return
+        return 0
     con.execute(
         _rows("true", spec.ipv6_rows, spec.invalid_share)
         + f""",
@@ -422,3 +460,11 @@ def _ipv6(
         """,
         [start],
     )
+    return _inserted(con)
+
+
+def _inserted(con: duckdb.DuckDBPyConnection) -> int:
+    """How many rows the insert just run on `con` stored (DuckDB answers an
+    insert with their count)."""
+    row = con.fetchone()
+    return 0 if row is None else int(row[0])

@@ -143,8 +143,8 @@ class Store:
             log.debug("rollback after a failed commit: %s", err)
 
     def _index_result_ids(self) -> None:
-        """A store from before `result_ids` (or one the synthetic generator
-        filled directly): enter its stored results' ids, once. An id stored
+        """A store from before `result_ids` (or one an older synthetic
+        generator filled directly): enter its stored results' ids, once. An id stored
         in two tables by an older release keeps the first table's entry."""
         if self._con.execute("select count(*) from result_ids").fetchone() != (0,):
             return
