@@ -16,8 +16,9 @@ Without root it runs on loopback, unshaped, and says so.
 from __future__ import annotations
 
 import shutil
+import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -28,9 +29,10 @@ from rich.console import Console
 from rich.table import Table
 
 from analysis.summary import summary_table, ward_summary
-from emulation.city import City, cleanup_stale, have_netns
+from emulation.city import cleanup_stale, have_netns
 from emulation.deployment import CentralPorts, Deployment, DeploymentError, ModemSpec, ProbeBox
 from emulation.modem import ModemModel, ModemState
+from emulation.routed import PathSpec, RoutedCity
 from emulation.shaping import PROFILES, LinkProfile, NetworkKind
 
 DEMO_PREFIX = "wpdemo"
@@ -43,16 +45,28 @@ class DemoProbe:
     site_class: str
     profile: str
     isp: str | None = None  # the fixed line's ISP (mobile boxes: their modem's operator)
+    path: PathSpec = field(default_factory=PathSpec)  # its routers and line (emulation/routed.py)
 
 
-# Six boxes in three real wards of Cần Thơ (GSO codes from vietnam-provinces).
+# Six boxes in three real wards of Cần Thơ (GSO codes from vietnam-provinces),
+# each behind its home router, access line, access router and the core router.
+# The mobile lines add a radio network's round trip; one fixed path has a
+# 1400-byte link (its router says Packet Too Big), another drops that message
+# (a path-MTU black hole: its IPv6 check's large exchange stalls too).
 DEMO_PROBES = (
     DemoProbe("ninhkieu-home", 31135, "household", "fibre_1g", "VNPT"),
-    DemoProbe("ninhkieu-lte", 31135, "household", "lte"),
-    DemoProbe("caikhe-school", 31120, "school", "fibre_300", "Viettel"),
-    DemoProbe("caikhe-5g", 31120, "household", "nr5g"),
+    DemoProbe("ninhkieu-lte", 31135, "household", "lte", path=PathSpec(line_delay_ms=30)),
+    DemoProbe(
+        "caikhe-school",
+        31120,
+        "school",
+        "fibre_300",
+        "Viettel",
+        PathSpec(core_mtu=1400, drop_packet_too_big=True),
+    ),
+    DemoProbe("caikhe-5g", 31120, "household", "nr5g", path=PathSpec(line_delay_ms=15)),
     DemoProbe("tanan-office", 31147, "ward_office", "ipv4_only", "FPT Telecom"),
-    DemoProbe("tanan-home", 31147, "household", "fibre_300", "VNPT"),
+    DemoProbe("tanan-home", 31147, "household", "fibre_300", "VNPT", PathSpec(core_mtu=1400)),
 )
 
 # The mobile boxes' emulated USB modems: an LTE-only EC25 on Viettel (probe-
@@ -86,7 +100,7 @@ def main(
             "shaping. Speeds below are loopback speeds, not access lines.[/yellow]"
         )
     cleanup_stale(DEMO_PREFIX)
-    city = City(prefix=DEMO_PREFIX) if netns_ok else None
+    city = RoutedCity(prefix=DEMO_PREFIX) if netns_ok else None
     ports = CentralPorts() if city else CentralPorts.on_loopback()
     deployment = Deployment(workdir=out, city=city, ports=ports, throughput_duration_s=5)
     try:
@@ -142,6 +156,7 @@ def _run(console: Console, deployment: Deployment, cycles: int) -> int:
             plan_mbps=f"{profile.down_mbps:g}/{profile.up_mbps:g}"
             if profile and profile.network_kind == NetworkKind.FIXED
             else None,
+            path=probe.path,
         )
         line = (
             f"{profile.down_mbps:g}/{profile.up_mbps:g} Mb/s {profile.network_kind}"
@@ -199,6 +214,24 @@ def _short(result: dict[str, object]) -> str:
         body = result["ipv6"]
         assert isinstance(body, dict)
         return "IPv6 capable" if body.get("ipv6_capable") else "IPv6 not capable"
+    if "traceroute" in result:
+        body = result["traceroute"]
+        assert isinstance(body, dict)
+        hops = body.get("hop_count")
+        target = body.get("target", "")
+        return f"trace {target} {hops} hops" if hops else f"trace {target} {status}"
+    if "ipv6_pmtu" in result:
+        body = result["ipv6_pmtu"]
+        assert isinstance(body, dict)
+        hole = ", black hole" if body.get("pmtu_blackhole") else ""
+        mtu = body.get("path_mtu")
+        return f"IPv6 path MTU {mtu}{hole}" if mtu else f"IPv6 path MTU {status}"
+    if "dns" in result:
+        body = result["dns"]
+        assert isinstance(body, dict)
+        median = body.get("time_median_ms")
+        kind = body.get("resolver_kind", "")
+        return f"dns {kind} {median:.1f} ms" if isinstance(median, float) else f"dns {status}"
     if "cellular" in result:
         body = result["cellular"]
         assert isinstance(body, dict)
@@ -246,6 +279,7 @@ def _report(console: Console, deployment: Deployment, out: Path) -> None:
                 _fmt(up),
             )
         console.print(table)
+    console.print(_path_table(store))
     table = Table(title="Mobile downloads by the radio they ran on (cellular observations)")
     for column in ("probe", "modem", "5G-capable", "operator", "access tech", "download Mb/s"):
         table.add_column(column)
@@ -366,6 +400,66 @@ def _write_report(console: Console, store: Path, out: Path, year: str, *, synthe
         f"the yearly report for {year} on {what}: {outs[0]} and {outs[1]} "
         f"({time.monotonic() - started:.0f} s; wardprobe-aggregator report --year {year})"
     )
+
+
+def _path_table(store: Path) -> Table:
+    """One traceroute per probe (its latest ICMP trace of the reference server
+    over IPv4), its IPv6 path MTU and its DNS resolution time."""
+    table = Table(title="Where the path is: one traceroute per probe (median RTT per hop)")
+    for column in ("probe", "hops (segment address ms)", "access ms", "IPv6 path MTU", "DNS ms"):
+        table.add_column(column)
+    import json
+
+    import duckdb
+
+    # The demo's boxes by the name of their state directory (all share one host name).
+    names = {
+        json.loads((state / "enrolment.json").read_text("utf-8"))["probe_id"]: state.name
+        for state in (store.parent / "probes").iterdir()
+    }
+    with duckdb.connect(str(store), read_only=True) as con:
+        rows = con.execute(
+            """
+            with names as (select probe_id from probes),
+            trace as (
+                select probe_id, hops, access_rtt_ms,
+                       row_number() over (partition by probe_id order by measured_at desc) as n
+                from traceroute
+                where status = 'ok' and protocol = 'icmp' and ip_family = 'ipv4'
+            ),
+            pmtu as (
+                select probe_id, path_mtu, pmtu_blackhole, ptb_received,
+                       row_number() over (partition by probe_id order by measured_at desc) as n
+                from ipv6_pmtu where status = 'ok'
+            ),
+            resolution as (
+                select probe_id, median(time_median_ms) as dns_ms from dns group by probe_id
+            )
+            select n.probe_id, t.hops, t.access_rtt_ms, m.path_mtu, m.pmtu_blackhole,
+                   m.ptb_received, r.dns_ms
+            from names n
+            left join trace t on t.probe_id = n.probe_id and t.n = 1
+            left join pmtu m on m.probe_id = n.probe_id and m.n = 1
+            left join resolution r on r.probe_id = n.probe_id
+            """
+        ).fetchall()
+    for probe_id, hops, access_ms, mtu, hole, ptb, dns_ms in sorted(
+        rows, key=lambda r: names.get(r[0], r[0])
+    ):
+        path = " → ".join(
+            f"{h['segment'] or '*'} {h['address'] or '*'} "
+            f"{_fmt(statistics.median(h['rtts_ms']) if h['rtts_ms'] else None)}"
+            for h in hops or []
+        )
+        mtu_text = (
+            "—"
+            if mtu is None
+            else f"{mtu}" + (" (black hole)" if hole else " (Packet Too Big)" if ptb else "")
+        )
+        table.add_row(
+            names.get(probe_id, probe_id), path or "—", _fmt(access_ms), mtu_text, _fmt(dns_ms)
+        )
+    return table
 
 
 def _fmt(value: float | None) -> str:

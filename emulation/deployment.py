@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from emulation.city import City, ProbeHost
 from emulation.modem import EmulatedModem, ModemModel, ModemState
+from emulation.routed import PathSpec, RoutedCity
 from emulation.shaping import LinkProfile, NetworkKind
 
 # Names the reference server's DNS answers for (the IPv6 check's targets).
@@ -213,6 +214,18 @@ measurement = "ipv6"
 interval_s = 21600
 network_kind = "fixed"
 [[schedule]]
+measurement = "traceroute"
+interval_s = 3600
+network_kind = "fixed"
+[[schedule]]
+measurement = "ipv6_pmtu"
+interval_s = 21600
+network_kind = "fixed"
+[[schedule]]
+measurement = "dns"
+interval_s = 3600
+network_kind = "fixed"
+[[schedule]]
 measurement = "latency_icmp"
 interval_s = 900
 network_kind = "mobile"
@@ -231,6 +244,18 @@ network_kind = "mobile"
 [[schedule]]
 measurement = "ipv6"
 interval_s = 21600
+network_kind = "mobile"
+[[schedule]]
+measurement = "traceroute"
+interval_s = 3600
+network_kind = "mobile"
+[[schedule]]
+measurement = "ipv6_pmtu"
+interval_s = 21600
+network_kind = "mobile"
+[[schedule]]
+measurement = "dns"
+interval_s = 3600
 network_kind = "mobile"
 """
         self.aggregator_config_path.write_text(config, "utf-8")
@@ -391,18 +416,23 @@ network_kind = "mobile"
         mobile: bool | None = None,
         isp: str | None = None,
         plan_mbps: str | None = None,
+        path: PathSpec | None = None,
     ) -> ProbeBox:
         """A probe box on its own access line (with a city), enrolled in `ward_code`.
         `agent_toml_extra` is appended to its agent.toml (e.g. an [upload] table).
         `modem` gives the box an emulated modem on a pty, named in its [modem]
         table. `mobile` overrides the line kind the profile implies (None: the
         profile's; a box on loopback has no profile). `isp` and `plan_mbps`
-        ("down/up"): the fixed line's ISP and advertised plan, recorded with the token."""
+        ("down/up"): the fixed line's ISP and advertised plan, recorded with the token.
+        `path`: the box's routers and line delay in a RoutedCity."""
         host: ProbeHost | None = None
         if self.city is not None:
             if profile is None:
                 raise ValueError("a probe in the city needs a link profile")
-            host = self.city.add_probe(name, profile)
+            if isinstance(self.city, RoutedCity):
+                host = self.city.add_probe(name, profile, path)
+            else:
+                host = self.city.add_probe(name, profile)
         netns = host.netns if host else None
         state_dir = self.workdir / "probes" / name
         if state_dir.exists():
@@ -470,6 +500,11 @@ interface = "{"" if mobile else iface}"
 [mobile]
 enabled = {str(mobile).lower()}
 interface = "{iface if mobile else "wwan0"}"
+
+# The dns test asks the reference server's DNS; the box's own resolver only in
+# a routed city, where it is that DNS too (elsewhere it is this machine's).
+[dns]
+system_resolver = {str(isinstance(self.city, RoutedCity)).lower()}
 {modem_toml}{agent_toml_extra}""",
             "utf-8",
         )

@@ -147,6 +147,9 @@ class RoutedCity(City):
             self.close()
             raise
 
+    def __enter__(self) -> RoutedCity:
+        return self
+
     @property
     def paths(self) -> MappingProxyType[str, RoutedPath]:
         """Each routed probe's path, by probe name."""

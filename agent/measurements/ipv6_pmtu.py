@@ -163,6 +163,10 @@ def run(params: PmtuParams) -> Ipv6PmtuResult:
                               status_reason_kind=ReasonKind.TOOL_FAILED, **common)  # fmt: skip
     try:
         outcome = search.run(link_mtu, time.monotonic() + params.timeout_s)
+    except OSError as exc:
+        return Ipv6PmtuResult(status=Status.FAILED,
+                              status_reason=f"sending to {target} failed: {exc.strerror or exc}",
+                              status_reason_kind=ReasonKind.NETWORK_ERROR, **common)  # fmt: skip
     finally:
         search.close()
     figures: dict[str, Any] = {

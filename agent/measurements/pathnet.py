@@ -42,6 +42,10 @@ _HOUSEHOLD_NETWORKS = tuple(
 # Linux's setsockopt/cmsg numbers the socket module lacks on some builds.
 IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
+_IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
+_IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
+_PMTUDISC_PROBE = 3  # IP_PMTUDISC_PROBE and IPV6_PMTUDISC_PROBE (linux/in.h, in6.h)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 
 def resolve(host: str, family: IpFamily, dns_server: str = "", dns_port: int = 53,
@@ -117,11 +121,19 @@ def raw_sender(family: IpFamily, interface: str = "") -> socket.socket:
     IPv4's IP_HDRINCL is implied by IPPROTO_RAW, and so is IPv6's). The
     kernel routes them and resolves the next hop, but neither fragments them
     nor caps them at a path MTU it learnt: only the interface's MTU holds."""
+
     sock = socket.socket(
         socket.AF_INET6 if family is IpFamily.IPV6 else socket.AF_INET,
         socket.SOCK_RAW,
         socket.IPPROTO_RAW,
     )
+    # PMTUDISC_PROBE: send up to the interface's MTU, with DF, whatever path
+    # MTU the kernel learnt before (an earlier Packet Too Big would otherwise
+    # make it refuse a larger packet, EMSGSIZE, and a path-MTU search see nothing).
+    if family is IpFamily.IPV6:
+        sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, _PMTUDISC_PROBE)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _PMTUDISC_PROBE)
     if interface:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
     return sock
@@ -130,12 +142,15 @@ def raw_sender(family: IpFamily, interface: str = "") -> socket.socket:
 def raw_listener(family: IpFamily, protocol: int, interface: str = "") -> socket.socket:
     """A non-blocking raw socket receiving a copy of every `protocol` packet
     for this host (IPv4: with its IP header; IPv6: without, its hop limit in
-    an IPV6_HOPLIMIT control message). Needs CAP_NET_RAW."""
+    an IPV6_HOPLIMIT control message), each with its arrival time in an
+    SO_TIMESTAMPNS control message. Needs CAP_NET_RAW."""
     sock = socket.socket(
         socket.AF_INET6 if family is IpFamily.IPV6 else socket.AF_INET, socket.SOCK_RAW, protocol
     )
     if family is IpFamily.IPV6:
         sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+    # Each packet with the kernel's time of its arrival (CLOCK_REALTIME).
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     if interface:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
     sock.setblocking(False)

@@ -30,10 +30,10 @@ pathnet.py). An operator that numbers its own routers from RFC 1918 space
 has them counted in the home: docs/schema.md says so.
 
 scapy builds and reads the packets; it is imported by `run` alone (its
-import costs ~0.4 s and ~45 MB, docs/benchmarks.md), so the measurement
-table and the resident daemon never load it. The packets go out on a raw
-socket (CAP_NET_RAW, which the unit grants) and answers come in on raw
-ICMP, ICMPv6 and TCP sockets.
+import costs a few tenths of a second and ~33 MB, docs/benchmarks.md), so
+the measurement table and the resident daemon never load it. The packets
+go out on a raw socket (CAP_NET_RAW, which the unit grants) and answers
+come in on raw ICMP, ICMPv6 and TCP sockets.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ import select
 import socket
 import statistics
 import struct
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,9 @@ _V6_PORT_UNREACHABLE = 4
 # Every ICMP probe's payload word plus its sequence number add up to this
 # (ones' complement), so the checksum stays the same across probes.
 _CHECKSUM_BALANCE = 0xFFFF
+# struct timespec as the kernel hands it (two C longs), and room for it and a hop limit.
+_TIMESPEC = struct.Struct("@ll")
+_ANCILLARY_BYTES = socket.CMSG_SPACE(4) + socket.CMSG_SPACE(_TIMESPEC.size)
 
 
 class TracerouteProtocol(enum.StrEnum):
@@ -280,7 +284,8 @@ def _addresses(target: str, params: TracerouteParams) -> tuple[list[str], str, b
     found = [a for a in candidates if _routable(a, params.interface)]
     unroutable = [a for a in candidates if a not in found]
     reasons += [f"no {pathnet.family_of(a)} route to {a} on this line" for a in unroutable]
-    return found, "; ".join(reasons), bool(unroutable) and len(reasons) == len(unroutable)
+    # The target has addresses, only not of a family the line has: nothing to trace.
+    return found, "; ".join(reasons), bool(unroutable)
 
 
 def _routable(address: str, interface: str) -> bool:
@@ -307,7 +312,8 @@ class _Answer:
 @dataclass
 class _Probe:
     ttl: int
-    sent_ns: int
+    sent_ns: int  # CLOCK_REALTIME, as the kernel's receive times are
+    sent_monotonic_ns: int = 0
     answer: _Answer | None = None
 
 
@@ -384,12 +390,17 @@ def _trace(
             if time.monotonic() >= deadline:
                 timed_out = True
                 break
-            sent = []
+            # Built first (scapy takes about a millisecond a packet), then sent
+            # back to back, each timed from just before it leaves.
+            packets = []
             for _ in range(params.probes_per_hop):
                 number += 1
-                probe = _Probe(ttl, time.perf_counter_ns())
-                tracer.probes[number] = probe
-                sender.sendto(tracer.build(number, ttl), (target, 0))
+                packets.append((number, tracer.build(number, ttl)))
+            sent = []
+            for probe_number, packet in packets:
+                probe = _Probe(ttl, time.time_ns(), time.perf_counter_ns())
+                tracer.probes[probe_number] = probe
+                sender.sendto(packet, (target, 0))
                 sent.append(probe)
             _collect(tracer, sent, min(deadline, time.monotonic() + params.probe_timeout_s))
             hops.append(sent)
@@ -576,18 +587,24 @@ def _collect(tracer: _Tracer, waiting: list[_Probe], until: float) -> None:
         for sock in readable:
             while True:
                 try:
-                    data, ancillary, _flags, sender = sock.recvmsg(65535, socket.CMSG_SPACE(4))
+                    data, ancillary, _flags, sender = sock.recvmsg(65535, _ANCILLARY_BYTES)
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError as exc:
                     if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
                         break
                     raise
-                received_ns = time.perf_counter_ns()
+                # The kernel's receive time (SO_TIMESTAMPNS): not how late this
+                # loop came to read it.
+                read_monotonic_ns = time.perf_counter_ns()
+                received_ns = time.time_ns()
                 hop_limit = None
                 for level, kind, value in ancillary:
                     if level == socket.IPPROTO_IPV6 and kind == pathnet.IPV6_HOPLIMIT:
-                        hop_limit = int.from_bytes(value[:4], "little")
+                        hop_limit = int.from_bytes(value[:4], sys.byteorder)
+                    elif level == socket.SOL_SOCKET and kind == pathnet.SO_TIMESTAMPNS:
+                        seconds, nanoseconds = _TIMESPEC.unpack(value[: _TIMESPEC.size])
+                        received_ns = seconds * 1_000_000_000 + nanoseconds
                 matched = _match(tracer, data, str(sender[0]).split("%")[0], sock.proto, hop_limit)
                 if matched is None:
                     continue
@@ -605,7 +622,11 @@ def _collect(tracer: _Tracer, waiting: list[_Probe], until: float) -> None:
                     probe = next((p for p in waiting if p.answer is None), None)
                 if probe is None or probe.answer is not None:
                     continue
-                probe.answer = _Answer(rtt_ms=(received_ns - probe.sent_ns) / 1e6, **answer_fields)
+                rtt_ns = received_ns - probe.sent_ns
+                upper_ns = read_monotonic_ns - probe.sent_monotonic_ns
+                if not 0 <= rtt_ns <= upper_ns:
+                    rtt_ns = upper_ns  # the wall clock was stepped meanwhile
+                probe.answer = _Answer(rtt_ms=rtt_ns / 1e6, **answer_fields)
 
 
 def _match(

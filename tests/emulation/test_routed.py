@@ -118,6 +118,36 @@ def test_an_ipv4_only_line_skips_its_ipv6_target_and_traces_the_ipv4_one(
     assert v6["status_reason"] == f"no ipv6 route to {city.core.reference_ipv6} on this line"
 
 
+def test_a_name_with_only_an_ipv6_address_is_skipped_on_an_ipv4_only_line(
+    city: RoutedCity,
+) -> None:
+    # The probe's resolv.conf names the central site, whose DNS is not running
+    # here: ask a resolver in the namespace that knows the name.
+    code = (
+        "import json, socket, threading\n"
+        "import dns.message, dns.rrset\n"
+        "server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "server.bind(('127.0.0.1', 0))\n"
+        "def answer():\n"
+        "    while True:\n"
+        "        wire, client = server.recvfrom(4096)\n"
+        "        query = dns.message.from_wire(wire)\n"
+        "        response = dns.message.make_response(query)\n"
+        "        if query.question[0].rdtype == 28:\n"
+        "            response.answer.append(dns.rrset.from_text(query.question[0].name, 60,"
+        " 'IN', 'AAAA', 'fd00:5752::1'))\n"
+        "        server.sendto(response.to_wire(), client)\n"
+        "threading.Thread(target=answer, daemon=True).start()\n"
+        "from agent.measurements.traceroute import TracerouteParams, TracerouteProtocol, run\n"
+        "(r,) = run(TracerouteParams(protocol=TracerouteProtocol.ICMP, targets=('v6.test',),"
+        " dns_server='127.0.0.1', dns_port=server.getsockname()[1]))\n"
+        "print(json.dumps([str(r.status), r.status_reason]))\n"
+    )
+    status, reason = python_in_namespace(city.probes["v4only"].netns, code)
+    assert status == "skipped"
+    assert reason.endswith("no ipv6 route to fd00:5752::1 on this line")
+
+
 def _pmtu(city: RoutedCity, probe: str) -> dict[str, Any]:
     code = _PMTU.format(target=city.core.reference_ipv6)
     result: dict[str, Any] = python_in_namespace(city.probes[probe].netns, code)
@@ -137,6 +167,18 @@ def test_the_narrow_links_router_says_packet_too_big_and_the_path_mtu_is_found(
     assert (first["mtu_bytes"], first["sender"], first["probe_bytes"]) == (
         1400, city.path("narrow").access_ipv6, 1500,
     )  # fmt: skip
+
+
+def test_a_path_mtu_the_kernel_learnt_before_does_not_hide_the_narrow_link(
+    city: RoutedCity,
+) -> None:
+    # The kernel keeps a Packet Too Big's MTU for the destination (TCP learns
+    # it too, as the IPv6 check's exchange does): the next search must still
+    # send the link's MTU and hear the router, not be refused by its own kernel.
+    _pmtu(city, "narrow")
+    again = _pmtu(city, "narrow")
+    assert again["status"] == "ok", again["status_reason"]
+    assert (again["path_mtu"], again["ptb_received"]) == (1400, True)
 
 
 def test_a_path_that_drops_packet_too_big_is_a_black_hole(city: RoutedCity) -> None:

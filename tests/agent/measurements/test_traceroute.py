@@ -29,7 +29,7 @@ def _answer(address: str, rtt_ms: float, *, target: bool = False) -> _Answer:
 
 
 def _hop(ttl: int, *answers: _Answer | None) -> list[_Probe]:
-    return [_Probe(ttl, 0, a) for a in answers]
+    return [_Probe(ttl, 0, answer=a) for a in answers]
 
 
 def test_hops_are_split_into_home_access_and_beyond() -> None:
