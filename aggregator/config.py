@@ -53,6 +53,10 @@ def _default_schedule() -> list[ScheduleItem]:
         ScheduleItem(measurement="latency_icmp", interval_s=15 * 60, jitter_s=300),
         ScheduleItem(measurement="latency_tcp", interval_s=15 * 60, jitter_s=300),
         ScheduleItem(measurement="ipv6", interval_s=6 * hour, jitter_s=hour),
+        # Where the path is slow: a few kilobytes each.
+        ScheduleItem(measurement="traceroute", interval_s=hour, jitter_s=600),
+        ScheduleItem(measurement="ipv6_pmtu", interval_s=6 * hour, jitter_s=hour),
+        ScheduleItem(measurement="dns", interval_s=hour, jitter_s=600),
     ]
     # Mobile data costs money: throughput less often than on the fixed line.
     mobile = [
@@ -68,6 +72,13 @@ def _default_schedule() -> list[ScheduleItem]:
         ScheduleItem(
             measurement="ipv6", interval_s=12 * hour, jitter_s=hour, network_kind="mobile"
         ),
+        ScheduleItem(
+            measurement="traceroute", interval_s=2 * hour, jitter_s=600, network_kind="mobile"
+        ),
+        ScheduleItem(
+            measurement="ipv6_pmtu", interval_s=12 * hour, jitter_s=hour, network_kind="mobile"
+        ),
+        ScheduleItem(measurement="dns", interval_s=2 * hour, jitter_s=600, network_kind="mobile"),
     ]
     return fixed + mobile
 
