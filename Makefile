@@ -55,15 +55,17 @@ proto-check: setup
 	diff -r -q -x __pycache__ $$tmp/wardprobe/v1 wardprobe/v1 && rm -rf $$tmp && \
 	echo "generated code is up to date"
 
-## The probe box's package, dist/deb/wardprobe-agent_<version>_<arch>.deb, for
-## DEB_ARCHES: its Python dependencies inside, built for each architecture.
+## The Debian packages, each with its Python dependencies inside, built for
+## its architecture: dist/deb/wardprobe-agent_<version>_<arch>.deb (the probe
+## box) for DEB_ARCHES, and wardprobe-central_<version>_amd64.deb (aggregator
+## and reference server) when amd64 is among them.
 deb: setup
 	@if [ "$$(id -u)" = 0 ] && ! dpkg -s $(DEB_BUILD_PKGS) >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_BUILD_PKGS) >/dev/null; \
 	fi
 	$(PY) packaging/deb/make_deb.py $(foreach arch,$(DEB_ARCHES),--arch $(arch))
 	@if command -v lintian >/dev/null; then \
-		lintian dist/deb/wardprobe-agent_*.deb || true; \
+		lintian dist/deb/*.deb || true; \
 	fi
 
 ## The arm64 package proven in an arm64 Debian root under qemu (needs root):

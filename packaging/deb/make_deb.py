@@ -1,17 +1,19 @@
 """Build the Debian packages: `make deb` runs this.
 
-    python packaging/deb/make_deb.py [--package wardprobe-agent] [--arch arm64 ...]
+    python packaging/deb/make_deb.py [--package wardprobe-agent ...] [--arch arm64 ...]
                                   [--revision 1] [--out dist/deb]
 
 Each package is a directory beside this file: `nfpm.yaml` (nFPM's
 description: files, conffiles, dependencies, maintainer scripts) and
 `python.toml` (which of the project's packages and which extra of
-pyproject.toml go into its private library directory). A box installs the
-package with no PyPI: the Python dependencies travel inside it, installed
-from PyPI's wheels for the package's architecture (`pip install --target
---platform`), the project's own packages copied from the source tree, and
-Debian's python3 runs them. Dependencies PyPI has only as source (pure
-Python: iperf3, speedtest-cli) are built into wheels here first.
+pyproject.toml go into its private library directory, and the
+architectures it is built for: the probe box's for all three, the central
+site's for amd64). A box installs the package with no PyPI: the Python
+dependencies travel inside it, installed from PyPI's wheels for the
+package's architecture (`pip install --target --platform`), the project's
+own packages copied from the source tree, and Debian's python3 runs them.
+Dependencies PyPI has only as source (pure Python: iperf3, speedtest-cli)
+are built into wheels here first.
 
 Every shared object in the tree is checked to be for the package's
 architecture before nFPM packs it.
@@ -78,16 +80,23 @@ class PythonContent:
     extra: str
     packages: tuple[str, ...]
     from_debian: frozenset[str]
+    # The Debian architectures it is built for (default: all of ARCHES).
+    arches: tuple[str, ...] = tuple(ARCHES)
 
     @classmethod
     def read(cls, path: Path) -> PythonContent:
         """Parse python.toml."""
         data = tomllib.loads(path.read_text("utf-8"))
+        arches = tuple(data.get("arches", ARCHES))
+        unknown = sorted(set(arches) - set(ARCHES))
+        if unknown:
+            raise BuildError(f"{path}: unknown architecture {', '.join(unknown)}")
         return cls(
             lib_dir=str(data["lib_dir"]),
             extra=str(data["extra"]),
             packages=tuple(data["packages"]),
             from_debian=frozenset(_canonical(n) for n in data.get("from_debian", [])),
+            arches=arches,
         )
 
 
@@ -277,7 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     packages = args.package or sorted(p.parent.name for p in HERE.glob("*/nfpm.yaml"))
     try:
         for package in packages:
+            supported = PythonContent.read(HERE / package / "python.toml").arches
             for arch in args.arch or ["amd64", "arm64", "armhf"]:
+                if arch not in supported:
+                    # Asked for by name: an error; else (every package) skipped.
+                    if args.package:
+                        raise BuildError(f"{package} is built for {', '.join(supported)} only")
+                    print(f"{package}: not built for {arch} (python.toml: arches)")
+                    continue
                 build(package, ARCHES[arch], args.revision, args.out.resolve(), args.maintainer)
     except BuildError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def deb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("deb")
-    assert build.main(["--arch", "amd64", "--out", str(out)]) == 0
+    assert build.main(["--package", "wardprobe-agent", "--arch", "amd64", "--out", str(out)]) == 0
     (package,) = out.glob("wardprobe-agent_*_amd64.deb")
     yield package
 
