@@ -64,6 +64,7 @@ OTHER_KEY_FILES = (SERVER_KEY_FILE, SERVER_CERT_FILE)
 SQLITE_FILES = (REGISTRY_FILE, TOKENS_FILE)
 _COPY_ALIAS = "wardprobe_backup_copy"
 _MAX_REQUEST_BYTES = 64 * 1024
+_SUN_PATH_MAX = 107  # sockaddr_un's sun_path, less its NUL
 
 
 class BackupError(Exception):
@@ -204,9 +205,10 @@ class ControlServer:
         self.path.unlink(missing_ok=True)
         for stale in self._store.path.parent.glob(self._store.path.name + ".backup-*"):
             stale.unlink(missing_ok=True)  # copies a killed `backup` never moved
-        self._server = await asyncio.start_unix_server(
-            self._serve, path=str(self.path), limit=_MAX_REQUEST_BYTES
-        )
+        with _addressable(self.path) as address:
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=address, limit=_MAX_REQUEST_BYTES
+            )
         os.chmod(self.path, 0o600)
 
     async def stop(self) -> None:
@@ -252,6 +254,21 @@ class ControlServer:
             return {"ok": True, "path": str(dest), "rows": rows}
 
 
+@contextlib.contextmanager
+def _addressable(path: Path) -> Iterator[str]:
+    """`path` as bind() and connect() take it. A Unix socket's address holds
+    107 bytes; a longer path goes through its directory's descriptor
+    (/proc/self/fd/N/name), which Linux resolves like the directory."""
+    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+        yield str(path)
+        return
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{directory}/{path.name}"
+    finally:
+        os.close(directory)
+
+
 def _results(rows: dict[str, int]) -> int:
     return sum(rows.get(t, 0) for t in RESULT_TABLES)
 
@@ -261,7 +278,8 @@ def ask_running_aggregator(state_dir: Path, request: dict[str, Any]) -> dict[str
     path = state_dir / CONTROL_SOCKET
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         try:
-            sock.connect(str(path))
+            with _addressable(path) as address:
+                sock.connect(address)
         except (FileNotFoundError, ConnectionRefusedError):
             return None  # no socket, or one left by a process that is gone
         except PermissionError:

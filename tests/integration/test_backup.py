@@ -240,3 +240,26 @@ def test_backup_wants_a_new_or_empty_directory(offline: tuple[Path, Path, str]) 
         2,
         f"error: {backup} exists and is not an empty directory\n",
     )
+
+
+async def test_a_state_directory_too_long_for_a_socket_address_still_answers(
+    tmp_path: Path,
+) -> None:
+    # A Unix socket's address holds 107 bytes; this state directory is longer.
+    state = tmp_path / ("state-of-the-central-site-" * 5)
+    assert len(str(state / "control.sock")) > 107
+    init_ca(state, ["localhost", "127.0.0.1"])
+    settings = AggregatorConfig(
+        state_dir=state,
+        store_path=state / "wardprobe.duckdb",
+        ingest_listen=f"127.0.0.1:{free_port()}",
+        enrol_listen=f"127.0.0.1:{free_port()}",
+        grace_period_s=1.0,
+    )
+    config = _config_file(tmp_path / "aggregator.toml", state, settings.store_path)
+    async with Aggregator(settings):
+        done = await asyncio.to_thread(
+            _cli, "backup", "--out", str(tmp_path / "backup"), "--config", str(config)
+        )
+    assert done.exit_code == 0, done.output
+    assert done.output.startswith("backed up 0 results (from the running aggregator)")
