@@ -102,7 +102,9 @@ def main(
     cleanup_stale(DEMO_PREFIX)
     city = RoutedCity(prefix=DEMO_PREFIX) if netns_ok else None
     ports = CentralPorts() if city else CentralPorts.on_loopback()
-    deployment = Deployment(workdir=out, city=city, ports=ports, throughput_duration_s=5)
+    deployment = Deployment(
+        workdir=out, city=city, ports=ports, throughput_duration_s=5, path_tests=True
+    )
     try:
         failures = _run(console, deployment, cycles)
     finally:

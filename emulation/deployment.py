@@ -103,6 +103,8 @@ class Deployment:
     throughput_streams: int = 4
     latency_count: int = 10
     latency_interval_s: float = 0.2
+    # Schedule the path tests too (traceroute, ipv6_pmtu, dns), as the demo does.
+    path_tests: bool = False
     python: str = sys.executable
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
@@ -214,18 +216,6 @@ measurement = "ipv6"
 interval_s = 21600
 network_kind = "fixed"
 [[schedule]]
-measurement = "traceroute"
-interval_s = 3600
-network_kind = "fixed"
-[[schedule]]
-measurement = "ipv6_pmtu"
-interval_s = 21600
-network_kind = "fixed"
-[[schedule]]
-measurement = "dns"
-interval_s = 3600
-network_kind = "fixed"
-[[schedule]]
 measurement = "latency_icmp"
 interval_s = 900
 network_kind = "mobile"
@@ -245,19 +235,14 @@ network_kind = "mobile"
 measurement = "ipv6"
 interval_s = 21600
 network_kind = "mobile"
-[[schedule]]
-measurement = "traceroute"
-interval_s = 3600
-network_kind = "mobile"
-[[schedule]]
-measurement = "ipv6_pmtu"
-interval_s = 21600
-network_kind = "mobile"
-[[schedule]]
-measurement = "dns"
-interval_s = 3600
-network_kind = "mobile"
 """
+        if self.path_tests:
+            config += "".join(
+                f'[[schedule]]\nmeasurement = "{name}"\ninterval_s = {interval}\n'
+                f'network_kind = "{kind}"\n'
+                for kind in ("fixed", "mobile")
+                for name, interval in (("traceroute", 3600), ("ipv6_pmtu", 21600), ("dns", 3600))
+            )
         self.aggregator_config_path.write_text(config, "utf-8")
 
     def _start(self, name: str, netns: str | None, argv: Sequence[str]) -> None:
