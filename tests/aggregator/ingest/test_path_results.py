@@ -162,3 +162,21 @@ def test_a_list_longer_than_allowed_is_refused(store: Store) -> None:
     assert (violation.field, violation.description) == (
         "results[0].traceroute.hops", "holds more than 255 items",
     )  # fmt: skip
+
+
+def test_the_snapshot_carries_the_path_tables_and_their_views(store: Store, tmp_path: Path) -> None:
+    import duckdb
+
+    from aggregator.ingest.snapshot import publish_snapshot
+
+    hop = TracerouteHop(hop=1, address="198.18.0.1", rtts_ms=(1.0,), probes_sent=1,
+                        segment="destination")  # fmt: skip
+    assert _ingest(store, [_trace(hop)]) == []
+
+    snapshot = tmp_path / "snapshot.duckdb"
+    publish_snapshot(store, snapshot)
+
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        assert con.execute("select hops[1].address from traceroute").fetchall() == [("198.18.0.1",)]
+        for view in ("latency_segments", "pmtu_by_isp", "dns_by_ward"):
+            con.execute(f"select * from {view}").fetchall()
