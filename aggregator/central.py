@@ -122,6 +122,25 @@ class _InternalErrorsStayInside(_ServerInterceptor):
         return handler
 
 
+class ListenFailed(Exception):
+    """A port aggregator.toml names could not be bound: taken, or not host:port."""
+
+    def __init__(self, key: str, address: str) -> None:
+        super().__init__(f"cannot listen on {address} ({key})")
+        self.key = key
+        self.address = address
+
+
+def _bind(key: str, address: str, add_port: Callable[[str], int]) -> int:
+    """`add_port(address)`; grpc's bare 'Failed to bind' as a ListenFailed naming the key."""
+    try:
+        return add_port(address)
+    except RuntimeError as err:
+        if "Failed to bind" not in str(err):
+            raise
+        raise ListenFailed(key, address) from None
+
+
 def _probe_row(record: ProbeRecord) -> ProbeRow:
     return ProbeRow(
         probe_id=record.probe_id,
@@ -211,18 +230,24 @@ class Aggregator:
             ProbeConfigServicer(self.registry, self.config, self.metrics), ingest
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, ingest)
-        self.ingest_port = ingest.add_secure_port(
+        self.ingest_port = _bind(
+            "ingest_listen",
             self.config.ingest_listen,
-            server_credentials(self.config.state_dir, require_client_auth=True),
+            lambda address: ingest.add_secure_port(
+                address, server_credentials(self.config.state_dir, require_client_auth=True)
+            ),
         )
 
         enrol = grpc.aio.server(options=options, interceptors=[_InternalErrorsStayInside()])
         enrolment_pb2_grpc.add_EnrolmentServicer_to_server(
             EnrolmentServicer(self.registry, self.ca, self.config.ingest_public_address), enrol
         )
-        self.enrol_port = enrol.add_secure_port(
+        self.enrol_port = _bind(
+            "enrol_listen",
             self.config.enrol_listen,
-            server_credentials(self.config.state_dir, require_client_auth=False),
+            lambda address: enrol.add_secure_port(
+                address, server_credentials(self.config.state_dir, require_client_auth=False)
+            ),
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, enrol)
         servers = [ingest, enrol]
@@ -231,16 +256,23 @@ class Aggregator:
             # can ask without the probes' client certificates.
             plain = grpc.aio.server(options=options)
             health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, plain)
-            self.health_port = plain.add_insecure_port(self.config.health_listen)
+            self.health_port = _bind(
+                "health_listen", self.config.health_listen, plain.add_insecure_port
+            )
             servers.append(plain)
+        # Bound last of all: every address is taken before anything serves.
+        if self.config.metrics_listen is not None:
+            host, port = split_listen(self.config.metrics_listen)
+            try:
+                self._metrics_server = MetricsServer(self.metrics, host, port)
+            except OSError as err:
+                log.error("metrics_listen %s: %s", self.config.metrics_listen, err)
+                raise ListenFailed("metrics_listen", self.config.metrics_listen) from None
+            self.metrics_port = self._metrics_server.port
         for server in servers:
             await server.start()
             self._servers.append(server)
         await self.control.start()
-        if self.config.metrics_listen is not None:
-            host, port = split_listen(self.config.metrics_listen)
-            self._metrics_server = MetricsServer(self.metrics, host, port)
-            self.metrics_port = self._metrics_server.port
         self._sync_task = asyncio.create_task(self._sync_loop(), name="probe-sync")
         if self.config.snapshot_path is not None:
             self._snapshot_task = asyncio.create_task(

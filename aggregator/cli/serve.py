@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Annotated
 
 import typer
@@ -25,6 +24,7 @@ def serve(
     import duckdb
 
     from aggregator.api.server import ApiProcess
+    from aggregator.central import ListenFailed
     from aggregator.central import serve as serve_forever
     from aggregator.enrolment.ca import CaError
 
@@ -50,14 +50,11 @@ def serve(
         raise fail(str(err)) from None
     except duckdb.Error as err:
         raise store_failure(settings.store_path, err, writing=True) from None
-    except RuntimeError as err:
-        # grpc says only this, and to set GRPC_VERBOSITY for more.
-        refused = re.match(r"Failed to bind to address (\S+?);", str(err))
-        if refused is None:
-            raise
+    except ListenFailed as err:
         raise fail(
-            f"cannot listen on {refused[1]}: the port is taken, or it is not host:port",
-            "check ingest_listen and enrol_listen in aggregator.toml",
+            f"cannot listen on {err.address} ({err.key}): the port is taken, or it is not "
+            "host:port",
+            f"check {err.key} in aggregator.toml",
         ) from None
     finally:
         if api is not None:

@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import time
 import urllib.request
@@ -24,8 +25,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.identity import channel_credentials
 from agent.spool import Spool
+from aggregator.enrolment.ca import init_ca
 from aggregator.monitoring import CONFIG_SERVICE, ENROLMENT_SERVICE, INGEST_SERVICE, OVERALL
 from emulation.deployment import CentralPorts, Deployment, ProbeBox, free_tcp_port
+from tests.aggregator.cli.test_cli_errors import assert_plain_error, run_module
 from tests.integration.conftest import NINH_KIEU, Central, throughput_result
 from wardprobe.v1 import ingest_pb2, ingest_pb2_grpc
 
@@ -323,3 +326,24 @@ async def test_a_store_that_raises_is_not_serving_until_a_commit_succeeds(
     assert (await status(), await status(INGEST_SERVICE)) == (SERVING, SERVING)
     await enrol.close(None)
     await ingest.close(None)
+
+
+@pytest.mark.parametrize("key", ["health_listen", "metrics_listen"])
+def test_serve_on_a_taken_health_or_metrics_port_says_which(tmp_path: Path, key: str) -> None:
+    state = tmp_path / "state"
+    init_ca(state, ["localhost"])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        config = tmp_path / "aggregator.toml"
+        config.write_text(
+            f'state_dir = "{state}"\nstore_path = "{state / "store.duckdb"}"\n'
+            'ingest_listen = "127.0.0.1:0"\nenrol_listen = "127.0.0.1:0"\n'
+            f'{key} = "{address}"\n'
+        )
+        done = run_module("serve", "--config", str(config))
+    ours = done.stderr[done.stderr.index("error: ") :]  # after the log's lines
+    lines = assert_plain_error(ours, 1, done.returncode, f"cannot listen on {address} ({key})")
+    assert lines[1] == f"check {key} in aggregator.toml"
+    assert "Traceback" not in done.stderr
