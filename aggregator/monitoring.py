@@ -23,7 +23,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,14 +130,14 @@ class IngestMetrics:
         store_path: Path,
         snapshot_path: Path | None,
         health: StoreHealth,
-        clock: Any = time.time,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.prometheus = CollectorRegistry(auto_describe=True)
         self._registry = registry
         self._store_path = store_path
         self._snapshot_path = snapshot_path
         self._health = health
-        self._clock = clock
+        self.clock = clock  # unix seconds: last contacts and the snapshot's age
         self._lock = threading.Lock()  # the scrape runs in the HTTP server's thread
         self._last_seen: dict[str, float] = {}  # probe → unix seconds of its last call
         self._spools: dict[str, _Spool] = {}
@@ -204,7 +204,7 @@ class IngestMetrics:
     def probe_seen(self, probe_id: str) -> None:
         """The probe's last contact is now."""
         with self._lock:
-            self._last_seen[probe_id] = self._clock()
+            self._last_seen[probe_id] = self.clock()
 
     def spool_reported(self, report: SpoolReport) -> None:
         """Keep the probe's latest spool report."""
@@ -223,7 +223,7 @@ class IngestMetrics:
 
     def collect_state(self) -> Iterator[GaugeMetricFamily]:
         """The gauges computed at a scrape."""
-        now = self._clock()
+        now = self.clock()
         with self._lock:
             last_seen = dict(self._last_seen)
             spools = dict(self._spools)

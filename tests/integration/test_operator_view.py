@@ -29,7 +29,7 @@ from aggregator.enrolment.ca import init_ca
 from aggregator.monitoring import CONFIG_SERVICE, ENROLMENT_SERVICE, INGEST_SERVICE, OVERALL
 from emulation.deployment import CentralPorts, Deployment, ProbeBox, free_tcp_port
 from tests.aggregator.cli.test_cli_errors import assert_plain_error, run_module
-from tests.integration.conftest import NINH_KIEU, Central, throughput_result
+from tests.integration.conftest import CAI_KHE, NINH_KIEU, Central, throughput_result
 from wardprobe.v1 import ingest_pb2, ingest_pb2_grpc
 
 TAN_AN = 31147
@@ -347,3 +347,58 @@ def test_serve_on_a_taken_health_or_metrics_port_says_which(tmp_path: Path, key:
     lines = assert_plain_error(ours, 1, done.returncode, f"cannot listen on {address} ({key})")
     assert lines[1] == f"check {key} in aggregator.toml"
     assert "Traceback" not in done.stderr
+
+
+async def test_probes_seen_and_silent_by_ward_and_their_spools(
+    central: Central, tmp_path: Path
+) -> None:
+    metrics = central.aggregator.metrics
+    await central.enrol_probe(tmp_path / "quiet", NINH_KIEU)  # never calls
+    busy = await central.enrol_probe(tmp_path / "busy", NINH_KIEU)
+    await central.enrol_probe(tmp_path / "school", CAI_KHE)  # never calls
+    revoked = await central.enrol_probe(tmp_path / "revoked", CAI_KHE)
+    central.aggregator.registry.revoke(revoked.probe_id)
+    channel = busy.channel(central.ingest_address)
+    batch = ingest_pb2.ResultBatch(
+        sequence=1,
+        results=[throughput_result(ward_code=NINH_KIEU, probe_id=busy.probe_id)],
+        spool_depth=1,
+        spool_dropped=7,
+    )
+    (ack,) = [a async for a in ingest_pb2_grpc.IngestStub(channel).Upload(iter([batch]))]
+    await channel.close(None)
+    assert ack.stored == 1
+    now = time.time()
+
+    def gauges(hours_later: float) -> Samples:
+        metrics.clock = lambda: now + hours_later * 3600
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in metrics.collect_state()
+            for sample in family.samples
+        }
+
+    ninh_kieu = {"ward_code": str(NINH_KIEU), "ward_name": "Phường Ninh Kiều"}
+    cai_khe = {"ward_code": str(CAI_KHE), "ward_name": "Phường Cái Khế"}
+    at = gauges(0)
+    assert value(at, "wardprobe_probes_active") == 3  # not the revoked one
+    assert value(at, "wardprobe_probes_seen", window="1h") == 1  # busy
+    assert value(at, "wardprobe_probes_silent", **ninh_kieu) == 0
+    assert value(at, "wardprobe_probes_silent", **cai_khe) == 0
+    spool = {"probe_id": busy.probe_id, "ward_code": str(NINH_KIEU)}
+    assert value(at, "wardprobe_probe_spool_depth_results", **spool) == 1
+    assert value(at, "wardprobe_probe_spool_dropped_results", **spool) == 7
+    later = gauges(2)
+    assert value(later, "wardprobe_probes_seen", window="1h") == 0
+    assert value(later, "wardprobe_probes_seen", window="24h") == 1
+    # A day and an hour on: busy not heard from since, quiet and school never.
+    next_day = gauges(25)
+    assert value(next_day, "wardprobe_probes_seen", window="24h") == 0
+    assert value(next_day, "wardprobe_probes_silent", **ninh_kieu) == 2
+    assert value(next_day, "wardprobe_probes_silent", **cai_khe) == 1
+    reported = {
+        dict(labels)["probe_id"]
+        for (name, labels) in next_day
+        if name.startswith("wardprobe_probe_spool")
+    }
+    assert reported == {busy.probe_id}  # quiet and school sent no batch: no sample
