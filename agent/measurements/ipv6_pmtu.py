@@ -161,6 +161,12 @@ def run(params: PmtuParams) -> Ipv6PmtuResult:
         return Ipv6PmtuResult(status=Status.FAILED,
                               status_reason=f"raw sockets need CAP_NET_RAW: {exc.strerror}",
                               status_reason_kind=ReasonKind.TOOL_FAILED, **common)  # fmt: skip
+    except OSError as exc:
+        # A kernel (or an emulator such as qemu-user) that lacks a socket
+        # option the search needs: the test fails, the cycle goes on.
+        return Ipv6PmtuResult(status=Status.FAILED,
+                              status_reason=f"cannot open the raw sockets: {exc.strerror or exc}",
+                              status_reason_kind=ReasonKind.TOOL_FAILED, **common)  # fmt: skip
     try:
         outcome = search.run(link_mtu, time.monotonic() + params.timeout_s)
     except OSError as exc:
