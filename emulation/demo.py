@@ -3,7 +3,9 @@
 Builds a city of network namespaces (one central site, probe boxes on
 shaped access lines in real wards), starts the aggregator and the reference
 server, enrols every probe with a bootstrap token, runs two measurement
-cycles through the real agent, stops the aggregator gracefully and prints
+cycles through the real agent (boxes side by side, as many as the reference
+server's iperf3 ports take: emulation/cycles.py), stops the aggregator
+gracefully and prints
 the per-ward summary, then the plan's indicators through the analysts' CLI:
 on the probes' results, and on a synthetic city (every ward, marked
 synthetic) generated beside them. Everything it writes goes to --out
@@ -15,13 +17,19 @@ Without root it runs on loopback, unshaped, and says so.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
 import shutil
+import signal
 import statistics
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -30,6 +38,7 @@ from rich.table import Table
 
 from analysis.summary import summary_table, ward_summary
 from emulation.city import cleanup_stale, have_netns
+from emulation.cycles import CycleRun, run_cycles
 from emulation.deployment import CentralPorts, Deployment, DeploymentError, ModemSpec, ProbeBox
 from emulation.modem import ModemModel, ModemState
 from emulation.routed import PathSpec, RoutedCity
@@ -87,7 +96,7 @@ def main(
     """Run the emulated city end to end and print the per-ward summary."""
     # Wide enough for the tables even when the output is not a terminal (CI, logs).
     console = Console(width=max(110, Console().width))
-    started = time.monotonic()
+    timings = _Timings()
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -106,20 +115,19 @@ def main(
         workdir=out, city=city, ports=ports, throughput_duration_s=5, path_tests=True
     )
     try:
-        failures = _run(console, deployment, cycles)
+        failures = _run(console, deployment, cycles, timings)
     finally:
         deployment.close()
         if city is not None:
             city.close()
+        timings.lap("stopping the agents' modems, the reference server and the city")
     _report(console, deployment, out)
-    try:
-        _indicators(console, deployment, out)
-    except DeploymentError as err:
-        console.print(f"[red]indicators failed: {err}[/red]", markup=True, highlight=False)
-        failures += 1
+    timings.lap("the tables above (per ward, per probe, paths, radios)")
+    failures += _outputs(console, deployment, out, timings)
+    console.print(_where(out))
+    console.print(timings.table())
     console.print(
-        f"\n[bold]demo finished in {time.monotonic() - started:.0f} s[/bold]; "
-        f"everything is in {out}"
+        f"\n[bold]demo finished in {timings.total_s():.0f} s[/bold]; everything is in {out}"
     )
     if failures:
         console.print(f"[red]{failures} step(s) failed; see above and {out / 'logs'}[/red]")
@@ -130,7 +138,7 @@ def _step(console: Console, text: str) -> None:
     console.print(f"[bold cyan]»[/bold cyan] {text}")
 
 
-def _run(console: Console, deployment: Deployment, cycles: int) -> int:
+def _run(console: Console, deployment: Deployment, cycles: int, timings: _Timings) -> int:
     """The demo's steps; returns how many failed (an agent or the aggregator exiting non-zero)."""
     failures = 0
     _step(console, "central site: creating the CA and aggregator.toml")
@@ -142,6 +150,7 @@ def _run(console: Console, deployment: Deployment, cycles: int) -> int:
     )
     deployment.start_aggregator()
     deployment.start_reference_server()
+    timings.lap("the city's core, the CA, the aggregator and the reference server")
 
     boxes: list[ProbeBox] = []
     for probe in DEMO_PROBES:
@@ -172,26 +181,48 @@ def _run(console: Console, deployment: Deployment, cycles: int) -> int:
             f"({box.site_class}; {line})",
         )
         boxes.append(box)
+    timings.lap(f"enrolling the {len(boxes)} boxes (their namespaces, lines and modems)")
 
-    for cycle in range(1, cycles + 1):
-        for box in boxes:
-            t0 = time.monotonic()
-            code, results, stderr = deployment.run_once(box)
-            if code != 0 or not results:
-                failures += 1
-                console.print(f"[red]{box.name}: agent exited {code}[/red]\n{stderr[-2000:]}")
-            summary = ", ".join(_short(r) for r in results)
-            _step(
-                console,
-                f"cycle {cycle}/{cycles} {box.name} ({time.monotonic() - t0:.0f} s): {summary}",
-            )
+    seats = len(deployment.ports.iperf3)
+    _step(
+        console,
+        f"measuring: {cycles} cycles a box, up to {seats} boxes side by side (the reference "
+        "server's iperf3 ports, as the aggregator's test slots allow; a gigabit line alone)",
+    )
+
+    def ended(run: CycleRun) -> None:
+        nonlocal failures
+        box = run.cycle.box
+        if run.code != 0 or not run.results:
+            failures += 1
+            how = "killed at the time limit" if run.code is None else f"exited {run.code}"
+            console.print(f"[red]{box.name}: agent {how}[/red]\n{_tail(run.log)}")
+        summary = ", ".join(_short(r) for r in run.results)
+        span = f"{run.started_s:.0f}–{run.ended_s or 0:.0f} s{', alone' if run.cycle.alone else ''}"
+        _step(console, f"cycle {run.cycle.number}/{cycles} {box.name} ({span}): {summary}")
+
+    runs = run_cycles(deployment, boxes, cycles, logs=deployment.workdir / "logs", on_end=ended)
+    busiest = max(
+        (sum(1 for r in runs if r.started_s <= t < (r.seat_released_s or r.ended_s or t)))
+        for t in (r.started_s for r in runs)
+    )
+    timings.lap(
+        f"measuring: {len(runs)} cycles, up to {busiest} boxes at once at the reference server"
+    )
 
     _step(console, "stopping the aggregator (SIGTERM: in-flight batches commit first)")
     code = deployment.stop_aggregator()
     if code != 0:
         failures += 1
         console.print(f"[red]aggregator exited {code}[/red]\n{deployment.log_tail('aggregator')}")
+    timings.lap("stopping the aggregator")
     return failures
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    """The end of an agent's log."""
+    text = log.read_text("utf-8", errors="replace") if log.is_file() else ""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def _short(result: dict[str, object]) -> str:
@@ -288,66 +319,233 @@ def _report(console: Console, deployment: Deployment, out: Path) -> None:
     for mobile_row in _mobile_downloads(store):
         table.add_row(*mobile_row)
     console.print(table)
+
+
+@dataclass
+class _Timings:
+    """Where the demo's time goes: the seconds of each step, printed at the end."""
+
+    started: float = field(default_factory=time.monotonic)
+    last: float = field(default_factory=time.monotonic)
+    # (step, seconds, whether it ran beside other steps)
+    steps: list[tuple[str, float, bool]] = field(default_factory=list)
+
+    def lap(self, step: str) -> None:
+        """`step` took the time since the previous lap."""
+        now = time.monotonic()
+        self.steps.append((step, now - self.last, False))
+        self.last = now
+
+    def beside(self, step: str, seconds: float) -> None:
+        """`step` took `seconds` beside others (within the next lap)."""
+        self.steps.append((step, seconds, True))
+
+    @contextlib.contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Time the block as a step beside others."""
+        started = time.monotonic()
+        yield
+        self.beside(step, time.monotonic() - started)
+
+    def total_s(self) -> float:
+        """Seconds since the demo started."""
+        return time.monotonic() - self.started
+
+    def table(self) -> Table:
+        """The steps and their seconds; those run side by side indented under their lap."""
+        table = Table(title="Where the time went (seconds)")
+        table.add_column("step")
+        table.add_column("s", justify="right")
+        pending: list[tuple[str, float]] = []
+        for step, seconds, beside in self.steps:
+            if beside:
+                pending.append((step, seconds))
+                continue
+            table.add_row(step, f"{seconds:.0f}")
+            for inner, inner_s in pending:
+                table.add_row(f"  ∥ {inner}", f"{inner_s:.0f}")
+            pending.clear()
+        table.add_row("[bold]total[/bold]", f"[bold]{self.total_s():.0f}[/bold]")
+        return table
+
+
+@dataclass
+class _LaneResult:
+    """What a lane printed (kind "step", "out": laid out already, or "print"),
+    and the seconds of each of its steps."""
+
+    printed: list[tuple[str, str]] = field(default_factory=list)
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+
+def _lane_main(send: Any, work: Callable[..., _LaneResult], args: tuple[Any, ...]) -> None:
+    """A lane's process: a process group of its own (so that it can be stopped
+    with every program it has started); sends back its result or its failure."""
+    os.setpgid(0, 0)
+    try:
+        send.send(work(*args))
+    except Exception as err:  # sent as text: the parent says it failed
+        send.send(DeploymentError(f"{type(err).__name__}: {err}"))
+    finally:
+        send.close()
+
+
+class _Lane:
+    """Steps run in a spawned process beside the demo's (this process holds
+    DuckDB's threads and the city's), in a process group of its own."""
+
+    def __init__(self, work: Callable[..., _LaneResult], args: tuple[Any, ...]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_lane_main, args=(send, work, args), name=work.__name__
+        )
+        self._process.start()
+        send.close()
+
+    def result(self) -> _LaneResult:
+        """Wait for the lane; its result, or DeploymentError if it failed."""
+        try:
+            outcome = self._receive.recv()
+        except EOFError:
+            outcome = DeploymentError(f"the lane's process ended with {self._process.exitcode}")
+        self._process.join()
+        if isinstance(outcome, Exception):
+            raise outcome
+        assert isinstance(outcome, _LaneResult)
+        return outcome
+
+    def stop(self) -> None:
+        """End the lane and what it started, if it still runs (the demo failed)."""
+        if self._process.is_alive():
+            pid = self._process.pid
+            assert pid is not None
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGTERM)
+            self._process.join(10)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+
+
+def _outputs(console: Console, deployment: Deployment, out: Path, timings: _Timings) -> int:
+    """The plan's indicators, every indicator's map and the yearly report, of
+    the probes' results and of a synthetic city, in two lanes side by side,
+    printed as each ends; returns how many lanes failed.
+
+    Only once the measurement is over: work beside it, even at the lowest
+    priority (nice 19), lowered the lines' figures (the synthetic city's
+    lane run so during the cycles: 272 and 278 Mb/s on the 300 Mb/s lines,
+    368 on the 400, 91.5 on the 100, against 0.956 × the rate without it).
+    Side by side, the lanes fill each other's gaps on two cores: much of the
+    work runs in one process (each CLI's start, the reports' gathering,
+    WeasyPrint's PDF)."""
     year = str(datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).year)
-    _write_maps(console, store, out / "maps" / "probes", year, synthetic=False)
-    _write_report(console, store, out, year, synthetic=False)
-
-
-def _indicators(console: Console, deployment: Deployment, out: Path) -> None:
-    """The plan's indicators, by the CLI an analyst uses: first on what the
-    demo's probes measured, then on a synthetic city where every ward has
-    data (the probes of a two-cycle demo are far below the floor)."""
-    year = str(datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).year)
-    aggregator = [deployment.python, "-m", "aggregator"]
-    _step(console, f"indicators for {year} on the demo's results (city figures)")
-    # console.out: the CLI has laid its table out already; rich must not wrap it again.
-    console.out(
-        deployment.run(
-            None,
-            [*aggregator, "indicators", "--period", year, "--store", str(deployment.store_path),
-             "--city-only"],
-        ),
-        highlight=False,
+    lanes = (
+        (_Lane(_probes_lane, (deployment.python, deployment.store_path, out, year)),
+         "the probes' results"),
+        (_Lane(_synthetic_lane, (deployment.python, out, year)), "the synthetic city"),
     )  # fmt: skip
-    console.print(
-        "Six probes and two cycles are below the floor (3 probes and 30 valid tests a "
-        "figure), and a result counts only if its probe's clock was synchronised (NTP): "
-        "see 'Excluded results' above."
-    )
-    synthetic_store = out / "synthetic_city.duckdb"
-    _step(console, f"a synthetic Cần Thơ (all 103 wards, marked synthetic) in {synthetic_store}")
-    deployment.run(
-        None, [*aggregator, "synthetic", "--store", str(synthetic_store), "--year", year]
-    )
-    console.out(
-        deployment.run(
-            None,
-            [*aggregator, "indicators", "--period", year, "--store", str(synthetic_store),
-             "--synthetic", "--city-only"],
-        ),
-        highlight=False,
-    )  # fmt: skip
-    (out / "indicators_synthetic_city.json").write_text(
-        deployment.run(
-            None,
-            [*aggregator, "indicators", "--period", year, "--store", str(synthetic_store),
-             "--synthetic", "--format", "json"],
-        ),
-        "utf-8",
-    )  # fmt: skip
-    _write_maps(console, synthetic_store, out / "maps" / "synthetic", year, synthetic=True)
-    _write_report(console, synthetic_store, out, year, synthetic=True)
-    console.print(
-        f"every ward's figures: {out / 'indicators_synthetic_city.json'} "
-        f"(wardprobe-aggregator indicators --period {year} --store {synthetic_store} --synthetic)"
-    )
+    failures = 0
+    try:
+        for lane, what in lanes:
+            try:
+                result = lane.result()
+            except DeploymentError as err:
+                console.print(f"[red]{what}: {err}[/red]", markup=True, highlight=False)
+                failures += 1
+                continue
+            for kind, text in result.printed:
+                if kind == "step":
+                    _step(console, text)
+                elif kind == "out":
+                    # laid out by the CLI already: rich must not wrap it again
+                    console.out(text, highlight=False)
+                else:
+                    console.print(text)
+            for step, seconds in result.steps:
+                timings.beside(step, seconds)
+    finally:
+        for lane, _ in lanes:
+            lane.stop()
+    timings.lap("indicators, maps and reports: two lanes side by side")
+    return failures
 
 
-def _write_maps(
-    console: Console, store: Path, out_dir: Path, year: str, *, synthetic: bool
-) -> None:
+def _cli(python: str, out: Path, *argv: str) -> str:
+    """`wardprobe-aggregator ...` (as `python -m aggregator`): its stdout."""
+    return Deployment(workdir=out, python=python).run(None, [python, "-m", "aggregator", *argv])
+
+
+def _probes_lane(python: str, store: Path, out: Path, year: str) -> _LaneResult:
+    """The indicators of what the demo's probes measured, through the CLI an
+    analyst uses, then every indicator's map and the yearly report."""
+    lane = _LaneResult()
+    started = time.monotonic()
+    lane.printed += [
+        ("step", f"indicators for {year} on the demo's results (city figures)"),
+        ("out", _cli(python, out, "indicators", "--period", year, "--store", str(store),
+                     "--city-only")),
+        ("print", "Six probes and two cycles are below the floor (3 probes and 30 valid tests "
+                  "a figure), and a result counts only if its probe's clock was synchronised "
+                  "(NTP): see 'Excluded results' above."),
+    ]  # fmt: skip
+    lane.steps.append(("indicators of the probes' results (CLI)", time.monotonic() - started))
+    maps_s, maps_text = _write_maps(store, out / "maps" / "probes", year, synthetic=False)
+    report_s, report_text = _write_report(store, out, year, synthetic=False)
+    lane.printed += [("print", maps_text), ("print", report_text)]
+    lane.steps += [
+        ("maps of every indicator, the probes' results", maps_s),
+        ("the yearly report (HTML and PDF), the probes' results", report_s),
+    ]
+    return lane
+
+
+def _synthetic_lane(python: str, out: Path, year: str) -> _LaneResult:
+    """A synthetic Cần Thơ, where every ward has data (the probes of a short
+    demo are far below the floor): its indicators through the CLI, every
+    indicator's map and the yearly report."""
+    lane = _LaneResult()
+    store = out / "synthetic_city.duckdb"
+    lane.printed.append(
+        ("step", f"a synthetic Cần Thơ (all 103 wards, marked synthetic) in {store}")
+    )
+    started = time.monotonic()
+    _cli(python, out, "synthetic", "--store", str(store), "--year", year)
+    lane.steps.append(("a synthetic Cần Thơ (103 wards)", time.monotonic() - started))
+    started = time.monotonic()
+    indicators = ["indicators", "--period", year, "--store", str(store), "--synthetic"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        table = pool.submit(_cli, python, out, *indicators, "--city-only")
+        as_json = pool.submit(_cli, python, out, *indicators, "--format", "json")
+        lane.printed.append(("out", table.result()))
+        (out / "indicators_synthetic_city.json").write_text(as_json.result(), "utf-8")
+    lane.steps.append(
+        (
+            "indicators of the synthetic city (CLI: table and JSON side by side)",
+            time.monotonic() - started,
+        )
+    )
+    maps_s, maps_text = _write_maps(store, out / "maps" / "synthetic", year, synthetic=True)
+    report_s, report_text = _write_report(store, out, year, synthetic=True)
+    lane.printed += [
+        ("print", maps_text),
+        ("print", report_text),
+        ("print", f"every ward's figures: {out / 'indicators_synthetic_city.json'} "
+                  f"(wardprobe-aggregator indicators --period {year} --store {store} "
+                  "--synthetic)"),
+    ]  # fmt: skip
+    lane.steps += [
+        ("maps of every indicator, the synthetic city", maps_s),
+        ("the yearly report (HTML and PDF), the synthetic city", report_s),
+    ]
+    return lane
+
+
+def _write_maps(store: Path, out_dir: Path, year: str, *, synthetic: bool) -> tuple[float, str]:
     """The map of every indicator for the year (one HTML page switching between
-    them, a PNG and a GeoJSON each), as `wardprobe-aggregator map` draws them."""
+    them, a PNG and a GeoJSON each), as `wardprobe-aggregator map` draws them;
+    the seconds it took and a line saying what was written."""
     from analysis.indicators import open_store, parse_period
     from analysis.maps import (
         boundary_reconciliation,
@@ -367,16 +565,18 @@ def _write_maps(
         reconciliation_report(boundary_reconciliation()), "utf-8"
     )
     what = "the synthetic city" if synthetic else "the probes' results"
-    console.print(
+    seconds = time.monotonic() - started
+    return seconds, (
         f"maps of {len(layers)} indicator layers for {year} on {what}: {out_dir / 'index.html'} "
         f"(all of them, in a browser), and a PNG and a GeoJSON each: {len(written)} files in "
-        f"{out_dir} ({time.monotonic() - started:.0f} s)"
+        f"{out_dir} ({seconds:.0f} s)"
     )
 
 
-def _write_report(console: Console, store: Path, out: Path, year: str, *, synthetic: bool) -> None:
+def _write_report(store: Path, out: Path, year: str, *, synthetic: bool) -> tuple[float, str]:
     """The yearly report (docs/report.md) as HTML and PDF, as `wardprobe-aggregator
-    report` writes it; its maps are the PNGs _write_maps has just drawn."""
+    report` writes it; its maps are the PNGs _write_maps has just drawn. The
+    seconds it took and a line saying what was written."""
     from analysis.indicators import open_store
     from analysis.labels import Lang
     from analysis.maps import WardLayer, layer_file_name, png_bytes
@@ -390,18 +590,56 @@ def _write_report(console: Console, store: Path, out: Path, year: str, *, synthe
         return path.read_bytes() if lang == "vi" and path.is_file() else png_bytes(layer, lang)
 
     started = time.monotonic()
-    name = "report_synthetic_city" if synthetic else "report_probes"
-    outs = [out / f"{name}.html", out / f"{name}.pdf"]
+    outs = [out / f"{_report_name(synthetic)}.html", out / f"{_report_name(synthetic)}.pdf"]
     con = open_store(store)
     try:
         write_reports(con, int(year), outs, "vi", synthetic, map_png=drawn)
     finally:
         con.close()
     what = "the synthetic city" if synthetic else "the probes' results"
-    console.print(
+    seconds = time.monotonic() - started
+    return seconds, (
         f"the yearly report for {year} on {what}: {outs[0]} and {outs[1]} "
-        f"({time.monotonic() - started:.0f} s; wardprobe-aggregator report --year {year})"
+        f"({seconds:.0f} s; wardprobe-aggregator report --year {year})"
     )
+
+
+def _report_name(synthetic: bool) -> str:
+    return "report_synthetic_city" if synthetic else "report_probes"
+
+
+def _where(out: Path) -> Table:
+    """What the demo wrote, where (relative to `out`), in a short list."""
+
+    def count(folder: Path, suffix: str) -> int:
+        return sum(1 for _ in folder.glob(f"*{suffix}")) if folder.is_dir() else 0
+
+    table = Table(title=f"Where everything is (in {out})", show_header=False)
+    table.add_column("what")
+    table.add_column("file")
+    rows = [
+        ("the store (DuckDB) of the probes' results", "wardprobe.duckdb"),
+        ("per-ward summary (TSV)", "ward_summary.tsv"),
+    ]
+    for name, folder in (("the probes' results", "probes"), ("the synthetic city", "synthetic")):
+        maps = out / "maps" / folder
+        rows.append(
+            (
+                f"maps of every indicator, {name}",
+                f"maps/{folder}/index.html (all, in a browser); "
+                f"{count(maps, '.png')} PNG, {count(maps, '.geojson')} GeoJSON beside it",
+            )
+        )
+    for name, synthetic in (("the probes' results", False), ("the synthetic city", True)):
+        rows.append((f"yearly report, {name}", f"{_report_name(synthetic)}.html, .pdf"))
+    rows += [
+        ("every ward's figures, the synthetic city (JSON)", "indicators_synthetic_city.json"),
+        ("the synthetic city's store", "synthetic_city.duckdb"),
+        ("logs: aggregator, reference server, each agent cycle", "logs/"),
+    ]
+    for what, where in rows:
+        table.add_row(what, where)
+    return table
 
 
 def _path_table(store: Path) -> Table:

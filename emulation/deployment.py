@@ -522,6 +522,19 @@ system_resolver = {str(isinstance(self.city, RoutedCity)).lower()}
         results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
         return done.returncode, results, done.stderr
 
+    def start_once(self, box: ProbeBox, log: Path) -> subprocess.Popen[str]:
+        """`wardprobe-agent once` on the box in the background, in a process
+        group of its own: its JSON results on stdout, a line each as they
+        come; its stderr into `log`."""
+        with log.open("w", encoding="utf-8") as handle:
+            return subprocess.Popen(
+                self._argv(box.netns, self.agent_argv(box, "once")),
+                stdout=subprocess.PIPE,
+                stderr=handle,
+                text=True,
+                start_new_session=True,
+            )
+
     def start_agent(self, box: ProbeBox, *command: str) -> subprocess.Popen[bytes]:
         """Start an agent command (e.g. `run`, `upload`) in the background."""
         name = f"agent-{box.name}-{command[0]}"

@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from emulation.city import City, have_netns
+from emulation.cycles import run_cycles
 from emulation.deployment import Deployment
 from emulation.shaping import LTE, shaped
 
@@ -62,3 +63,33 @@ def test_agent_on_a_50_mbps_line_reports_45_to_50_mbps(city_deployment: Deployme
     assert down[2] == up[2] == "mobile"
     assert 0.9 * 40 <= down[5] <= 40.0
     assert 0.9 * 15 <= up[5] <= 15.0
+
+
+def test_boxes_measured_side_by_side_each_read_their_own_line(
+    city_deployment: Deployment, tmp_path: Path
+) -> None:
+    """Cycles side by side, as the demo runs them (emulation/cycles.py): both
+    boxes hold a seat at the reference server at once, and each still reads
+    its own line, not a share of the other's."""
+    dep = city_deployment
+    boxes = [
+        dep.add_probe("fifty", NINH_KIEU, "household", shaped(50)),
+        dep.add_probe("hundred", CAI_KHE, "household", shaped(100, 40)),
+    ]
+    runs = run_cycles(dep, boxes, 1, logs=tmp_path / "cycles")
+    assert [(r.cycle.box.name, r.code) for r in runs] == [("fifty", 0), ("hundred", 0)]
+    first, second = runs
+    assert first.seat_released_s is not None
+    assert second.started_s < first.seat_released_s  # both measured at once
+
+    assert dep.stop_aggregator() == 0
+    with duckdb.connect(str(dep.store_path), read_only=True) as con:
+        rows = con.execute(
+            "select probe_id, direction, mbps from throughput where status = 'ok'"
+        ).fetchall()
+    mbps = {(probe_id, direction): value for probe_id, direction, value in rows}
+    fifty, hundred = (box.probe_id for box in boxes)
+    assert 45.0 <= mbps[(fifty, "download")] <= 50.0
+    assert 45.0 <= mbps[(fifty, "upload")] <= 50.0
+    assert 90.0 <= mbps[(hundred, "download")] <= 100.0
+    assert 36.0 <= mbps[(hundred, "upload")] <= 40.0
