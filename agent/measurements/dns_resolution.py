@@ -191,29 +191,23 @@ def _ask(params: DnsParams, resolver: str, port: int, kind: str) -> DnsResult:
     failed = sum(q.failed for q in queries)
     times = [q.time_ms for q in queries if q.time_ms is not None]
     family = pathnet.family_of(resolver)
+    status, reason, reason_kind = Status.OK, "", ReasonKind.NONE
+    time_median_ms: float | None
     if all(q.rcode == "" for q in queries):
         # Not one answer: the resolver is unreachable (or down), which the
         # analyst counts as failures too, but the status says it plainly.
         reasons = sorted({q.reason for q in queries})
-        return DnsResult(
-            measured_at=measured_at,
-            status=Status.FAILED,
-            status_reason=f"no answer from {resolver}: {'; '.join(reasons)}",
-            status_reason_kind=ReasonKind.NETWORK_ERROR,
-            method=_method(resolver, port),
-            interface=params.interface,
-            ip_family=family,
-            resolver=resolver,
-            resolver_kind=kind,
-            resolver_port=port,
-            queries_sent=len(queries),
-            queries_failed=failed,
-            failure_pct=100.0,
-            queries=tuple(queries),
-        )
+        status, reason_kind = Status.FAILED, ReasonKind.NETWORK_ERROR
+        reason = f"no answer from {resolver}: {'; '.join(reasons)}"
+        failure_pct, time_median_ms = 100.0, None
+    else:
+        failure_pct = 100.0 * failed / len(queries)
+        time_median_ms = statistics.median(times) if times else None
     return DnsResult(
         measured_at=measured_at,
-        status=Status.OK,
+        status=status,
+        status_reason=reason,
+        status_reason_kind=reason_kind,
         method=_method(resolver, port),
         interface=params.interface,
         ip_family=family,
@@ -222,8 +216,8 @@ def _ask(params: DnsParams, resolver: str, port: int, kind: str) -> DnsResult:
         resolver_port=port,
         queries_sent=len(queries),
         queries_failed=failed,
-        failure_pct=100.0 * failed / len(queries),
-        time_median_ms=statistics.median(times) if times else None,
+        failure_pct=failure_pct,
+        time_median_ms=time_median_ms,
         queries=tuple(queries),
     )
 

@@ -57,6 +57,7 @@ def test_a_resolver_that_never_answers_is_a_failed_result_with_its_queries() -> 
     assert (result.status, result.status_reason_kind) == (Status.FAILED, ReasonKind.NETWORK_ERROR)
     assert result.status_reason.startswith("no answer from 127.0.0.1")
     assert (result.queries_sent, result.queries_failed, result.failure_pct) == (2, 2, 100.0)
+    assert result.time_median_ms is None  # no answer was timed
     assert all(q.failed and q.rcode == "" and q.reason for q in result.queries)
 
 
