@@ -641,7 +641,7 @@ def _match(
 def _match_v4(
     tracer: _Tracer, data: bytes, sender: str, proto: int
 ) -> tuple[int, dict[str, Any]] | None:
-    from scapy.layers.inet import ICMP, IP, TCP, ICMPerror, IPerror, TCPerror, UDPerror
+    from scapy.layers.inet import ICMP, IP, TCP, ICMPerror, IPerror, UDPerror
 
     packet = IP(data)
     ttl = int(packet.ttl)
@@ -674,25 +674,18 @@ def _match_v4(
     elif tracer.params.protocol is TracerouteProtocol.UDP and packet.haslayer(UDPerror):
         if int(packet[UDPerror].dport) == (tracer.params.port or UDP_PORT):
             number = _latest(tracer, int(quoted.id))
-    elif (
-        tracer.params.protocol is TracerouteProtocol.TCP
-        and packet.haslayer(TCPerror)
-        and int(packet[TCPerror].dport) == tracer.params.port
-    ):
-        number = (int(packet[TCPerror].seq) - tracer.seq_base) & 0xFFFFFFFF
-    if number is None:
-        return None
-    reached = sender == tracer.target and kind == _V4_UNREACHABLE and code == _V4_PORT_UNREACHABLE
-    return number, _fields(
-        sender, kind, code, ttl,
-        from_target=reached, unreachable=kind == _V4_UNREACHABLE and not reached,
+    elif tracer.params.protocol is TracerouteProtocol.TCP:
+        number = _quoted_tcp_number(tracer, packet)
+    return _error_answer(
+        tracer, number, sender, kind, code, ttl,
+        unreachable_type=_V4_UNREACHABLE, port_unreachable_code=_V4_PORT_UNREACHABLE,
     )  # fmt: skip
 
 
 def _match_v6(
     tracer: _Tracer, data: bytes, sender: str, proto: int, hop_limit: int | None
 ) -> tuple[int, dict[str, Any]] | None:
-    from scapy.layers.inet import TCP, TCPerror, UDPerror
+    from scapy.layers.inet import TCP, UDPerror
     from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPerror6, IPv6
     from scapy.packet import Raw
 
@@ -737,18 +730,42 @@ def _match_v6(
         payload = bytes(udp.payload)
         if int(udp.dport) == (tracer.params.port or UDP_PORT) and len(payload) >= 2:
             number = _latest(tracer, struct.unpack("!H", payload[:2])[0])
-    elif (
-        tracer.params.protocol is TracerouteProtocol.TCP
-        and packet.haslayer(TCPerror)
-        and int(packet[TCPerror].dport) == tracer.params.port
-    ):
-        number = (int(packet[TCPerror].seq) - tracer.seq_base) & 0xFFFFFFFF
+    elif tracer.params.protocol is TracerouteProtocol.TCP:
+        number = _quoted_tcp_number(tracer, packet)
+    return _error_answer(
+        tracer, number, sender, kind, code, hop_limit,
+        unreachable_type=_V6_UNREACHABLE, port_unreachable_code=_V6_PORT_UNREACHABLE,
+    )  # fmt: skip
+
+
+def _quoted_tcp_number(tracer: _Tracer, packet: Any) -> int | None:
+    """The probe number of our TCP SYN quoted in an ICMP error (None: not ours)."""
+    from scapy.layers.inet import TCPerror
+
+    if not packet.haslayer(TCPerror) or int(packet[TCPerror].dport) != tracer.params.port:
+        return None
+    return (int(packet[TCPerror].seq) - tracer.seq_base) & 0xFFFFFFFF
+
+
+def _error_answer(
+    tracer: _Tracer,
+    number: int | None,
+    sender: str,
+    kind: int,
+    code: int,
+    ttl: int | None,
+    *,
+    unreachable_type: int,
+    port_unreachable_code: int,
+) -> tuple[int, dict[str, Any]] | None:
+    """What an ICMP error quoting probe `number` says; the family's type and code
+    numbers tell a port unreachable from the target (arrived) from any other."""
     if number is None:
         return None
-    reached = sender == tracer.target and kind == _V6_UNREACHABLE and code == _V6_PORT_UNREACHABLE
+    reached = sender == tracer.target and kind == unreachable_type and code == port_unreachable_code
     return number, _fields(
-        sender, kind, code, hop_limit,
-        from_target=reached, unreachable=kind == _V6_UNREACHABLE and not reached,
+        sender, kind, code, ttl,
+        from_target=reached, unreachable=kind == unreachable_type and not reached,
     )  # fmt: skip
 
 
