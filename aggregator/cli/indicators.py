@@ -14,7 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aggregator.cli.support import ConfigOption, config_or_exit, existing_store, store_failure
+from aggregator.cli.support import (
+    ConfigOption,
+    config_or_exit,
+    existing_store,
+    reading_store,
+    store_failure,
+)
 from wardprobe.cli_errors import PlainErrors, fail, usage_error
 
 baseline_app = typer.Typer(
@@ -73,9 +79,7 @@ def indicators(
     """Every indicator of the plan for a period: value, 95 % interval, mean and median
     across probes, probes and tests behind it, targets met or not, exclusions.
     Exits 2 on a bad option or a store that is missing or cannot be read."""
-    import duckdb
-
-    from analysis.indicators import StoreTooOld, compute_indicators, open_store, report_json
+    from analysis.indicators import compute_indicators, report_json
     from analysis.requests import (
         RequestRefused,
         check_baseline,
@@ -109,11 +113,7 @@ def indicators(
     cfg = config_or_exit(config)
     baselines = check_baseline(baseline, cfg.baseline_order)
     path = existing_store(store or cfg.snapshot_path or cfg.store_path)
-    try:
-        con = open_store(path)
-    except duckdb.Error as err:
-        raise store_failure(path, err) from None
-    try:
+    with reading_store(path) as con:
         report = compute_indicators(
             con,
             parsed,
@@ -122,12 +122,6 @@ def indicators(
             synthetic=synthetic,
             baselines=baselines,
         )
-    except StoreTooOld as err:
-        raise usage_error(f"{path}: {err}") from None
-    except duckdb.Error as err:
-        raise store_failure(path, err) from None
-    finally:
-        con.close()
     if output_format == "json":
         sys.stdout.write(report_json(report, city_only=city_only) + "\n")
         return

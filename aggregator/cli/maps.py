@@ -9,7 +9,12 @@ from typing import Annotated
 import typer
 
 from aggregator.cli.indicators import StoreOption
-from aggregator.cli.support import ConfigOption, config_or_exit, existing_store, store_failure
+from aggregator.cli.support import (
+    ConfigOption,
+    config_or_exit,
+    existing_store,
+    reading_store,
+)
 from wardprobe.cli_errors import usage_error
 
 
@@ -53,9 +58,7 @@ def map_command(
     `indicators`): value, 95 % interval, probes, tests, status, targets met or not.
     Exits 2 naming what is accepted when the indicator, group, grouping, period,
     language or format is unknown, or when the store cannot be read."""
-    import duckdb
-
-    from analysis.indicators import StoreTooOld, compute_indicators, open_store
+    from analysis.indicators import compute_indicators
     from analysis.maps import check_by, check_indicator, map_format, request_layers, write_map
     from analysis.maps.layers import report_grouping
     from analysis.requests import RequestRefused, check_lang, check_period
@@ -72,11 +75,7 @@ def map_command(
     # read with --store too: its baseline_order orders the doubling ratio's baselines
     cfg = config_or_exit(config)
     path = existing_store(store or cfg.snapshot_path or cfg.store_path)
-    try:
-        con = open_store(path)
-    except duckdb.Error as err:
-        raise store_failure(path, err) from None
-    try:
+    with reading_store(path) as con:
         report = compute_indicators(
             con,
             parsed,
@@ -84,12 +83,6 @@ def map_command(
             synthetic=synthetic,
             baselines=cfg.baseline_order,
         )
-    except StoreTooOld as err:
-        raise usage_error(f"{path}: {err}") from None
-    except duckdb.Error as err:
-        raise store_failure(path, err) from None
-    finally:
-        con.close()
     try:
         layers = request_layers(report, indicator, group, fmt)
     except RequestRefused as err:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from aggregator.cli.indicators import StoreOption
-from aggregator.cli.support import ConfigOption, config_or_exit, existing_store, store_failure
+from aggregator.cli.support import ConfigOption, config_or_exit, existing_store, reading_store
 from wardprobe.cli_errors import usage_error
 
 
@@ -39,9 +39,6 @@ def report_command(
     more probes would settle the answer, and the method. Exits 2 naming what is
     accepted when the format or language is unknown, or when the store cannot
     be read."""
-    import duckdb
-
-    from analysis.indicators import StoreTooOld, open_store
     from analysis.report import check_suffix, write_report
     from analysis.requests import RequestRefused, check_lang
 
@@ -56,18 +53,11 @@ def report_command(
     # read with --store too: its baseline_order orders the doubling ratio's baselines
     cfg = config_or_exit(config)
     path = existing_store(store or cfg.snapshot_path or cfg.store_path)
-    try:
-        con = open_store(path)
-    except duckdb.Error as err:
-        raise store_failure(path, err) from None
-    try:
-        written = write_report(con, year, out, language, synthetic, baselines=cfg.baseline_order)
-    except StoreTooOld as err:
-        raise usage_error(f"{path}: {err}") from None
-    except duckdb.Error as err:
-        raise store_failure(path, err) from None
-    except OSError as err:
-        raise usage_error(f"cannot write {out}: {err.strerror or err}") from None
-    finally:
-        con.close()
+    with reading_store(path) as con:
+        try:
+            written = write_report(
+                con, year, out, language, synthetic, baselines=cfg.baseline_order
+            )
+        except OSError as err:
+            raise usage_error(f"cannot write {out}: {err.strerror or err}") from None
     typer.echo(f"{written}: report for {year}" + (" (synthetic data)" if synthetic else ""))

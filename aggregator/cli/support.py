@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -15,6 +17,9 @@ from pydantic import ValidationError
 from aggregator.config import AggregatorConfig, load_config
 from wardprobe.cli_errors import usage_error
 from wardprobe.config_errors import describe_config_error
+
+if TYPE_CHECKING:
+    import duckdb
 
 SNAPSHOT_HINT = "while the aggregator runs, read its snapshot (snapshot_path in aggregator.toml)"
 # duckdb: 'IO Error: Could not set lock on file "...": Conflicting lock is held
@@ -52,6 +57,29 @@ def existing_store(path: Path) -> Path:
             "give --store, or check store_path (and snapshot_path) in aggregator.toml",
         )
     return path
+
+
+@contextmanager
+def reading_store(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The store at `path` (see existing_store), open for the `with` body and
+    closed after it. A store too old, or that DuckDB cannot open or read, ends
+    the command in one line naming `path`."""
+    import duckdb  # imported here, as by each command: `--help` stays quick
+
+    from analysis.indicators import StoreTooOld, open_store
+
+    try:
+        con = open_store(path)
+    except duckdb.Error as err:
+        raise store_failure(path, err) from None
+    try:
+        yield con
+    except StoreTooOld as err:
+        raise usage_error(f"{path}: {err}") from None
+    except duckdb.Error as err:
+        raise store_failure(path, err) from None
+    finally:
+        con.close()
 
 
 def store_failure(path: Path, err: Exception, *, writing: bool = False) -> typer.Exit:
