@@ -18,8 +18,8 @@ from aggregator.cli.support import (
     ConfigOption,
     config_or_exit,
     existing_store,
-    reading_store,
     store_failure,
+    using_store,
 )
 from wardprobe.cli_errors import PlainErrors, fail, usage_error
 
@@ -113,7 +113,7 @@ def indicators(
     cfg = config_or_exit(config)
     baselines = check_baseline(baseline, cfg.baseline_order)
     path = existing_store(store or cfg.snapshot_path or cfg.store_path)
-    with reading_store(path) as con:
+    with using_store(path) as con:
         report = compute_indicators(
             con,
             parsed,
@@ -365,15 +365,10 @@ def baseline_import(
     path = store or config_or_exit(config).store_path
     try:
         Store(path).close()  # creates the tables, baseline among them, if new
-        con = duckdb.connect(str(path))
     except duckdb.Error as err:
         raise store_failure(path, err, writing=True) from None
-    try:
+    with using_store(path, writing=True) as con:
         count = import_rows(con, rows)
-    except duckdb.Error as err:
-        raise store_failure(path, err, writing=True) from None
-    finally:
-        con.close()
     typer.echo(f"imported {count} baseline rows into {path}")
 
 
@@ -455,16 +450,8 @@ def baseline_import_ookla(
                 raise usage_error(f"cannot read {qf.path} as Parquet: {first}") from None
     finally:
         reader.close()
-    try:
-        con = duckdb.connect(str(path))
-    except duckdb.Error as err:
-        raise store_failure(path, err, writing=True) from None
-    try:
+    with using_store(path, writing=True) as con:
         replaced = store_quarters(con, read)
-    except duckdb.Error as err:
-        raise store_failure(path, err, writing=True) from None
-    finally:
-        con.close()
     for q in read:
         again = " (replaces the earlier import)" if f"{kind} {q.file.label}" in replaced else ""
         typer.echo(

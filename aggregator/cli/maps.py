@@ -13,7 +13,7 @@ from aggregator.cli.support import (
     ConfigOption,
     config_or_exit,
     existing_store,
-    reading_store,
+    using_store,
 )
 from wardprobe.cli_errors import usage_error
 
@@ -75,7 +75,7 @@ def map_command(
     # read with --store too: its baseline_order orders the doubling ratio's baselines
     cfg = config_or_exit(config)
     path = existing_store(store or cfg.snapshot_path or cfg.store_path)
-    with reading_store(path) as con:
+    with using_store(path) as con:
         report = compute_indicators(
             con,
             parsed,

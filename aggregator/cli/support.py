@@ -60,24 +60,24 @@ def existing_store(path: Path) -> Path:
 
 
 @contextmanager
-def reading_store(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def using_store(path: Path, *, writing: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """The store at `path` (see existing_store), open for the `with` body and
-    closed after it. A store too old, or that DuckDB cannot open or read, ends
-    the command in one line naming `path`."""
+    closed after it: read-only unless `writing`. A store too old, or that DuckDB
+    cannot open, read or write, ends the command in one line naming `path`."""
     import duckdb  # imported here, as by each command: `--help` stays quick
 
     from analysis.indicators import StoreTooOld, open_store
 
     try:
-        con = open_store(path)
+        con = duckdb.connect(str(path)) if writing else open_store(path)
     except duckdb.Error as err:
-        raise store_failure(path, err) from None
+        raise store_failure(path, err, writing=writing) from None
     try:
         yield con
     except StoreTooOld as err:
         raise usage_error(f"{path}: {err}") from None
     except duckdb.Error as err:
-        raise store_failure(path, err) from None
+        raise store_failure(path, err, writing=writing) from None
     finally:
         con.close()
 
