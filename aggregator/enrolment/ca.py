@@ -169,20 +169,7 @@ def _issue_server_certificate(
         .not_valid_before(now - CLOCK_SKEW_ALLOWANCE)
         .not_valid_after(now + timedelta(days=valid_days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_leaf_key_usage(key_encipherment=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(san), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -312,18 +299,8 @@ class CertificateAuthority:
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    # RSA key exchange in TLS 1.2 needs it; harmless for EC.
-                    key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
+                # RSA key exchange in TLS 1.2 needs key encipherment; harmless for EC.
+                _leaf_key_usage(key_encipherment=isinstance(public_key, rsa.RSAPublicKey)),
                 critical=True,
             )
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
@@ -447,3 +424,19 @@ def server_credentials(state_dir: Path, require_client_auth: bool) -> grpc.Serve
             require_client_auth=True,
         )
     return grpc.ssl_server_credentials(pair, root_certificates=None, require_client_auth=False)
+
+
+def _leaf_key_usage(*, key_encipherment: bool) -> x509.KeyUsage:
+    """A TLS leaf's key usage (server or probe): it signs, and enciphers keys
+    only when asked; it signs no certificate and no CRL."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )

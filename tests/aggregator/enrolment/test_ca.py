@@ -74,6 +74,9 @@ def test_ca_is_a_leaf_only_ca_and_signed_the_server_certificate(
     assert ipaddress.ip_address("::1") in san.get_values_for_type(x509.IPAddress)
     usage = server_cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    key_usage = server_cert.extensions.get_extension_for_class(x509.KeyUsage)
+    assert key_usage.critical and key_usage.value.digital_signature
+    assert not (key_usage.value.key_encipherment or key_usage.value.key_cert_sign)
 
 
 def test_pin_is_sha256_of_the_certificate_der(
@@ -141,6 +144,10 @@ def test_probe_certificate_names_the_probe_not_what_the_csr_asked(
     assert cert.not_valid_after_utc == issued.not_after
     usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    key_usage = cert.extensions.get_extension_for_class(x509.KeyUsage)
+    assert key_usage.critical and key_usage.value.digital_signature
+    # an EC key needs no key encipherment; no probe may sign certificates
+    assert not (key_usage.value.key_encipherment or key_usage.value.key_cert_sign)
     assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
     assert cert.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
