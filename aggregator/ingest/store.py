@@ -148,10 +148,18 @@ class Store:
         in two tables by an older release keeps the first table's entry."""
         if self._con.execute("select count(*) from result_ids").fetchone() != (0,):
             return
+        # "First" is RESULT_TABLES' order, stated in the query: a union's rows
+        # come in whatever order DuckDB's threads finish them.
         union = " union all ".join(
-            f"select result_id, '{table}' as result_table from {table}" for table in RESULT_TABLES
+            f"select result_id, '{table}' as result_table, {position} as table_position "
+            f"from {table}"
+            for position, table in enumerate(RESULT_TABLES)
         )
-        self._con.execute(f"insert or ignore into result_ids {union}")
+        self._con.execute(
+            "insert or ignore into result_ids select result_id, result_table "
+            f"from ({union}) qualify row_number() over "
+            "(partition by result_id order by table_position) = 1"
+        )
         indexed = self._con.execute("select count(*) from result_ids").fetchone()
         if indexed is not None and indexed[0]:
             log.info("indexed the ids of %d stored results in result_ids", indexed[0])
