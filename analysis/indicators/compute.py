@@ -124,8 +124,9 @@ def compute_indicators(
 
 def exclusions(con: duckdb.DuckDBPyConnection, ward: int | None) -> list[tuple[str, str, int]]:
     """(table, reason, results) of the period's results that do not count,
-    most first within each table (from units_exclusions over rollup_exclusions;
-    the view exclusions is the same count for analysts)."""
+    most first within each table, reasons with the same count by name, so
+    every reader lists them in one order (from units_exclusions over
+    rollup_exclusions; the view exclusions is the same count for analysts)."""
     where = "" if ward is None else f" where ward_code = {int(ward)}"
     return [
         (str(r[0]), str(r[1]), int(r[2]))
@@ -134,6 +135,6 @@ def exclusions(con: duckdb.DuckDBPyConnection, ward: int | None) -> list[tuple[s
             + rollup_sql("units_exclusions")
             + ")"
             + where
-            + " group by all order by 1, 3 desc"
+            + " group by all order by 1, 3 desc, 2"
         ).fetchall()
     ]
