@@ -223,9 +223,16 @@ def test_a_full_disk_turns_health_not_serving_until_a_commit_succeeds(tmp_path: 
         config.write_text(
             f'metrics_listen = "127.0.0.1:{metrics_port}"\n'
             f'health_listen = "127.0.0.1:{health_port}"\n'
-            + config.read_text("utf-8").replace(str(dep.store_path), str(disk / "store.duckdb")),
+            + config.read_text("utf-8")
+            .replace(str(dep.store_path), str(disk / "store.duckdb"))
+            # The probe registry's mirror is a write too: a few rows can still
+            # fit in the last page of the WAL on a full disk and turn health
+            # SERVING again between the failed upload and the check (seen in
+            # CI). Only the uploads write here.
+            .replace("probe_sync_interval_s = 0.5", "probe_sync_interval_s = 3600"),
             "utf-8",
         )
+        assert "probe_sync_interval_s = 3600" in config.read_text("utf-8")
         serve = f"{dep.python} -m aggregator serve --config {config}"
         dep._start(
             "aggregator",
