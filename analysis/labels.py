@@ -530,6 +530,7 @@ SITE_CLASSES: Final[dict[str, Entry]] = {
     "household": {"vi": "hộ gia đình", "en": "household"},
     "residential": {"vi": "khu dân cư", "en": "residential"},
     "ward_office": {"vi": "trụ sở phường, xã", "en": "ward office"},
+    "city_department": {"vi": "sở, ban, ngành của thành phố", "en": "city department"},
     "school": {"vi": "trường học", "en": "school"},
     "health_facility": {"vi": "cơ sở y tế", "en": "health facility"},
     "high_tech_park": {"vi": "khu công nghệ cao", "en": "high-tech park"},

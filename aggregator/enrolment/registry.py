@@ -61,7 +61,10 @@ class SiteClass(enum.StrEnum):
     """Where a probe stands; zone and office targets are computed per class."""
 
     HOUSEHOLD = "household"
-    WARD_OFFICE = "ward_office"
+    WARD_OFFICE = "ward_office"  # a ward's or commune's People's Committee
+    # a department of the city (Sở, Ban, Ngành): with the ward offices, the
+    # government offices whose LANs 87/KH-UBND moves to IPv6
+    CITY_DEPARTMENT = "city_department"
     SCHOOL = "school"
     HEALTH_FACILITY = "health_facility"
     HIGH_TECH_PARK = "high_tech_park"

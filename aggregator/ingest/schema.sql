@@ -9,7 +9,7 @@ create table if not exists probes (
     probe_id        varchar primary key,  -- the subject CN of the probe's client certificate
     ward_code       integer not null,     -- GSO code of the ward the probe is assigned to
     ward_name       varchar,
-    site_class      varchar not null,     -- household, ward_office, school, health_facility, high_tech_park, it_park, industrial_zone, rd_centre, other
+    site_class      varchar not null,     -- household, ward_office, city_department, school, health_facility, high_tech_park, it_park, industrial_zone, rd_centre, other
     hostname        varchar,
     agent_version   varchar,
     enrolled_at     timestamptz not null,

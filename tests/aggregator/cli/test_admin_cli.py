@@ -94,6 +94,31 @@ def test_token_create_prints_a_redeemable_token_and_the_ward(
     assert (grant.ward_code, grant.site_class) == (NINH_KIEU, SiteClass.SCHOOL)
 
 
+def test_token_create_takes_the_city_department_site_class(
+    state_dir: Path, runner: CliRunner
+) -> None:
+    """A city department (Sở) is enrolled as what it is, not as "other": the
+    IPv6 office indicator counts it beside the ward offices."""
+    result = runner.invoke(
+        token_app,
+        [
+            "create",
+            "--state-dir",
+            str(state_dir),
+            "--ward",
+            str(NINH_KIEU),
+            "--site-class",
+            "city_department",
+        ],
+        obj=AdminContext(ward_lookup=ward_name),
+    )
+    assert result.exit_code == 0, result.output
+    grant = ProbeRegistry.in_state_dir(state_dir, ward_name).redeem_token(
+        _lines(result.output)["token"]
+    )
+    assert grant.site_class == SiteClass.CITY_DEPARTMENT
+
+
 def test_token_for_an_unknown_ward_is_refused(state_dir: Path, runner: CliRunner) -> None:
     result = runner.invoke(
         token_app,

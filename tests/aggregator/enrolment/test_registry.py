@@ -101,6 +101,7 @@ def test_site_classes_are_the_designed_set() -> None:
     assert [c.value for c in SiteClass] == [
         "household",
         "ward_office",
+        "city_department",
         "school",
         "health_facility",
         "high_tech_park",
