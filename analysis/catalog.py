@@ -41,6 +41,7 @@ ANALYSIS_TABLES: Mapping[str, str] = {
 VIEW_FRAGMENTS: dict[str, Callable[[], str]] = {
     "throughput_exclusion": lambda: validity.throughput_exclusion_sql("t"),
     "zone_site_classes": lambda: ", ".join(f"'{c}'" for c in k.ZONE_SITE_CLASSES),
+    "office_site_classes": lambda: ", ".join(f"'{c}'" for c in k.GOVERNMENT_OFFICE_CLASSES),
 }
 _FRAGMENT = re.compile(r"\{\{(\w+)\}\}")
 # Comments and string literals, blanked before reading a file's references:

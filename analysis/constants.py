@@ -117,6 +117,12 @@ TIMEZONE: Final = "Asia/Ho_Chi_Minh"
 # industrial zones and clusters).
 ZONE_SITE_CLASSES: Final = ("high_tech_park", "it_park", "rd_centre", "industrial_zone")
 NR_ACCESS_TECHS: Final = ("nr5g_nsa", "nr5g_sa")
+# Site classes of the government offices whose LANs 87/KH-UBND moves to IPv6:
+# the ward and commune People's Committees and the city's departments.
+GOVERNMENT_OFFICE_CLASSES: Final = ("ward_office", "city_department")
+# Where the IPv6 office target comes from: 87/KH-UBND for the offices' LANs,
+# 235/KH-UBND for the city's IT systems moving from IPv4 to IPv6.
+IPV6_OFFICE_SOURCE: Final = "87/KH-UBND (offices' LANs); 235/KH-UBND (the city's systems)"
 
 Comparator = Literal[">=", ">", "<="]
 
@@ -155,6 +161,7 @@ TARGETS: Final[tuple[Target, ...]] = (
     Target("zone_nr_share", 1.0, ">=", "share", "87/KH-UBND, 235/KH-UBND", "2025–2026"),
     Target("zone_gigabit_share", 1.0, ">=", "share", "87/KH-UBND, 235/KH-UBND", "2025–2026"),
     Target("nr_lte_cell_ratio", 0.5, ">=", "ratio (proxy)", "87/KH-UBND (2025)", "2025"),
+    Target("ipv6_office_share", 1.0, ">=", "share", IPV6_OFFICE_SOURCE, "2030"),
     # National references: technical regulations in force, so no due date.
     Target(
         "qcvn126_download_mean", QCVN126_DOWNLOAD_MBPS, ">=", "Mb/s", QCVN126_SOURCE, "in force"

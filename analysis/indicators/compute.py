@@ -28,6 +28,7 @@ from analysis.indicators import (
 )
 from analysis.indicators.context import Context
 from analysis.indicators.figures import Calc, Figure, Grouping, ProbeValues
+from analysis.indicators.ipv6 import OfficeIpv6
 from analysis.indicators.zones import ZoneSite
 from analysis.periods import Period, set_days
 from analysis.rollups import has_rollups, refresh_rollups, rollups_fit
@@ -47,6 +48,8 @@ class IndicatorReport:
     baseline: str
     # Each figure's per-probe values, when asked for (keep_probe_values).
     probe_values: list[ProbeValues] = field(default_factory=list)
+    # The government offices one by one, with their LAN's IPv6 (ipv6_office_share).
+    offices: list[OfficeIpv6] = field(default_factory=list)
 
 
 def open_store(path: Path | str) -> duckdb.DuckDBPyConnection:
@@ -99,11 +102,13 @@ def compute_indicators(
     ctx = Context.load(con, period, Calc(ward, by, seed, spread, order), synthetic=synthetic)
     mobile_figures, baseline = mobile.figures(ctx)
     zone_sites = zones.sites(ctx)
+    office_list = ipv6.offices(ctx)
     figures = [
         *mobile_figures,
         *fixed.figures(ctx),
         *nr.figures(ctx),
         *ipv6.figures(ctx),
+        *ipv6.office_figures(ctx, office_list),
         *latency.figures(ctx),
         *zones.figures(ctx, zone_sites),
         *cell_proxy.figures(ctx),
@@ -119,6 +124,7 @@ def compute_indicators(
         zone_sites=zone_sites,
         baseline=baseline,
         probe_values=spread or [],
+        offices=office_list,
     )
 
 
