@@ -5,10 +5,12 @@ STAMP  := $(VENV)/.installed
 # Debian packages the agent, the reference server and the emulated city use;
 # Pango and DejaVu for the report's PDF (WeasyPrint), poppler-utils to read it back;
 # Debian's headless Chromium for the tests that load the maps and the API offline;
-# nftables for the routed city's home routers (NAT) and its black-hole path.
+# nftables for the routed city's home routers (NAT) and its black-hole path;
+# PostgreSQL for the lake's catalogue in the tests and the demo's scale mode
+# (emulation/postgres.py runs a throwaway cluster).
 DEB_PKGS := iperf3 libiperf0 iproute2 procps iputils-ping nftables \
 	libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils \
-	chromium-headless-shell
+	chromium-headless-shell postgresql
 
 # Only for `make deb` (lintian checks the packages) and `make arm64-proof` (an
 # arm64 Debian root under qemu-user), not for `make test`.

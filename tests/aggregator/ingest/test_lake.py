@@ -1,0 +1,166 @@
+"""The lake store (DuckLake, PostgreSQL catalogue): exactly-once across
+replicas, the analysts' read-only attach, compaction, and its spec."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from aggregator.ingest.lake import LakeStore, connect_lake
+from aggregator.ingest.stores import EmbeddedSpec, LakeSpec, StoreSpecError, parse_store_spec
+
+
+def _lake(spec: str) -> LakeSpec:
+    parsed = parse_store_spec(spec)
+    assert isinstance(parsed, LakeSpec)
+    return parsed
+
+
+def _ids(n: int, start: datetime) -> list[str]:
+    """n UUIDv7 ids whose time prefix is `start` (ms) plus their position."""
+    ms = int(start.timestamp() * 1000)
+    stamps = [f"{ms + i:012x}" for i in range(n)]
+    return [f"{h[:8]}-{h[8:]}-7000-8000-{i:012x}" for i, h in enumerate(stamps)]
+
+
+def _latency(ids: list[str], when: datetime) -> pa.Table:
+    n = len(ids)
+    return pa.table(
+        {
+            "result_id": ids,
+            "probe_id": ["wp-1"] * n,
+            "ward_code": [31135] * n,
+            "measured_at": [when] * n,
+            "received_at": [when] * n,
+            "network_kind": ["fixed"] * n,
+            "clock_sync": ["synchronised"] * n,
+            "status": ["ok"] * n,
+            "protocol": ["icmp"] * n,
+        }
+    )
+
+
+NOW = datetime(2026, 5, 1, 3, 0, tzinfo=UTC)
+
+
+def test_a_resent_result_is_stored_once_after_a_day_a_week_and_a_month(lake_spec: str) -> None:
+    store = LakeStore(_lake(lake_spec))
+    ids = _ids(50, NOW)
+    first = store.insert_new_results({"latency": _latency(ids, NOW)})
+    later = [
+        store.insert_new_results({"latency": _latency(ids[:10] + _ids(1, NOW + gap), NOW + gap)})
+        for gap in (timedelta(days=1), timedelta(days=7), timedelta(days=30))
+    ]
+
+    assert first["latency"].all()
+    for stored in later:  # the ten re-sent are duplicates, the one new id is stored
+        assert stored["latency"].tolist() == [False] * 10 + [True]
+    assert store.count("latency") == 53
+    assert store.count("result_ids") == 53
+    store.close()
+
+
+def test_an_id_is_one_result_whatever_table_it_names(lake_spec: str) -> None:
+    store = LakeStore(_lake(lake_spec))
+    ids = _ids(2, NOW)
+    throughput = (
+        _latency(ids, NOW)
+        .drop_columns(["protocol"])
+        .append_column("direction", pa.array(["download"] * 2))
+    )
+    stored = store.insert_new_results({"throughput": throughput, "latency": _latency(ids[:1], NOW)})
+    assert {t: m.tolist() for t, m in stored.items()} == {
+        "throughput": [True, True],
+        "latency": [False],
+    }
+    assert (store.count("throughput"), store.count("latency")) == (2, 0)
+    store.close()
+
+
+class _LosesTheRace(LakeStore):
+    """A replica whose commit comes just after another replica committed the
+    same batch (an agent failed over mid-stream and re-sent it there)."""
+
+    other: LakeStore
+    batch: dict[str, pa.Table]
+    attempts = 0
+
+    def _commit_transaction(self) -> None:
+        self.attempts += 1
+        if self.attempts == 1:
+            self.other.insert_new_results(self.batch)
+        super()._commit_transaction()
+
+
+def test_a_batch_sent_to_two_replicas_at_once_is_stored_once(lake_spec: str) -> None:
+    spec = _lake(lake_spec)
+    batch = {"latency": _latency(_ids(200, NOW), NOW)}
+    winner = LakeStore(spec)
+    loser = _LosesTheRace(spec)
+    loser.other, loser.batch = winner, batch
+
+    stored = loser.insert_new_results(batch)
+
+    # its first commit lost to the winner's, and the retry found every id stored
+    assert loser.attempts == 2
+    assert not stored["latency"].any()
+    assert winner.count("latency") == 200
+    assert winner.query("select count(distinct result_id) from latency") == [(200,)]
+    winner.close()
+    loser.close()
+
+
+def test_analysts_attach_read_only_and_see_what_was_acked(lake_spec: str) -> None:
+    spec = _lake(lake_spec)
+    store = LakeStore(spec)
+    analyst = connect_lake(spec, read_only=True)
+    assert analyst.execute("select count(*) from latency").fetchone() == (0,)
+
+    store.insert_new_results({"latency": _latency(_ids(5, NOW), NOW)})
+
+    # a new query is a new snapshot: what insert_new_results returned from is there
+    assert analyst.execute("select count(*) from latency").fetchone() == (5,)
+    with pytest.raises(duckdb.Error, match=r"read-only|read only"):
+        analyst.execute("delete from latency")
+    analyst.close()
+    store.close()
+
+
+def test_compaction_folds_small_commits_into_fewer_files(lake_spec: str) -> None:
+    store = LakeStore(_lake(lake_spec))
+    for day in range(6):  # six groups of 300: each its own Parquet file
+        when = NOW + timedelta(days=day)
+        store.insert_new_results({"latency": _latency(_ids(300, when), when)})
+    before = store.data_files()
+
+    stats = store.compact(keep_snapshots_s=0)
+
+    assert stats.files_before == before
+    assert stats.files_after < before
+    assert store.count("latency") == 1800
+    assert store.query("select count(distinct result_id) from latency") == [(1800,)]
+    store.close()
+
+
+def test_store_specs_name_the_file_or_the_lake_and_its_data_path() -> None:
+    assert parse_store_spec("duckdb:/srv/w.duckdb") == EmbeddedSpec(
+        __import__("pathlib").Path("/srv/w.duckdb")
+    )
+    lake = _lake(
+        "ducklake:postgres://ward:secret@db.example:5433/lake?sslmode=require&data_path=/srv/lake"
+    )
+    assert lake == LakeSpec(
+        "postgres://ward:secret@db.example:5433/lake?sslmode=require", "/srv/lake"
+    )
+    assert "secret" not in str(lake)
+    for bad in (
+        "sqlite:x",
+        "ducklake:postgres://h/db",
+        "ducklake:mysql://h/db?data_path=/x",
+        "duckdb:",
+    ):
+        with pytest.raises(StoreSpecError):
+            parse_store_spec(bad)

@@ -1,0 +1,43 @@
+"""Fixtures shared across the test folders: a PostgreSQL cluster for the lake.
+
+`postgres` is one throwaway cluster for the whole session (emulation/
+postgres.py; seconds to start). `lake_spec` gives each test a lake of its
+own: a new database in that cluster (a DuckLake catalogue keeps one data
+path) and a data directory in the test's tmp_path. Tests that need them skip,
+saying why, only when Debian's PostgreSQL is not installed (`make setup`
+installs it, so CI runs them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emulation.postgres import PostgresCluster, PostgresMissing, throwaway_root
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A running PostgreSQL cluster on a Unix socket (fsync off: test data only)."""
+    try:
+        cluster = PostgresCluster(throwaway_root(), fsync=False)
+    except PostgresMissing as err:
+        pytest.skip(str(err))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+@pytest.fixture
+def lake_spec(postgres: PostgresCluster, tmp_path: Path) -> str:
+    """The store spec of a new, empty lake (`ducklake:postgres://...&data_path=...`)."""
+    database = f"lake_{next(_databases)}"
+    postgres.create_database(database)
+    return postgres.lake(tmp_path / "lake-data", database).store_spec
