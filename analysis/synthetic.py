@@ -33,7 +33,11 @@ The model, per ward (`WardSpec`):
 - idle latency = the probe's base (`idle_rtt_ms` times a uniform factor in
   [0.8, 1.2)) times a uniform factor in [0.9, 1.1); loaded = 3 × idle;
 - IPv6: a probe's line has IPv6 with probability `ipv6_share`; its checks
-  then pass (and prefer IPv6) 95 % of the time, otherwise never.
+  then pass (and prefer IPv6) 95 % of the time, otherwise never;
+- population: each ward of the spec gets its made-up 2025 population
+  (analysis/population.py: about 3.2 million people over the 103 wards, the
+  same in every synthetic store), source "synthetic (wardprobe demo)",
+  marked synthetic, for nr_population_share.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import duckdb
+
+from analysis.population import write_synthetic
 
 
 @dataclass(frozen=True)
@@ -252,6 +258,7 @@ def _generate(con: duckdb.DuckDBPyConnection, spec: SyntheticSpec) -> None:
         " plan_up_mbps from syn_probe",
         [spec.start],
     )
+    write_synthetic(con, [w.ward_code for w in spec.wards])
     salt = spec.seed * 1_000_003 + int(spec.start.timestamp())
     # u(i, k): the k-th uniform draw [0, 1) of row i, from a hash (reproducible).
     con.execute(

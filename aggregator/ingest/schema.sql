@@ -313,6 +313,19 @@ create table if not exists baseline (
     licence       varchar             -- the figure's licence, when its source states one
 );
 
+-- Ward populations that nr_population_share weighs each ward's 5G by:
+-- `wardprobe-aggregator population import FILE.csv` (analysis/population.py;
+-- a year imported again replaces that year's rows) and the synthetic city's
+-- made-up ones (synthetic = true). The snapshot copies it whole.
+create table if not exists ward_population (
+    ward_code     integer not null,   -- GSO code of a Cần Thơ ward
+    year          integer not null,   -- the year the count is of
+    population    bigint not null,    -- people
+    source        varchar not null,   -- who counted them
+    imported_at   timestamptz not null,
+    synthetic     boolean not null default false
+);
+
 -- Every stored result's id, whatever table its body is in: a UUIDv7 names one
 -- result in the whole store. Ingest inserts a group's ids here first and
 -- stores only the bodies whose id was new, in the same transaction.
