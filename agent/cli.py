@@ -176,12 +176,12 @@ def enroll(
     Exits 1 when the aggregator cannot be reached or refuses the token, 2 on an
     address or token that is not written as it should be.
     """
+    from agent.config import split_host_port
     from agent.enrolment import (
         AlreadyEnrolled,
         TokenMalformed,
         enrol,
         hostname_of_this_box,
-        split_host_port,
         token_pin_prefix,
     )
     from agent.identity import EnrolmentError

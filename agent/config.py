@@ -12,7 +12,15 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from wardprobe.config_errors import describe_config_error
 
@@ -128,6 +136,10 @@ class AgentSettings(_Strict):
     state_dir: Path = Path("/var/lib/wardprobe")
     # host:port of the aggregator's mTLS port; "" = the one given at enrolment.
     aggregator: str = ""
+    # Several aggregator replicas (host:port each; a name may have several
+    # A/AAAA records): the uploader fails over between them (agent/uploader.py).
+    # Empty: `aggregator`. Set one of the two, not both.
+    aggregators: list[str] = Field(default_factory=list)
     fixed: LineConfig = Field(default_factory=LineConfig)
     mobile: LineConfig = Field(default_factory=lambda: LineConfig(enabled=False, interface="wwan0"))
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
@@ -146,6 +158,43 @@ class AgentSettings(_Strict):
     clock: ClockConfig = Field(default_factory=ClockConfig)
     traceroute: TracerouteConfig = Field(default_factory=TracerouteConfig)
     dns: DnsConfig = Field(default_factory=DnsConfig)
+
+    @field_validator("aggregators")
+    @classmethod
+    def _host_and_port_each(cls, value: list[str]) -> list[str]:
+        for address in value:
+            split_host_port(address)
+        if len(set(value)) != len(value):
+            raise ValueError("an address is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_name_the_aggregator(self) -> AgentSettings:
+        if self.aggregator and self.aggregators:
+            raise ValueError("set aggregator or aggregators, not both")
+        return self
+
+    def aggregator_addresses(self, enrolled: str) -> tuple[str, ...]:
+        """Where results go: `aggregators`, else `aggregator`, else `enrolled`
+        (the ingest address the aggregator gave at enrolment)."""
+        if self.aggregators:
+            return tuple(self.aggregators)
+        return (self.aggregator or enrolled,)
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """Split "host:port" or "[v6]:port" into (host, port); ValueError naming the form."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ValueError(f"expected host:port, got {address!r}")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"port out of range in {address!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"write IPv6 addresses in brackets: [{host}]:{port}")
+    return host, port
 
 
 DEFAULT_CONFIG_PATH = Path("/etc/wardprobe/agent.toml")

@@ -36,6 +36,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from agent.config import split_host_port
 from agent.identity import (
     CA_CERT_FILE,
     ENROLMENT_FILE,
@@ -87,21 +88,6 @@ def token_pin_prefix(token: str) -> str:
             "this is not a wardprobe bootstrap token (it looks like wpt1.<id>.<secret>.<pin>)"
         )
     return match[1]
-
-
-def split_host_port(address: str) -> tuple[str, int]:
-    """Split "host:port" or "[v6]:port" into (host, port)."""
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
-        raise ValueError(f"expected host:port, got {address!r}")
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ValueError(f"port out of range in {address!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"write IPv6 addresses in brackets: [{host}]:{port}")
-    return host, port
 
 
 def _target_name(leaf: x509.Certificate, host: str) -> str:

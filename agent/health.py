@@ -21,6 +21,7 @@ from agent.config import AgentSettings
 from agent.identity import EnrolmentRecord
 from agent.runtime import CONFIG_CACHE_FILE
 from agent.spool import Spool
+from agent.uploader import IN_USE_STATE
 
 # A spool this full is near dropping results (the oldest go first).
 SPOOL_NEARLY_FULL_SHARE = 0.9
@@ -120,7 +121,7 @@ def check(
         health.lines.append(("agent", agent_version))
         return health
 
-    aggregator = settings.aggregator or enrolment.ingest_address
+    aggregator = " or ".join(settings.aggregator_addresses(enrolment.ingest_address))
     health.report.update(
         enrolled=True,
         probe_id=enrolment.probe_id,
@@ -224,8 +225,11 @@ def _check_upload(
     dropped = spool.counter("dropped_results")
     uploaded = spool.get_state("last_upload_at")
     error = spool.get_state("last_upload_error")
+    # Which replica (and which of a name's records) the last upload went to.
+    in_use = spool.get_state(IN_USE_STATE)
     refused = [{"result_id": rid, "reason": why} for rid, why, _ in spool.rejected(5)]
     health.report.update(
+        aggregator_in_use=in_use,
         spool_depth=depth,
         dropped_results=dropped,
         last_upload_at=uploaded,
@@ -243,6 +247,9 @@ def _check_upload(
         health.lines.append(
             ("last upload", f"{uploaded_at:%Y-%m-%d %H:%M} UTC, {_ago(uploaded_at, now)}")
         )
+    health.lines.append(
+        ("aggregator", f"{in_use} (of {aggregator})" if in_use else f"none yet (of {aggregator})")
+    )
     if failing and depth > 0:
         health.reasons.append(f"uploads fail ({error_text}); {depth} results wait")
         health.lines.append(("upload error", f"{error_text} ({failed_at:%Y-%m-%d %H:%M} UTC)"))

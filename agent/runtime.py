@@ -23,6 +23,7 @@ import grpc
 from google.protobuf import json_format
 
 from agent import AGENT_VERSION
+from agent.backoff import Backoff
 from agent.budget import ByteBudget, run_within_budget
 from agent.cellular.observe import AccessTech, ModemSettings
 from agent.clock import clock_state
@@ -34,7 +35,7 @@ from agent.measurements.cellular import CellularObservationResult
 from agent.plan import MAX_HELD_RESULTS
 from agent.preflight import PreflightLimits
 from agent.spool import Spool, SpoolFull
-from agent.uploader import Uploader, UploadSettings
+from agent.uploader import Uploader, UploadError, UploadSettings
 from agent.wire import ProbeContext, flat_text, to_json_dict, to_proto
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, results_pb2
 
@@ -65,14 +66,12 @@ class EffectiveConfig:
     source: str  # "aggregator", "cache (…)", "agent.toml"
 
 
-def _grpc_options(settings: AgentSettings) -> tuple[tuple[str, str | int], ...]:
-    options: list[tuple[str, str | int]] = [
-        ("grpc.keepalive_time_ms", 60_000),
-        ("grpc.keepalive_timeout_ms", 20_000),
-    ]
-    if settings.upload.tls_server_name:
-        options.append(("grpc.ssl_target_name_override", settings.upload.tls_server_name))
-    return tuple(options)
+# Keepalives find an aggregator that went away without closing the stream;
+# the uploader adds the name its certificate must carry per address.
+_GRPC_OPTIONS: tuple[tuple[str, str | int], ...] = (
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+)
 
 
 class AgentRuntime:
@@ -92,36 +91,53 @@ class AgentRuntime:
         # Results the spool could not take (a full disk), oldest first.
         self.held: deque[tuple[str, str, bytes]] = deque(maxlen=MAX_HELD_RESULTS)
         self.results_lost = 0  # held results pushed out while the disk refused writes
-        self.target = settings.aggregator or enrolment.ingest_address
+        addresses = settings.aggregator_addresses(enrolment.ingest_address)
+        self.target = " or ".join(addresses)  # for messages
         self.uploader = Uploader(
             self.spool,
-            self.target,
+            addresses,
             channel_credentials(self.state_dir),
             UploadSettings(batch_size=settings.upload.batch_size, window=settings.upload.window),
-            channel_options=_grpc_options(settings),
+            channel_options=_GRPC_OPTIONS,
+            tls_server_name=settings.upload.tls_server_name,
+            backoff=Backoff(settings.upload.backoff_base_s, settings.upload.backoff_cap_s),
         )
 
     # --- configuration -------------------------------------------------
 
     async def fetch_config(self, timeout_s: float = 10.0) -> enrolment_pb2.AgentConfig | None:
-        """Ask the aggregator for the schedule and servers; cache the answer.
-        Falls back to the cache when the aggregator cannot be reached."""
+        """Ask the aggregator for the schedule and servers (each replica in
+        the uploader's order until one answers); cache the answer. Falls back
+        to the cache when none can be reached."""
         cache = self.state_dir / CONFIG_CACHE_FILE
         try:
-            async with grpc.aio.secure_channel(
-                self.target,
-                channel_credentials(self.state_dir),
-                options=_grpc_options(self.settings),
-            ) as channel:
-                stub = enrolment_pb2_grpc.ProbeConfigStub(channel)
-                config = await stub.GetConfig(
-                    enrolment_pb2.ConfigRequest(agent_version=AGENT_VERSION), timeout=timeout_s
+            endpoints = await self.uploader.endpoints()
+        except UploadError as err:
+            log.warning("config RPC not sent: %s", err)
+            return self.cached_config()
+        for endpoint in endpoints:
+            try:
+                async with grpc.aio.secure_channel(
+                    endpoint.target,
+                    channel_credentials(self.state_dir),
+                    options=self.uploader.channel_options(endpoint),
+                ) as channel:
+                    stub = enrolment_pb2_grpc.ProbeConfigStub(channel)
+                    config = await stub.GetConfig(
+                        enrolment_pb2.ConfigRequest(agent_version=AGENT_VERSION),
+                        timeout=timeout_s,
+                    )
+            except grpc.aio.AioRpcError as err:
+                log.warning(
+                    "config RPC to %s failed (%s: %s)",
+                    endpoint.describe(),
+                    err.code().name,
+                    err.details(),
                 )
+                continue
             cache.write_text(json_format.MessageToJson(config), "utf-8")
             return config
-        except grpc.aio.AioRpcError as err:
-            log.warning("config RPC failed (%s: %s)", err.code().name, err.details())
-            return self.cached_config()
+        return self.cached_config()
 
     def cached_config(self) -> enrolment_pb2.AgentConfig | None:
         """The aggregator's last answer, as `fetch_config` cached it (None: never)."""

@@ -4,19 +4,35 @@ Batches go out with a sequence number, a few in flight at a time; a batch
 leaves the spool only when its ack arrives (the aggregator acks after the
 commit). After a failure the daemon tries again later (agent/daemon.py:
 exponential backoff with full jitter) and everything not yet acked is sent
-again: the store's primary key absorbs what had in fact arrived.
+again: the store absorbs by result id what had in fact arrived.
+
+Several aggregators (replicas behind agent.toml's `aggregators`, or one name
+with several A/AAAA records, every record resolved): a drain starts with the
+one that worked last (remembered in the spool, as each drain runs in its own
+worker process), or a random one the first time, so that a city's probes
+spread over the replicas. When it cannot be reached or breaks the stream,
+even mid-batch, the next one is tried after a jittered delay and the unacked
+batches are sent there again; the drain gives up when every one has failed
+in turn without an ack.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
+import random
+import socket
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
 import grpc
 
+from agent.backoff import Backoff
+from agent.config import split_host_port
 from agent.spool import Spool, SpooledResult
 from wardprobe.v1 import ingest_pb2, ingest_pb2_grpc, results_pb2
 
@@ -41,6 +57,34 @@ class UploadError(Exception):
     """The aggregator could not be reached or broke the stream."""
 
 
+# The spool's state row naming the aggregator the last drain delivered to.
+IN_USE_STATE = "aggregator_in_use"
+
+# (host, port) -> the host's addresses, in the resolver's order.
+Resolver = Callable[[str, int], list[str]]
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """Every A and AAAA record of `host`, as the system's resolver answers
+    (getaddrinfo: /etc/hosts, then DNS), duplicates left out."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One aggregator to dial: what agent.toml names, the address gRPC
+    connects to, and the name its certificate must carry ("" = the target's host)."""
+
+    address: str
+    target: str
+    server_name: str
+
+    def describe(self) -> str:
+        """The address as configured, and the record it resolved to when that differs."""
+        return self.address if self.target == self.address else f"{self.address} at {self.target}"
+
+
 class Uploader:
     """Delivers the spool (`drain`); the daemon runs it in an upload worker
     and paces the retries (agent/daemon.py)."""
@@ -48,33 +92,119 @@ class Uploader:
     def __init__(
         self,
         spool: Spool,
-        target: str,
+        target: str | Sequence[str],
         credentials: grpc.ChannelCredentials,
         settings: UploadSettings,
         channel_options: tuple[tuple[str, str | int], ...] = (),
+        *,
+        tls_server_name: str = "",
+        resolver: Resolver = system_resolver,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        """`target`: one host:port or several (replicas, tried in turn);
+        `tls_server_name` replaces the name expected in their certificate;
+        `backoff` paces the tries from one aggregator to the next."""
         self._spool = spool
-        self._target = target
+        self._addresses = (target,) if isinstance(target, str) else tuple(target)
+        if not self._addresses:
+            raise ValueError("no aggregator address to upload to")
         self._credentials = credentials
         self._settings = settings
         self._channel_options = channel_options
+        self._tls_server_name = tls_server_name
+        self._resolver = resolver
+        self._backoff = backoff or Backoff()
+        self._rng = rng or random.Random()
         # Halved when the aggregator refuses a whole batch (too large, or one
         # result it cannot read), grown back after acks.
         self._batch_size = settings.batch_size
         self._narrowing = False  # one batch in flight until the refused result is found
 
     async def drain(self) -> UploadReport:
-        """Send everything in the spool now; raise UploadError if that fails."""
+        """Send everything in the spool now, failing over between the
+        aggregators; raise UploadError when none of them takes it."""
         report = UploadReport()
+        endpoints = await self.endpoints()
+        index = 0
+        failures: deque[str] = deque(maxlen=len(endpoints))
+        failed_in_a_row = 0
         while True:
+            endpoint = endpoints[index]
+            answered_before = report.batches_acked
             try:
-                await self._session(report)
-                return report
+                await self._session(endpoint, report)
             except (grpc.aio.AioRpcError, ConnectionError) as err:
                 if self._isolate_refused_batch(err, report):
                     continue
-                self._note_failure(err)
-                raise UploadError(_describe(err)) from err
+                # An aggregator that acked something before it failed was
+                # working: the count of failures in a row starts again.
+                failed_in_a_row = (
+                    1 if report.batches_acked > answered_before else failed_in_a_row + 1
+                )
+                failures.append(
+                    _describe(err)
+                    if len(endpoints) == 1
+                    else f"{endpoint.describe()}: {_describe(err)}"
+                )
+                if failed_in_a_row >= len(endpoints):
+                    text = "; ".join(failures)
+                    self._spool.set_state("last_upload_error", f"{_now()} {text}")
+                    raise UploadError(text) from err
+                index = (index + 1) % len(endpoints)
+                delay_s = self._backoff.delay_s(failed_in_a_row - 1, self._rng)
+                log.warning(
+                    "aggregator %s failed (%s); trying %s in %.1f s",
+                    endpoint.describe(),
+                    _describe(err),
+                    endpoints[index].describe(),
+                    delay_s,
+                )
+                await asyncio.sleep(delay_s)
+                continue
+            self._spool.set_state(IN_USE_STATE, endpoint.describe())
+            return report
+
+    async def endpoints(self) -> list[Endpoint]:
+        """The aggregators to try, in order: every address configured, a name
+        resolved to each of its records (now: the records may have changed),
+        starting with the one the last drain delivered to, else a random one.
+        UploadError when no address resolves."""
+        endpoints: list[Endpoint] = []
+        unresolved: list[str] = []
+        for address in self._addresses:
+            host, port = split_host_port(address)
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                pass
+            else:
+                endpoints.append(Endpoint(address, address, self._tls_server_name))
+                continue
+            try:
+                records = await asyncio.to_thread(self._resolver, host, port)
+            except OSError as err:
+                log.warning("cannot resolve %s: %s", host, err)
+                unresolved.append(f"{address}: cannot resolve {host}: {err}")
+                continue
+            for record in records:
+                # The certificate names the host, not each of its addresses.
+                target = f"[{record}]:{port}" if ":" in record else f"{record}:{port}"
+                endpoints.append(Endpoint(address, target, self._tls_server_name or host))
+        if not endpoints:
+            text = "; ".join(unresolved) or "no address to upload to"
+            self._spool.set_state("last_upload_error", f"{_now()} {text}")
+            raise UploadError(text)
+        in_use = self._spool.get_state(IN_USE_STATE)
+        named = [e.describe() for e in endpoints]
+        first = named.index(in_use) if in_use in named else self._rng.randrange(len(endpoints))
+        return endpoints[first:] + endpoints[:first]
+
+    def channel_options(self, endpoint: Endpoint) -> tuple[tuple[str, str | int], ...]:
+        """The gRPC options to dial `endpoint` with (its certificate's name added)."""
+        if not endpoint.server_name:
+            return self._channel_options
+        return (*self._channel_options, ("grpc.ssl_target_name_override", endpoint.server_name))
 
     def _isolate_refused_batch(self, err: BaseException, report: UploadReport) -> bool:
         """After the aggregator refused a whole batch (RESOURCE_EXHAUSTED,
@@ -106,12 +236,9 @@ class Uploader:
         log.error("result %s set aside: %s", oldest[0].result_id, reason)
         return True
 
-    def _note_failure(self, err: BaseException) -> None:
-        self._spool.set_state("last_upload_error", f"{_now()} {_describe(err)}")
-
-    async def _session(self, report: UploadReport) -> None:
+    async def _session(self, endpoint: Endpoint, report: UploadReport) -> None:
         async with grpc.aio.secure_channel(
-            self._target, self._credentials, options=self._channel_options
+            endpoint.target, self._credentials, options=self.channel_options(endpoint)
         ) as channel:
             # No request iterator: batches go out with call.write() as the
             # window allows (the stubs only know the iterator form).
@@ -135,7 +262,15 @@ class Uploader:
                         spool_depth=self._spool.depth(),
                         spool_dropped=self._spool.counter("dropped_results"),
                     )
-                    await call.write(batch)
+                    try:
+                        await call.write(batch)
+                    except asyncio.InvalidStateError:
+                        # The call ended between two writes (the aggregator
+                        # went away): its status says why.
+                        code = await call.code()
+                        raise ConnectionError(
+                            f"stream ended with {code.name}: {await call.details()}"
+                        ) from None
                     in_flight.append((sequence, rows))
                     last_spooled_seq = rows[-1].seq
                 if not in_flight:
