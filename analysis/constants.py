@@ -126,6 +126,9 @@ IPV6_OFFICE_SOURCE: Final = "87/KH-UBND (offices' LANs); 235/KH-UBND (the city's
 
 Comparator = Literal[">=", ">", "<="]
 
+# Vietnam's provinces since the July 2025 merger (the vietnam-provinces package lists them).
+PROVINCES: Final = 34
+
 
 @dataclass(frozen=True)
 class Target:
@@ -179,6 +182,16 @@ TARGETS: Final[tuple[Target, ...]] = (
     # QCVN 34 holds for every line: the share of lines that meet it should be all of them.
     Target("qcvn34_download_share", 1.0, ">=", "share", QCVN34_SOURCE, "in force"),
     Target("qcvn34_upload_share", 1.0, ">=", "share", QCVN34_SOURCE, "in force"),
+)
+
+
+# 87/KH-UBND (2025): "Cần Thơ among the leading provinces in the IPv6 transition".
+# The plan gives no number; leading is read as the top 10 of the 34 provinces,
+# ranked on a provincial figure published for all (VNNIC's portal figures;
+# analysis/indicators/ipv6_reference.py). Not in TARGETS: it judges a rank
+# among provinces, not a figure of the city's probes.
+LEADING_PROVINCES: Final = Target(
+    "ipv6_leading_provinces", 10.0, "<=", "rank", "87/KH-UBND (2025)", "ongoing / 2030"
 )
 
 

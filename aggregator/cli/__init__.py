@@ -4,11 +4,12 @@ One typer app (the `wardprobe-aggregator` entry point is `aggregator.cli:app`)
 for all three deployables; each command group is a module of this package:
 serve.py (`serve`), admin.py (`ca`, `token`, `probe`), api.py (`api serve`,
 `api-token`), backup.py (`backup`, `restore`), indicators.py
-(`indicators`, `baseline`), maps.py (`map`), report.py (`report`), reference.py
-(`reference-server`), population.py (`population import`), and support.py
-what they share (aggregator.toml and the store, refused in one line).
-The commands import DuckDB and pyarrow only when they run, so the
-reference host's `reference-server serve` loads neither.
+(`indicators`, `baseline`), reference_figures.py (`reference-figures`), maps.py
+(`map`), report.py (`report`), reference.py (`reference-server`),
+population.py (`population import`), and support.py what they share
+(aggregator.toml and the store, refused in one line). The commands import
+DuckDB and pyarrow only when they run, so the reference host's
+`reference-server serve` loads neither.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from aggregator.cli.indicators import baseline_app, indicators
 from aggregator.cli.maps import map_command
 from aggregator.cli.population import population_app
 from aggregator.cli.reference import reference_app
+from aggregator.cli.reference_figures import reference_figures_app
 from aggregator.cli.report import report_command
 from aggregator.cli.serve import serve
 from aggregator.cli.support import (
@@ -52,6 +54,7 @@ app.add_typer(probe_app, name="probe")
 app.add_typer(reference_app, name="reference-server")
 app.add_typer(baseline_app, name="baseline")
 app.add_typer(population_app, name="population")
+app.add_typer(reference_figures_app, name="reference-figures")
 app.add_typer(api_app, name="api")
 app.add_typer(api_token_app, name="api-token")
 app.command("indicators")(indicators)

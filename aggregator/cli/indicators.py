@@ -243,6 +243,7 @@ def _table(report: Any, path: Path, *, list_zone_sites: bool = True) -> None:
     console.print(table)
     console.print(f"Baseline used: {report.baseline}")
     _baselines_table(console, report)
+    _ipv6_reference_table(console, report.ipv6_reference)
     excluded = ", ".join(f"{t} {reason}: {n}" for t, reason, n in report.exclusions)
     console.print(f"Excluded results: {excluded or 'none'}")
     if report.zone_sites and not list_zone_sites:
@@ -323,6 +324,51 @@ def _baselines_table(console: Console, report: Any) -> None:
             _yes(c.used),
         )
     console.print(table)
+
+
+def _ipv6_reference_table(console: Console, ref: Any) -> None:
+    """ipv6_leading_provinces: the probes' IPv6 per ISP beside APNIC's, and
+    Cần Thơ's rank among the provinces (nothing when no figure is there)."""
+    if ref is None or not (ref.isps or ref.vietnam or ref.provinces):
+        return
+    vietnam = (
+        "–"
+        if ref.vietnam is None
+        else f"{_num(ref.vietnam.capable_share, 'share')} ({ref.vietnam.published_on})"
+    )
+    table = Table(
+        title=f"{ref.indicator}: IPv6 capable, the probes per ISP beside APNIC's rate of the "
+        f"ISP's network (APNIC, Vietnam: {vietnam})"
+    )
+    for column in ("ISP", "probes' share", "95 % interval", "probes", "APNIC AS", "APNIC share"):
+        table.add_column(column)
+    for c in ref.isps:
+        table.add_row(
+            c.isp or "(ISP not recorded)",
+            c.status if c.probes_capable_share is None else _num(c.probes_capable_share, "share"),
+            "–"
+            if c.ci_low is None or c.ci_high is None
+            else f"{_num(c.ci_low, 'share')} – {_num(c.ci_high, 'share')}",
+            str(c.probes),
+            "–" if c.apnic is None else f"AS{c.apnic.asn} ({c.apnic.published_on})",
+            "–" if c.apnic is None else _num(c.apnic.capable_share, "share"),
+        )
+    console.print(table)
+    services = (
+        "not measured"
+        if ref.services is None or ref.services.ready_share is None
+        else _num(ref.services.ready_share, "share")
+    )
+    console.print(f"City services fully IPv6-ready: {services}")
+    for p in ref.provinces:
+        city = "–" if p.city_share is None else _num(p.city_share, "share")
+        console.print(
+            f"Cần Thơ, {p.metric} ({p.published_on}, {p.source}): {city}, {p.text}; "
+            f"best {_num(p.best_share, 'share')}"
+        )
+    console.print("Target: " + _targets_text([ref.target]) + f" — {ref.note}")
+    for source, method in ref.methods:
+        console.print(f"How measured — {source}: {method}")
 
 
 def _yes(value: bool | None) -> str:

@@ -326,6 +326,45 @@ create table if not exists ward_population (
     synthetic     boolean not null default false
 );
 
+-- Published IPv6 figures set beside the probes' own (analysis/reference_figures.py):
+-- APNIC Labs' IPv6-capable rates per economy and per network (AS), imported by
+-- `wardprobe-aggregator reference-figures import-apnic`, and provincial figures
+-- (VNNIC's) by `reference-figures import-vnnic`. The snapshot copies both whole.
+create table if not exists reference_apnic_ipv6 (
+    scope          varchar not null,   -- economy | network
+    economy        varchar not null,   -- ISO 3166 alpha-2 code, VN
+    asn            bigint,             -- the network's AS number; NULL for an economy
+    name           varchar not null,   -- the economy's or the AS's name, as APNIC gives it
+    capable_pct    double not null,    -- IPv6 capable, percent of samples
+    preferred_pct  double not null,    -- IPv6 preferred, percent of samples
+    samples        bigint not null,
+    published_on   date not null,      -- the day APNIC's page showed the figures
+    source         varchar not null,
+    imported_at    timestamptz not null
+);
+create table if not exists reference_province_ipv6 (
+    province_code  integer not null,   -- GSO code (34 provinces since 2025)
+    province_name  varchar not null,
+    metric         varchar not null,   -- information_portal | public_service_portal
+    value_pct      double not null,    -- percent
+    published_on   date not null,      -- the day the figure describes
+    source         varchar not null,
+    imported_at    timestamptz not null
+);
+
+-- Ward populations that nr_population_share weighs each ward's 5G by:
+-- `wardprobe-aggregator population import FILE.csv` (analysis/population.py;
+-- a year imported again replaces that year's rows) and the synthetic city's
+-- made-up ones (synthetic = true). The snapshot copies it whole.
+create table if not exists ward_population (
+    ward_code     integer not null,   -- GSO code of a Cần Thơ ward
+    year          integer not null,   -- the year the count is of
+    population    bigint not null,    -- people
+    source        varchar not null,   -- who counted them
+    imported_at   timestamptz not null,
+    synthetic     boolean not null default false
+);
+
 -- Every stored result's id, whatever table its body is in: a UUIDv7 names one
 -- result in the whole store. Ingest inserts a group's ids here first and
 -- stores only the bodies whose id was new, in the same transaction.

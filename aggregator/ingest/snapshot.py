@@ -10,7 +10,8 @@ snapshot (`<snapshot>.staging`) and, every interval:
    copy the rows added since the last publication (results are only ever
    added, and one writer appends them in commit order, so "rowid above the
    last one copied" is exactly the new rows) and replaces the small `probes`,
-   `baseline` and `ward_population` tables; the new rows' (probe, day) pairs are the stale ones;
+   `baseline`, reference-figure (`reference_*_ipv6`) and `ward_population`
+   tables; the new rows' (probe, day) pairs are the stale ones;
 2. adds the views (analysis/views/), the `indicator_constants` table and
    brings the daily rollups (analysis/rollups.py) up to date, rebuilding
    only the stale probe-days, plus a one-row `snapshot_info`;
@@ -160,7 +161,13 @@ def _append_new_rows(reader: duckdb.DuckDBPyConnection) -> int:
                 "delete from staging.snapshot_watermarks where result_table = ?", [table]
             )
             reader.execute("insert into staging.snapshot_watermarks values (?, ?)", [table, top])
-        for table in ("probes", "baseline", "ward_population"):
+        for table in (
+            "probes",
+            "baseline",
+            "reference_apnic_ipv6",
+            "reference_province_ipv6",
+            "ward_population",
+        ):
             reader.execute(
                 f"create or replace table staging.{table} as select * from {store_catalog}.{table}"
             )

@@ -20,6 +20,7 @@ from analysis.indicators import (
     cell_proxy,
     fixed,
     ipv6,
+    ipv6_reference,
     latency,
     mobile,
     nr,
@@ -29,6 +30,7 @@ from analysis.indicators import (
 from analysis.indicators.context import Context
 from analysis.indicators.figures import Calc, Figure, Grouping, ProbeValues
 from analysis.indicators.ipv6 import OfficeIpv6
+from analysis.indicators.ipv6_reference import Ipv6Reference
 from analysis.indicators.zones import ZoneSite
 from analysis.periods import Period, set_days
 from analysis.rollups import has_rollups, refresh_rollups, rollups_fit
@@ -48,6 +50,8 @@ class IndicatorReport:
     baseline: str
     # Each figure's per-probe values, when asked for (keep_probe_values).
     probe_values: list[ProbeValues] = field(default_factory=list)
+    # ipv6_leading_provinces: the probes' IPv6 beside APNIC's and the provinces'.
+    ipv6_reference: Ipv6Reference | None = None
     # The government offices one by one, with their LAN's IPv6 (ipv6_office_share).
     offices: list[OfficeIpv6] = field(default_factory=list)
 
@@ -124,6 +128,9 @@ def compute_indicators(
         zone_sites=zone_sites,
         baseline=baseline,
         probe_values=spread or [],
+        # services: the city services' readiness (ServiceReadiness) once their
+        # indicator gives it; None is shown as "not measured".
+        ipv6_reference=ipv6_reference.figure(ctx, services=None),
         offices=office_list,
     )
 
