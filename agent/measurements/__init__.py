@@ -41,6 +41,7 @@ from agent.measurements import (
     dns_resolution,
     ipv6,
     ipv6_pmtu,
+    ipv6_services,
     latency,
     speedtest,
     throughput,
@@ -169,6 +170,13 @@ MEASUREMENTS: Mapping[str, Measurement[Any]] = MappingProxyType(
             Measurement("ipv6_pmtu", ipv6_pmtu.params_from, ipv6_pmtu.run, body="ipv6_pmtu"),
             # One result per resolver asked.
             Measurement("dns", dns_resolution.params_from, dns_resolution.run, body="dns"),
+            # IPv6 readiness of the city's own services (the aggregator's list).
+            Measurement(
+                "ipv6_services",
+                ipv6_services.params_from,
+                ipv6_services.run,
+                body="ipv6_services",
+            ),
             # The radio observation itself (what frames the others on the mobile line).
             Measurement("cellular", cellular.params_from, cellular.run, body="cellular"),
         )

@@ -22,6 +22,7 @@ from datetime import datetime
 
 from agent.cellular.observe import ModemSettings
 from agent.preflight import PreflightLimits
+from wardprobe.service_list import CityService
 
 
 class Status(enum.StrEnum):
@@ -129,3 +130,7 @@ class MeasurementContext:
     dns_names: tuple[str, ...] = ()
     dns_resolvers: tuple[str, ...] = ()
     dns_system_resolver: bool = True
+    # IPv6 readiness of the city's services: the aggregator's service list and
+    # the CA certificates (PEM) their TLS is verified against (b"" = system store).
+    city_services: tuple[CityService, ...] = ()
+    services_ca_pem: bytes = b""

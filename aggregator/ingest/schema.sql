@@ -291,6 +291,39 @@ create table if not exists dns (
     synthetic           boolean not null default false
 );
 
+-- IPv6 readiness of the city's own services (agent/measurements/ipv6_services.py):
+-- one row per run over the service list, each service's checks in `checks`.
+create table if not exists ipv6_services (
+    result_id           uuid primary key,
+    probe_id            varchar not null,
+    ward_code           integer not null,
+    measured_at         timestamptz not null,
+    received_at         timestamptz not null,
+    agent_version       varchar,
+    interface           varchar,
+    network_kind        varchar not null,
+    ip_family           varchar,
+    clock_sync          varchar not null,
+    tool                varchar,
+    tool_version        varchar,
+    server              varchar,
+    server_port         integer,
+    duration_s          double,
+    streams             integer,
+    status              varchar not null,
+    status_reason       varchar,
+    status_reason_kind  varchar,
+    resolver            varchar,          -- the resolver the names were asked of
+    services_checked    integer,
+    services_ready      integer,          -- with every applicable check passed
+    checks              struct(hostname varchar, department varchar, kind varchar, aaaa_ok boolean,
+                               aaaa varchar[], web_ok boolean, connect_ms double,
+                               tls_ms double, ns_ok boolean, mx_ok boolean, ready boolean,
+                               aaaa_reason varchar, web_reason varchar, ns_reason varchar,
+                               mx_reason varchar)[],
+    synthetic           boolean not null default false
+);
+
 -- Baselines of the indicators from outside the store: figures imported by
 -- `wardprobe-aggregator baseline import` (e.g. VNNIC's 2024 medians) and
 -- Ookla's open performance tiles summed per ward and quarter by
@@ -370,5 +403,5 @@ create table if not exists ward_population (
 -- stores only the bodies whose id was new, in the same transaction.
 create table if not exists result_ids (
     result_id     uuid primary key,
-    result_table  varchar not null    -- throughput | latency | ipv6 | cellular | traceroute | ipv6_pmtu | dns
+    result_table  varchar not null    -- throughput | latency | ipv6 | cellular | traceroute | ipv6_pmtu | dns | ipv6_services
 );

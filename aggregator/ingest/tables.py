@@ -36,6 +36,7 @@ from typing import cast
 import pyarrow as pa
 from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 
+from wardprobe.service_list import KINDS as SERVICE_KINDS
 from wardprobe.v1 import results_pb2
 
 Row = tuple[object, ...]
@@ -78,6 +79,8 @@ _INT32_MAX = 2**31 - 1
 _MAX_HOPS = 255
 _MAX_PROBES = 64
 _MAX_QUERIES = 256
+# The services of one IPv6-readiness run (the city's list is tens, not thousands).
+_MAX_SERVICES = 1024
 
 
 @dataclass(frozen=True)
@@ -318,6 +321,29 @@ BODIES: Mapping[str, tuple[Column, ...]] = MappingProxyType(
                     Column("time_ms", bounds=(0.0, _MAX_RTT_MS)),
                     Column("transport", empty_is_null=True),
                     Column("reason", empty_is_null=True),
+                ),
+            ),
+        ),
+        "ipv6_services": (
+            Column("resolver", empty_is_null=True),
+            Column("services_checked", bounds=(0, _MAX_SERVICES)),
+            Column(
+                "services_ready",
+                bounds=(0, _MAX_SERVICES),
+                at_most=("services_checked", "more services ready than checked"),
+            ),
+            Column(
+                "checks",
+                max_items=_MAX_SERVICES,
+                members=(
+                    Column("kind", choices=SERVICE_KINDS),
+                    Column("aaaa", max_items=_MAX_QUERIES),
+                    Column("connect_ms", bounds=(0.0, _MAX_RTT_MS)),
+                    Column("tls_ms", bounds=(0.0, _MAX_RTT_MS)),
+                    Column("aaaa_reason", empty_is_null=True),
+                    Column("web_reason", empty_is_null=True),
+                    Column("ns_reason", empty_is_null=True),
+                    Column("mx_reason", empty_is_null=True),
                 ),
             ),
         ),

@@ -9,7 +9,9 @@ Four services, one process (`wardprobe-aggregator reference-server serve`):
   connects to it; the IPv6 check sends ~1400 bytes over IPv6 and reads them
   back (a path-MTU black hole shows up here and nowhere else).
 - a small authoritative DNS responder for the IPv6 check's names: one name
-  with AAAA only, one with A and AAAA; NXDOMAIN for anything else.
+  with AAAA only, one with A and AAAA; and, when configured, zones with their
+  SOA, NS and names with A, AAAA and MX records (the emulated city's services,
+  agent/measurements/ipv6_services.py); NXDOMAIN for anything else.
 - the HTTP endpoints of a self-hosted Speedtest "mini" (aggregator/
   reference/speedtest_mini.py), for the speedtest-cli backend, with the configuration
   speedtest-cli would otherwise fetch from speedtest.net.
@@ -77,21 +79,51 @@ class DnsName(_Strict):
     name: str
     ipv4: tuple[ipaddress.IPv4Address, ...] = ()
     ipv6: tuple[ipaddress.IPv6Address, ...] = ()
+    # Its mail exchangers, most preferred first (a mail domain need not have an address).
+    mx: tuple[str, ...] = ()
 
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        try:
-            parsed = dns.name.from_text(value)
-        except dns.exception.DNSException as exc:
-            raise ValueError(f"not a DNS name: {value!r} ({exc})") from exc
-        return parsed.to_text(omit_final_dot=True).lower()
+        return _dns_name(value)
+
+    @field_validator("mx")
+    @classmethod
+    def _valid_exchangers(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_dns_name(v) for v in values)
 
     @model_validator(mode="after")
     def _has_an_address(self) -> DnsName:
-        if not self.ipv4 and not self.ipv6:
-            raise ValueError(f"DNS name {self.name!r} has no address to answer with")
+        if not self.ipv4 and not self.ipv6 and not self.mx:
+            raise ValueError(f"DNS name {self.name!r} has no address or MX to answer with")
         return self
+
+
+class DnsZone(_Strict):
+    """A zone the responder is authoritative for (the city's services, in the
+    emulation): SOA and NS at its apex, and NXDOMAIN with its SOA for a name
+    under it that is not among `dns_names`."""
+
+    name: str
+    name_servers: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        return _dns_name(value)
+
+    @field_validator("name_servers")
+    @classmethod
+    def _valid_servers(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_dns_name(v) for v in values)
+
+
+def _dns_name(value: str) -> str:
+    try:
+        parsed = dns.name.from_text(value)
+    except dns.exception.DNSException as exc:
+        raise ValueError(f"not a DNS name: {value!r} ({exc})") from exc
+    return parsed.to_text(omit_final_dot=True).lower()
 
 
 class ReferenceServiceConfig(_Strict):
@@ -112,6 +144,7 @@ class ReferenceServiceConfig(_Strict):
     echo_idle_timeout_s: float = Field(default=30.0, gt=0)
     dns_port: PortOrAny = 53
     dns_names: tuple[DnsName, ...] = ()
+    dns_zones: tuple[DnsZone, ...] = ()
     dns_ttl_s: int = Field(default=60, ge=0)
     # The speedtest mini's HTTP port (on every listen address); None: not served.
     speedtest_port: PortOrAny | None = 8080
@@ -362,11 +395,14 @@ async def _start_echo(
 # -- DNS ------------------------------------------------------------------
 
 
-def dns_response(query_wire: bytes, names: Sequence[DnsName], ttl_s: int) -> bytes | None:
+def dns_response(
+    query_wire: bytes, names: Sequence[DnsName], ttl_s: int, zones: Sequence[DnsZone] = ()
+) -> bytes | None:
     """The authoritative answer to one DNS query (None: not worth answering).
 
-    A configured name gets its A or AAAA records (an empty NOERROR answer
-    for a type it has none of); any other name gets NXDOMAIN.
+    A configured name gets its A, AAAA or MX records (an empty NOERROR answer
+    for a type it has none of); a zone's apex its SOA and NS; any other name
+    gets NXDOMAIN. Inside a zone, an empty answer carries the zone's SOA.
     """
     try:
         query = dns.message.from_wire(query_wire)
@@ -380,30 +416,10 @@ def dns_response(query_wire: bytes, names: Sequence[DnsName], ttl_s: int) -> byt
         response.set_rcode(dns.rcode.NOTIMP)
     elif len(query.question) != 1:
         response.set_rcode(dns.rcode.FORMERR)
+    elif query.question[0].rdclass != dns.rdataclass.IN:
+        response.set_rcode(dns.rcode.REFUSED)
     else:
-        question = query.question[0]
-        known = {dns.name.from_text(n.name): n for n in names}
-        entry = known.get(question.name)
-        if question.rdclass != dns.rdataclass.IN:
-            response.set_rcode(dns.rcode.REFUSED)
-        elif entry is None:
-            response.set_rcode(dns.rcode.NXDOMAIN)
-        else:
-            addresses: tuple[IPAddress, ...] = ()
-            if question.rdtype == dns.rdatatype.A:
-                addresses = entry.ipv4
-            elif question.rdtype == dns.rdatatype.AAAA:
-                addresses = entry.ipv6
-            if addresses:
-                response.answer.append(
-                    dns.rrset.from_text_list(
-                        question.name,
-                        ttl_s,
-                        dns.rdataclass.IN,
-                        question.rdtype,
-                        [str(a) for a in addresses],
-                    )
-                )
+        _answer_question(response, query.question[0], names, ttl_s, zones)
     max_bytes = max(512, query.payload) if query.edns >= 0 else 512
     try:
         return response.to_wire(max_size=max_bytes)
@@ -412,6 +428,56 @@ def dns_response(query_wire: bytes, names: Sequence[DnsName], ttl_s: int) -> byt
         response.answer.clear()
         response.flags |= dns.flags.TC
         return response.to_wire()
+
+
+def _answer_question(
+    response: dns.message.Message,
+    question: dns.rrset.RRset,
+    names: Sequence[DnsName],
+    ttl_s: int,
+    zones: Sequence[DnsZone],
+) -> None:
+    qname, rdtype = question.name, question.rdtype
+    known = {dns.name.from_text(n.name): n for n in names}
+    entry = known.get(qname)
+    # The innermost zone holding the name, if any.
+    zone = max(
+        (z for z in zones if qname.is_subdomain(dns.name.from_text(z.name))),
+        key=lambda z: len(z.name),
+        default=None,
+    )
+    apex = zone is not None and qname == dns.name.from_text(zone.name)
+    records: list[str] = []
+    if entry is not None:
+        if rdtype == dns.rdatatype.A:
+            records = [str(a) for a in entry.ipv4]
+        elif rdtype == dns.rdatatype.AAAA:
+            records = [str(a) for a in entry.ipv6]
+        elif rdtype == dns.rdatatype.MX:
+            records = [f"{10 * (i + 1)} {mx}." for i, mx in enumerate(entry.mx)]
+    if apex and zone is not None:
+        if rdtype == dns.rdatatype.NS:
+            records = [f"{ns}." for ns in zone.name_servers]
+        elif rdtype == dns.rdatatype.SOA:
+            records = [_soa_text(zone, ttl_s)]
+    if entry is None and not apex:
+        response.set_rcode(dns.rcode.NXDOMAIN)
+    if records:
+        response.answer.append(
+            dns.rrset.from_text_list(qname, ttl_s, dns.rdataclass.IN, rdtype, records)
+        )
+    elif zone is not None:
+        # No data here: the SOA says whose zone said so (RFC 2308).
+        response.authority.append(
+            dns.rrset.from_text_list(
+                dns.name.from_text(zone.name), ttl_s, dns.rdataclass.IN, dns.rdatatype.SOA,
+                [_soa_text(zone, ttl_s)],
+            )
+        )  # fmt: skip
+
+
+def _soa_text(zone: DnsZone, ttl_s: int) -> str:
+    return f"{zone.name_servers[0]}. hostmaster.{zone.name}. 1 3600 600 86400 {ttl_s}"
 
 
 class _DnsUdpListener:
@@ -539,7 +605,10 @@ class ReferenceServer:
                 port = sock.getsockname()[1]
                 self._dns_listeners.append(
                     _DnsUdpListener(
-                        sock, lambda wire: dns_response(wire, config.dns_names, config.dns_ttl_s)
+                        sock,
+                        lambda wire: dns_response(
+                            wire, config.dns_names, config.dns_ttl_s, config.dns_zones
+                        ),
                     )
                 )
             self._dns_port = port

@@ -83,7 +83,7 @@ class ReferenceServer(_message.Message):
     def __init__(self, host: _Optional[str] = ..., iperf3_ports: _Optional[_Iterable[int]] = ..., tcp_echo_port: _Optional[int] = ..., ipv6_only_host: _Optional[str] = ..., dual_stack_host: _Optional[str] = ..., dns_server: _Optional[str] = ..., dns_port: _Optional[int] = ...) -> None: ...
 
 class AgentConfig(_message.Message):
-    __slots__ = ("probe_id", "ward_code", "ward_name", "site_class", "schedule", "reference_server", "throughput_duration_s", "throughput_streams", "latency_count", "latency_interval_s", "throughput_slot_period_s", "throughput_slot_offset_s", "throughput_slot_length_s", "throughput_port_order")
+    __slots__ = ("probe_id", "ward_code", "ward_name", "site_class", "schedule", "reference_server", "throughput_duration_s", "throughput_streams", "latency_count", "latency_interval_s", "throughput_slot_period_s", "throughput_slot_offset_s", "throughput_slot_length_s", "throughput_port_order", "services", "services_ca_pem")
     PROBE_ID_FIELD_NUMBER: _ClassVar[int]
     WARD_CODE_FIELD_NUMBER: _ClassVar[int]
     WARD_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +98,8 @@ class AgentConfig(_message.Message):
     THROUGHPUT_SLOT_OFFSET_S_FIELD_NUMBER: _ClassVar[int]
     THROUGHPUT_SLOT_LENGTH_S_FIELD_NUMBER: _ClassVar[int]
     THROUGHPUT_PORT_ORDER_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_CA_PEM_FIELD_NUMBER: _ClassVar[int]
     probe_id: str
     ward_code: int
     ward_name: str
@@ -112,4 +114,16 @@ class AgentConfig(_message.Message):
     throughput_slot_offset_s: int
     throughput_slot_length_s: int
     throughput_port_order: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, probe_id: _Optional[str] = ..., ward_code: _Optional[int] = ..., ward_name: _Optional[str] = ..., site_class: _Optional[str] = ..., schedule: _Optional[_Iterable[_Union[ScheduleEntry, _Mapping]]] = ..., reference_server: _Optional[_Union[ReferenceServer, _Mapping]] = ..., throughput_duration_s: _Optional[int] = ..., throughput_streams: _Optional[int] = ..., latency_count: _Optional[int] = ..., latency_interval_s: _Optional[float] = ..., throughput_slot_period_s: _Optional[int] = ..., throughput_slot_offset_s: _Optional[int] = ..., throughput_slot_length_s: _Optional[int] = ..., throughput_port_order: _Optional[_Iterable[int]] = ...) -> None: ...
+    services: _containers.RepeatedCompositeFieldContainer[CityService]
+    services_ca_pem: bytes
+    def __init__(self, probe_id: _Optional[str] = ..., ward_code: _Optional[int] = ..., ward_name: _Optional[str] = ..., site_class: _Optional[str] = ..., schedule: _Optional[_Iterable[_Union[ScheduleEntry, _Mapping]]] = ..., reference_server: _Optional[_Union[ReferenceServer, _Mapping]] = ..., throughput_duration_s: _Optional[int] = ..., throughput_streams: _Optional[int] = ..., latency_count: _Optional[int] = ..., latency_interval_s: _Optional[float] = ..., throughput_slot_period_s: _Optional[int] = ..., throughput_slot_offset_s: _Optional[int] = ..., throughput_slot_length_s: _Optional[int] = ..., throughput_port_order: _Optional[_Iterable[int]] = ..., services: _Optional[_Iterable[_Union[CityService, _Mapping]]] = ..., services_ca_pem: _Optional[bytes] = ...) -> None: ...
+
+class CityService(_message.Message):
+    __slots__ = ("name", "department", "kind")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DEPARTMENT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    department: str
+    kind: str
+    def __init__(self, name: _Optional[str] = ..., department: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...

@@ -444,8 +444,54 @@ class DnsResult(_message.Message):
     queries: _containers.RepeatedCompositeFieldContainer[DnsQuery]
     def __init__(self, resolver: _Optional[str] = ..., resolver_kind: _Optional[str] = ..., resolver_port: _Optional[int] = ..., queries_sent: _Optional[int] = ..., queries_failed: _Optional[int] = ..., failure_pct: _Optional[float] = ..., time_median_ms: _Optional[float] = ..., queries: _Optional[_Iterable[_Union[DnsQuery, _Mapping]]] = ...) -> None: ...
 
+class ServiceCheck(_message.Message):
+    __slots__ = ("hostname", "department", "kind", "aaaa_ok", "aaaa", "web_ok", "connect_ms", "tls_ms", "ns_ok", "mx_ok", "ready", "aaaa_reason", "web_reason", "ns_reason", "mx_reason")
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    DEPARTMENT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    AAAA_OK_FIELD_NUMBER: _ClassVar[int]
+    AAAA_FIELD_NUMBER: _ClassVar[int]
+    WEB_OK_FIELD_NUMBER: _ClassVar[int]
+    CONNECT_MS_FIELD_NUMBER: _ClassVar[int]
+    TLS_MS_FIELD_NUMBER: _ClassVar[int]
+    NS_OK_FIELD_NUMBER: _ClassVar[int]
+    MX_OK_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    AAAA_REASON_FIELD_NUMBER: _ClassVar[int]
+    WEB_REASON_FIELD_NUMBER: _ClassVar[int]
+    NS_REASON_FIELD_NUMBER: _ClassVar[int]
+    MX_REASON_FIELD_NUMBER: _ClassVar[int]
+    hostname: str
+    department: str
+    kind: str
+    aaaa_ok: bool
+    aaaa: _containers.RepeatedScalarFieldContainer[str]
+    web_ok: bool
+    connect_ms: float
+    tls_ms: float
+    ns_ok: bool
+    mx_ok: bool
+    ready: bool
+    aaaa_reason: str
+    web_reason: str
+    ns_reason: str
+    mx_reason: str
+    def __init__(self, hostname: _Optional[str] = ..., department: _Optional[str] = ..., kind: _Optional[str] = ..., aaaa_ok: _Optional[bool] = ..., aaaa: _Optional[_Iterable[str]] = ..., web_ok: _Optional[bool] = ..., connect_ms: _Optional[float] = ..., tls_ms: _Optional[float] = ..., ns_ok: _Optional[bool] = ..., mx_ok: _Optional[bool] = ..., ready: _Optional[bool] = ..., aaaa_reason: _Optional[str] = ..., web_reason: _Optional[str] = ..., ns_reason: _Optional[str] = ..., mx_reason: _Optional[str] = ...) -> None: ...
+
+class Ipv6ServicesResult(_message.Message):
+    __slots__ = ("resolver", "services_checked", "services_ready", "checks")
+    RESOLVER_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_READY_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    resolver: str
+    services_checked: int
+    services_ready: int
+    checks: _containers.RepeatedCompositeFieldContainer[ServiceCheck]
+    def __init__(self, resolver: _Optional[str] = ..., services_checked: _Optional[int] = ..., services_ready: _Optional[int] = ..., checks: _Optional[_Iterable[_Union[ServiceCheck, _Mapping]]] = ...) -> None: ...
+
 class Result(_message.Message):
-    __slots__ = ("envelope", "throughput", "latency", "ipv6", "cellular", "traceroute", "ipv6_pmtu", "dns")
+    __slots__ = ("envelope", "throughput", "latency", "ipv6", "cellular", "traceroute", "ipv6_pmtu", "dns", "ipv6_services")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     THROUGHPUT_FIELD_NUMBER: _ClassVar[int]
     LATENCY_FIELD_NUMBER: _ClassVar[int]
@@ -454,6 +500,7 @@ class Result(_message.Message):
     TRACEROUTE_FIELD_NUMBER: _ClassVar[int]
     IPV6_PMTU_FIELD_NUMBER: _ClassVar[int]
     DNS_FIELD_NUMBER: _ClassVar[int]
+    IPV6_SERVICES_FIELD_NUMBER: _ClassVar[int]
     envelope: Envelope
     throughput: ThroughputResult
     latency: LatencyResult
@@ -462,4 +509,5 @@ class Result(_message.Message):
     traceroute: TracerouteResult
     ipv6_pmtu: Ipv6PmtuResult
     dns: DnsResult
-    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., throughput: _Optional[_Union[ThroughputResult, _Mapping]] = ..., latency: _Optional[_Union[LatencyResult, _Mapping]] = ..., ipv6: _Optional[_Union[Ipv6Result, _Mapping]] = ..., cellular: _Optional[_Union[CellularObservation, _Mapping]] = ..., traceroute: _Optional[_Union[TracerouteResult, _Mapping]] = ..., ipv6_pmtu: _Optional[_Union[Ipv6PmtuResult, _Mapping]] = ..., dns: _Optional[_Union[DnsResult, _Mapping]] = ...) -> None: ...
+    ipv6_services: Ipv6ServicesResult
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., throughput: _Optional[_Union[ThroughputResult, _Mapping]] = ..., latency: _Optional[_Union[LatencyResult, _Mapping]] = ..., ipv6: _Optional[_Union[Ipv6Result, _Mapping]] = ..., cellular: _Optional[_Union[CellularObservation, _Mapping]] = ..., traceroute: _Optional[_Union[TracerouteResult, _Mapping]] = ..., ipv6_pmtu: _Optional[_Union[Ipv6PmtuResult, _Mapping]] = ..., dns: _Optional[_Union[DnsResult, _Mapping]] = ..., ipv6_services: _Optional[_Union[Ipv6ServicesResult, _Mapping]] = ...) -> None: ...

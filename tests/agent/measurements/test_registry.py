@@ -55,6 +55,7 @@ def test_the_table_names_every_measurement() -> None:
         "traceroute_tcp",
         "ipv6_pmtu",
         "dns",
+        "ipv6_services",
     }
     for name, entry in MEASUREMENTS.items():
         assert entry.name == name
