@@ -165,6 +165,8 @@ TARGETS: Final[tuple[Target, ...]] = (
     Target("zone_gigabit_share", 1.0, ">=", "share", "87/KH-UBND, 235/KH-UBND", "2025–2026"),
     Target("nr_lte_cell_ratio", 0.5, ">=", "ratio (proxy)", "87/KH-UBND (2025)", "2025"),
     Target("ipv6_office_share", 1.0, ">=", "share", IPV6_OFFICE_SOURCE, "2030"),
+    # 5G covers 100 % of the population: the NR time share weighted by ward population.
+    Target("nr_population_share", 1.0, ">=", "share", "87/KH-UBND, 235/KH-UBND", "2030"),
     # National references: technical regulations in force, so no due date.
     Target(
         "qcvn126_download_mean", QCVN126_DOWNLOAD_MBPS, ">=", "Mb/s", QCVN126_SOURCE, "in force"

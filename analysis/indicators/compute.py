@@ -31,6 +31,7 @@ from analysis.indicators.context import Context
 from analysis.indicators.figures import Calc, Figure, Grouping, ProbeValues
 from analysis.indicators.ipv6 import OfficeIpv6
 from analysis.indicators.ipv6_reference import Ipv6Reference
+from analysis.indicators.nr import WardPeopleNr
 from analysis.indicators.zones import ZoneSite
 from analysis.periods import Period, set_days
 from analysis.rollups import has_rollups, refresh_rollups, rollups_fit
@@ -54,6 +55,8 @@ class IndicatorReport:
     ipv6_reference: Ipv6Reference | None = None
     # The government offices one by one, with their LAN's IPv6 (ipv6_office_share).
     offices: list[OfficeIpv6] = field(default_factory=list)
+    # nr_population_share's wards one by one: people, 5G time share, people covered.
+    nr_population: list[WardPeopleNr] = field(default_factory=list)
 
 
 def open_store(path: Path | str) -> duckdb.DuckDBPyConnection:
@@ -107,10 +110,12 @@ def compute_indicators(
     mobile_figures, baseline = mobile.figures(ctx)
     zone_sites = zones.sites(ctx)
     office_list = ipv6.offices(ctx)
+    people_figures, people_wards = nr.population_figures(ctx)
     figures = [
         *mobile_figures,
         *fixed.figures(ctx),
         *nr.figures(ctx),
+        *people_figures,
         *ipv6.figures(ctx),
         *ipv6.office_figures(ctx, office_list),
         *latency.figures(ctx),
@@ -132,6 +137,7 @@ def compute_indicators(
         # indicator gives it; None is shown as "not measured".
         ipv6_reference=ipv6_reference.figure(ctx, services=None),
         offices=office_list,
+        nr_population=people_wards,
     )
 
 
