@@ -123,6 +123,12 @@ GOVERNMENT_OFFICE_CLASSES: Final = ("ward_office", "city_department")
 # Where the IPv6 office target comes from: 87/KH-UBND for the offices' LANs,
 # 235/KH-UBND for the city's IT systems moving from IPv4 to IPv6.
 IPV6_OFFICE_SOURCE: Final = "87/KH-UBND (offices' LANs); 235/KH-UBND (the city's systems)"
+# Where the services' IPv6 target comes from: 235/KH-UBND moves all the city's
+# IT application systems from IPv4 to IPv6; 87/KH-UBND 100 % of the
+# information systems of its departments and People's Committees (by 2030).
+IPV6_SERVICES_SOURCE: Final = (
+    "235/KH-UBND (all the city's IT application systems); 87/KH-UBND (departments' systems)"
+)
 
 Comparator = Literal[">=", ">", "<="]
 
@@ -165,6 +171,8 @@ TARGETS: Final[tuple[Target, ...]] = (
     Target("zone_gigabit_share", 1.0, ">=", "share", "87/KH-UBND, 235/KH-UBND", "2025–2026"),
     Target("nr_lte_cell_ratio", 0.5, ">=", "ratio (proxy)", "87/KH-UBND (2025)", "2025"),
     Target("ipv6_office_share", 1.0, ">=", "share", IPV6_OFFICE_SOURCE, "2030"),
+    # Every service of the city's list fully IPv6-ready (analysis/indicators/ipv6_services.py).
+    Target("ipv6_service_ready_share", 1.0, ">=", "share", IPV6_SERVICES_SOURCE, "2030"),
     # 5G covers 100 % of the population: the NR time share weighted by ward population.
     Target("nr_population_share", 1.0, ">=", "share", "87/KH-UBND, 235/KH-UBND", "2030"),
     # National references: technical regulations in force, so no due date.

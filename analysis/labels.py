@@ -376,6 +376,91 @@ REPORT: Final[dict[str, Entry]] = {
         "samples (each valid test is a sample), not probe-balanced; they do not replace "
         "the plan's indicators above.",
     },
+    "ipv6 ref": {
+        "vi": "Chuyển đổi IPv6: Cần Thơ bên cạnh số liệu đã công bố",
+        "en": "The IPv6 transition: Cần Thơ beside the published figures",
+    },
+    "ipv6 ref intro": {
+        "vi": "Mục tiêu (87/KH-UBND): Cần Thơ thuộc nhóm các tỉnh, thành dẫn đầu về chuyển "
+        "đổi IPv6, ở đây là hạng {top} trở lên trong {provinces} tỉnh, thành trên mọi chỉ số "
+        "có số liệu. Mỗi nguồn đo một thứ khác nhau, bằng cách riêng của nó (xem dưới bảng).",
+        "en": "Target (87/KH-UBND): Cần Thơ among the leading provinces in the IPv6 "
+        "transition, read here as rank {top} or better of the {provinces} provinces on "
+        "every metric with figures. Each source measures something else, its own way "
+        "(see below the tables).",
+    },
+    "isp": {"vi": "Nhà cung cấp (cố định)", "en": "ISP (fixed line)"},
+    "isp not recorded": {"vi": "chưa ghi nhà cung cấp", "en": "ISP not recorded"},
+    "probes ipv6": {"vi": "Đầu đo có IPv6 hoạt động", "en": "Probes with working IPv6"},
+    "apnic network": {"vi": "Mạng (AS) theo APNIC", "en": "APNIC network (AS)"},
+    "apnic share": {"vi": "Tỷ lệ IPv6 theo APNIC", "en": "APNIC IPv6-capable rate"},
+    "apnic vietnam": {
+        "vi": "APNIC, cả nước Việt Nam: {share} (ngày {day}).",
+        "en": "APNIC, Viet Nam as a whole: {share} ({day}).",
+    },
+    "apnic none": {
+        "vi": "Chưa nhập số liệu APNIC cho kỳ này.",
+        "en": "No APNIC figures imported for this period.",
+    },
+    "metric": {"vi": "Chỉ số", "en": "Metric"},
+    "cantho value": {"vi": "Cần Thơ", "en": "Cần Thơ"},
+    "rank": {"vi": "Xếp hạng", "en": "Rank"},
+    "information_portal": {
+        "vi": "Tỷ lệ cổng thông tin điện tử hoạt động trên IPv6",
+        "en": "Information portals working over IPv6",
+    },
+    "public_service_portal": {
+        "vi": "Tỷ lệ cổng dịch vụ công hoạt động trên IPv6",
+        "en": "Public-service portals working over IPv6",
+    },
+    "rank text": {
+        "vi": "hạng {rank}/{provinces} tỉnh, thành có số liệu",
+        "en": "rank {rank} of {provinces} provinces with figures",
+    },
+    "rank tied": {
+        "vi": " (đồng hạng với {tied} tỉnh, thành khác)",
+        "en": " (tied with {tied} other{s})",
+    },
+    "no city figure": {
+        "vi": "chưa có số liệu của Cần Thơ ({provinces} tỉnh, thành có số liệu)",
+        "en": "no figure for Cần Thơ ({provinces} provinces with figures)",
+    },
+    "provinces none": {
+        "vi": "Chưa nhập số liệu cấp tỉnh (VNNIC) cho kỳ này: chưa xếp hạng được.",
+        "en": "No provincial figures (VNNIC's) imported for this period: no rank.",
+    },
+    "services ready": {
+        "vi": "Dịch vụ của thành phố sẵn sàng IPv6 hoàn toàn: {value}.",
+        "en": "City services fully IPv6-ready: {value}.",
+    },
+    "not measured": {"vi": "chưa đo", "en": "not measured"},
+    "how measured": {"vi": "Cách đo", "en": "How each was measured"},
+    "method wardprobe": {
+        "vi": "wardprobe: kiểm tra IPv6 của các đầu đo (địa chỉ toàn cục, tuyến mặc định, "
+        "AAAA, TCP tới đích chỉ có IPv6, gói tin lớn); một đầu đo được tính khi ít nhất "
+        "{share} số lần kiểm tra hợp lệ thấy IPv6 hoạt động.",
+        "en": "wardprobe: the probes' IPv6 check (global address, default route, AAAA, TCP "
+        "to an IPv6-only target, a large packet); a probe counts when at least {share} of "
+        "its valid checks found working IPv6.",
+    },
+    "method apnic": {
+        "vi": "APNIC Labs: quảng cáo trực tuyến cho trình duyệt của người dùng tải một đối "
+        "tượng chỉ có IPv6 và một đối tượng hai ngăn xếp; tỷ lệ IPv6 là phần mẫu tải được "
+        "đối tượng chỉ có IPv6 (người dùng cuối, không phải đường truyền của thành phố).",
+        "en": "APNIC Labs: an online advertisement has end users' browsers fetch an "
+        "IPv6-only and a dual-stack object; the rate is the share of samples that fetched "
+        "the IPv6-only one (end users, not the city's lines).",
+    },
+    "method vnnic": {
+        "vi": "VNNIC: tự kiểm tra các cổng thông tin của từng tỉnh, thành (một cổng được tính "
+        "khi trả lời qua IPv6).",
+        "en": "VNNIC: its own checks of each province's portals (a portal counts when it "
+        "answers over IPv6).",
+    },
+    "method services": {
+        "vi": "Dịch vụ của thành phố: {method}",
+        "en": "The city's services: {method}",
+    },
     "s4": {
         "vi": "4. Nơi cần thêm đầu đo để kết luận",
         "en": "4. Where more probes would settle the answer",

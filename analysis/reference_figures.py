@@ -435,3 +435,65 @@ def latest_provinces(
             [metric, metric, on_or_before],
         ).fetchall()
     ]
+
+
+# --- a synthetic set, for the demo and tests ------------------------------------------
+
+SYNTHETIC_SOURCE: Final = "SYNTHETIC: made up by wardprobe for the demo, not published figures"
+
+
+def write_synthetic(directory: Path, year: int, seed: int = 2026) -> dict[str, Path]:
+    """Made-up files in the import forms, their source saying SYNTHETIC: APNIC's
+    per-network table for Vietnam's ISPs ("apnic_networks"), its per-economy
+    table ("apnic_economies") and provincial figures of every province
+    ("provinces"), dated 30 June of `year`. Same seed, same files."""
+    import numpy as np
+
+    from analysis.indicators.ipv6_reference import ISP_ASNS
+
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    day = date(year, 6, 30).isoformat()
+
+    def rates(low: float, high: float) -> tuple[str, str]:
+        capable = float(rng.uniform(low, high))
+        return f"{capable:.2f}%", f"{capable * float(rng.uniform(0.95, 0.99)):.2f}%"
+
+    networks = directory / "apnic_networks_synthetic.csv"
+    with networks.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(["ASN", "AS Name", "IPv6 Capable", "IPv6 Preferred", "Samples"])
+        for isp, asns in ISP_ASNS.items():
+            for asn in asns:
+                out.writerow(
+                    [
+                        f"AS{asn}",
+                        f"{isp} (synthetic)",
+                        *rates(5, 80),
+                        f"{int(rng.integers(10_000, 2_000_000)):,}",
+                    ]
+                )
+    economies = directory / "apnic_economies_synthetic.csv"
+    with economies.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(["CC", "Country", "IPv6 Capable", "IPv6 Preferred", "Samples"])
+        for cc, name in (("VN", "Viet Nam"), ("TH", "Thailand"), ("MY", "Malaysia"),
+                         ("IN", "India"), ("XA", "World")):  # fmt: skip
+            out.writerow(
+                [
+                    cc,
+                    f"{name} (synthetic)",
+                    *rates(35, 80),
+                    f"{int(rng.integers(1_000_000, 10_000_000)):,}",
+                ]
+            )
+    figures = directory / "provinces_synthetic.csv"
+    with figures.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(VNNIC_COLUMNS)
+        for metric in METRICS:
+            for code in provinces():
+                # Whole percentages, as reports print them: ties happen, as in real tables.
+                value = int(rng.integers(40, 101))
+                out.writerow([code, metric, value, day, SYNTHETIC_SOURCE])
+    return {"apnic_networks": networks, "apnic_economies": economies, "provinces": figures}

@@ -514,6 +514,11 @@ def _synthetic_lane(python: str, out: Path, year: str) -> _LaneResult:
     _cli(python, out, "synthetic", "--store", str(store), "--year", year)
     lane.steps.append(("a synthetic Cần Thơ (103 wards)", time.monotonic() - started))
     started = time.monotonic()
+    lane.printed += _synthetic_reference_figures(python, out, store, int(year))
+    lane.steps.append(
+        ("published IPv6 figures, made up (APNIC's, the provinces')", time.monotonic() - started)
+    )
+    started = time.monotonic()
     indicators = ["indicators", "--period", year, "--store", str(store), "--synthetic"]
     with ThreadPoolExecutor(max_workers=2) as pool:
         table = pool.submit(_cli, python, out, *indicators, "--city-only")
@@ -540,6 +545,34 @@ def _synthetic_lane(python: str, out: Path, year: str) -> _LaneResult:
         ("the yearly report (HTML and PDF), the synthetic city", report_s),
     ]
     return lane
+
+
+def _synthetic_reference_figures(
+    python: str, out: Path, store: Path, year: int
+) -> list[tuple[str, str]]:
+    """Made-up APNIC and provincial IPv6 figures (their source says SYNTHETIC)
+    imported into the synthetic city through the CLI an operator uses, so that
+    ipv6_leading_provinces has something to set the probes beside."""
+    from analysis.reference_figures import SYNTHETIC_SOURCE, write_synthetic
+
+    files = write_synthetic(out / "reference_figures", year)
+    day = f"{year}-06-30"
+    printed = [
+        (
+            "step",
+            f"published IPv6 figures, made up and marked synthetic: {files['provinces'].parent}",
+        )
+    ]
+    for kind in ("apnic_networks", "apnic_economies"):
+        printed.append(
+            ("out", _cli(python, out, "reference-figures", "import-apnic", str(files[kind]),
+                         "--date", day, "--source", SYNTHETIC_SOURCE, "--store", str(store)))
+        )  # fmt: skip
+    printed.append(
+        ("out", _cli(python, out, "reference-figures", "import-vnnic", str(files["provinces"]),
+                     "--store", str(store)))
+    )  # fmt: skip
+    return printed
 
 
 def _write_maps(store: Path, out_dir: Path, year: str, *, synthetic: bool) -> tuple[float, str]:

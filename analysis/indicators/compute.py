@@ -21,6 +21,7 @@ from analysis.indicators import (
     fixed,
     ipv6,
     ipv6_reference,
+    ipv6_services,
     latency,
     mobile,
     nr,
@@ -31,6 +32,7 @@ from analysis.indicators.context import Context
 from analysis.indicators.figures import Calc, Figure, Grouping, ProbeValues
 from analysis.indicators.ipv6 import OfficeIpv6
 from analysis.indicators.ipv6_reference import Ipv6Reference
+from analysis.indicators.ipv6_services import ServiceIpv6
 from analysis.indicators.nr import WardPeopleNr
 from analysis.indicators.zones import ZoneSite
 from analysis.periods import Period, set_days
@@ -55,6 +57,8 @@ class IndicatorReport:
     ipv6_reference: Ipv6Reference | None = None
     # The government offices one by one, with their LAN's IPv6 (ipv6_office_share).
     offices: list[OfficeIpv6] = field(default_factory=list)
+    # The city's services one by one, with their IPv6 readiness (ipv6_service_ready_share).
+    services: list[ServiceIpv6] = field(default_factory=list)
     # nr_population_share's wards one by one: people, 5G time share, people covered.
     nr_population: list[WardPeopleNr] = field(default_factory=list)
 
@@ -110,6 +114,8 @@ def compute_indicators(
     mobile_figures, baseline = mobile.figures(ctx)
     zone_sites = zones.sites(ctx)
     office_list = ipv6.offices(ctx)
+    # The services are the city's: a ward's report has none.
+    service_list = ipv6_services.services(con, period, synthetic) if ward is None else []
     people_figures, people_wards = nr.population_figures(ctx)
     figures = [
         *mobile_figures,
@@ -118,6 +124,7 @@ def compute_indicators(
         *people_figures,
         *ipv6.figures(ctx),
         *ipv6.office_figures(ctx, office_list),
+        *ipv6_services.figures(ctx, service_list),
         *latency.figures(ctx),
         *zones.figures(ctx, zone_sites),
         *cell_proxy.figures(ctx),
@@ -133,10 +140,12 @@ def compute_indicators(
         zone_sites=zone_sites,
         baseline=baseline,
         probe_values=spread or [],
-        # services: the city services' readiness (ServiceReadiness) once their
-        # indicator gives it; None is shown as "not measured".
-        ipv6_reference=ipv6_reference.figure(ctx, services=None),
+        # The city's services beside APNIC's and the provinces' figures.
+        ipv6_reference=ipv6_reference.figure(
+            ctx, services=ipv6_services.readiness_of(service_list) if service_list else None
+        ),
         offices=office_list,
+        services=service_list,
         nr_population=people_wards,
     )
 

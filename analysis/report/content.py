@@ -32,6 +32,7 @@ from analysis.indicators import (
     set_days,
 )
 from analysis.indicators.figures import BaselineComparison
+from analysis.indicators.ipv6_reference import Ipv6Reference, ProvinceRank
 from analysis.labels import Lang
 from analysis.maps.layers import NO_PROBE, WardLayer, layer_from_report
 from analysis.maps.png import png_bytes
@@ -173,6 +174,46 @@ class ExclusionRow:
 
 
 @dataclass(frozen=True)
+class IspRow:
+    """One fixed-line ISP: the probes' IPv6 beside APNIC's rate for its network."""
+
+    isp: str
+    probes_share: str
+    interval: str
+    probes: str
+    network: str
+    apnic_share: str
+
+
+@dataclass(frozen=True)
+class RankRow:
+    """Cần Thơ among the provinces on one metric."""
+
+    metric: str
+    day: str
+    city: str
+    rank: str
+    source: str
+    verdict: str
+    verdict_text: str
+
+
+@dataclass(frozen=True)
+class Ipv6Comparison:
+    """ipv6_leading_provinces in words: the ISPs, Vietnam, the ranks, the methods."""
+
+    intro: str
+    verdict: str
+    verdict_text: str
+    isps: tuple[IspRow, ...]
+    vietnam: str
+    services: str
+    ranks: tuple[RankRow, ...]
+    no_ranks: str  # the sentence when no provincial figure is there ("" otherwise)
+    methods: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ReportContent:
     """The whole report in one language, ready for the template."""
 
@@ -194,6 +235,8 @@ class ReportContent:
     baseline: tuple[str, ...]
     method: tuple[tuple[str, tuple[str, ...]], ...]  # annex A.4-A.8: heading, paragraphs
     exclusions: tuple[ExclusionRow, ...]
+    # ipv6_leading_provinces (None: the report has no such figure)
+    ipv6: Ipv6Comparison | None = None
 
 
 def _date(day: date, lang: Lang) -> str:
@@ -826,6 +869,85 @@ def _baseline(report: IndicatorReport, lang: Lang, preference: Sequence[str]) ->
     return out
 
 
+def _rank_words(p: ProvinceRank, lang: Lang) -> str:
+    w = labels.report_word
+    if p.rank is None:
+        return w("no city figure", lang, provinces=p.provinces)
+    text = w("rank text", lang, rank=p.rank, provinces=p.provinces)
+    if p.tied_with:
+        text += w("rank tied", lang, tied=p.tied_with, s="s" if p.tied_with > 1 else "")
+    return text
+
+
+def ipv6_comparison(ref: Ipv6Reference | None, lang: Lang) -> Ipv6Comparison | None:
+    """ipv6_leading_provinces in the report's words (None without the figure)."""
+    if ref is None:
+        return None
+    w = labels.report_word
+
+    def share(value: float | None) -> str:
+        return "–" if value is None else labels.quantity(value, "share", lang)
+
+    verdict = _verdict(ref.target.met)
+    methods = [
+        w("method wardprobe", lang, share=labels.round_quantity(k.IPV6_PROBE_SHARE, "share", lang))
+    ]
+    methods += (
+        [w("method apnic", lang)]
+        if ref.vietnam or ref.economies or any(c.apnic for c in ref.isps)
+        else []
+    )
+    methods += [w("method vnnic", lang)] if ref.provinces else []
+    methods += [w("method services", lang, method=ref.services.method)] if ref.services else []
+    return Ipv6Comparison(
+        intro=w("ipv6 ref intro", lang, top=int(k.LEADING_PROVINCES.value), provinces=k.PROVINCES),
+        verdict=verdict,
+        verdict_text=_verdict_text(verdict, lang),
+        isps=tuple(
+            IspRow(
+                isp=c.isp or w("isp not recorded", lang),
+                probes_share=share(c.probes_capable_share)
+                if c.probes_capable_share is not None
+                else labels.text(labels.STATUSES, c.status, lang),
+                interval=interval_text(c.ci_low, c.ci_high, "share", lang),
+                probes=labels.count(c.probes, lang),
+                network="–" if c.apnic is None else f"AS{c.apnic.asn}",
+                apnic_share="–" if c.apnic is None else share(c.apnic.capable_share),
+            )
+            for c in ref.isps
+        ),
+        vietnam=w("apnic none", lang)
+        if ref.vietnam is None
+        else w(
+            "apnic vietnam",
+            lang,
+            share=share(ref.vietnam.capable_share),
+            day=_date(ref.vietnam.published_on, lang),
+        ),
+        services=w(
+            "services ready",
+            lang,
+            value=w("not measured", lang)
+            if ref.services is None or ref.services.ready_share is None
+            else share(ref.services.ready_share),
+        ),
+        ranks=tuple(
+            RankRow(
+                metric=w(p.metric, lang),
+                day=_date(p.published_on, lang),
+                city=share(p.city_share),
+                rank=_rank_words(p, lang),
+                source=p.source,
+                verdict=_verdict(p.leading),
+                verdict_text=_verdict_text(_verdict(p.leading), lang),
+            )
+            for p in ref.provinces
+        ),
+        no_ranks="" if ref.provinces else w("provinces none", lang),
+        methods=tuple(methods),
+    )
+
+
 def gather(
     con: duckdb.DuckDBPyConnection,
     year: int,
@@ -935,4 +1057,5 @@ def gather(
             )
             for t, reason, n in report.exclusions
         ),
+        ipv6=ipv6_comparison(report.ipv6_reference, lang),
     )

@@ -5,8 +5,10 @@ answers."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from html import unescape
 from pathlib import Path
 
 import duckdb
@@ -15,10 +17,13 @@ from typer.testing import CliRunner
 
 from aggregator.cli import app
 from aggregator.ingest.store import Store
+from analysis import labels
 from analysis.indicators import compute_indicators, parse_period
-from analysis.indicators.ipv6_reference import competition_rank, rank_text
+from analysis.indicators.ipv6_reference import ISP_ASNS, competition_rank, rank_text
+from analysis.labels import Lang
 from analysis.periods import TZ
 from analysis.reference_figures import (
+    SYNTHETIC_SOURCE,
     FiguresRefused,
     province_code,
     provinces,
@@ -26,7 +31,10 @@ from analysis.reference_figures import (
     read_vnnic,
     store_apnic,
     store_vnnic,
+    write_synthetic,
 )
+from analysis.report import ReportContent, render_html
+from analysis.report.content import Ipv6Comparison, ipv6_comparison
 from tests.aggregator.ingest.test_schema_doc import _documented_columns, _sections
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "reference"
@@ -379,3 +387,93 @@ def test_schema_doc_matches_describe(tmp_path: Path) -> None:
             assert _documented_columns(_sections()[table]) == described, table
     finally:
         store.close()
+
+
+def test_leading_needs_the_top_ten_on_every_metric(tmp_path: Path) -> None:
+    """Cần Thơ 3rd of 6 on one metric, 11th on another: not among the leading."""
+    path = tmp_path / "store.duckdb"
+    Store(path).close()
+    lines = ["province,metric,value_pct,date,source"]
+    lines += [
+        "Cần Thơ,information_portal,95,2026-06-30,VNNIC",
+        "92,public_service_portal,50,2026-06-30,VNNIC",
+    ]
+    codes = [c for c in provinces() if c != 92]
+    lines += [
+        f"{c},information_portal,{100 if i < 2 else 60},2026-06-30,VNNIC"
+        for i, c in enumerate(codes[:5])
+    ]
+    lines += [
+        f"{c},public_service_portal,{60 + i},2026-06-30,VNNIC" for i, c in enumerate(codes[:12])
+    ]
+    figures = _write(tmp_path, "\n".join(lines) + "\n")
+    con = duckdb.connect(str(path))
+    try:
+        store_vnnic(con, read_vnnic(figures))
+        ref = compute_indicators(con, parse_period("2026")).ipv6_reference
+    finally:
+        con.close()
+    assert ref is not None
+    ranks = {p.metric: (p.rank, p.provinces, p.leading) for p in ref.provinces}
+    assert ranks == {
+        "information_portal": (3, 6, True),
+        "public_service_portal": (13, 13, False),
+    }
+    assert ref.target.met is False
+
+
+def test_the_synthetic_files_import_and_say_so(tmp_path: Path) -> None:
+    files = write_synthetic(tmp_path, 2026)
+    networks = read_apnic(files["apnic_networks"], date(2026, 6, 30), source=SYNTHETIC_SOURCE)
+    assert {r.asn for r in networks} == {a for asns in ISP_ASNS.values() for a in asns}
+    economies = read_apnic(files["apnic_economies"], date(2026, 6, 30))
+    assert "VN" in {r.economy for r in economies}
+    figures = read_vnnic(files["provinces"])
+    assert len(figures) == 2 * 34
+    assert {r.source for r in figures} == {SYNTHETIC_SOURCE}
+    assert "SYNTHETIC" in SYNTHETIC_SOURCE
+    assert write_synthetic(tmp_path / "again", 2026)["provinces"].read_bytes() == (
+        files["provinces"].read_bytes()
+    )
+
+
+def _report_with(ipv6: Ipv6Comparison, lang: Lang) -> ReportContent:
+    """A report holding only this figure: the rest of gather's content is
+    other indicators' (their own tests render it)."""
+    words = {key: entry[lang] for key, entry in labels.REPORT.items()}
+    empty: tuple[()] = ()
+    return ReportContent(
+        lang=lang, year=2026, synthetic=False, title="", words=words, cover=empty,
+        summary=empty, sections=empty, references=empty, unsettled=empty,
+        not_by_probes=empty, below_floor=empty, site_counts=empty, ward_counts=empty,
+        validity=empty, baseline=empty, method=empty, exclusions=empty, ipv6=ipv6,
+    )  # fmt: skip
+
+
+def test_the_yearly_report_shows_the_isps_and_the_rank(
+    small_store: duckdb.DuckDBPyConnection,
+) -> None:
+    ref = compute_indicators(small_store, parse_period("2026")).ipv6_reference
+    vi = ipv6_comparison(ref, "vi")
+    assert vi is not None
+    rows = {r.isp: r for r in vi.isps}
+    assert (rows["VNPT"].probes_share, rows["VNPT"].network, rows["VNPT"].apnic_share) == (
+        "75,0 %",
+        "AS45899",
+        "61,2 %",
+    )
+    assert rows["Viettel"].probes_share == "chưa đủ dữ liệu"
+    html = render_html(_report_with(vi, "vi"))
+    text = re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
+    assert "Chuyển đổi IPv6: Cần Thơ bên cạnh số liệu đã công bố" in text
+    assert "hạng 3/6 tỉnh, thành có số liệu (đồng hạng với 1 tỉnh, thành khác)" in text
+    assert "APNIC, cả nước Việt Nam: 60,4 % (ngày 01/06/2026)." in text
+    assert "Dịch vụ của thành phố sẵn sàng IPv6 hoàn toàn: chưa đo." in text
+    assert "VNPT 75,0 %" in text and "AS45899 61,2 %" in text
+    english = ipv6_comparison(ref, "en")
+    assert english is not None
+    assert [r.rank for r in english.ranks] == [
+        "rank 3 of 6 provinces with figures (tied with 1 other)",
+        "rank 3 of 3 provinces with figures",
+    ]
+    assert english.verdict_text == "Met"
