@@ -42,10 +42,12 @@ from aggregator.enrolment.registry import ProbeRecord, ProbeRegistry
 from aggregator.enrolment.service import EnrolmentServicer
 from aggregator.ingest.batch_reader import IngestLimits
 from aggregator.ingest.commit import BatchConverter, GroupCommitter
+from aggregator.ingest.lake import LakeStore
 from aggregator.ingest.read_workers import ReadWorkers
 from aggregator.ingest.service import IngestServicer, ProbeConfigServicer
 from aggregator.ingest.snapshot import snapshot_loop
 from aggregator.ingest.store import ProbeRow, Store
+from aggregator.ingest.stores import ResultStore, open_store
 from aggregator.ingest.tables import RESULT_TABLES
 from aggregator.monitoring import IngestMetrics, MetricsServer, StoreHealth
 from analysis.wards import can_tho_wards, ward_name
@@ -165,7 +167,12 @@ class Aggregator:
 
     def __init__(self, config: AggregatorConfig) -> None:
         self.config = config
-        self.store = Store(config.store_path)
+        # The embedded file or a lake (aggregator/ingest/stores.py); the
+        # lake's commit groups wait longer, to write Parquet files of a
+        # sensible size (lake_flush_s, docs/scaling.md).
+        self.store: ResultStore = open_store(config.store_spec)
+        # The same store when it is the embedded file (its backup and snapshot need it).
+        self.embedded_store = self.store if isinstance(self.store, Store) else None
         self.registry = ProbeRegistry.in_state_dir(config.state_dir, ward_name)
         self.ca = CertificateAuthority.load(config.state_dir)
         self.limits = IngestLimits(
@@ -180,14 +187,30 @@ class Aggregator:
             self.registry, config.store_path, config.snapshot_path, self.health
         )
         self.metrics.seen_at(self._last_received())
-        self.committer = GroupCommitter(self.store, self.converter, observer=self.metrics)
+        if self.embedded_store is not None:
+            self.committer = GroupCommitter(self.store, self.converter, observer=self.metrics)
+        else:
+            self.committer = GroupCommitter(
+                self.store,
+                self.converter,
+                max_delay_s=config.lake_flush_s,
+                max_rows=config.lake_flush_rows,
+                observer=self.metrics,
+            )
         self.readers = ReadWorkers(config.ingest_read_workers)
         self._servers: list[grpc.aio.Server] = []
         self._sync_task: asyncio.Task[None] | None = None
         self._snapshot_task: asyncio.Task[None] | None = None
+        self._compact_task: asyncio.Task[None] | None = None
         self._synced: list[ProbeRow] | None = None
         self._metrics_server: MetricsServer | None = None
-        self.control = ControlServer(self.store, config.state_dir)
+        # The control socket copies an embedded file for a backup; a lake is
+        # backed up where it lives (PostgreSQL and its data path).
+        self.control = (
+            ControlServer(self.embedded_store, config.state_dir)
+            if self.embedded_store is not None
+            else None
+        )
         self.ingest_port = 0
         self.enrol_port = 0
         self.health_port = 0  # 0: no plaintext health port
@@ -272,20 +295,25 @@ class Aggregator:
         for server in servers:
             await server.start()
             self._servers.append(server)
-        await self.control.start()
+        if self.control is not None:
+            await self.control.start()
         self._sync_task = asyncio.create_task(self._sync_loop(), name="probe-sync")
-        if self.config.snapshot_path is not None:
+        if self.config.snapshot_path is not None and self.embedded_store is not None:
             self._snapshot_task = asyncio.create_task(
                 snapshot_loop(
-                    self.store, self.config.snapshot_path, self.config.snapshot_interval_s
+                    self.embedded_store, self.config.snapshot_path, self.config.snapshot_interval_s
                 ),
                 name="snapshot",
+            )
+        if isinstance(self.store, LakeStore):
+            self._compact_task = asyncio.create_task(
+                self._compact_loop(self.store), name="lake-compaction"
             )
         log.info(
             "aggregator serving: ingest (mTLS) on %s, enrolment (TLS) on %s, store %s",
             self.config.ingest_listen,
             self.config.enrol_listen,
-            self.config.store_path,
+            self.config.store_spec,
         )
 
     def sync_probes(self) -> bool:
@@ -312,18 +340,42 @@ class Aggregator:
                 if wrote:
                     self.metrics.store_write(None)
 
+    async def _compact_loop(self, lake: LakeStore) -> None:
+        """Compact the lake every lake_compact_interval_s (its small files
+        merged, old snapshots expired). Every replica runs it; one that
+        conflicts with another's is tried again next time."""
+        while True:
+            await asyncio.sleep(self.config.lake_compact_interval_s)
+            try:
+                stats = await asyncio.to_thread(
+                    lake.compact, keep_snapshots_s=self.config.lake_keep_snapshots_s
+                )
+            except duckdb.Error:
+                log.exception(
+                    "lake compaction failed; next in %ss", self.config.lake_compact_interval_s
+                )
+            else:
+                log.info(
+                    "lake compacted: %d data files before, %d after, %.1f s",
+                    stats.files_before,
+                    stats.files_after,
+                    stats.seconds,
+                )
+
     async def stop(self) -> None:
         """Stop accepting, let in-flight streams finish their commits, close the store."""
         await self.health.shut_down()  # NOT_SERVING while the streams finish
-        await self.control.stop()
+        if self.control is not None:
+            await self.control.stop()
         for server in self._servers:
             await server.stop(self.config.grace_period_s)
         if self._sync_task is not None:
             self._sync_task.cancel()
-        if self._snapshot_task is not None:
-            self._snapshot_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._snapshot_task
+        for task in (self._snapshot_task, self._compact_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.committer.stop()
         self.readers.shutdown(wait=True)
         await asyncio.to_thread(self.sync_probes)

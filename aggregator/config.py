@@ -9,9 +9,11 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from aggregator.ingest.stores import EmbeddedSpec, StoreSpec, parse_store_spec
 from analysis.constants import BASELINE_KINDS, BASELINE_PREFERENCE
+from wardprobe.service_list import CityService, ServiceListError, load_services
 
 
 class _Strict(BaseModel):
@@ -57,6 +59,8 @@ def _default_schedule() -> list[ScheduleItem]:
         ScheduleItem(measurement="traceroute", interval_s=hour, jitter_s=600),
         ScheduleItem(measurement="ipv6_pmtu", interval_s=6 * hour, jitter_s=hour),
         ScheduleItem(measurement="dns", interval_s=hour, jitter_s=600),
+        # The city's services (services_list): a few names, once a day is enough.
+        ScheduleItem(measurement="ipv6_services", interval_s=24 * hour, jitter_s=2 * hour),
     ]
     # Mobile data costs money: throughput less often than on the fixed line.
     mobile = [
@@ -88,6 +92,21 @@ class AggregatorConfig(_Strict):
 
     state_dir: Path = Path("/var/lib/wardprobe-aggregator")  # CA, registry.sqlite
     store_path: Path = Path("/var/lib/wardprobe-aggregator/wardprobe.duckdb")
+    # The store, named: "duckdb:FILE" (the embedded file; the same as
+    # store_path) or "ducklake:postgres://USER@HOST/DB?...&data_path=DIR", a
+    # DuckLake with its catalogue in PostgreSQL, which several aggregator
+    # replicas share (docs/scaling.md). Unset: duckdb:<store_path>.
+    store: str | None = None
+    # The lake only: a commit group waits up to lake_flush_s for more batches
+    # (or until lake_flush_rows results) before it is written as one Parquet
+    # file per table; acks wait for that commit, so this is their added latency.
+    lake_flush_s: float = Field(default=1.0, gt=0, le=30)
+    lake_flush_rows: int = Field(default=200_000, ge=1)
+    # Seconds between compactions (inlined rows to Parquet, adjacent files
+    # merged, old snapshots expired and their files deleted), and how long an
+    # expired snapshot's files are kept for the analysts' queries still reading it.
+    lake_compact_interval_s: float = Field(default=3600.0, ge=1)
+    lake_keep_snapshots_s: float = Field(default=3600.0, ge=0)
     ingest_listen: str = "[::]:7443"  # mTLS: Ingest and ProbeConfig
     enrol_listen: str = "[::]:7444"  # TLS, server-authenticated: Enrolment
     # host:port the probes should use for ingest (told to them at enrolment).
@@ -127,6 +146,42 @@ class AggregatorConfig(_Strict):
     health_listen: str | None = None
     # Prometheus metrics over HTTP (GET /metrics) on this host:port; None: off.
     metrics_listen: str | None = None
+    # The city's services whose IPv6 readiness the probes and `services check`
+    # test (wardprobe/service_list.py: CSV name,department,kind), and the CA
+    # certificates (PEM) their TLS is verified against (None: the system's).
+    # Both are read and checked once, here, and handed to the probes with the
+    # rest of their config.
+    services_list: Path | None = None
+    services_ca_file: Path | None = None
+    _services: tuple[CityService, ...] = PrivateAttr(default=())
+    _services_ca_pem: bytes = PrivateAttr(default=b"")
+
+    @model_validator(mode="after")
+    def _read_services(self) -> AggregatorConfig:
+        if self.services_list is not None:
+            try:
+                self._services = load_services(self.services_list)
+            except ServiceListError as exc:
+                raise ValueError(str(exc)) from None
+        if self.services_ca_file is not None:
+            try:
+                pem = self.services_ca_file.read_bytes()
+            except OSError as exc:
+                raise ValueError(f"{self.services_ca_file}: cannot be read ({exc})") from None
+            if b"-----BEGIN CERTIFICATE-----" not in pem:
+                raise ValueError(f"{self.services_ca_file}: no PEM certificate in it")
+            self._services_ca_pem = pem
+        return self
+
+    @property
+    def services(self) -> tuple[CityService, ...]:
+        """The services of services_list, typed (empty without a list)."""
+        return self._services
+
+    @property
+    def services_ca_pem(self) -> bytes:
+        """The CA certificates of services_ca_file (b"": the system's)."""
+        return self._services_ca_pem
 
     @field_validator("baseline_order")
     @classmethod
@@ -141,6 +196,43 @@ class AggregatorConfig(_Strict):
         if twice:
             raise ValueError(f"{', '.join(twice)} named more than once")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_store(cls, data: object) -> object:
+        """`store` or `store_path`, not both; "duckdb:FILE" is store_path = FILE,
+        so everything that reads the embedded file finds it there."""
+        if not isinstance(data, dict) or data.get("store") is None:
+            return data
+        if "store_path" in data:
+            raise ValueError("set store or store_path, not both (store = 'duckdb:FILE' is both)")
+        if not isinstance(data["store"], str):
+            return data  # the field's own type check says what is wrong
+        spec = parse_store_spec(data["store"])
+        if isinstance(spec, EmbeddedSpec):
+            return {**data, "store": None, "store_path": spec.path}
+        if data.get("snapshot_path") is not None:
+            raise ValueError(
+                "snapshot_path is for the embedded store; analysts attach a lake "
+                "read-only instead (docs/scaling.md)"
+            )
+        return data
+
+    @property
+    def store_spec(self) -> StoreSpec:
+        """The store this aggregator writes: `store`, else the file at store_path."""
+        return (
+            parse_store_spec(self.store)
+            if self.store is not None
+            else EmbeddedSpec(self.store_path)
+        )
+
+    def with_store(self, store: str) -> AggregatorConfig:
+        """This configuration with another store (the command line's --store
+        wins over the file's store or store_path); validated again."""
+        values = self.model_dump(exclude_unset=True)
+        values.pop("store_path", None)
+        return AggregatorConfig.model_validate({**values, "store": store})
 
     @field_validator("api_listen", "health_listen", "metrics_listen")
     @classmethod

@@ -14,6 +14,15 @@ from wardprobe.cli_errors import fail, usage_error
 
 def serve(
     config: ConfigOption = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="The store, over aggregator.toml's: duckdb:FILE, or "
+            "ducklake:postgres://USER@HOST/DB?data_path=DIR for a lake several replicas "
+            "share (docs/scaling.md).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
 ) -> None:
     """Run the ingest (mTLS) and enrolment (TLS) gRPC services until SIGTERM,
@@ -22,6 +31,7 @@ def serve(
     Exits 1 when it cannot start (no CA in state_dir, an address it cannot
     listen on), 2 when aggregator.toml or the store cannot be used."""
     import duckdb
+    from pydantic import ValidationError
 
     from aggregator.api.server import ApiProcess
     from aggregator.central import ListenFailed
@@ -29,6 +39,13 @@ def serve(
     from aggregator.enrolment.ca import CaError
 
     settings = config_or_exit(config)
+    if store is not None:
+        try:
+            settings = settings.with_store(store)
+        except ValidationError as err:
+            raise usage_error(
+                f"--store: {err.errors()[0]['msg'].removeprefix('Value error, ')}"
+            ) from None
     # The API reads the snapshot; the store is this process's (DuckDB's one
     # writer), so an API without a snapshot would answer nothing.
     if settings.api_listen is not None and settings.snapshot_path is None:
@@ -49,6 +66,8 @@ def serve(
     except CaError as err:
         raise fail(str(err)) from None
     except duckdb.Error as err:
+        if settings.store is not None:  # a lake: its catalogue or its files
+            raise fail(f"cannot use the lake {settings.store_spec}: {_first_line(err)}") from None
         raise store_failure(settings.store_path, err, writing=True) from None
     except ListenFailed as err:
         raise fail(
@@ -59,3 +78,9 @@ def serve(
     finally:
         if api is not None:
             api.stop()
+
+
+def _first_line(err: Exception) -> str:
+    """DuckDB's message without its kind and the lines after the first."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -39,7 +39,7 @@ from aggregator.ingest.events import (
     Refusal,
     refused_field,
 )
-from aggregator.ingest.store import Store
+from aggregator.ingest.stores import ResultStore
 from aggregator.ingest.tables import RESULT_TABLES, TABLES, Column, ResultTable
 from wardprobe.v1 import ingest_pb2, results_pb2
 
@@ -498,7 +498,7 @@ class GroupCommitter:
 
     def __init__(
         self,
-        store: Store,
+        store: ResultStore,
         converter: BatchConverter,
         max_delay_s: float = 0.01,
         max_rows: int = 100_000,

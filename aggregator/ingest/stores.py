@@ -18,14 +18,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import duckdb
-import numpy as np
-import pyarrow as pa
+if TYPE_CHECKING:  # the config parses specs: it must not pull DuckDB and Arrow in
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
 
-from aggregator.ingest.store import ProbeRow
+    from aggregator.ingest.store import ProbeRow
 
 EMBEDDED_PREFIX = "duckdb:"
 LAKE_PREFIX = "ducklake:"
@@ -133,3 +134,14 @@ class ResultStore(Protocol):
     def close(self) -> None:
         """Release the store."""
         ...
+
+
+def open_store(spec: StoreSpec) -> ResultStore:
+    """Open (and, the first time, create) the store a spec names."""
+    if isinstance(spec, EmbeddedSpec):
+        from aggregator.ingest.store import Store
+
+        return Store(spec.path)
+    from aggregator.ingest.lake import LakeStore
+
+    return LakeStore(spec)

@@ -498,7 +498,8 @@ async def test_a_store_that_cannot_commit_tells_the_client_nothing_of_itself(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     probe = await central.enrol_probe(tmp_path / "probe")
-    store = central.aggregator.store
+    store = central.aggregator.embedded_store
+    assert store is not None
     detail = f'IO Error: Could not write file "{store.path}.wal": No space left on device'
     monkeypatch.setattr(store, "_con", _FullDisk(store._con, detail))
     batch = ingest_pb2.ResultBatch(sequence=1, results=[throughput_result()])

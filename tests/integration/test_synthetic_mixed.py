@@ -35,7 +35,8 @@ async def test_a_synthetic_id_ingested_later_is_a_duplicate(
     probe = await central.enrol_probe(tmp_path / "probe")
     real = await _send(central, probe.state_dir, throughput_result(mbps=42.0))
     assert real.stored == 1
-    store = central.aggregator.store
+    store = central.aggregator.embedded_store
+    assert store is not None
     spec = SyntheticSpec(
         wards=(WardSpec(NINH_KIEU, fixed_probes=2, mobile_probes=0),),
         start=datetime(2026, 3, 1, tzinfo=UTC),
