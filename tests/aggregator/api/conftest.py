@@ -125,6 +125,16 @@ def api_data(tmp_path_factory: pytest.TempPathFactory) -> ApiData:
          "--rows", str(ROWS), "--year", "2026"],
         check=True, capture_output=True,
     )  # fmt: skip
+    # Published IPv6 figures too: the snapshot carries them to the API's ipv6_reference.
+    figures = Path(__file__).resolve().parents[2] / "fixtures" / "reference"
+    for args in (
+        ["import-apnic", str(figures / "apnic_vn_networks.csv"), "--date", "2026-06-01"],
+        ["import-vnnic", str(figures / "vnnic_provinces.csv")],
+    ):
+        subprocess.run(
+            [sys.executable, "-m", "aggregator", "reference-figures", *args, "--store", str(store)],
+            check=True, capture_output=True,
+        )  # fmt: skip
     snapshot = work / "snapshot.duckdb"
     writer = Store(store)
     try:

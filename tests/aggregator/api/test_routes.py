@@ -110,6 +110,9 @@ def test_indicators_are_the_clis_json(api: RunningApi, query: dict[str, str]) ->
     ours = answer.json()
     close(ours, cli_json(api.data.snapshot, *args))
     assert ours["figures"], "a figure at least"
+    # ipv6_leading_provinces, from the published figures the snapshot copied
+    ranks = {p["metric"]: p["text"] for p in ours["ipv6_reference"]["provinces"]}
+    assert ranks["information_portal"] == "rank 3 of 6 provinces with figures (tied with 1 other)"
 
 
 def test_geojson_map_reads_back_in_a_gis_reader(api: RunningApi, tmp_path: Path) -> None:
