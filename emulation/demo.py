@@ -668,6 +668,7 @@ def _where(out: Path) -> Table:
     rows += [
         ("every ward's figures, the synthetic city (JSON)", "indicators_synthetic_city.json"),
         ("the synthetic city's store", "synthetic_city.duckdb"),
+        ("published IPv6 figures imported into it (made up, SYNTHETIC)", "reference_figures/"),
         ("logs: aggregator, reference server, each agent cycle", "logs/"),
     ]
     for what, where in rows:
