@@ -37,6 +37,8 @@ from agent.preflight import PreflightLimits
 from agent.spool import Spool, SpoolFull
 from agent.uploader import Uploader, UploadError, UploadSettings
 from agent.wire import ProbeContext, flat_text, to_json_dict, to_proto
+from wardprobe.service_list import KINDS as SERVICE_KINDS
+from wardprobe.service_list import CityService, host_name
 from wardprobe.v1 import enrolment_pb2, enrolment_pb2_grpc, results_pb2
 
 log = logging.getLogger(__name__)
@@ -205,6 +207,7 @@ class AgentRuntime:
             if s.preflight.enabled
             else None
         )
+        services = _city_services(remote)
         contexts = {}
         for kind, line in (("fixed", s.fixed), ("mobile", s.mobile)):
             if line.enabled:
@@ -250,6 +253,8 @@ class AgentRuntime:
                     dns_names=tuple(s.dns.names),
                     dns_resolvers=tuple(str(r) for r in s.dns.resolvers),
                     dns_system_resolver=s.dns.system_resolver,
+                    city_services=services,
+                    services_ca_pem=remote.services_ca_pem if remote is not None else b"",
                 )
         source = (
             "agent.toml"
@@ -430,3 +435,19 @@ def modem_status(result: CellularObservationResult) -> dict[str, object]:
         "5g_capable": capable[result.modem_5g_capable],
         "backend": result.backend or result.method.tool,
     }
+
+
+def _city_services(remote: enrolment_pb2.AgentConfig | None) -> tuple[CityService, ...]:
+    """The aggregator's service list, each entry checked again as the file was
+    (an entry this agent cannot take is logged and left out, not fatal)."""
+    services: list[CityService] = []
+    for entry in remote.services if remote is not None else ():
+        try:
+            name = host_name(entry.name)
+            if entry.kind not in SERVICE_KINDS or not entry.department:
+                raise ValueError(f"kind {entry.kind!r}, department {entry.department!r}")
+        except ValueError as exc:
+            log.warning("ignoring the service %r from the aggregator: %s", entry.name, exc)
+            continue
+        services.append(CityService(name=name, department=entry.department, kind=entry.kind))
+    return tuple(services)

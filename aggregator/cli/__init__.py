@@ -6,7 +6,8 @@ serve.py (`serve`), admin.py (`ca`, `token`, `probe`), api.py (`api serve`,
 `api-token`), backup.py (`backup`, `restore`), indicators.py
 (`indicators`, `baseline`), reference_figures.py (`reference-figures`), maps.py
 (`map`), report.py (`report`), reference.py (`reference-server`),
-population.py (`population import`), and support.py what they share
+population.py (`population import`), services.py (`services check`), and
+support.py what they share
 (aggregator.toml and the store, refused in one line). The commands import
 DuckDB and pyarrow only when they run, so the reference host's
 `reference-server serve` loads neither.
@@ -30,6 +31,7 @@ from aggregator.cli.reference import reference_app
 from aggregator.cli.reference_figures import reference_figures_app
 from aggregator.cli.report import report_command
 from aggregator.cli.serve import serve
+from aggregator.cli.services import services_app
 from aggregator.cli.support import (
     ConfigOption,
     config_or_exit,
@@ -57,6 +59,7 @@ app.add_typer(population_app, name="population")
 app.add_typer(reference_figures_app, name="reference-figures")
 app.add_typer(api_app, name="api")
 app.add_typer(api_token_app, name="api-token")
+app.add_typer(services_app, name="services")
 app.command("indicators")(indicators)
 app.command("map")(map_command)
 app.command("report")(report_command)

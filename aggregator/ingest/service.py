@@ -290,4 +290,9 @@ class ProbeConfigServicer(enrolment_pb2_grpc.ProbeConfigServicer):
             throughput_slot_offset_s=slot.offset_s if slot else 0,
             throughput_slot_length_s=slot.length_s if slot else 0,
             throughput_port_order=slot.port_order if slot else (),
+            services=[
+                enrolment_pb2.CityService(name=c.name, department=c.department, kind=c.kind)
+                for c in self._config.services
+            ],
+            services_ca_pem=self._config.services_ca_pem,
         )

@@ -172,3 +172,21 @@ def test_an_ipv4_only_probe_cannot_decide_the_ipv6_checks(
 
 def test_the_emulated_list_is_a_valid_service_list() -> None:
     assert len(parse_services(service_list_csv())) == len(SERVICES)
+
+
+@pytest.mark.netns
+def test_services_check_at_the_central_site_finds_the_same(
+    city_services: tuple[City, Path, Path],
+) -> None:
+    city, listing, ca = city_services
+    toml = listing.parent / "aggregator.toml"
+    toml.write_text(f'services_list = "{listing}"\nservices_ca_file = "{ca}"\n', "utf-8")
+    done = city.run(
+        city.core.netns,
+        [sys.executable, "-m", "aggregator", "services", "check", "--config", str(toml),
+         "--resolver", city.core.reference_ipv4, "--timeout-s", "1", "--format", "json"],
+        timeout_s=60.0,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr  # not every service is ready
+    found = {(c["hostname"], c["kind"]): c["ready"] for c in json.loads(done.stdout)}
+    assert found == {(s.name, s.kind): not s.expect for s in SERVICES}
