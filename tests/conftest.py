@@ -35,9 +35,15 @@ def postgres() -> Iterator[PostgresCluster]:
     shutil.rmtree(cluster.root, ignore_errors=True)
 
 
-@pytest.fixture
-def lake_spec(postgres: PostgresCluster, tmp_path: Path) -> str:
-    """The store spec of a new, empty lake (`ducklake:postgres://...&data_path=...`)."""
+def new_lake(postgres: PostgresCluster, directory: Path) -> str:
+    """The store spec of a new, empty lake (`ducklake:postgres://...&data_path=...`)
+    with its files in `directory`."""
     database = f"lake_{next(_databases)}"
     postgres.create_database(database)
-    return postgres.lake(tmp_path / "lake-data", database).store_spec
+    return postgres.lake(directory / "lake-data", database).store_spec
+
+
+@pytest.fixture
+def lake_spec(postgres: PostgresCluster, tmp_path: Path) -> str:
+    """A new, empty lake for one test."""
+    return new_lake(postgres, tmp_path)

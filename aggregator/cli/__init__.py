@@ -2,7 +2,7 @@
 
 One typer app (the `wardprobe-aggregator` entry point is `aggregator.cli:app`)
 for all three deployables; each command group is a module of this package:
-serve.py (`serve`), admin.py (`ca`, `token`, `probe`), api.py (`api serve`,
+serve.py (`serve`), migrate.py (`migrate`), admin.py (`ca`, `token`, `probe`), api.py (`api serve`,
 `api-token`), backup.py (`backup`, `restore`), indicators.py
 (`indicators`, `baseline`), reference_figures.py (`reference-figures`), maps.py
 (`map`), report.py (`report`), reference.py (`reference-server`),
@@ -26,6 +26,7 @@ from aggregator.cli.api import api_app, api_token_app
 from aggregator.cli.backup import backup_command, restore_command
 from aggregator.cli.indicators import baseline_app, indicators
 from aggregator.cli.maps import map_command
+from aggregator.cli.migrate import migrate_command
 from aggregator.cli.population import population_app
 from aggregator.cli.reference import reference_app
 from aggregator.cli.reference_figures import reference_figures_app
@@ -66,6 +67,7 @@ app.command("report")(report_command)
 app.command("serve")(serve)
 app.command("backup")(backup_command)
 app.command("restore")(restore_command)
+app.command("migrate")(migrate_command)
 
 
 @app.command()

@@ -454,3 +454,102 @@ class LakeStore:
     def close(self) -> None:
         with self._lock:
             self._con.close()
+
+
+@dataclass(frozen=True)
+class MigratedTable:
+    """One table of an embedded store moved into a lake."""
+
+    table: str
+    source_rows: int  # rows in the embedded store
+    copied: int  # rows this run added to the lake
+    already: int  # rows of the source the lake held before (an earlier run, or ingest)
+    lake_rows: int  # rows in the lake's table afterwards
+    missing: int  # source rows the lake still lacks afterwards (0: nothing lost)
+    doubled: int  # rows of the lake's table whose key another row has too (0: none)
+
+    @property
+    def complete(self) -> bool:
+        """Every source row is in the lake, and none twice."""
+        return self.missing == 0 and self.doubled == 0
+
+
+def migrate_embedded(store: LakeStore, source: Path) -> list[MigratedTable]:
+    """Copy an embedded store (a DuckDB file, read-only here) into the lake,
+    in one lake transaction: results whose id the lake has are skipped (so a
+    rerun, or results a replica took meanwhile, add nothing), their ids
+    entered in result_ids under the first table that holds them; probes by
+    probe_id and baseline rows by their whole content likewise. Returns the
+    counts per table."""
+    with store._lock:
+        return store._retrying(lambda: _migrate_once(store, source))
+
+
+def _migrate_once(store: LakeStore, source: Path) -> list[MigratedTable]:
+    con = store._con
+    con.execute(f"attach {_literal(str(source))} as migrate_source (read_only)")
+    try:
+        src_tables = {
+            str(r[0])
+            for r in con.execute(
+                "select table_name from duckdb_tables() where database_name = 'migrate_source'"
+            ).fetchall()
+        }
+        con.execute("begin transaction")
+        try:
+            moved = [
+                _migrate_table(con, table) for table in lake_schema() if table.name in src_tables
+            ]
+            con.execute(f"update {LAKE}.{FENCE} set commits = commits + 1")
+            con.execute("commit")
+        except BaseException:
+            store._rollback()
+            raise
+    finally:
+        con.execute("detach migrate_source")
+    return [m for m in moved if m is not None]
+
+
+def _migrate_table(con: duckdb.DuckDBPyConnection, table: LakeTable) -> MigratedTable | None:
+    """Copy one table's missing rows; None for result_ids (entered with the results)."""
+    if table.name == "result_ids":
+        return None
+    names = ", ".join(f'"{c[0]}"' for c in table.columns)
+    src, dst = f"migrate_source.main.{table.name}", f"{LAKE}.main.{table.name}"
+
+    def count(sql: str) -> int:
+        row = con.execute(sql).fetchone()
+        return int(row[0]) if row else 0
+
+    source_rows = count(f"select count(*) from {src}")
+    if table.name in RESULT_TABLES:
+        missing = f"from {src} where result_id not in (select result_id from {LAKE}.result_ids)"
+        copied = count(f"select count(*) {missing}")
+        # The bodies first, then their ids: both read the same ids as missing.
+        con.execute(f"insert into {dst} ({names}) select {names} {missing}")
+        con.execute(
+            f"insert into {LAKE}.result_ids (result_id, result_table) "
+            f"select result_id, '{table.name}' {missing}"
+        )
+        doubled = f"select count(*) - count(distinct result_id) from {dst}"
+    elif table.name == "probes":
+        missing = f"from {src} where probe_id not in (select probe_id from {dst})"
+        copied = count(f"select count(*) {missing}")
+        con.execute(f"insert into {dst} ({names}) select {names} {missing}")
+        doubled = f"select count(*) - count(distinct probe_id) from {dst}"
+    else:  # no key: a row is there when an equal row is (EXCEPT ALL counts copies)
+        missing = f"select {names} from {src} except all select {names} from {dst}"
+        copied = count(f"select count(*) from ({missing})")
+        con.execute(f"insert into {dst} ({names}) {missing}")
+        doubled = "select 0"  # equal baseline rows may be meant (two imports of one file)
+    lake_rows = count(f"select count(*) from {dst}")
+    # Read again after the copy, in the same transaction: what a rerun would copy.
+    if table.name in RESULT_TABLES:
+        left = count(
+            f"select count(*) from {src} where result_id not in (select result_id from {dst})"
+        )
+    else:
+        left = count(f"select count(*) from ({missing})")
+    return MigratedTable(
+        table.name, source_rows, copied, source_rows - copied, lake_rows, left, count(doubled)
+    )
