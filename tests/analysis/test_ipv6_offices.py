@@ -4,6 +4,7 @@ last valid check; offices without a result counted apart, not as zero."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,3 +157,28 @@ def test_one_ward_lists_only_its_offices(con: duckdb.DuckDBPyConnection) -> None
     [figure] = [f for f in ward.figures if f.indicator == "ipv6_office_share"]
     # two offices: below the floor of three probes
     assert (figure.value, figure.probes, figure.status) == (None, 2, "insufficient data")
+
+
+def test_the_indicators_command_lists_the_offices(store_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from aggregator.cli import app
+
+    runner = CliRunner()
+    args = ["indicators", "--period", "2026", "--store", str(store_path)]
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0, table.output
+    assert "Government offices: IPv6 on their LAN" in table.output
+    office_a = next(line for line in table.output.splitlines() if "office-a" in line)
+    # working over the period, but the last check (16:00 in Cần Thơ) found none
+    assert "yes" in office_a and "2026-03-01 16:00 (UTC+7)" in office_a
+    assert "no IPv6" in office_a
+    office_e = next(line for line in table.output.splitlines() if "office-e" in line)
+    assert "no valid check" in office_e
+    as_json = runner.invoke(app, [*args, "--format", "json"])
+    out = json.loads(as_json.output)
+    city = next(
+        f for f in out["figures"] if f["indicator"] == "ipv6_office_share" and f["scope"] == "city"
+    )
+    assert city["value"] == 0.75
+    assert {o["probe_id"]: o["last_check_capable"] for o in out["offices"]}["office-a"] is False

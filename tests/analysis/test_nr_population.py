@@ -5,6 +5,7 @@ people living in them counted apart."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,13 @@ import pytest
 
 from aggregator.ingest.store import Store
 from analysis import constants as k
-from analysis.indicators import Figure, IndicatorReport, compute_indicators, parse_period
+from analysis.indicators import (
+    Figure,
+    IndicatorReport,
+    compute_indicators,
+    parse_period,
+    report_json,
+)
 from analysis.population import SYNTHETIC_SOURCE, SYNTHETIC_YEAR
 from analysis.synthetic import city_spec, generate
 from analysis.wards import can_tho_wards
@@ -121,3 +128,23 @@ def test_real_figures_are_not_weighed_by_synthetic_people(
     city = _city(real)
     assert city.value is None
     assert "no ward populations" in city.note
+
+
+def test_the_indicators_command_says_who_it_cannot_speak_for(
+    store_path: Path, report: IndicatorReport
+) -> None:
+    from typer.testing import CliRunner
+
+    from aggregator.cli import app
+
+    args = ["indicators", "--period", "2026", "--synthetic", "--store", str(store_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    people = sum(w.population or 0 for w in report.nr_population)
+    apart = [w for w in report.nr_population if w.nr_time_share is None]
+    line = next(x for x in result.output.splitlines() if x.startswith("Population:"))
+    assert f"{people:,} people in 103 wards" in line
+    assert f"without enough data: {sum(w.population or 0 for w in apart):,} ({len(apart)}" in line
+    # --format json and the HTTP API give the same report, every ward in it
+    as_json = json.loads(report_json(report))
+    assert len(as_json["nr_population"]) == 103
