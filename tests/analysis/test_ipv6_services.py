@@ -5,6 +5,7 @@ never decided are counted apart; overall and per department, against 100 %."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -174,3 +175,20 @@ def test_a_period_without_checks_has_no_figure(con: duckdb.DuckDBPyConnection) -
     empty = compute_indicators(con, parse_period("2024"))
     assert not [f for f in empty.figures if f.indicator == "ipv6_service_ready_share"]
     assert empty.services == []
+
+
+def test_the_indicators_command_lists_each_service(store_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from aggregator.cli import app
+
+    shown = CliRunner().invoke(app, ["indicators", "--period", "2026", "--store", str(store_path)])
+    assert shown.exit_code == 0, shown.output
+    assert "The city's services: IPv6 readiness" in shown.output
+    assert "syt.cantho.gov.vn" in shown.output and "tcp_refused" in shown.output
+    assert "not decided" in shown.output  # the hospital's site
+    as_json = CliRunner().invoke(
+        app, ["indicators", "--period", "2026", "--store", str(store_path), "--format", "json"]
+    )
+    listed = json.loads(as_json.output)["services"]
+    assert {(s["hostname"], s["ready"]) for s in listed} >= {("dvc.cantho.gov.vn", True)}
