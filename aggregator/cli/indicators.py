@@ -271,7 +271,52 @@ def _table(report: Any, path: Path, *, list_zone_sites: bool = True) -> None:
                 "–" if s.download_tests is None else str(s.download_tests),
             )
         console.print(zones)
+    _offices_table(console, report, list_all=list_zone_sites)
+    _people_line(console, report)
     _services_table(console, report, list_all=list_zone_sites)
+
+
+def _offices_table(console: Console, report: Any, *, list_all: bool) -> None:
+    """The government offices one by one (ipv6_office_share), or their count."""
+    if not report.offices:
+        return
+    from analysis.periods import TZ  # here: analysis imports DuckDB, which --help need not load
+
+    if not list_all:
+        n = len(report.offices)
+        console.print(f"Government offices: {n} (each is listed without --city-only)")
+        return
+    offices = Table(title="Government offices: IPv6 on their LAN (target: every office by 2030)")
+    for column in ("probe", "ward", "site class", "working IPv6", "checks", "last check", "found"):
+        offices.add_column(column)
+    for o in report.offices:
+        at = o.last_checked_at
+        found = o.last_check_capable
+        offices.add_row(
+            o.probe_id,
+            str(o.ward_code),
+            o.site_class,
+            "no valid check" if o.ipv6_capable is None else _yes(o.ipv6_capable),
+            "–" if o.checks is None else str(o.checks),
+            "–" if at is None else f"{at.astimezone(TZ):%Y-%m-%d %H:%M} (UTC+7)",
+            "–" if found is None else ("IPv6" if found else "no IPv6"),
+        )
+    console.print(offices)
+
+
+def _people_line(console: Console, report: Any) -> None:
+    """The people nr_population_share weighs by, and those it cannot say about."""
+    wards = report.nr_population
+    if not any(w.population is not None for w in wards):
+        return
+    people = sum(w.population or 0 for w in wards)
+    unknown = [w for w in wards if w.population is not None and w.nr_time_share is None]
+    covered = sum(w.people_covered or 0.0 for w in wards)
+    console.print(
+        f"Population: {people:,} people in {sum(1 for w in wards if w.population)} wards; "
+        f"with 5G (time share × people): {covered:,.0f}; in wards without enough data: "
+        f"{sum(w.population for w in unknown):,} ({len(unknown)} wards)"
+    )
 
 
 def _services_table(console: Console, report: Any, *, list_all: bool) -> None:
