@@ -47,3 +47,21 @@ def new_lake(postgres: PostgresCluster, directory: Path) -> str:
 def lake_spec(postgres: PostgresCluster, tmp_path: Path) -> str:
     """A new, empty lake for one test."""
     return new_lake(postgres, tmp_path)
+
+
+def lake_copy(postgres: PostgresCluster, store_path: Path, directory: Path) -> str:
+    """The spec of a new lake holding what the embedded store at `store_path`
+    holds (moved by `migrate`): one dataset for the tests that run on both."""
+    from aggregator.ingest.lake import LakeStore, migrate_embedded
+    from aggregator.ingest.stores import LakeSpec, parse_store_spec
+
+    spec = new_lake(postgres, directory)
+    lake = parse_store_spec(spec)
+    assert isinstance(lake, LakeSpec)
+    store = LakeStore(lake)
+    try:
+        moved = migrate_embedded(store, store_path)
+    finally:
+        store.close()
+    assert all(table.complete for table in moved), moved
+    return spec

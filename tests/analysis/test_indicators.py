@@ -1,4 +1,6 @@
-"""Every indicator on synthetic data, against an independent computation here.
+"""Every indicator on synthetic data, against an independent computation here,
+on the embedded store and on a lake holding the same rows (each test that
+reads the store runs on both: `con` is parametrized).
 
 The test reads the raw rows of the store (not the views) and recomputes each
 figure with numpy: validity, probe balancing, the floor, probe-limited
@@ -8,6 +10,7 @@ baseline ratio. Period boundaries are checked in UTC by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Iterator
@@ -19,7 +22,9 @@ import duckdb
 import numpy as np
 import pytest
 
+from aggregator.ingest.lake import connect_lake
 from aggregator.ingest.store import Store
+from aggregator.ingest.stores import LakeSpec, parse_store_spec
 from analysis.baseline import BaselineRow, import_rows
 from analysis.indicators import (
     FIXED_ISP_UNKNOWN,
@@ -32,6 +37,7 @@ from analysis.indicators import (
 )
 from analysis.synthetic import MixingRefused, SyntheticSpec, WardSpec, generate
 from tests.analysis.raw import raw_columns
+from tests.conftest import lake_copy
 from wardprobe import validity
 
 WARDS = (
@@ -89,6 +95,59 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     )
     store.close()
     yield path
+
+
+@pytest.fixture(scope="module")
+def lake(
+    request: pytest.FixtureRequest, store_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> LakeSpec:
+    """A lake holding the module's store (skips only without PostgreSQL)."""
+    postgres = request.getfixturevalue("postgres")
+    spec = parse_store_spec(lake_copy(postgres, store_path, tmp_path_factory.mktemp("lake")))
+    assert isinstance(spec, LakeSpec)
+    return spec
+
+
+@pytest.fixture(scope="module", params=["duckdb", "ducklake"])
+def con(request: pytest.FixtureRequest, store_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The store read-only: the embedded file, or the lake as an analyst attaches it."""
+    if request.param == "duckdb":
+        connection = duckdb.connect(str(store_path), read_only=True)
+    else:
+        connection = connect_lake(request.getfixturevalue("lake"), read_only=True)
+    yield connection
+    connection.close()
+
+
+def _close(got: object, expected: object, where: str) -> None:
+    """Equal, floats to 1e-9 (sums taken in another row order), into
+    dataclasses (a figure's baselines) and tuples."""
+    if isinstance(got, float) and isinstance(expected, float):
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-12), where
+    elif dataclasses.is_dataclass(got) and dataclasses.is_dataclass(expected):
+        assert type(got) is type(expected), where
+        for field in dataclasses.fields(got):
+            name = field.name
+            _close(getattr(got, name), getattr(expected, name), f"{where}.{name}")
+    elif isinstance(got, tuple | list) and isinstance(expected, tuple | list):
+        assert len(got) == len(expected), where
+        for n, (a, b) in enumerate(zip(got, expected, strict=True)):
+            _close(a, b, f"{where}[{n}]")
+    else:
+        assert got == expected, where
+
+
+def test_the_lake_gives_the_embedded_stores_figures(lake: LakeSpec, store_path: Path) -> None:
+    period = parse_period("2026")
+    with duckdb.connect(str(store_path), read_only=True) as embedded:
+        expected = compute_indicators(embedded, period, synthetic=True, by="operator")
+    analyst = connect_lake(lake, read_only=True)
+    try:
+        got = compute_indicators(analyst, period, synthetic=True, by="operator")
+    finally:
+        analyst.close()
+    assert len(expected.figures) > 50
+    _close(got.figures, expected.figures, "figures")
 
 
 def _in(window: tuple[datetime, datetime]) -> str:
