@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from html import unescape
 from pathlib import Path
@@ -285,7 +286,7 @@ PROBES = {
 
 
 @pytest.fixture(scope="module")
-def small_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
+def small_store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("reference") / "store.duckdb"
     Store(path).close()
     con = duckdb.connect(str(path))
@@ -311,10 +312,33 @@ def small_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.Duc
     store_apnic(con, read_apnic(FIXTURES / "apnic_economies.csv", DAY))
     # A later publication than the period: not used for 2026.
     late = read_apnic(FIXTURES / "apnic_economies.csv", date(2027, 1, 5))
-    store_apnic(con, [r.__class__(**{**r.__dict__, "capable_pct": 1.0}) for r in late])
+    store_apnic(con, [replace(r, capable_pct=1.0) for r in late])
     store_vnnic(con, read_vnnic(FIXTURES / "vnnic_provinces.csv"))
+    con.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_store(small_store_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect(str(small_store_path), read_only=True)
     yield con
     con.close()
+
+
+def test_the_indicators_command_shows_the_comparison(
+    small_store: duckdb.DuckDBPyConnection, small_store_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["indicators", "--period", "2026", "--store", str(small_store_path), "--city-only"],
+    )
+    assert result.exit_code == 0, result.output
+    text = re.sub(r"\s+", " ", result.output)
+    assert "ipv6_leading_provinces" in text
+    assert "│ VNPT │ 75.0% │" in text and "AS45899 (2026-06-01) │ 61.2%" in text
+    assert "APNIC, Vietnam: 60.4% (2026-06-01)" in text
+    assert "rank 3 of 6 provinces with figures (tied with 1 other)" in text
+    assert "Target: <= 10 (87/KH-UBND (2025), ongoing / 2030): met" in text
 
 
 def test_the_indicator_against_hand_computed_answers(
