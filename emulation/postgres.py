@@ -155,7 +155,15 @@ class PostgresCluster:
             "--wait",
             "start",
         )
-        exists = self._run(
+        exists = self.execute(
+            "postgres", f"select 1 from pg_database where datname = '{DATABASE}'"
+        ).strip()
+        if exists != "1":
+            self.create_database(DATABASE)
+
+    def execute(self, database: str, sql: str) -> str:
+        """Run SQL in one database as the superuser (psql); its output, unaligned."""
+        return self._run(
             str(self._bindir / "psql"),
             "--host",
             str(self.socket_dir),
@@ -165,12 +173,12 @@ class PostgresCluster:
             SUPERUSER,
             "--tuples-only",
             "--no-align",
+            "--set",
+            "ON_ERROR_STOP=1",
             "--command",
-            f"select 1 from pg_database where datname = '{DATABASE}'",
-            "postgres",
-        ).stdout.strip()
-        if exists != "1":
-            self.create_database(DATABASE)
+            sql,
+            database,
+        ).stdout
 
     def stop(self) -> None:
         """Stop the server (fast shutdown: open sessions are ended)."""

@@ -57,6 +57,8 @@ FENCE = "commit_fence"  # the one row every ingest commit changes (the conflict 
 # A commit that lost to another replica's is run again; after this many
 # losses in a row the group fails (the agents re-send it later).
 MAX_COMMIT_ATTEMPTS = 20
+# A file no snapshot names is deleted once this old: far longer than any commit takes.
+ORPHAN_AGE_S = 3600.0
 _T = TypeVar("_T")
 
 
@@ -393,6 +395,9 @@ class LakeStore:
                         " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         rows,
                     )
+                # Two replicas mirroring at once into an empty table would
+                # both insert without a conflict (doubling every probe): the
+                # fence makes the later one run again and delete the other's rows.
                 self._con.execute("commit")
             except BaseException:
                 self._rollback()
@@ -437,6 +442,10 @@ class LakeStore:
             cutoff = f"now() - to_microseconds({int(keep_snapshots_s * 1e6)})"
             con.execute(f"call ducklake_expire_snapshots('{LAKE}', older_than => {cutoff})")
             con.execute(f"call ducklake_cleanup_old_files('{LAKE}', older_than => {cutoff})")
+            # Files no snapshot names: a replica killed mid-commit left them. Only
+            # old ones: another replica's commit in progress has written its files.
+            orphans = f"now() - to_microseconds({int(max(keep_snapshots_s, ORPHAN_AGE_S) * 1e6)})"
+            con.execute(f"call ducklake_delete_orphaned_files('{LAKE}', older_than => {orphans})")
         finally:
             con.close()
         return CompactionStats(before, self.data_files(), time.perf_counter() - started)
@@ -497,9 +506,11 @@ def _migrate_once(store: LakeStore, source: Path) -> list[MigratedTable]:
         }
         con.execute("begin transaction")
         try:
-            moved = [
-                _migrate_table(con, table) for table in lake_schema() if table.name in src_tables
-            ]
+            # Result tables in RESULT_TABLES' order: an id an older release
+            # stored in two tables is entered under the first, as the embedded store does.
+            order = {name: n for n, name in enumerate(RESULT_TABLES)}
+            tables = sorted(lake_schema(), key=lambda t: (order.get(t.name, len(order)), t.name))
+            moved = [_migrate_table(con, table) for table in tables if table.name in src_tables]
             con.execute(f"update {LAKE}.{FENCE} set commits = commits + 1")
             con.execute("commit")
         except BaseException:

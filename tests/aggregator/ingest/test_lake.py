@@ -3,14 +3,20 @@ replicas, the analysts' read-only attach, compaction, and its spec."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import duckdb
 import pyarrow as pa
 import pytest
 
-from aggregator.ingest.lake import LakeStore, connect_lake
+from aggregator.ingest.lake import LakeStore, connect_lake, extension_files
 from aggregator.ingest.stores import EmbeddedSpec, LakeSpec, StoreSpecError, parse_store_spec
+from emulation.postgres import PostgresCluster
+
+SCALING_MD = Path(__file__).resolve().parents[3] / "docs" / "scaling.md"
 
 
 def _lake(spec: str) -> LakeSpec:
@@ -164,3 +170,54 @@ def test_store_specs_name_the_file_or_the_lake_and_its_data_path() -> None:
     ):
         with pytest.raises(StoreSpecError):
             parse_store_spec(bad)
+
+
+def test_the_analysts_sql_in_the_docs_reads_the_lake_as_a_reading_role(
+    lake_spec: str, postgres: PostgresCluster
+) -> None:
+    spec = _lake(lake_spec)
+    database = urlsplit(spec.catalogue_uri).path.lstrip("/")
+    store = LakeStore(spec)
+    # What docs/scaling.md tells the operator to grant (tables made later too).
+    postgres.execute(
+        database,
+        "do $$ begin if not exists (select from pg_roles where rolname = 'analyst') "
+        "then create role analyst login; end if; end $$; "
+        "grant select on all tables in schema public to analyst; "
+        "alter default privileges in schema public grant select on tables to analyst;",
+    )
+    when = NOW
+    store.insert_new_results({"throughput": _downloads(_ids(3, when), when, [10.0, 20.0, 40.0])})
+    text = SCALING_MD.read_text("utf-8")
+    block = re.search(r"<!-- analyst-sql[^>]*-->\n```sql\n(.*?)```", text, re.S)
+    assert block is not None
+    ducklake, postgres_scanner = extension_files()
+    analyst_uri = spec.catalogue_uri.replace("postgres@", "analyst@", 1)
+    sql = (
+        block[1]
+        .replace("/opt/duckdb-ext/ducklake.duckdb_extension", str(ducklake))
+        .replace("/opt/duckdb-ext/postgres_scanner.duckdb_extension", str(postgres_scanner))
+        .replace("postgres://analyst@db.example/wardprobe_lake?sslmode=require", analyst_uri)
+    )
+    analyst = duckdb.connect(
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    )
+    *setup, query = [part for part in sql.split(";") if part.strip()]
+    for statement in setup:
+        analyst.execute(statement)
+
+    assert analyst.execute(query).fetchall() == [(31135, 3, 20.0)]
+    store.insert_new_results(
+        {"throughput": _downloads(_ids(1, NOW + timedelta(hours=1)), when, [30.0])}
+    )
+    # the next query reads the newest snapshot: the new result is there
+    assert analyst.execute(query).fetchall() == [(31135, 4, 25.0)]
+    analyst.close()
+    store.close()
+
+
+def _downloads(ids: list[str], when: datetime, mbps: list[float]) -> pa.Table:
+    rows = _latency(ids, when).drop_columns(["protocol"])
+    return rows.append_column("direction", pa.array(["download"] * len(ids))).append_column(
+        "mbps", pa.array(mbps)
+    )
