@@ -21,6 +21,10 @@ Entry = dict[Lang, str]
 
 # Indicator titles, by the names compute_indicators gives its figures.
 INDICATORS: Final[dict[str, Entry]] = {
+    "ipv6_service_ready_share": {
+        "vi": "Tỷ lệ dịch vụ của thành phố sẵn sàng IPv6 hoàn toàn",
+        "en": "Share of the city's services fully IPv6-ready",
+    },
     "mobile_download_mean": {
         "vi": "Tốc độ tải xuống di động trung bình",
         "en": "Mean mobile download speed",
@@ -126,6 +130,12 @@ STATUSES: Final[dict[str, Entry]] = {
 
 # Where each target comes from (analysis/constants.py, Target.source), in full.
 SOURCES: Final[dict[str, Entry]] = {
+    "235/KH-UBND (all the city's IT application systems); 87/KH-UBND (departments' systems)": {
+        "vi": "Kế hoạch 235/KH-UBND (toàn bộ hệ thống ứng dụng CNTT của thành phố chuyển sang "
+        "IPv6) và 87/KH-UBND (hệ thống thông tin của các sở, ban, ngành)",
+        "en": "Plans 235/KH-UBND (all the city's IT application systems move to IPv6) and "
+        "87/KH-UBND (the departments' information systems)",
+    },
     "87/KH-UBND (2025)": {
         "vi": "Kế hoạch 87/KH-UBND (2025) của UBND thành phố Cần Thơ",
         "en": "Cần Thơ People's Committee plan 87/KH-UBND (2025)",
@@ -154,6 +164,10 @@ SOURCES: Final[dict[str, Entry]] = {
 
 # The same sources, short enough for a legend line.
 SHORT_SOURCES: Final[dict[str, Entry]] = {
+    "235/KH-UBND (all the city's IT application systems); 87/KH-UBND (departments' systems)": {
+        "vi": "KH 235 và 87/KH-UBND",
+        "en": "plans 235 and 87/KH-UBND",
+    },
     "87/KH-UBND (2025)": {"vi": "KH 87/KH-UBND", "en": "plan 87/KH-UBND"},
     "235/KH-UBND": {"vi": "KH 235/KH-UBND", "en": "plan 235/KH-UBND"},
     "87/KH-UBND, 235/KH-UBND": {"vi": "KH 87 và 235/KH-UBND", "en": "plans 87 and 235/KH-UBND"},
@@ -608,9 +622,27 @@ REPORT: Final[dict[str, Entry]] = {
     "yes": {"vi": "có", "en": "yes"},
     "no": {"vi": "không", "en": "no"},
     "unknown": {"vi": "không có số liệu", "en": "no data"},
+    "services of": {"vi": "Dịch vụ của {department}", "en": "Services of {department}"},
+    "service": {"vi": "Dịch vụ", "en": "Service"},
+    "service kind": {"vi": "Loại", "en": "Kind"},
+    "ipv6 ready": {"vi": "Sẵn sàng IPv6", "en": "IPv6-ready"},
+    "failing check": {"vi": "Kiểm tra không đạt", "en": "Failing check"},
+    "not decided": {"vi": "chưa có kết luận", "en": "not decided"},
+    "department ready": {
+        "vi": "{ready}/{decided} dịch vụ sẵn sàng",
+        "en": "{ready} of {decided} services ready",
+    },
 }
 
 # Site classes of a probe (probes.site_class), for the report's annex.
+# The kinds of the city's services (wardprobe/service_list.py).
+SERVICE_KINDS: Final[dict[str, Entry]] = {
+    "portal": {"vi": "cổng thông tin", "en": "portal"},
+    "public_service": {"vi": "cổng dịch vụ công", "en": "public-service portal"},
+    "department_site": {"vi": "trang thông tin", "en": "department site"},
+    "mail_domain": {"vi": "tên miền thư điện tử", "en": "mail domain"},
+}
+
 SITE_CLASSES: Final[dict[str, Entry]] = {
     "household": {"vi": "hộ gia đình", "en": "household"},
     "residential": {"vi": "khu dân cư", "en": "residential"},
@@ -685,6 +717,16 @@ def site_class(name: str, lang: Lang) -> str:
 # How each indicator with a plan target is made, in a sentence (the report's
 # "definition"; docs/indicators.md has the full rules).
 DEFINITIONS: Final[dict[str, Entry]] = {
+    "ipv6_service_ready_share": {
+        "vi": "Tỷ lệ dịch vụ trong danh sách của thành phố (cổng thông tin, cổng dịch vụ công, "
+        "trang của các sở, tên miền thư điện tử) sẵn sàng IPv6 hoàn toàn: có bản ghi AAAA, "
+        "dịch vụ web trả lời qua IPv6 với bắt tay TLS hợp lệ, máy chủ tên miền trả lời qua "
+        "IPv6, máy chủ thư có bản ghi AAAA; theo lần kiểm tra có kết luận gần nhất.",
+        "en": "Share of the services on the city's list (portal, public-service portal, "
+        "departments' sites, mail domains) that are fully IPv6-ready: AAAA records, the web "
+        "service answering over IPv6 with a verified TLS handshake, name servers answering "
+        "over IPv6, mail exchangers with AAAA; by each service's last decided check.",
+    },
     "mobile_download_ratio": {
         "vi": "Tốc độ tải xuống di động trung bình năm nay (trung bình của các đầu đo, mỗi "
         "đầu đo lấy trung bình các phép đo hợp lệ của nó) chia cho cùng đại lượng năm 2024.",

@@ -33,6 +33,8 @@ from analysis.indicators import (
 )
 from analysis.indicators.figures import BaselineComparison
 from analysis.indicators.ipv6_reference import Ipv6Reference, ProvinceRank
+from analysis.indicators.ipv6_services import NAME as SERVICES_INDICATOR
+from analysis.indicators.ipv6_services import ServiceIpv6
 from analysis.labels import Lang
 from analysis.maps.layers import NO_PROBE, WardLayer, layer_from_report
 from analysis.maps.png import png_bytes
@@ -91,6 +93,26 @@ class ZoneSiteRow:
 
 
 @dataclass(frozen=True)
+class ServiceRow:
+    """One of the city's services and its IPv6 readiness."""
+
+    service: str
+    kind: str
+    verdict: str  # MET, NOT_MET or INSUFFICIENT (not decided)
+    verdict_text: str
+    failing: str  # the reasons of its failing checks ("" when ready)
+
+
+@dataclass(frozen=True)
+class DepartmentTable:
+    """One department's services."""
+
+    title: str
+    share: str  # "2 of 3 services ready"
+    services: tuple[ServiceRow, ...]
+
+
+@dataclass(frozen=True)
 class Section:
     """One indicator (one technology of it) in detail: its targets, map and ward table."""
 
@@ -105,6 +127,9 @@ class Section:
     no_probe: str  # the wards without one, in a sentence ("" when none)
     note: str
     zone_sites: tuple[ZoneSiteRow, ...]
+    # ipv6_service_ready_share: the city's services, a table per department
+    # (no ward table and no map: the services are the city's, not a ward's).
+    departments: tuple[DepartmentTable, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -403,6 +428,56 @@ class _Gatherer:
             else "",
             note=layer.note if lang == "en" else "",
             zone_sites=self.zone_sites() if indicator.startswith("zone_") else (),
+        )
+
+    def services_section(self, indicator: str, targets: list[k.Target]) -> Section:
+        """ipv6_service_ready_share: its targets and a table per department listing
+        each service with its failing check; no ward table and no map."""
+        by_department: dict[str, list[ServiceIpv6]] = {}
+        for service in self.report.services:
+            by_department.setdefault(service.department, []).append(service)
+        tables = []
+        for department, services in sorted(by_department.items()):
+            decided = [s for s in services if s.ready is not None]
+            rows = []
+            for s in services:
+                verdict = _verdict(s.ready)
+                rows.append(
+                    ServiceRow(
+                        service=s.hostname,
+                        kind=labels.text(labels.SERVICE_KINDS, s.kind, self.lang),
+                        verdict=verdict,
+                        verdict_text=self.w("not decided")
+                        if s.ready is None
+                        else self.w("yes" if s.ready else "no"),
+                        failing=s.why_not or "",
+                    )
+                )
+            tables.append(
+                DepartmentTable(
+                    title=self.w("services of", department=department),
+                    share=self.w(
+                        "department ready",
+                        ready=sum(1 for s in decided if s.ready),
+                        decided=len(decided),
+                    ),
+                    services=tuple(rows),
+                )
+            )
+        city = self.figures.get((indicator, "city", None))
+        return Section(
+            anchor=_anchor(indicator, None),
+            title=_title(indicator, None, self.lang),
+            definition=labels.DEFINITIONS.get(indicator, {}).get(self.lang, ""),
+            targets=tuple(self.target_line(indicator, None, t) for t in targets),
+            target_heads=(),
+            map_uri="",
+            map_caption="",
+            wards=(),
+            no_probe="",
+            note=city.note if city is not None and self.lang == "en" else "",
+            zone_sites=(),
+            departments=tuple(tables),
         )
 
     def zone_sites(self) -> tuple[ZoneSiteRow, ...]:
@@ -978,6 +1053,9 @@ def gather(
     sections = []
     for indicator, group, targets in plan_targets():
         summary += [g.target_line(indicator, group, t) for t in targets]
+        if indicator == SERVICES_INDICATOR:
+            sections.append(g.services_section(indicator, targets))
+            continue
         layer = layer_from_report(report, indicator, group)
         sections.append(g.section(indicator, group, targets, layer))
 

@@ -192,3 +192,46 @@ def test_the_indicators_command_lists_each_service(store_path: Path) -> None:
     )
     listed = json.loads(as_json.output)["services"]
     assert {(s["hostname"], s["ready"]) for s in listed} >= {("dvc.cantho.gov.vn", True)}
+
+
+def test_the_report_has_a_table_per_department(con: duckdb.DuckDBPyConnection) -> None:
+    from analysis import constants as k
+    from analysis.report.content import _Gatherer
+    from analysis.sampling import sampling_plan
+
+    report = compute_indicators(con, parse_period("2026"), keep_probe_values=True)
+    gatherer = _Gatherer(report, sampling_plan(report), "en", 2026, lambda *_: b"")
+    name = "ipv6_service_ready_share"
+    section = gatherer.services_section(name, list(k.targets_for(name)))
+    assert section.title == "Share of the city's services fully IPv6-ready"
+    assert section.wards == () and section.map_uri == ""
+    tables = {d.title: d for d in section.departments}
+    assert set(tables) == {f"Services of {VP}", f"Services of {YTE}"}
+    assert tables[f"Services of {VP}"].share == "2 of 3 services ready"
+    health = tables[f"Services of {YTE}"]
+    assert health.share == "0 of 1 services ready"
+    assert [(x.service, x.verdict_text, x.failing) for x in health.services] == [
+        ("hospital.cantho.gov.vn", "not decided", "probe_no_ipv6"),
+        ("syt.cantho.gov.vn", "no", "tcp_refused"),
+    ]
+    (target,) = section.targets
+    assert (target.verdict, target.value, target.target) == ("not met", "50.0 %", "≥ 100 %")
+
+
+def test_the_report_page_shows_each_department_without_a_map(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analysis import constants as k
+    from analysis.report import content
+    from analysis.report.render import build_report_html
+
+    name = "ipv6_service_ready_share"
+    # Only this target's section: the other indicators' sections, maps and
+    # floors (annex) are not what is tested here.
+    monkeypatch.setattr(content, "plan_targets", lambda: [(name, None, list(k.targets_for(name)))])
+    monkeypatch.setattr(content._Gatherer, "below_floor", lambda _: ())
+    html = build_report_html(con, 2026, "vi", map_png=lambda *_: b"")
+    assert "Dịch vụ của Sở Y tế – 0/1 dịch vụ sẵn sàng" in html
+    assert "<td>syt.cantho.gov.vn</td><td>trang thông tin</td>" in html
+    assert "tcp_refused" in html and "chưa có kết luận" in html
+    assert "map-page" not in html.split('id="s2"')[1].split('id="s3"')[0]
