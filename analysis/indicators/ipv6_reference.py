@@ -52,7 +52,6 @@ ISP_ASNS: Final[dict[str, tuple[int, ...]]] = {
     "FPT Telecom": (18403,),
     "CMC Telecom": (45903,),
     "SPT": (7602,),
-    "NetNam": (24173,),
 }
 PROBES_METHOD: Final = (
     "the probes' IPv6 check (global address, default route, AAAA, TCP to an "

@@ -259,6 +259,15 @@ def test_vnnic_cli_names_the_line(tmp_path: Path) -> None:
     assert f"{bad}:2: province 'Atlantis' is none of Vietnam's 34 provinces" in result.output
 
 
+def test_the_isps_with_a_network_are_the_registrys_names() -> None:
+    """A key spelt otherwise than the registry stores it would never match a probe."""
+    from aggregator.enrolment.registry import known_isps
+
+    assert set(ISP_ASNS) <= set(known_isps())
+    assert ISP_ASNS["VNPT"] == (45899,) and ISP_ASNS["Viettel"] == (7552,)
+    assert ISP_ASNS["FPT Telecom"] == (18403,)
+
+
 # --- the rank -----------------------------------------------------------------------
 
 
