@@ -10,6 +10,12 @@ import typer
 from aggregator.cli.support import ConfigOption, config_or_exit
 from wardprobe.cli_errors import fail
 
+# A lake is not a file this command can copy (docs/scaling.md).
+LAKE_BACKUP = (
+    "the store is a lake: back it up where it lives, pg_dump of its catalogue, then "
+    "a copy of its data path (docs/scaling.md); backup and restore copy a DuckDB file"
+)
+
 
 def backup_command(
     out: Annotated[
@@ -29,6 +35,8 @@ def backup_command(
     from aggregator.backup import BackupError, backup
 
     settings = config_or_exit(config)
+    if settings.store is not None:
+        raise fail(LAKE_BACKUP, code=2)
     try:
         manifest = backup(settings, out)
     except BackupError as err:
@@ -66,6 +74,8 @@ def restore_command(
     from aggregator.backup import BackupError, restore
 
     settings = config_or_exit(config)
+    if settings.store is not None:
+        raise fail(LAKE_BACKUP, code=2)
     try:
         done = restore(settings, source, force=force)
     except BackupError as err:

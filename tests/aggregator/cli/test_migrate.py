@@ -1,5 +1,6 @@
-"""`wardprobe-aggregator migrate`: an embedded store into a lake, nothing
-lost, nothing doubled, counted per table; a rerun copies nothing."""
+"""The commands and a lake: `migrate` moves an embedded store into one,
+nothing lost, nothing doubled, counted per table, a rerun copies nothing;
+`backup` and `restore` refuse one and say how it is backed up."""
 
 from __future__ import annotations
 
@@ -94,3 +95,19 @@ def test_migrate_refuses_a_lake_as_its_source(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "--from must be duckdb:FILE" in result.output
+
+
+def test_backup_and_restore_refuse_a_lake_and_say_where_its_backup_is(tmp_path: Path) -> None:
+    config = tmp_path / "aggregator.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path}"\n'
+        'store = "ducklake:postgres://w@db.example/lake?data_path=/srv/lake"\n',
+        "utf-8",
+    )
+    for argv in (
+        ["backup", "--out", str(tmp_path / "out"), "--config", str(config)],
+        ["restore", "--from", str(tmp_path), "--config", str(config)],
+    ):
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 2, result.output
+        assert "pg_dump of its catalogue" in result.output
