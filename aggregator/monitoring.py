@@ -127,7 +127,7 @@ class IngestMetrics:
     def __init__(
         self,
         registry: ProbeRegistry,
-        store_path: Path,
+        store_path: Path | None,  # None: the store is a lake (no file to measure)
         snapshot_path: Path | None,
         health: StoreHealth,
         clock: Callable[[], float] = time.time,
@@ -276,9 +276,8 @@ class IngestMetrics:
             [],
             [((), 1 if self._health.writable else 0)],
         )
-        size = _file_bytes(
-            self._store_path, self._store_path.with_name(self._store_path.name + ".wal")
-        )
+        store = self._store_path
+        size = None if store is None else _file_bytes(store, store.with_name(store.name + ".wal"))
         yield _gauge(
             "wardprobe_store_size_bytes",
             "Bytes of the DuckDB store on disk (its file and its write-ahead log).",

@@ -78,6 +78,10 @@ async def test_the_aggregator_stores_on_the_lake_once_and_analysts_see_it(
         assert analyst.execute("select probe_id from probes").fetchall() == [(probe.probe_id,)]
     finally:
         analyst.close()
+    # no DuckDB file to measure: the store's size has no sample, the rest is there
+    families = {family.name: family for family in aggregator.metrics.prometheus.collect()}
+    assert families["wardprobe_store_size_bytes"].samples == []
+    assert families["wardprobe_store_writable"].samples[0].value == 1
 
 
 def test_serve_refuses_a_store_it_does_not_know(tmp_path: Path) -> None:
