@@ -184,7 +184,10 @@ class Aggregator:
         self.converter = BatchConverter(schemas, known_wards, self.limits)
         self.health = StoreHealth()
         self.metrics = IngestMetrics(
-            self.registry, config.store_path, config.snapshot_path, self.health
+            self.registry,
+            config.store_path if self.embedded_store is not None else None,
+            config.snapshot_path,
+            self.health,
         )
         self.metrics.seen_at(self._last_received())
         if self.embedded_store is not None:
