@@ -171,6 +171,8 @@ def read_apnic(
         raise FiguresRefused([(0, "the source must name who published the figures")])
     with path.open(newline="", encoding="utf-8-sig") as handle:
         first = handle.readline()
+    if not first.strip():
+        raise FiguresRefused([(1, "the file is empty: a header line is expected")])
     keys = {_header_key(h) for h in next(csv.reader([first]), [])}
     figures = ["IPv6 Capable", "IPv6 Preferred", "Samples"]
     scope: ApnicScope

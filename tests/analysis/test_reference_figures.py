@@ -98,6 +98,15 @@ def test_apnic_missing_columns_are_named(tmp_path: Path) -> None:
     ]
 
 
+def test_apnic_an_empty_file_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "")
+    assert _problems(lambda: read_apnic(path, DAY)) == [
+        (1, "the file is empty: a header line is expected")
+    ]
+    header_only = _write(tmp_path, "ASN,AS Name,IPv6 Capable,IPv6 Preferred,Samples\n", "h.csv")
+    assert _problems(lambda: read_apnic(header_only, DAY)) == [(1, "no figures after the header")]
+
+
 def test_apnic_a_table_of_neither_kind_is_refused(tmp_path: Path) -> None:
     path = _write(tmp_path, "network,capable\nAS1,5\n")
     ((line, message),) = _problems(lambda: read_apnic(path, DAY))
