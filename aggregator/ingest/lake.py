@@ -398,6 +398,7 @@ class LakeStore:
                 # Two replicas mirroring at once into an empty table would
                 # both insert without a conflict (doubling every probe): the
                 # fence makes the later one run again and delete the other's rows.
+                self._con.execute(f"update {FENCE} set commits = commits + 1")
                 self._con.execute("commit")
             except BaseException:
                 self._rollback()
