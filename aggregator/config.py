@@ -6,14 +6,88 @@ Every key is documented in packaging/aggregator.example.toml.
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from aggregator.ingest.stores import EmbeddedSpec, StoreSpec, parse_store_spec
 from analysis.constants import BASELINE_KINDS, BASELINE_PREFERENCE
 from wardprobe.service_list import CityService, ServiceListError, load_services
+
+# How a store is named (`store` below, `serve --store`, `migrate`): the
+# embedded file or a lake. aggregator/ingest/stores.py opens what they name.
+EMBEDDED_PREFIX = "duckdb:"
+LAKE_PREFIX = "ducklake:"
+
+
+class StoreSpecError(ValueError):
+    """A store spec that names no store this release knows, or lacks a part."""
+
+
+@dataclass(frozen=True)
+class EmbeddedSpec:
+    """`duckdb:FILE`: one DuckDB file."""
+
+    path: Path
+
+    def __str__(self) -> str:
+        return f"{EMBEDDED_PREFIX}{self.path}"
+
+
+@dataclass(frozen=True)
+class LakeSpec:
+    """`ducklake:<libpq URI>&data_path=DIR`: a DuckLake with a PostgreSQL catalogue."""
+
+    catalogue_uri: str  # libpq's URI, without data_path
+    data_path: str  # where the Parquet files go (a directory; DuckLake takes it as given)
+
+    def __str__(self) -> str:
+        """The spec without any password (for logs and messages)."""
+        parts = urlsplit(self.catalogue_uri)
+        netloc = parts.netloc
+        if "@" in netloc:
+            user, _, host = netloc.rpartition("@")
+            netloc = f"{user.split(':', 1)[0]}@{host}"
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "password"]
+        shown = urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="/")))
+        return f"{LAKE_PREFIX}{shown} (data_path {self.data_path})"
+
+
+StoreSpec = EmbeddedSpec | LakeSpec
+
+
+def parse_store_spec(text: str) -> StoreSpec:
+    """The store a spec names; StoreSpecError saying which form is expected.
+    A lake's spec is a libpq URI with one more query parameter, data_path,
+    taken out here (docs/scaling.md)."""
+    if text.startswith(EMBEDDED_PREFIX):
+        path = text.removeprefix(EMBEDDED_PREFIX)
+        if not path:
+            raise StoreSpecError("duckdb: names no file (e.g. duckdb:/var/lib/x/wardprobe.duckdb)")
+        return EmbeddedSpec(Path(path))
+    if text.startswith(LAKE_PREFIX):
+        uri = text.removeprefix(LAKE_PREFIX)
+        parts = urlsplit(uri)
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise StoreSpecError(
+                "a lake's catalogue is a PostgreSQL URI: "
+                "ducklake:postgres://USER@HOST/DB?data_path=DIR"
+            )
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        data = [v for k, v in query if k == "data_path"]
+        if len(data) != 1 or not data[0]:
+            raise StoreSpecError(
+                "a lake spec needs one data_path (where its Parquet files go): "
+                "ducklake:postgres://USER@HOST/DB?data_path=DIR"
+            )
+        rest = urlencode([(k, v) for k, v in query if k != "data_path"], safe="/")
+        return LakeSpec(urlunsplit(parts._replace(query=rest)), data[0])
+    raise StoreSpecError(
+        f"unknown store {text[:40]!r}: expected duckdb:FILE or "
+        "ducklake:postgres://USER@HOST/DB?data_path=DIR"
+    )
 
 
 class _Strict(BaseModel):

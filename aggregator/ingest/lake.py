@@ -46,8 +46,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from aggregator.config import LakeSpec
 from aggregator.ingest.store import ProbeRow, first_copies
-from aggregator.ingest.stores import LakeSpec
 from aggregator.ingest.tables import RESULT_TABLES
 
 log = logging.getLogger(__name__)

@@ -16,86 +16,37 @@ docs/scaling.md shows both forms.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-if TYPE_CHECKING:  # the config parses specs: it must not pull DuckDB and Arrow in
+# The specs are the config's (it parses `store`); named here too for the callers.
+from aggregator.config import (
+    EMBEDDED_PREFIX,
+    LAKE_PREFIX,
+    EmbeddedSpec,
+    LakeSpec,
+    StoreSpec,
+    StoreSpecError,
+    parse_store_spec,
+)
+
+__all__ = [
+    "EMBEDDED_PREFIX",
+    "LAKE_PREFIX",
+    "EmbeddedSpec",
+    "LakeSpec",
+    "ResultStore",
+    "StoreSpec",
+    "StoreSpecError",
+    "open_store",
+    "parse_store_spec",
+]
+
+if TYPE_CHECKING:  # for the types only: the store modules import them when opened
     import duckdb
     import numpy as np
     import pyarrow as pa
 
     from aggregator.ingest.store import ProbeRow
-
-EMBEDDED_PREFIX = "duckdb:"
-LAKE_PREFIX = "ducklake:"
-
-
-class StoreSpecError(ValueError):
-    """A store spec that names no store this release knows, or lacks a part."""
-
-
-@dataclass(frozen=True)
-class EmbeddedSpec:
-    """`duckdb:FILE`: one DuckDB file."""
-
-    path: Path
-
-    def __str__(self) -> str:
-        return f"{EMBEDDED_PREFIX}{self.path}"
-
-
-@dataclass(frozen=True)
-class LakeSpec:
-    """`ducklake:<libpq URI>&data_path=DIR`: a DuckLake with a PostgreSQL catalogue."""
-
-    catalogue_uri: str  # libpq's URI, without data_path
-    data_path: str  # where the Parquet files go (a directory; DuckLake takes it as given)
-
-    def __str__(self) -> str:
-        """The spec without any password (for logs and messages)."""
-        parts = urlsplit(self.catalogue_uri)
-        netloc = parts.netloc
-        if "@" in netloc:
-            user, _, host = netloc.rpartition("@")
-            netloc = f"{user.split(':', 1)[0]}@{host}"
-        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "password"]
-        shown = urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="/")))
-        return f"{LAKE_PREFIX}{shown} (data_path {self.data_path})"
-
-
-StoreSpec = EmbeddedSpec | LakeSpec
-
-
-def parse_store_spec(text: str) -> StoreSpec:
-    """The store a spec names; StoreSpecError saying which form is expected."""
-    if text.startswith(EMBEDDED_PREFIX):
-        path = text.removeprefix(EMBEDDED_PREFIX)
-        if not path:
-            raise StoreSpecError("duckdb: names no file (e.g. duckdb:/var/lib/x/wardprobe.duckdb)")
-        return EmbeddedSpec(Path(path))
-    if text.startswith(LAKE_PREFIX):
-        uri = text.removeprefix(LAKE_PREFIX)
-        parts = urlsplit(uri)
-        if parts.scheme not in ("postgres", "postgresql"):
-            raise StoreSpecError(
-                "a lake's catalogue is a PostgreSQL URI: "
-                "ducklake:postgres://USER@HOST/DB?data_path=DIR"
-            )
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        data = [v for k, v in query if k == "data_path"]
-        if len(data) != 1 or not data[0]:
-            raise StoreSpecError(
-                "a lake spec needs one data_path (where its Parquet files go): "
-                "ducklake:postgres://USER@HOST/DB?data_path=DIR"
-            )
-        rest = urlencode([(k, v) for k, v in query if k != "data_path"], safe="/")
-        return LakeSpec(urlunsplit(parts._replace(query=rest)), data[0])
-    raise StoreSpecError(
-        f"unknown store {text[:40]!r}: expected duckdb:FILE or "
-        "ducklake:postgres://USER@HOST/DB?data_path=DIR"
-    )
 
 
 class ResultStore(Protocol):
