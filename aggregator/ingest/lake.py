@@ -133,7 +133,9 @@ def _is_conflict(err: duckdb.Error) -> bool:
     """DuckLake's words for a commit that lost to a concurrent one (or, while
     tables are made, two replicas creating the same one)."""
     text = str(err).lower()
-    return "conflict" in text or "already exists" in text
+    # DuckLake retries a commit whose snapshot id another took; past its
+    # retry count that is the same race, lost once more.
+    return any(words in text for words in ("conflict", "already exists", "maximum retry count"))
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ replicas, the analysts' read-only attach, compaction, and its spec."""
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -117,6 +118,33 @@ def test_a_batch_sent_to_two_replicas_at_once_is_stored_once(lake_spec: str) -> 
     assert winner.query("select count(distinct result_id) from latency") == [(200,)]
     winner.close()
     loser.close()
+
+
+def test_replicas_racing_on_the_same_batches_store_each_result_once(lake_spec: str) -> None:
+    spec = _lake(lake_spec)
+    batches = [{"latency": _latency(_ids(100, NOW + timedelta(minutes=n)), NOW)} for n in range(6)]
+    replicas = [LakeStore(spec), LakeStore(spec)]
+    stored = [0, 0]
+
+    def send(replica: int) -> None:
+        # each replica gets every batch, in its own order: they overlap however the threads run
+        order = batches if replica == 0 else batches[::-1]
+        for batch in order:
+            stored[replica] += int(replicas[replica].insert_new_results(batch)["latency"].sum())
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(stored) == 600
+    assert replicas[0].query("select count(*), count(distinct result_id) from latency") == [
+        (600, 600)
+    ]
+    assert replicas[1].count("result_ids") == 600
+    for replica in replicas:
+        replica.close()
 
 
 def test_analysts_attach_read_only_and_see_what_was_acked(lake_spec: str) -> None:
