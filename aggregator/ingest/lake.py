@@ -27,8 +27,10 @@ to install or load anything by itself.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import importlib.util
 import logging
+import os
 import random
 import shutil
 import tempfile
@@ -123,6 +125,23 @@ def attach_lake(
         f"attach {_literal('ducklake:postgres:' + spec.catalogue_uri)} as {name} "
         f"({', '.join(options)})"
     )
+
+
+def sync_file_system(directory: Path) -> None:
+    """Write to disk every file written on the file system holding `directory`
+    (Linux's syncfs(2); elsewhere sync(2)). DuckDB does not fsync the Parquet
+    files it writes, and a commit must not name files a crash could lose."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "syncfs"):
+        os.sync()
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if libc.syncfs(fd) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"syncfs {directory}: {os.strerror(errno)}")
+    finally:
+        os.close(fd)
 
 
 def _literal(text: str) -> str:
@@ -341,6 +360,9 @@ class LakeStore:
                     finally:
                         con.unregister("new_bodies")
             con.execute(f"update {FENCE} set commits = commits + 1")
+            # The Parquet files on disk before the catalogue names them: after
+            # the commit the batch is acked, and must survive a crash.
+            sync_file_system(Path(self.spec.data_path))
             self._commit_transaction()
         except BaseException:
             self._rollback()
@@ -515,6 +537,7 @@ def _migrate_once(store: LakeStore, source: Path) -> list[MigratedTable]:
             tables = sorted(lake_schema(), key=lambda t: (order.get(t.name, len(order)), t.name))
             moved = [_migrate_table(con, table) for table in tables if table.name in src_tables]
             con.execute(f"update {LAKE}.{FENCE} set commits = commits + 1")
+            sync_file_system(Path(store.spec.data_path))
             con.execute("commit")
         except BaseException:
             store._rollback()

@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from aggregator.ingest import lake as lake_module
 from aggregator.ingest.lake import LakeStore, connect_lake, extension_files
 from aggregator.ingest.stores import EmbeddedSpec, LakeSpec, StoreSpecError, parse_store_spec
 from emulation.postgres import PostgresCluster
@@ -145,6 +146,32 @@ def test_replicas_racing_on_the_same_batches_store_each_result_once(lake_spec: s
     assert replicas[1].count("result_ids") == 600
     for replica in replicas:
         replica.close()
+
+
+def test_the_parquet_files_are_on_disk_before_the_commit_names_them(
+    lake_spec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _lake(lake_spec)
+    store = LakeStore(spec)
+    analyst = connect_lake(spec, read_only=True)
+    seen: list[tuple[int, int]] = []
+    sync = lake_module.sync_file_system
+
+    def observed(directory: Path) -> None:
+        files = list(Path(spec.data_path).rglob("latency/*.parquet"))
+        committed = analyst.execute("select count(*) from latency").fetchone()
+        assert committed is not None
+        seen.append((len(files), committed[0]))
+        sync(directory)
+
+    monkeypatch.setattr(lake_module, "sync_file_system", observed)
+    store.insert_new_results({"latency": _latency(_ids(500, NOW), NOW)})
+
+    # synced once, when the file was written and nothing was committed yet
+    assert seen == [(1, 0)]
+    assert analyst.execute("select count(*) from latency").fetchone() == (500,)
+    analyst.close()
+    store.close()
 
 
 def test_analysts_attach_read_only_and_see_what_was_acked(lake_spec: str) -> None:
