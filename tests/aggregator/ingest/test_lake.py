@@ -71,6 +71,24 @@ def test_a_resent_result_is_stored_once_after_a_day_a_week_and_a_month(lake_spec
     store.close()
 
 
+def test_the_lookup_reads_only_the_files_of_the_batchs_window(lake_spec: str) -> None:
+    store = LakeStore(_lake(lake_spec))
+    for day in range(4):  # four commits, four days: four result_ids files
+        when = NOW + timedelta(days=day)
+        store.insert_new_results({"latency": _latency(_ids(200, when), when)})
+    window = _ids(5, NOW + timedelta(days=2))
+
+    plan = store.query(
+        "explain analyze select count(*) from result_ids "
+        "where result_id between ?::uuid and ?::uuid",
+        [window[0], window[-1]],
+    )[0][1]
+
+    assert store.data_files() >= 8  # result_ids and latency, a file each per commit
+    assert re.search(r"Total Files Read: 1\b", plan), plan
+    store.close()
+
+
 def test_an_id_is_one_result_whatever_table_it_names(lake_spec: str) -> None:
     store = LakeStore(_lake(lake_spec))
     ids = _ids(2, NOW)
