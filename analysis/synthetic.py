@@ -7,7 +7,7 @@ the same seed gives the same rows whatever the number of DuckDB threads
 has `synthetic = true`; the generator refuses a store that holds real
 results unless told to mix, and the indicators never mix the two. Like
 ingest (aggregator/ingest/store.py), it enters every result's id in
-`result_ids`, the one key over all tables, in the same transaction as the
+`result_ids`, the one index of ids over all tables, in the same transaction as the
 rows: a synthetic id names one result in the whole store, and a probe's
 result sent with it later is a duplicate, not a second row. A generation is
 all or nothing.
@@ -102,7 +102,9 @@ def city_spec(
 ) -> SyntheticSpec:
     """All of Cần Thơ's wards over one local year, `rows` results in the mix of
     a city's day (latency most often, then throughput, radio, IPv6): 5 fixed
-    and 5 mobile probes a ward, every tenth ward an industrial zone, gigabit,
+    and 5 mobile probes a ward, every tenth ward an industrial zone and every
+    tenth from the sixth a ward office (its People's Committee: the IPv6
+    office indicator's LANs, its fixed lines), gigabit,
     5G and IPv6 shares that vary from ward to ward (known, so the indicators
     can be checked against them)."""
     from analysis.wards import can_tho_wards
@@ -192,9 +194,14 @@ _PROBE_COLUMNS = (
 )
 
 # A result's id, from its row index i, the generation's salt and its table
-# (so that row i of two tables has two ids: an id names one result in the store).
+# (so that row i of two tables has two ids: an id names one result in the
+# store): a UUIDv7 as a probe makes them, its time (first 48 bits, unix ms) a
+# draw within the generation's period, the rest hashed (version 7, variant 10).
 _RESULT_ID = (
-    "printf('%016x%016x', hash(i, {salt}, '{table}', 101), hash(i, {salt}, '{table}', 102))::uuid"
+    "(printf('%012x', {start_ms} + ((hash(i, {salt}, '{table}', 100) >> 11) % {span_ms}))"
+    " || '7' || printf('%03x', hash(i, {salt}, '{table}', 101) & 4095)"
+    " || printf('%016x', (hash(i, {salt}, '{table}', 102) & 4611686018427387903)"
+    " | 9223372036854775808))::uuid"
 )
 
 # Columns every synthetic result shares; {u} draws are by row index i.
@@ -270,19 +277,33 @@ def _generate(con: duckdb.DuckDBPyConnection, spec: SyntheticSpec) -> None:
         "select row_number() over (order by kind, probe_id) - 1 as n, * from syn_probe"
     )
     start, span_s = spec.start, (spec.end - spec.start).total_seconds()
+    start_ms = int(start.timestamp() * 1000)
     for table, insert in (
         ("throughput", _throughput),
         ("latency", _latency),
         ("cellular", _cellular),
         ("ipv6", _ipv6),
     ):
-        envelope = _ENVELOPE.format(result_id=_RESULT_ID.format(salt=salt, table=table))
+        result_id = _RESULT_ID.format(
+            salt=salt, table=table, start_ms=start_ms, span_ms=max(1, int(span_s * 1000))
+        )
+        envelope = _ENVELOPE.format(result_id=result_id)
         rows = insert(con, spec, envelope, start, span_s)
         # The rows are i = 0..rows-1 (_rows): their ids again, from the same expression.
-        con.execute(
-            f"insert into result_ids select {_RESULT_ID.format(salt=salt, table=table)}, "
-            f"'{table}' from range({rows}) g(i)"
-        )
+        ids = f"select {result_id} as id from range({rows}) g(i)"
+        # result_ids has no key (aggregator/ingest/store.py): ids stored
+        # already (the same spec generated twice) are looked for here.
+        clash = con.execute(
+            f"select count(*) from result_ids where result_id in ({ids})"
+        ).fetchone()
+        if clash is not None and clash[0]:
+            raise duckdb.ConstraintException(
+                f"{clash[0]} of the synthetic {table} results' ids are stored already "
+                "(the same spec generated twice?)"
+            )
+        # Ordered (their times are drawn, not in row order): the ingest's
+        # lookup skips row groups by their ids' range (their zone maps).
+        con.execute(f"insert into result_ids select id, '{table}' from ({ids}) order by id")
     con.execute("drop table syn_index")
     con.execute("drop table syn_probe")
 

@@ -39,11 +39,14 @@ from aggregator.ingest.events import (
     Refusal,
     refused_field,
 )
+from aggregator.ingest.store import uuid7_millis
 from aggregator.ingest.stores import ResultStore
 from aggregator.ingest.tables import RESULT_TABLES, TABLES, Column, ResultTable
 from wardprobe.v1 import ingest_pb2, results_pb2
 
 _UUID7 = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+# Stands in for an id that is no UUIDv7 (refused already) where times are read.
+_SOME_UUID7 = "01900000-0000-7000-8000-000000000000"
 # Unicode's control characters (category Cc: C0, DEL, C1). NUL truncates text
 # in C tools, the others forge lines and terminal escapes in logs and reports.
 _CONTROL = r"[\x{0}-\x{1f}\x{7f}-\x{9f}]"
@@ -216,9 +219,25 @@ class BatchConverter:
             return lambda row: col[name][row].as_py()
 
         ids = col["result_id"]
+        is_v7 = pc.fill_null(pc.match_substring_regex(ids, _UUID7), False)
         verdicts.flag(
-            pc.invert(pc.match_substring_regex(ids, _UUID7)), "result_id",
+            pc.invert(is_v7), "result_id",
             lambda r: f"not a UUIDv7 made on the probe: {str(value('result_id')(r))[:64]!r}",
+        )  # fmt: skip
+        # The id's own time bounds the store's lookup of it (aggregator/ingest/
+        # store.py): the same window as measured_at's, so that no id from a
+        # wrong clock widens the ranges every later lookup reads.
+        id_us = uuid7_millis(pc.if_else(is_v7, ids, _SOME_UUID7)) * 1000
+        latest_us = pc.add(col["received_at"], int(limits.future_tolerance.total_seconds() * 1e6))
+        verdicts.flag(
+            pc.greater(pa.array(id_us), latest_us), "result_id",
+            lambda r: "its time (a UUIDv7's first 48 bits) is in the future: the probe clock "
+            "is wrong",
+        )  # fmt: skip
+        verdicts.flag(
+            id_us < _to_micros(limits.oldest_measured_at), "result_id",
+            lambda r: "its time (a UUIDv7's first 48 bits) is before 2020: the probe clock is "
+            "wrong",
         )  # fmt: skip
         claimed = col["claimed_probe_id"]
         verdicts.flag(

@@ -23,7 +23,7 @@ create table if not exists probes (
 );
 
 create table if not exists throughput (
-    result_id         uuid primary key,   -- UUIDv7 made on the probe
+    result_id         uuid not null,      -- UUIDv7 made on the probe; one result in the whole store (result_ids)
     probe_id          varchar not null,
     ward_code         integer not null,   -- the ward the probe was in when it measured
     measured_at       timestamptz not null,
@@ -64,7 +64,7 @@ create table if not exists throughput (
 );
 
 create table if not exists latency (
-    result_id         uuid primary key,
+    result_id         uuid not null,
     probe_id          varchar not null,
     ward_code         integer not null,
     measured_at       timestamptz not null,
@@ -101,7 +101,7 @@ create table if not exists latency (
 );
 
 create table if not exists ipv6 (
-    result_id             uuid primary key,
+    result_id             uuid not null,
     probe_id              varchar not null,
     ward_code             integer not null,
     measured_at           timestamptz not null,
@@ -134,7 +134,7 @@ create table if not exists ipv6 (
 );
 
 create table if not exists cellular (
-    result_id           uuid primary key,
+    result_id           uuid not null,
     probe_id            varchar not null,
     ward_code           integer not null,
     measured_at         timestamptz not null,
@@ -186,7 +186,7 @@ create table if not exists cellular (
 -- The per-hop and per-query lists are LIST of STRUCT columns, one row per
 -- result (docs/schema.md says why): `unnest(hops)` gives a row per hop.
 create table if not exists traceroute (
-    result_id           uuid primary key,
+    result_id           uuid not null,
     probe_id            varchar not null,
     ward_code           integer not null,
     measured_at         timestamptz not null,
@@ -228,7 +228,7 @@ create table if not exists traceroute (
 );
 
 create table if not exists ipv6_pmtu (
-    result_id           uuid primary key,
+    result_id           uuid not null,
     probe_id            varchar not null,
     ward_code           integer not null,
     measured_at         timestamptz not null,
@@ -259,7 +259,7 @@ create table if not exists ipv6_pmtu (
 );
 
 create table if not exists dns (
-    result_id           uuid primary key,
+    result_id           uuid not null,
     probe_id            varchar not null,
     ward_code           integer not null,
     measured_at         timestamptz not null,
@@ -294,7 +294,7 @@ create table if not exists dns (
 -- IPv6 readiness of the city's own services (agent/measurements/ipv6_services.py):
 -- one row per run over the service list, each service's checks in `checks`.
 create table if not exists ipv6_services (
-    result_id           uuid primary key,
+    result_id           uuid not null,
     probe_id            varchar not null,
     ward_code           integer not null,
     measured_at         timestamptz not null,
@@ -399,9 +399,12 @@ create table if not exists ward_population (
 );
 
 -- Every stored result's id, whatever table its body is in: a UUIDv7 names one
--- result in the whole store. Ingest inserts a group's ids here first and
--- stores only the bodies whose id was new, in the same transaction.
+-- result in the whole store. Ingest looks a group's ids up here and stores
+-- only the bodies whose id is new, with their ids, in one transaction. No
+-- key: rows are appended in commit order, so each row group holds the ids of
+-- a narrow time span and the lookup reads only the row groups whose zone
+-- map (min, max) covers the group's ids (aggregator/ingest/store.py).
 create table if not exists result_ids (
-    result_id     uuid primary key,
+    result_id     uuid not null,
     result_table  varchar not null    -- throughput | latency | ipv6 | cellular | traceroute | ipv6_pmtu | dns | ipv6_services
 );

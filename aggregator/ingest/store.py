@@ -1,16 +1,22 @@
 """The DuckDB store: one file, one writer (this process), batched inserts.
 
 Results arrive as Arrow tables (one per result kind). A result id names one
-result in the whole store: every id goes through the `result_ids` table
-(primary key) with one `insert or ignore ... returning` per commit group, and
-only the bodies whose id was new are inserted, one insert per table, in the
-same transaction. A re-sent result adds nothing, whatever table it names.
+result in the whole store: every stored id is in the `result_ids` table, and
+a commit group stores only the bodies whose id is not there yet, in one
+transaction with their ids. The lookup needs no index: result ids are
+UUIDv7, made on the probe, whose first 48 bits are the time in unix ms, and
+`result_ids` is appended in commit order, so each of its row groups holds
+ids of a narrow time span and DuckDB's zone maps (min and max per row group)
+skip every row group outside the ranges a group's ids span. A re-sent result
+adds nothing, whatever table it names and however long after (docs/ingest.md,
+"Exactly once").
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +55,17 @@ class ProbeRow:
     plan_up_mbps: float | None = None
 
 
+@dataclass(frozen=True)
+class StoreSettings:
+    """How the aggregator runs the store's DuckDB (aggregator.toml's store_* keys)."""
+
+    # DuckDB's buffer pool and working memory, MiB (None: DuckDB's default,
+    # 80 % of the machine's memory, which it fills with written blocks).
+    memory_limit_mib: int | None = None
+    # WAL size at which a commit checkpoints it into the file, MiB.
+    checkpoint_threshold_mib: int = 16
+
+
 class Store:
     """The aggregator's DuckDB file. Calls are serialised by a lock: DuckDB
     allows one writing connection, and the ingest path uses it from a worker
@@ -62,8 +79,25 @@ class Store:
         schema = resources.files("aggregator.ingest").joinpath("schema.sql").read_text("utf-8")
         with self._lock:
             self._con.execute(schema)
-            self._add_new_columns(schema)
+            reference = duckdb.connect()
+            try:
+                reference.execute(schema)
+                self._add_new_columns(reference)
+                self._drop_result_keys(reference)
+            finally:
+                reference.close()
             self._index_result_ids()
+
+    def configure(self, settings: StoreSettings) -> None:
+        """Apply the aggregator's settings for the store's DuckDB (its memory
+        limit and checkpoint threshold; docs/ingest.md, "Memory and
+        checkpoints")."""
+        with self._lock:
+            if settings.memory_limit_mib is not None:
+                self._con.execute(f"set memory_limit = '{int(settings.memory_limit_mib)}MiB'")
+            self._con.execute(
+                f"set checkpoint_threshold = '{int(settings.checkpoint_threshold_mib)}MiB'"
+            )
 
     def insert_results(self, table: str, rows: pa.Table) -> pa.Array:
         """Insert rows into one result table, ignoring ids already stored in
@@ -84,9 +118,11 @@ class Store:
         stored = {t: np.zeros(rows.num_rows, dtype=bool) for t, rows in tables.items()}
         if not parts:
             return stored
-        ids = pa.chunked_array(
-            [rows.column("result_id").cast(pa.string()) for _, rows in parts]
-        ).combine_chunks()
+        ids = _canonical(
+            pa.chunked_array(
+                [rows.column("result_id").cast(pa.string()) for _, rows in parts]
+            ).combine_chunks()
+        )
         sizes = [rows.num_rows for _, rows in parts]
         names = pa.array([t for t, _ in parts], pa.string())
         kinds = pa.DictionaryArray.from_arrays(
@@ -99,20 +135,21 @@ class Store:
         with self._lock:
             self._con.execute("begin transaction")
             try:
-                # The Arrow tables are visible to the queries under their Python names.
-                new_ids = (
-                    self._con.execute(
-                        "insert or ignore into result_ids select * from index_rows "
-                        "returning result_id::varchar"
+                stored_before = self._stored_ids(index_rows.column("result_id").combine_chunks())
+                is_new = first
+                new_index_rows = index_rows
+                if len(stored_before):
+                    is_new = first & ~pc.is_in(ids, value_set=stored_before).to_numpy(
+                        zero_copy_only=False
                     )
-                    .to_arrow_table()
-                    .column(0)
-                    .combine_chunks()
-                )
-                if len(new_ids) == len(ids):
-                    is_new = first  # all new (and so all first copies)
-                else:
-                    is_new = first & pc.is_in(ids, value_set=new_ids).to_numpy(zero_copy_only=False)
+                    new_index_rows = index_rows.filter(
+                        pc.invert(pc.is_in(index_rows.column("result_id"), stored_before))
+                    )
+                self._con.register("new_ids", new_index_rows)
+                try:
+                    self._con.execute("insert into result_ids select * from new_ids")
+                finally:
+                    self._con.unregister("new_ids")
                 start = 0
                 for (table, rows), size in zip(parts, sizes, strict=True):
                     keep = is_new[start : start + size]
@@ -132,6 +169,29 @@ class Store:
                 self._rollback()
                 raise
         return stored
+
+    def _stored_ids(self, ids: pa.Array) -> pa.Array:
+        """Which of `ids` (canonical text, each once) `result_ids` holds already, as
+        DuckDB writes them. One scan per range of `id_ranges`: the zone maps
+        skip the row groups outside it, so the cost follows the ids' time
+        spans, not the size of the store."""
+        ranges = id_ranges(ids)
+        scans = " union all ".join(
+            ["(select result_id from result_ids where result_id between ?::uuid and ?::uuid)"]
+            * len(ranges)
+        )
+        params = [bound for pair in ranges for bound in pair]
+        looked_up = pa.table({"result_id": ids})  # noqa: F841 (read by the query below)
+        return (
+            self._con.execute(
+                f"select result_id::varchar from ({scans}) "
+                "where result_id in (select result_id::uuid from looked_up)",
+                params,
+            )
+            .to_arrow_table()
+            .column(0)
+            .combine_chunks()
+        )
 
     def _rollback(self) -> None:
         """Undo a failed transaction. A commit that failed (a full disk) has
@@ -155,20 +215,20 @@ class Store:
             f"from {table}"
             for position, table in enumerate(RESULT_TABLES)
         )
+        # Ordered by id: the zone maps of result_ids are what the lookup uses.
         self._con.execute(
-            "insert or ignore into result_ids select result_id, result_table "
+            "insert into result_ids select result_id, result_table "
             f"from ({union}) qualify row_number() over "
-            "(partition by result_id order by table_position) = 1"
+            "(partition by result_id order by table_position) = 1 order by result_id"
         )
         indexed = self._con.execute("select count(*) from result_ids").fetchone()
         if indexed is not None and indexed[0]:
             log.info("indexed the ids of %d stored results in result_ids", indexed[0])
 
-    def _add_new_columns(self, schema: str) -> None:
-        """Bring a store made by an older release up to schema.sql: add the
-        columns it lacks (with their defaults; nothing stored is changed)."""
-        reference = duckdb.connect()
-        reference.execute(schema)
+    def _add_new_columns(self, reference: duckdb.DuckDBPyConnection) -> None:
+        """Bring a store made by an older release up to schema.sql (made in
+        `reference`): add the columns it lacks (with their defaults; nothing
+        stored is changed)."""
         tables = [r[0] for r in reference.execute("show tables").fetchall()]
         for table in tables:
             have = {r[0] for r in self._con.execute(f"describe {table}").fetchall()}
@@ -178,7 +238,51 @@ class Store:
                 if name not in have:
                     clause = f" default {default}" if default is not None else ""
                     self._con.execute(f"alter table {table} add column {name} {type_}{clause}")
-        reference.close()
+
+    def _drop_result_keys(self, reference: duckdb.DuckDBPyConnection) -> None:
+        """A store from before the keyless dedupe: its result tables and
+        `result_ids` have a primary key on result_id, an index over every id
+        ever stored that DuckDB rewrites whole at each checkpoint (seconds at
+        50 M results). Each such table is made again as schema.sql has it
+        now (`reference`), its rows copied in their order (the snapshot
+        follows rowids), `result_ids` ordered by id so that its zone maps are
+        narrow; one transaction per table, once per store."""
+        keyed = [
+            row[0]
+            for row in self._con.execute(
+                "select table_name from duckdb_constraints() where constraint_type = "
+                "'PRIMARY KEY' and constraint_column_names = ['result_id'] and database_name = "
+                "current_database() and schema_name = 'main'"
+            ).fetchall()
+            if row[0] in (*RESULT_TABLES, "result_ids")
+        ]
+        for table in keyed:
+            definition = reference.execute(
+                "select sql from duckdb_tables() where table_name = ?", [table]
+            ).fetchone()
+            if definition is None:
+                continue
+            columns = ", ".join(row[0] for row in reference.execute(f"describe {table}").fetchall())
+            order = " order by result_id" if table == "result_ids" else ""
+            started = time.monotonic()
+            self._con.execute("begin transaction")
+            try:
+                self._con.execute(f"alter table {table} rename to {table}__keyed")
+                self._con.execute(definition[0])
+                self._con.execute(
+                    f"insert into {table} ({columns}) select {columns} from {table}__keyed{order}"
+                )
+                self._con.execute(f"drop table {table}__keyed")
+                self._con.execute("commit")
+            except BaseException:
+                self._rollback()
+                raise
+            log.info(
+                "made table %s again without its primary key (ids are deduplicated by "
+                "range now) in %.1f s",
+                table,
+                time.monotonic() - started,
+            )
 
     def arrow_schema(self, table: str) -> pa.Schema:
         """The Arrow schema DuckDB gives a table's columns (result ids as text)."""
@@ -261,3 +365,63 @@ def first_copies(ids: pa.Array) -> np.ndarray:
     first = np.zeros(len(ids), dtype=bool)
     first[np.unique(codes, return_index=True)[1]] = True
     return first
+
+
+# Ids of one commit group whose times (a UUIDv7's first 48 bits, unix ms)
+# are further apart than this are looked up in separate ranges: a backlog
+# re-sent after a month beside today's results scans a month's row groups
+# otherwise.
+_RANGE_GAP_MS = 3_600_000
+# At most this many ranges per lookup (the widest gaps split first): each is a
+# scan of its own, and ids spread over many times (a probe's clock jumping)
+# must not cost a scan each.
+_MAX_RANGES = 16
+_CANONICAL_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+# Hex digit values by ASCII code (lowercase: the ids are canonical text).
+_HEX = np.zeros(256, dtype=np.int64)
+_HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16)
+
+
+def _canonical(ids: pa.Array) -> pa.Array:
+    """`ids` as DuckDB writes a UUID (lowercase, hyphenated): the text the
+    lookup compares and orders. Ingest checks that form already; other text
+    (capitals, braces) is converted, and text that is no UUID fails here."""
+    if ids.null_count == 0 and pc.all(pc.match_substring_regex(ids, _CANONICAL_UUID)).as_py():
+        return ids
+    looked_up = pa.table({"result_id": ids})  # noqa: F841 (read by the query below)
+    with duckdb.connect() as con:
+        converted = con.execute("select result_id::uuid::varchar from looked_up").to_arrow_table()
+    return converted.column(0).combine_chunks()
+
+
+def id_ranges(ids: pa.Array) -> list[tuple[str, str]]:
+    """The closed ranges (lowest, highest id) that cover `ids` (canonical
+    text, whose order is the UUIDs' order), split where their times (a
+    UUIDv7's first 48 bits) are more than _RANGE_GAP_MS apart, at most
+    _MAX_RANGES of them. Every id is inside a range whatever its time says,
+    so a bogus time (or an id that is not v7) costs a wider scan, never a
+    missed copy."""
+    if len(ids) == 0:
+        return []
+    ordered = pc.take(ids, pc.sort_indices(ids)).cast(pa.string())
+    gaps = np.diff(uuid7_millis(ordered))
+    cuts = np.flatnonzero(gaps > _RANGE_GAP_MS)
+    if len(cuts) >= _MAX_RANGES:
+        cuts = np.sort(cuts[np.argsort(gaps[cuts], kind="stable")[-(_MAX_RANGES - 1) :]])
+    firsts = np.concatenate([[0], cuts + 1])
+    lasts = np.concatenate([cuts, [len(ordered) - 1]])
+    texts = ordered.to_pylist()
+    return [(str(texts[a]), str(texts[b])) for a, b in zip(firsts, lasts, strict=True)]
+
+
+def uuid7_millis(ids: pa.Array) -> np.ndarray:
+    """The time of each id (canonical UUID text, 36 characters each), in unix
+    ms: a UUIDv7's first 48 bits (of another version, just those bits)."""
+    ids = ids.cast(pa.string())
+    offsets, data = ids.buffers()[1:3]
+    if data is None or offsets is None or len(ids) == 0:
+        return np.zeros(len(ids), dtype=np.int64)
+    start = int(np.frombuffer(offsets, dtype=np.int32)[ids.offset])
+    text = np.frombuffer(data, dtype=np.uint8)[start : start + 36 * len(ids)].reshape(-1, 36)
+    digits = _HEX[np.concatenate([text[:, 0:8], text[:, 9:13]], axis=1)]
+    return np.asarray((digits << (4 * np.arange(11, -1, -1))).sum(axis=1), dtype=np.int64)

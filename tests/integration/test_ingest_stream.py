@@ -394,6 +394,46 @@ async def test_an_absurd_or_malformed_measured_at_is_refused_alone(
     assert central.aggregator.store.count("throughput") == 3
 
 
+async def test_an_id_from_a_wrong_clock_is_refused_and_one_far_from_its_result_stored_once(
+    central: Central, tmp_path: Path
+) -> None:
+    probe = await central.enrol_probe(tmp_path / "probe")
+    # UUIDv7 ids whose time (first 48 bits) is a year ahead, in 2019, and in
+    # 2021 on a result measured a minute ago (a clock that was wrong then).
+    ahead = _id_at(datetime.now(UTC) + timedelta(days=365))
+    before_2020 = _id_at(datetime(2019, 6, 1, tzinfo=UTC))
+    long_ago = _id_at(datetime(2021, 6, 1, tzinfo=UTC))
+    results = [throughput_result(result_id=i) for i in (ahead, before_2020, long_ago)]
+    batch = ingest_pb2.ResultBatch(sequence=1, results=results)
+
+    (first,) = await _send(central, probe.state_dir, batch)
+    (again,) = await _send(
+        central, probe.state_dir, ingest_pb2.ResultBatch(sequence=1, results=results[2:])
+    )
+
+    assert (first.stored, again.stored, again.duplicates) == (1, 0, 1)
+    refused = {r.index: r.bad_request.field_violations[0] for r in first.rejected}
+    assert {i: (v.field, v.description) for i, v in refused.items()} == {
+        0: (
+            "results[0].envelope.result_id",
+            "its time (a UUIDv7's first 48 bits) is in the future: the probe clock is wrong",
+        ),
+        1: (
+            "results[1].envelope.result_id",
+            "its time (a UUIDv7's first 48 bits) is before 2020: the probe clock is wrong",
+        ),
+    }
+    assert central.aggregator.store.query("select result_id::varchar from throughput") == [
+        (long_ago,)
+    ]
+
+
+def _id_at(at: datetime) -> str:
+    """A UUIDv7 whose time is `at`."""
+    stamp = f"{int(at.timestamp() * 1000):012x}"
+    return f"{stamp[:8]}-{stamp[8:]}-7abc-8def-0123456789ab"
+
+
 async def test_control_characters_in_text_are_refused_by_field(
     central: Central, tmp_path: Path
 ) -> None:

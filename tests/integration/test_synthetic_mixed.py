@@ -50,8 +50,8 @@ async def test_a_synthetic_id_ingested_later_is_a_duplicate(
     # the synthetic ids. Under the store's lock: its writer shares the connection.
     with store._lock:
         generate(store._con, spec, mix=True)
-    # A synthetic latency result whose id ingest would take (most are not
-    # UUIDv7-shaped; the seeded hashes give the same ones every run).
+    # A synthetic latency result whose id ingest would take (UUIDv7 of a time
+    # in the spec's period; the seeded hashes give the same ones every run).
     taken = store.query(
         f"select result_id::varchar from latency where synthetic"
         f" and regexp_matches(result_id::varchar, '{_UUID7}') order by 1 limit 1"

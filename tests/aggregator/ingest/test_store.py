@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,7 +19,7 @@ from aggregator.central import Aggregator
 from aggregator.config import AggregatorConfig
 from aggregator.enrolment.ca import init_ca
 from aggregator.enrolment.registry import SiteClass
-from aggregator.ingest.store import ProbeRow, Store
+from aggregator.ingest.store import ProbeRow, Store, id_ranges, uuid7_millis
 
 
 def test_an_older_store_gains_the_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
@@ -226,3 +227,142 @@ def test_the_aggregator_mirrors_the_registrys_isp_into_the_store(tmp_path: Path)
     finally:
         aggregator.readers.shutdown()
         aggregator.store.close()
+
+
+def _v7(at: datetime, serial: int) -> str:
+    """A UUIDv7 whose time is `at` (its first 48 bits, unix ms)."""
+    stamp = f"{int(at.timestamp() * 1000):012x}"
+    return f"{stamp[:8]}-{stamp[8:]}-7000-8000-{serial:012x}"
+
+
+def _timed_rows(ids: list[str], at: datetime) -> pa.Table:
+    """Throughput rows measured at `at`."""
+    return _rows("throughput", *ids).set_column(
+        3, "measured_at", pa.array([at] * len(ids), pa.timestamp("us", "UTC"))
+    )
+
+
+_NOW = datetime(2026, 5, 1, 3, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("age", [timedelta(days=1), timedelta(days=7), timedelta(days=31)])
+def test_a_result_sent_again_a_day_a_week_or_a_month_later_is_stored_once(
+    tmp_path: Path, age: timedelta
+) -> None:
+    store = Store(tmp_path / "store.duckdb")
+    then = _NOW - age
+    resent = _v7(then, 1)
+    store.insert_new_results({"throughput": _timed_rows([resent, _v7(then, 2)], then)})
+    # Every day between then and now: a group of that day's results, one an hour.
+    day, serial = then, 10
+    while day < _NOW:
+        hours = [day + timedelta(hours=h) for h in range(24)]
+        ids = [_v7(hour, serial + h) for h, hour in enumerate(hours)]
+        store.insert_new_results({"throughput": _timed_rows(ids, day)})
+        day, serial = day + timedelta(days=1), serial + 24
+    fresh = [_v7(_NOW, n) for n in range(100_000, 100_005)]
+
+    # The old result arrives again in a group of today's, and once more alone.
+    mixed = store.insert_new_results({"throughput": _timed_rows([*fresh, resent], _NOW)})
+    alone = store.insert_new_results({"throughput": _timed_rows([resent], then)})
+
+    assert mixed["throughput"].tolist() == [True] * 5 + [False]
+    assert alone["throughput"].tolist() == [False]
+    assert store.query("select count(*) from throughput where result_id = ?", [resent]) == [(1,)]
+    assert store.query("select count(*) from result_ids where result_id = ?", [resent]) == [(1,)]
+    assert store.count("throughput") == store.count("result_ids") == 2 + (serial - 10) + 5
+    store.close()
+
+
+def test_ids_spread_over_more_times_than_ranges_are_each_found(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.duckdb")
+    # 40 results, a day apart each: more separate times than one lookup has ranges.
+    days = [_NOW - timedelta(days=d) for d in range(40)]
+    old = [_v7(day, d) for d, day in enumerate(days)]
+    store.insert_new_results({"throughput": _timed_rows(old, _NOW)})
+    fresh = [_v7(day, 1000 + d) for d, day in enumerate(days)]
+
+    again = store.insert_new_results({"throughput": _timed_rows([*old, *fresh], _NOW)})
+
+    assert len(id_ranges(pa.array(sorted(old)))) == 16
+    assert again["throughput"].tolist() == [False] * 40 + [True] * 40
+    assert store.count("result_ids") == 80
+    store.close()
+
+
+def test_an_id_whose_time_is_not_its_results_time_is_still_stored_once(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.duckdb")
+    # A UUIDv7 of 2021 on a result of today, a random (v4) id, and one in capitals.
+    bogus = ["0177a000-0000-7000-8000-000000000001"]
+    not_v7 = ["6f1c2a4e-8b1d-4c3e-9f00-3a5b7c9d1e2f"]
+    capitals = [_v7(_NOW, 700).upper()]
+    ids = bogus + not_v7 + capitals
+    store.insert_new_results({"throughput": _timed_rows(ids, _NOW)})
+    store.insert_new_results({"throughput": _timed_rows([_v7(_NOW, n) for n in range(20)], _NOW)})
+
+    again = store.insert_new_results(
+        {"throughput": _timed_rows([_v7(_NOW, 99), *bogus, *not_v7, capitals[0].lower()], _NOW)}
+    )
+
+    assert again["throughput"].tolist() == [True, False, False, False]
+    assert store.count("throughput") == store.count("result_ids") == 24
+    store.close()
+
+
+def test_id_ranges_cover_every_id_and_split_at_the_gaps() -> None:
+    hours = [
+        _NOW,
+        _NOW + timedelta(minutes=30),
+        _NOW + timedelta(days=2),
+        _NOW + timedelta(days=30),
+    ]
+    ids = sorted(_v7(at, n) for n, at in enumerate(hours))
+
+    ranges = id_ranges(pa.array(ids))
+
+    # the first two are half an hour apart: one range; the others alone
+    assert ranges == [(ids[0], ids[1]), (ids[2], ids[2]), (ids[3], ids[3])]
+    assert uuid7_millis(pa.array(ids[:1])).tolist() == [int(_NOW.timestamp() * 1000)]
+
+
+def test_a_store_with_keyed_tables_loses_the_keys_and_keeps_its_rows_and_ids(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.duckdb"
+    Store(path).close()
+    with duckdb.connect(str(path)) as old:
+        # As the release before: a primary key on result_id in result_ids and
+        # in every result table (here throughput's and result_ids').
+        for table in ("throughput", "result_ids"):
+            ddl = old.execute(
+                "select sql from duckdb_tables() where table_name = ?", [table]
+            ).fetchone()
+            assert ddl is not None
+            old.execute(f"drop table {table}")
+            old.execute(ddl[0].replace("result_id UUID NOT NULL", "result_id UUID PRIMARY KEY"))
+        stored = [_v7(_NOW - timedelta(days=d), d) for d in (3, 1, 2)]
+        rows = _timed_rows(stored, _NOW)  # noqa: F841 (read by the queries below)
+        old.execute("insert into throughput by name select * from rows")
+        old.execute("insert into result_ids select result_id::uuid, 'throughput' from rows")
+        assert old.execute(
+            "select count(*) from duckdb_constraints() where constraint_type = 'PRIMARY KEY'"
+            " and table_name in ('throughput', 'result_ids')"
+        ).fetchone() == (2,)
+
+    store = Store(path)
+
+    assert store.query(
+        "select count(*) from duckdb_constraints() where constraint_type = 'PRIMARY KEY'"
+        " and table_name in ('throughput', 'result_ids')"
+    ) == [(0,)]
+    # the rows in their order (the snapshot follows rowids), the ids ordered
+    assert store.query("select result_id::varchar from throughput order by rowid") == [
+        (i,) for i in stored
+    ]
+    assert store.query("select result_id::varchar from result_ids order by rowid") == [
+        (i,) for i in sorted(stored)
+    ]
+    again = store.insert_new_results({"throughput": _timed_rows([stored[1], _v7(_NOW, 9)], _NOW)})
+    assert again["throughput"].tolist() == [False, True]
+    assert store.count("throughput") == store.count("result_ids") == 4
+    store.close()
