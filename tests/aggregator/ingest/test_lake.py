@@ -294,3 +294,18 @@ def _downloads(ids: list[str], when: datetime, mbps: list[float]) -> pa.Table:
     return rows.append_column("direction", pa.array(["download"] * len(ids))).append_column(
         "mbps", pa.array(mbps)
     )
+
+
+def test_a_lake_made_by_an_older_release_gains_the_new_columns(lake_spec: str) -> None:
+    spec = _lake(lake_spec)
+    older = LakeStore(spec)
+    older.insert_new_results({"latency": _latency(_ids(3, NOW), NOW)})
+    older.query("alter table latency drop column access_tech")  # as an older release made it
+    older.close()
+
+    store = LakeStore(spec)
+
+    columns = [row[0] for row in store.query("describe latency")]
+    assert "access_tech" in columns
+    assert store.query("select count(*), count(access_tech) from latency") == [(3, 0)]
+    store.close()
