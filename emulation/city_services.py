@@ -140,6 +140,13 @@ class CityServices:
         """The test CA's certificate (PEM), the bundle the checks verify against."""
         return self.workdir / "ca.pem"
 
+    def write_list(self) -> Path:
+        """The service list file (services.csv under `workdir`), written."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        listing = self.workdir / "services.csv"
+        listing.write_text(service_list_csv(), "utf-8")
+        return listing
+
     def start(self, city: City) -> None:
         """Make each host's namespace, its certificate and its TLS server."""
         self.workdir.mkdir(parents=True, exist_ok=True)

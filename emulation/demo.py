@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,8 @@ from rich.console import Console
 from rich.table import Table
 
 from analysis.summary import summary_table, ward_summary
-from emulation.city import cleanup_stale, have_netns
+from emulation.city import City, cleanup_stale, have_netns
+from emulation.city_services import HOSTS, SERVICES, CityServices
 from emulation.cycles import CycleRun, run_cycles
 from emulation.deployment import CentralPorts, Deployment, DeploymentError, ModemSpec, ProbeBox
 from emulation.modem import ModemModel, ModemState
@@ -112,7 +114,13 @@ def main(
     city = RoutedCity(prefix=DEMO_PREFIX) if netns_ok else None
     ports = CentralPorts() if city else CentralPorts.on_loopback()
     deployment = Deployment(
-        workdir=out, city=city, ports=ports, throughput_duration_s=5, path_tests=True
+        workdir=out,
+        city=city,
+        ports=ports,
+        throughput_duration_s=5,
+        path_tests=True,
+        # the city's own services, whose IPv6 readiness the probes check
+        services=CityServices(out / "city-services") if city else None,
     )
     try:
         failures = _run(console, deployment, cycles, timings)
@@ -141,6 +149,14 @@ def _step(console: Console, text: str) -> None:
 def _run(console: Console, deployment: Deployment, cycles: int, timings: _Timings) -> int:
     """The demo's steps; returns how many failed (an agent or the aggregator exiting non-zero)."""
     failures = 0
+    if deployment.services is not None and deployment.city is not None:
+        _step(
+            console,
+            f"the city's services: {len(SERVICES)} on {len(HOSTS)} hosts (dual-stack, "
+            "IPv4-only, an AAAA refused, one timing out, a wrong certificate, an MX without "
+            "AAAA, a zone whose name server has no AAAA), their records in the reference DNS",
+        )
+        deployment.services.start(deployment.city)
     _step(console, "central site: creating the CA and aggregator.toml")
     deployment.init_central()
     _step(
@@ -210,6 +226,24 @@ def _run(console: Console, deployment: Deployment, cycles: int, timings: _Timing
         f"measuring: {len(runs)} cycles, up to {busiest} boxes at once at the reference server"
     )
 
+    if deployment.services is not None and deployment.central_netns is not None:
+        _step(console, "central site: wardprobe-aggregator services check (the same checks)")
+        checked = subprocess.run(
+            City.netns_argv(
+                deployment.central_netns,
+                [deployment.python, "-m", "aggregator", "services", "check", "--config",
+                 str(deployment.aggregator_config_path), "--resolver",
+                 deployment.reference_ipv4, "--timeout-s", "1"],
+            ),
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        console.print(checked.stdout.rstrip(), markup=False, highlight=False, soft_wrap=True)
+        # 1: some services are not ready, which the emulated city is built to show
+        if checked.returncode not in (0, 1):
+            failures += 1
+            console.print(f"[red]services check exited {checked.returncode}[/red]")
+            console.print(checked.stderr, markup=False, highlight=False)
+        timings.lap("the city's services checked at the central site")
     _step(console, "stopping the aggregator (SIGTERM: in-flight batches commit first)")
     code = deployment.stop_aggregator()
     if code != 0:
@@ -265,6 +299,12 @@ def _short(result: dict[str, object]) -> str:
         median = body.get("time_median_ms")
         kind = body.get("resolver_kind", "")
         return f"dns {kind} {median:.1f} ms" if isinstance(median, float) else f"dns {status}"
+    if "ipv6_services" in result:
+        body = result["ipv6_services"]
+        assert isinstance(body, dict)
+        checked = body.get("services_checked", 0)
+        ready = body.get("services_ready", 0)
+        return f"services IPv6-ready {ready}/{checked}" if checked else f"services {status}"
     if "cellular" in result:
         body = result["cellular"]
         assert isinstance(body, dict)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from emulation.city import City, ProbeHost
+from emulation.city_services import CityServices
 from emulation.modem import EmulatedModem, ModemModel, ModemState
 from emulation.routed import PathSpec, RoutedCity
 from emulation.shaping import LinkProfile, NetworkKind
@@ -105,6 +106,10 @@ class Deployment:
     latency_interval_s: float = 0.2
     # Schedule the path tests too (traceroute, ipv6_pmtu, dns), as the demo does.
     path_tests: bool = False
+    # The city's own services (emulation/city_services.py), started in the city:
+    # their list and CA go into aggregator.toml, their records into the
+    # reference server's DNS, and the probes check them (ipv6_services).
+    services: CityServices | None = None
     python: str = sys.executable
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
@@ -183,7 +188,7 @@ latency_count = {self.latency_count}
 latency_interval_s = {self.latency_interval_s}
 probe_sync_interval_s = 0.5
 grace_period_s = 5.0
-
+{self._services_keys()}
 [reference_server]
 host = "{host}"
 iperf3_ports = [{", ".join(str(p) for p in ports.iperf3)}]
@@ -243,7 +248,19 @@ network_kind = "mobile"
                 for kind in ("fixed", "mobile")
                 for name, interval in (("traceroute", 3600), ("ipv6_pmtu", 21600), ("dns", 3600))
             )
+        if self.services is not None:
+            config += (
+                '[[schedule]]\nmeasurement = "ipv6_services"\ninterval_s = 86400\n'
+                'network_kind = "fixed"\n'
+            )
         self.aggregator_config_path.write_text(config, "utf-8")
+
+    def _services_keys(self) -> str:
+        """aggregator.toml's services_list and services_ca_file, with services."""
+        if self.services is None:
+            return ""
+        listing = self.services.write_list()
+        return f'services_list = "{listing}"\nservices_ca_file = "{self.services.ca_path}"\n'
 
     def _start(self, name: str, netns: str | None, argv: Sequence[str]) -> None:
         log = self.workdir / "logs" / f"{name}.log"
@@ -282,7 +299,12 @@ network_kind = "mobile"
         """Start the reference server: iperf3 pool, TCP echo, DNS, Speedtest mini."""
         ports = self.ports
         config = self.aggregator_dir / "reference.toml"
-        config.write_text(f"speedtest_port = {ports.speedtest}\n", "utf-8")
+        zone = (
+            self.services.reference_toml(self.city)
+            if self.services is not None and self.city is not None
+            else ""
+        )
+        config.write_text(f"speedtest_port = {ports.speedtest}\n{zone}", "utf-8")
         argv = [
             self.python,
             "-m",

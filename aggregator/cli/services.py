@@ -87,7 +87,9 @@ def check_command(
         for column in ("department", "service", "kind", "AAAA", "web", "NS", "MX", "ready", "why"):
             table.add_column(column)
         for c in checks:
-            why = ", ".join(r for r in (c.aaaa_reason, c.web_reason, c.ns_reason, c.mx_reason) if r)
+            # a name without AAAA fails the web check for the same reason: said once
+            reasons = (c.aaaa_reason, c.web_reason, c.ns_reason, c.mx_reason)
+            why = ", ".join(dict.fromkeys(r for r in reasons if r))
             table.add_row(
                 c.department, c.hostname, c.kind, _mark(c.aaaa_ok), _mark(c.web_ok),
                 _mark(c.ns_ok), _mark(c.mx_ok), _mark(c.ready), why,

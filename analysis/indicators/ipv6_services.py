@@ -10,7 +10,8 @@ Where each part is defined:
   site;
 - each service's verdict over the period: the view ipv6_service_readiness,
   its last decided check from whichever site made it (a check the site could
-  not decide, e.g. from a box without IPv6, does not count);
+  not decide, e.g. from a box without IPv6, does not count; a box without NTP
+  counts, its check timed by its arrival at the aggregator);
 - the shares, here and only here: ready services over decided services, per
   department and for the whole list. The list is the city's own, not a
   sample: there is no interval and no floor of probes; services never decided

@@ -6,19 +6,33 @@
 -- decided in the period is here with ready NULL. 235/KH-UBND moves all the
 -- city's IT systems to IPv6, 87/KH-UBND its departments' systems: the target
 -- is every service ready (ipv6_service_ready_share).
+--
+-- A check counts when its run is ok. Its time (measured_at below) is the
+-- probe's when the probe's clock was synchronised, else when the aggregator
+-- received it: a check is a verdict, not a timing, and its time only places it
+-- in the period and orders it, which the aggregator's clock does to within the
+-- probe's upload delay (a box without NTP still tells whether a service works).
 with
+
+runs as (
+    select
+        s.probe_id,
+        case when s.clock_sync = 'synchronised' then s.measured_at else s.received_at end
+            as measured_at,
+        s.checks
+    from ipv6_services s
+    where s.synthetic = coalesce(getvariable('synthetic'), false)
+      and s.status = 'ok'
+),
 
 checks as (
     select
-        s.probe_id,
-        s.measured_at,
-        unnest(s.checks) as c
-    from ipv6_services s
-    where s.measured_at >= coalesce(getvariable('period_from'), '-infinity'::timestamptz)
-      and s.measured_at < coalesce(getvariable('period_to'), 'infinity'::timestamptz)
-      and s.synthetic = coalesce(getvariable('synthetic'), false)
-      and s.status = 'ok'
-      and s.clock_sync = 'synchronised'
+        probe_id,
+        measured_at,
+        unnest(checks) as c
+    from runs
+    where measured_at >= coalesce(getvariable('period_from'), '-infinity'::timestamptz)
+      and measured_at < coalesce(getvariable('period_to'), 'infinity'::timestamptz)
 ),
 
 flat as (
@@ -33,9 +47,18 @@ flat as (
         c.web_ok as web_ok,
         c.ns_ok as ns_ok,
         c.mx_ok as mx_ok,
-        -- the reasons of the checks that did not pass, in the checks' order
-        nullif(concat_ws(', ', c.aaaa_reason, c.web_reason, c.ns_reason, c.mx_reason), '')
-            as why_not
+        -- the reasons of the checks that did not pass, in the checks' order (a
+        -- name without AAAA fails the web check for the same reason: said once)
+        nullif(
+            concat_ws(
+                ', ',
+                c.aaaa_reason,
+                case when c.web_reason <> coalesce(c.aaaa_reason, '') then c.web_reason end,
+                c.ns_reason,
+                c.mx_reason
+            ),
+            ''
+        ) as why_not
     from checks
 ),
 

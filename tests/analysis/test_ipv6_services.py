@@ -43,13 +43,14 @@ def _run(
     *,
     status: str = "ok",
     clock_sync: str = "synchronised",
+    received: datetime | None = None,
 ) -> None:
     con.execute(
         "insert into ipv6_services by name select uuid() as result_id, ? as probe_id, "
-        "31120 as ward_code, ?::timestamptz as measured_at, now() as received_at, "
+        "31120 as ward_code, ?::timestamptz as measured_at, ?::timestamptz as received_at, "
         "'fixed' as network_kind, ? as clock_sync, ? as status, ? as services_checked, "
         "? as services_ready, ? as checks, false as synthetic",
-        [probe_id, at, clock_sync, status, len(checks),
+        [probe_id, at, received or at + timedelta(minutes=1), clock_sync, status, len(checks),
          sum(1 for c in checks if c["ready"]), checks],
     )  # fmt: skip
 
@@ -66,6 +67,8 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _check("dvc.cantho.gov.vn", VP, "public_service", False, web_reason="tcp_timeout"),
         _check("cantho.gov.vn", VP, "mail_domain", False, mx_reason="mx_no_aaaa:mx.cantho.gov.vn"),
         _check("syt.cantho.gov.vn", YTE, "department_site", False, web_reason="tcp_refused"),
+        _check("khcn.cantho.gov.vn", KHCN, "department_site", False, aaaa_reason="no_aaaa",
+               web_reason="no_aaaa"),
     ])  # fmt: skip
     # A dual-stack probe later: the public-service portal now answers.
     _run(con, "probe-v6", START + hour, [
@@ -77,11 +80,13 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _check("hospital.cantho.gov.vn", YTE, "department_site", None,
                web_reason="probe_no_ipv6"),
     ])  # fmt: skip
-    # Do not count: an unsynchronised clock, a failed run, last year's run.
+    # Do not count: a run the aggregator received in 2027 from a box whose
+    # clock was not synchronised (whatever time that clock claimed), a failed
+    # run, last year's run.
     _run(con, "probe-v6", START + 3 * hour, [
         _check("skhcn.cantho.gov.vn", KHCN, "department_site", True),
         _check("syt.cantho.gov.vn", YTE, "department_site", True),
-    ], clock_sync="unsynchronised")  # fmt: skip
+    ], clock_sync="unsynchronised", received=datetime(2027, 1, 2, tzinfo=UTC))  # fmt: skip
     _run(con, "probe-v6", START + 4 * hour, [
         _check("cantho.gov.vn", VP, "mail_domain", True),
     ], status="failed")  # fmt: skip
@@ -104,18 +109,19 @@ def report(con: duckdb.DuckDBPyConnection) -> IndicatorReport:
     return compute_indicators(con, parse_period("2026"))
 
 
-def test_the_share_is_two_of_four_decided_with_one_apart(report: IndicatorReport) -> None:
+def test_the_share_is_two_of_five_decided_with_one_apart(report: IndicatorReport) -> None:
     (city,) = [f for f in report.figures
                if f.indicator == "ipv6_service_ready_share" and f.group is None]  # fmt: skip
     # Decided: the portal (ready), the public-service portal (ready at its last
     # decided check), the mail domain (no), Sở Y tế's site (refused, its later
-    # check undecided): 2 of 4. The hospital was never decided: apart.
-    assert (city.value, city.tests, city.status) == (0.5, 4, "ok")
+    # check undecided), Sở KH&CN's site (no AAAA): 2 of 5. The hospital was
+    # never decided: apart.
+    assert (city.value, city.tests, city.status) == (0.4, 5, "ok")
     assert (city.scope, city.interval, city.ci_low, city.ci_high) == ("city", "none", None, None)
     assert city.probes == 2  # decided by the central site and the dual-stack probe
     assert [(t.value, t.met) for t in city.targets] == [(1.0, False)]
     assert "235/KH-UBND" in city.targets[0].source
-    assert "2 of 4" in city.note and "without a decided check in the period: 1" in city.note
+    assert "2 of 5" in city.note and "without a decided check in the period: 1" in city.note
 
 
 def test_each_department_has_its_share(report: IndicatorReport) -> None:
@@ -127,6 +133,7 @@ def test_each_department_has_its_share(report: IndicatorReport) -> None:
     assert by_department == {
         f"department={VP}": (pytest.approx(2 / 3), 3, "ok"),
         f"department={YTE}": (0.0, 1, "ok"),
+        f"department={KHCN}": (0.0, 1, "ok"),
     }
 
 
@@ -135,7 +142,7 @@ def test_each_service_is_listed_with_its_failing_check(report: IndicatorReport) 
     assert set(listed) == {
         ("cantho.gov.vn", "portal"), ("dvc.cantho.gov.vn", "public_service"),
         ("cantho.gov.vn", "mail_domain"), ("syt.cantho.gov.vn", "department_site"),
-        ("hospital.cantho.gov.vn", "department_site"),
+        ("hospital.cantho.gov.vn", "department_site"), ("khcn.cantho.gov.vn", "department_site"),
     }  # fmt: skip
     dvc = listed[("dvc.cantho.gov.vn", "public_service")]
     assert (dvc.ready, dvc.checks, dvc.checked_by, dvc.why_not) == (True, 2, "probe-v6", None)
@@ -145,6 +152,8 @@ def test_each_service_is_listed_with_its_failing_check(report: IndicatorReport) 
     mail = listed[("cantho.gov.vn", "mail_domain")]
     assert (mail.ready, mail.mx_ok, mail.web_ok) == (False, False, None)
     assert mail.why_not == "mx_no_aaaa:mx.cantho.gov.vn"
+    # No AAAA fails the web check too, for the same reason: said once.
+    assert listed[("khcn.cantho.gov.vn", "department_site")].why_not == "no_aaaa"
     hospital = listed[("hospital.cantho.gov.vn", "department_site")]
     assert (hospital.ready, hospital.checked_at, hospital.why_not) == (
         None, None, "probe_no_ipv6",
@@ -156,7 +165,7 @@ def test_service_readiness_feeds_the_provinces_comparison(
 ) -> None:
     install_views(con, temporary=True)
     readiness = service_readiness(con, parse_period("2026"))
-    assert (readiness.ready_share, readiness.services) == (0.5, 4)
+    assert (readiness.ready_share, readiness.services) == (0.4, 5)
     assert "TLS" in readiness.method
     assert report.ipv6_reference is not None
     assert report.ipv6_reference.services == readiness
@@ -206,7 +215,7 @@ def test_the_report_has_a_table_per_department(con: duckdb.DuckDBPyConnection) -
     assert section.title == "Share of the city's services fully IPv6-ready"
     assert section.wards == () and section.map_uri == ""
     tables = {d.title: d for d in section.departments}
-    assert set(tables) == {f"Services of {VP}", f"Services of {YTE}"}
+    assert set(tables) == {f"Services of {VP}", f"Services of {YTE}", f"Services of {KHCN}"}
     assert tables[f"Services of {VP}"].share == "2 of 3 services ready"
     health = tables[f"Services of {YTE}"]
     assert health.share == "0 of 1 services ready"
@@ -215,7 +224,7 @@ def test_the_report_has_a_table_per_department(con: duckdb.DuckDBPyConnection) -
         ("syt.cantho.gov.vn", "no", "tcp_refused"),
     ]
     (target,) = section.targets
-    assert (target.verdict, target.value, target.target) == ("not met", "50.0 %", "≥ 100 %")
+    assert (target.verdict, target.value, target.target) == ("not met", "40.0 %", "≥ 100 %")
 
 
 def test_the_report_page_shows_each_department_without_a_map(
@@ -235,3 +244,22 @@ def test_the_report_page_shows_each_department_without_a_map(
     assert "<td>syt.cantho.gov.vn</td><td>trang thông tin</td>" in html
     assert "tcp_refused" in html and "chưa có kết luận" in html
     assert "map-page" not in html.split('id="s2"')[1].split('id="s3"')[0]
+
+
+def test_a_box_without_ntp_is_placed_by_when_its_check_arrived(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.duckdb")
+    # Its clock says 2019; the aggregator received it in March 2026.
+    _run(store._con, "probe-no-ntp", datetime(2019, 1, 1, tzinfo=UTC), [
+        _check("cantho.gov.vn", VP, "portal", True),
+    ], clock_sync="unsynchronised", received=START)  # fmt: skip
+    # A synchronised box's earlier failure: the later check decides.
+    _run(store._con, "probe-v6", START - timedelta(days=1), [
+        _check("cantho.gov.vn", VP, "portal", False, web_reason="tcp_timeout"),
+    ])  # fmt: skip
+    store.close()
+    con = duckdb.connect(str(tmp_path / "store.duckdb"), read_only=True)
+    install_views(con, temporary=True)
+    (portal,) = services(con, parse_period("2026"))
+    assert (portal.ready, portal.checked_by, portal.checked_at) == (True, "probe-no-ntp", START)
+    assert services(con, parse_period("2019")) == []
+    con.close()
