@@ -334,7 +334,7 @@ class BatchConverter:
     def _check_list(self, column: Column, array: pa.Array, verdicts: _Verdicts) -> None:
         """A repeated field's rules, over every value inside it (a hop's RTTs,
         a query's answers): the same text and number checks as a column's,
-        the members' bounds, and the most items a list may hold. A bad value
+        the members' bounds and choices, and the most items a list may hold. A bad value
         refuses its whole result, named by the member's path."""
         members = {m.name: m for m in column.members}
         limit = self._limits.max_text_chars
@@ -366,6 +366,12 @@ class BatchConverter:
                     )
             elif pa.types.is_floating(values.type):
                 flag(pc.or_(pc.is_nan(values), pc.is_inf(values)), lambda v: f"{v} is not a number")
+            if rule is not None and member and rule.choices:
+                allowed = rule.choices
+                flag(
+                    pc.invert(pc.is_in(values, value_set=pa.array(allowed))),
+                    lambda v, c=allowed: f"{v} is not {' or '.join(c)}",  # type: ignore[misc]
+                )
             if rule is not None and member and rule.bounds is not None:
                 low, high = rule.bounds
                 flag(
