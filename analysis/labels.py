@@ -57,6 +57,10 @@ INDICATORS: Final[dict[str, Entry]] = {
         "vi": "Tỷ lệ đầu đo bắt được sóng 5G",
         "en": "Share of probes that saw 5G",
     },
+    "nr_population_share": {
+        "vi": "Tỷ lệ dân số được phủ sóng 5G",
+        "en": "Share of the population with 5G",
+    },
     "ipv6_capable_share": {
         "vi": "Tỷ lệ đầu đo có IPv6 hoạt động",
         "en": "Share of probes with working IPv6",
@@ -64,6 +68,10 @@ INDICATORS: Final[dict[str, Entry]] = {
     "ipv6_preferred_share": {
         "vi": "Tỷ lệ đầu đo ưu tiên IPv6",
         "en": "Share of probes that prefer IPv6",
+    },
+    "ipv6_office_share": {
+        "vi": "Tỷ lệ cơ quan nhà nước có mạng nội bộ hoạt động với IPv6",
+        "en": "Share of government offices whose LAN has working IPv6",
     },
     "idle_latency_ms": {
         "vi": "Độ trễ khi không tải",
@@ -136,6 +144,12 @@ SOURCES: Final[dict[str, Entry]] = {
         "en": "Plans 235/KH-UBND (all the city's IT application systems move to IPv6) and "
         "87/KH-UBND (the departments' information systems)",
     },
+    "87/KH-UBND (offices' LANs); 235/KH-UBND (the city's systems)": {
+        "vi": "Kế hoạch 87/KH-UBND (mạng nội bộ của các sở, ban, ngành và UBND phường, xã "
+        "chuyển sang IPv6) và 235/KH-UBND (hệ thống CNTT của thành phố chuyển sang IPv6)",
+        "en": "Plans 87/KH-UBND (the LANs of the departments and of the ward and commune "
+        "People's Committees move to IPv6) and 235/KH-UBND (the city's IT systems move to IPv6)",
+    },
     "87/KH-UBND (2025)": {
         "vi": "Kế hoạch 87/KH-UBND (2025) của UBND thành phố Cần Thơ",
         "en": "Cần Thơ People's Committee plan 87/KH-UBND (2025)",
@@ -167,6 +181,10 @@ SHORT_SOURCES: Final[dict[str, Entry]] = {
     "235/KH-UBND (all the city's IT application systems); 87/KH-UBND (departments' systems)": {
         "vi": "KH 235 và 87/KH-UBND",
         "en": "plans 235 and 87/KH-UBND",
+    },
+    "87/KH-UBND (offices' LANs); 235/KH-UBND (the city's systems)": {
+        "vi": "KH 87 và 235/KH-UBND",
+        "en": "plans 87 and 235/KH-UBND",
     },
     "87/KH-UBND (2025)": {"vi": "KH 87/KH-UBND", "en": "plan 87/KH-UBND"},
     "235/KH-UBND": {"vi": "KH 235/KH-UBND", "en": "plan 235/KH-UBND"},
@@ -754,6 +772,22 @@ DEFINITIONS: Final[dict[str, Entry]] = {
         "SA); modem chỉ hỗ trợ 4G không được tính.",
         "en": "Mean over mobile probes of the share of time connected to 5G (NSA or SA); "
         "4G-only modems are left out.",
+    },
+    "nr_population_share": {
+        "vi": "Tỷ lệ thời gian kết nối 5G của từng phường, xã (như chỉ tiêu trên) tính bình "
+        "quân theo dân số của phường, xã; phường, xã chưa đủ số liệu được tính riêng (không "
+        "coi là không có 5G), kèm số dân sống ở đó.",
+        "en": "Each ward's share of time on 5G (as above) weighted by the ward's population; "
+        "wards without enough data are counted apart (not as wards without 5G), with the "
+        "number of people living in them.",
+    },
+    "ipv6_office_share": {
+        "vi": "Tỷ lệ trụ sở UBND phường, xã và sở, ban, ngành có đầu đo mà mạng nội bộ "
+        "(đường truyền cố định) có IPv6 hoạt động trong ít nhất 50 % số lần kiểm tra; cơ "
+        "quan chưa có lần kiểm tra hợp lệ được tính riêng.",
+        "en": "Share of the ward and commune People's Committees and city departments with a "
+        "probe whose LAN (fixed line) had working IPv6 in at least 50 % of its checks; offices "
+        "without a valid check are counted apart.",
     },
     "zone_nr_share": {
         "vi": "Tỷ lệ điểm đo tại khu công nghệ cao, khu công nghệ thông tin, trung tâm "

@@ -114,7 +114,9 @@ def city_spec(
             code,
             fixed_probes=5,
             mobile_probes=5,
-            site_class="industrial_zone" if n % 10 == 0 else "household",
+            site_class=(
+                "industrial_zone" if n % 10 == 0 else "ward_office" if n % 10 == 5 else "household"
+            ),
             gigabit_share=0.3 + 0.6 * (n % 7) / 6,
             slow_port_share=0.1,
             nr_share=0.1 + 0.8 * (n % 5) / 4,

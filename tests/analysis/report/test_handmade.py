@@ -66,9 +66,9 @@ def _wilson(yes: int, n: int) -> tuple[float, float]:
 
 def test_every_plan_target_is_in_the_summary(vi: ReportContent) -> None:
     plan = [t for t in k.TARGETS if t.source not in ("QCVN 126:2021", "QCVN 34:2022")]
-    assert len(vi.summary) == len(plan) == 13
+    assert len(vi.summary) == len(plan) == 16
     assert [s.indicator for s in vi.summary] == [t.indicator for t in plan]
-    assert len(vi.sections) == len(plan_targets()) == 10
+    assert len(vi.sections) == len(plan_targets()) == 13
 
 
 def test_the_200_mbps_share_by_hand(vi: ReportContent) -> None:
@@ -170,7 +170,7 @@ def test_the_page_a_reader_gets(vi_html: str) -> None:
         assert words in text
     # one file: nothing is fetched from elsewhere
     assert not re.search(r"""(src|href)=["'](?!data:|#)""", vi_html)
-    assert vi_html.count("data:image/png;base64,") == 10
+    assert vi_html.count("data:image/png;base64,") == 12
 
 
 def test_english_on_request(handmade_con: duckdb.DuckDBPyConnection) -> None:
