@@ -219,6 +219,7 @@ GROUP_KEYS: Final[dict[str, Entry]] = {
     "access_tech": {"vi": "công nghệ", "en": "technology"},
     "operator": {"vi": "nhà mạng", "en": "operator"},
     "site_class": {"vi": "loại điểm đo", "en": "site class"},
+    "department": {"vi": "đơn vị", "en": "department"},
 }
 
 # Legend, title and table words.
@@ -637,6 +638,30 @@ REPORT: Final[dict[str, Entry]] = {
     "probe": {"vi": "Đầu đo", "en": "Probe"},
     "saw 5G": {"vi": "Có sóng 5G", "en": "Saw 5G"},
     "gigabit line": {"vi": "Đường truyền gigabit", "en": "Gigabit line"},
+    "offices": {
+        "vi": "Cơ quan nhà nước có đầu đo (trụ sở UBND phường, xã; sở, ban, ngành)",
+        "en": "Government offices with a probe (ward and commune People's Committees; "
+        "city departments)",
+    },
+    "lan ipv6": {"vi": "Mạng nội bộ có IPv6", "en": "LAN has IPv6"},
+    "checks": {"vi": "Số lần kiểm tra", "en": "Checks"},
+    "last check": {"vi": "Lần kiểm tra cuối", "en": "Last check"},
+    "last found": {"vi": "Kết quả lần cuối", "en": "It found"},
+    "no check": {"vi": "chưa có lần kiểm tra hợp lệ", "en": "no valid check"},
+    "ipv6 found": {"vi": "có IPv6", "en": "IPv6"},
+    "ipv6 not found": {"vi": "không có IPv6", "en": "no IPv6"},
+    "people": {
+        "vi": "Dân số dùng làm trọng số: {people} người ở {wards} phường, xã ({year}, nguồn: "
+        "{source}). Số người có 5G (tỷ lệ thời gian 5G × dân số): {covered}. Số người sống ở "
+        "{apart_wards} phường, xã chưa đủ số liệu, không tính vào tỷ lệ: {apart}.",
+        "en": "Population weighted by: {people} people in {wards} wards ({year}, source: "
+        "{source}). People with 5G (5G time share × people): {covered}. People living in the "
+        "{apart_wards} wards without enough data, left out of the share: {apart}.",
+    },
+    "no people": {
+        "vi": "Chưa có số liệu dân số theo phường, xã (wardprobe-aggregator population import).",
+        "en": "No ward populations yet (wardprobe-aggregator population import).",
+    },
     "yes": {"vi": "có", "en": "yes"},
     "no": {"vi": "không", "en": "no"},
     "unknown": {"vi": "không có số liệu", "en": "no data"},

@@ -56,6 +56,7 @@ from analysis.indicators import (
     compute_indicators,
 )
 from analysis.indicators.figures import Statistic
+from analysis.indicators.ipv6_services import NAME as SERVICES_INDICATOR
 from analysis.wards import can_tho_wards
 
 Z: float = float(stats.norm.ppf(0.5 + k.CONFIDENCE / 2))
@@ -320,7 +321,13 @@ def sampling_plan(report: IndicatorReport) -> SamplingPlan:
         (p.indicator, p.scope, p.group): p for p in report.probe_values
     }
     figures = {(f.indicator, f.scope, f.group): f for f in report.figures}
-    series = [(f.indicator, f.group) for f in report.figures if f.scope == "city"]
+    # The city's services are its whole list, not a sample of probes: no probe
+    # added anywhere changes them (analysis/indicators/ipv6_services.py).
+    series = [
+        (f.indicator, f.group)
+        for f in report.figures
+        if f.scope == "city" and f.indicator != SERVICES_INDICATOR
+    ]
     # the registry's wards, and any other ward a figure names (a store made by hand)
     codes = set(wards) | {int(f.scope) for f in report.figures if f.scope != "city"}
     scopes = ["city", *(str(code) for code in sorted(codes))]

@@ -235,10 +235,8 @@ def test_the_report_page_shows_each_department_without_a_map(
     from analysis.report.render import build_report_html
 
     name = "ipv6_service_ready_share"
-    # Only this target's section: the other indicators' sections, maps and
-    # floors (annex) are not what is tested here.
+    # Only this target's section: the other indicators' maps are not what is tested.
     monkeypatch.setattr(content, "plan_targets", lambda: [(name, None, list(k.targets_for(name)))])
-    monkeypatch.setattr(content._Gatherer, "below_floor", lambda _: ())
     html = build_report_html(con, 2026, "vi", map_png=lambda *_: b"")
     assert "Dịch vụ của Sở Y tế – 0/1 dịch vụ sẵn sàng" in html
     assert "<td>syt.cantho.gov.vn</td><td>trang thông tin</td>" in html
@@ -263,3 +261,12 @@ def test_a_box_without_ntp_is_placed_by_when_its_check_arrived(tmp_path: Path) -
     assert (portal.ready, portal.checked_by, portal.checked_at) == (True, "probe-no-ntp", START)
     assert services(con, parse_period("2019")) == []
     con.close()
+
+
+def test_no_probe_would_settle_the_services(report: IndicatorReport) -> None:
+    from analysis.sampling import sampling_plan
+
+    # The list is the city's whole, not a sample: no ward needs probes for it.
+    plan = sampling_plan(report)
+    assert not [g for g in plan.below_floor if g.indicator == "ipv6_service_ready_share"]
+    assert not [u for u in plan.unsettled if u.indicator == "ipv6_service_ready_share"]
