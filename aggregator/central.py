@@ -46,7 +46,7 @@ from aggregator.ingest.lake import LakeStore
 from aggregator.ingest.read_workers import ReadWorkers
 from aggregator.ingest.service import IngestServicer, ProbeConfigServicer
 from aggregator.ingest.snapshot import snapshot_loop
-from aggregator.ingest.store import ProbeRow, Store
+from aggregator.ingest.store import ProbeRow, Store, StoreSettings
 from aggregator.ingest.stores import ResultStore, open_store
 from aggregator.ingest.tables import RESULT_TABLES
 from aggregator.monitoring import IngestMetrics, MetricsServer, StoreHealth
@@ -173,11 +173,19 @@ class Aggregator:
         self.store: ResultStore = open_store(config.store_spec)
         # The same store when it is the embedded file (its backup and snapshot need it).
         self.embedded_store = self.store if isinstance(self.store, Store) else None
+        if self.embedded_store is not None:
+            self.embedded_store.configure(
+                StoreSettings(
+                    memory_limit_mib=config.store_memory_limit_mib or None,
+                    checkpoint_threshold_mib=config.store_checkpoint_threshold_mib,
+                )
+            )
         self.registry = ProbeRegistry.in_state_dir(config.state_dir, ward_name)
         self.ca = CertificateAuthority.load(config.state_dir)
         self.limits = IngestLimits(
             max_batch_results=config.max_batch_results,
             max_message_bytes=config.max_message_bytes,
+            max_in_flight_bytes=config.ingest_in_flight_mib * 2**20,
         )
         schemas = {t: self.store.arrow_schema(t) for t in RESULT_TABLES}
         known_wards = frozenset(can_tho_wards())
@@ -234,6 +242,11 @@ class Aggregator:
             ("grpc.max_receive_message_length", self.limits.max_message_bytes),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            # A stream's flow-control window stays at gRPC's 64 KiB: with BDP
+            # probing it grows to megabytes, and a hundred probes' batches
+            # then wait in the aggregator's memory instead of at the probes
+            # (ingest_in_flight_mib bounds what the aggregator has taken).
+            ("grpc.http2.bdp_probe", 0),
         ]
         self.committer.start()
         self.sync_probes()

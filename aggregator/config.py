@@ -181,6 +181,13 @@ class AggregatorConfig(_Strict):
     # expired snapshot's files are kept for the analysts' queries still reading it.
     lake_compact_interval_s: float = Field(default=3600.0, ge=1)
     lake_keep_snapshots_s: float = Field(default=3600.0, ge=0)
+    # The embedded store only (docs/ingest.md, "Memory and checkpoints"):
+    # DuckDB's memory limit, MiB (its buffer pool of written blocks and a
+    # commit's working memory; 0: DuckDB's default, 80 % of the machine's
+    # memory, which it fills with every block written), and the WAL size,
+    # MiB, at which a commit folds the WAL into the file (a checkpoint).
+    store_memory_limit_mib: int = Field(default=128, ge=0)
+    store_checkpoint_threshold_mib: int = Field(default=16, ge=1)
     ingest_listen: str = "[::]:7443"  # mTLS: Ingest and ProbeConfig
     enrol_listen: str = "[::]:7444"  # TLS, server-authenticated: Enrolment
     # host:port the probes should use for ingest (told to them at enrolment).
@@ -197,6 +204,10 @@ class AggregatorConfig(_Strict):
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     # Processes that parse and read received batches (the per-result Python).
     ingest_read_workers: int = Field(default=2, ge=1, le=64)
+    # MiB of received batches not answered yet, over all streams: beyond it
+    # the streams wait (gRPC's flow control holds the senders). It bounds the
+    # aggregator's memory in a burst (docs/ingest.md, "Memory and checkpoints").
+    ingest_in_flight_mib: int = Field(default=16, ge=1)
     grace_period_s: float = Field(default=10.0, ge=0)  # for in-flight streams on SIGTERM
     # The analysts' read-only copy of the store, republished every
     # snapshot_interval_s (aggregator/ingest/snapshot.py); None: no snapshot.

@@ -39,6 +39,12 @@ class IngestLimits:
     future_tolerance: timedelta = timedelta(minutes=10)
     oldest_measured_at: datetime = datetime(2020, 1, 1, tzinfo=UTC)
     max_text_chars: int = MAX_TEXT_CHARS  # the agent cuts its texts to it too
+    # Received batches not answered yet, over all streams, in bytes as
+    # received: beyond it a stream reads its next batch only when others are
+    # answered (gRPC's flow control then holds the sender). What bounds the
+    # aggregator's memory in a burst: each batch in flight is held as bytes,
+    # then as Arrow columns, until its commit.
+    max_in_flight_bytes: int = 16 * 1024 * 1024
 
 
 # Each kind's reader of one result (compiled in tables.py from its declaration).

@@ -592,6 +592,8 @@ class GroupCommitter:
                     if not pending.done.done():
                         pending.done.set_exception(err)
                 continue
+            # Arrow's pool keeps what a group freed for the next; hand it back.
+            pa.default_memory_pool().release_unused()
             if summary.stored:  # a transaction ran (a group of refusals writes nothing)
                 self._observer.store_write(None)
             self._observer.group_committed(summary)

@@ -73,6 +73,28 @@ async def _identify(
         await abort(context, _status(code_pb2.UNAUTHENTICATED, str(err)))
 
 
+class _InFlight:
+    """Bytes of received batches not answered yet, over all streams."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._used = 0
+        self._freed = asyncio.Event()
+
+    async def take(self, size: int) -> None:
+        """Wait until `size` more bytes fit (a batch larger than the limit
+        waits until nothing else is in flight), then count them."""
+        while self._used and self._used + size > self._limit:
+            self._freed.clear()
+            await self._freed.wait()
+        self._used += size
+
+    def give(self, size: int) -> None:
+        """Count `size` bytes as answered; wake the streams waiting."""
+        self._used -= size
+        self._freed.set()
+
+
 class IngestServicer:
     """`Ingest.Upload`: read each batch, validate, commit, ack in order.
 
@@ -96,6 +118,7 @@ class IngestServicer:
         self._limits = limits
         self._readers = readers
         self._observer: IngestObserver = observer or NoObserver()
+        self._in_flight = _InFlight(limits.max_in_flight_bytes)
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return grpc.method_handlers_generic_handler(
@@ -154,6 +177,7 @@ class IngestServicer:
     ) -> None:
         previous: asyncio.Event | None = None
         async for raw in request_iterator:
+            await self._in_flight.take(len(raw))
             received_at = time.monotonic()
             submitted = asyncio.Event()
             processing = asyncio.ensure_future(self._process(raw, probe, previous, submitted))
@@ -173,7 +197,21 @@ class IngestServicer:
         the earlier batch and as a duplicate for the later one. Just before
         the commit, the probe is looked up in the registry again: a probe
         revoked while its stream is open has none of its later batches
-        stored, and a move applies to the next batch."""
+        stored, and a move applies to the next batch. Its bytes count as in
+        flight (taken by `_read`) until it is answered."""
+        try:
+            return await self._answer(raw, probe, previous, submitted)
+        finally:
+            self._in_flight.give(len(raw))
+
+    async def _answer(
+        self,
+        raw: bytes,
+        probe: ProbeIdentity,
+        previous: asyncio.Event | None,
+        submitted: asyncio.Event,
+    ) -> ingest_pb2.BatchAck | grpc.Status:
+        """`_process` without the in-flight count."""
         try:
             try:
                 # A pool broken by a dead worker is replaced and read on again, once.

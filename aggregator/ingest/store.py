@@ -95,6 +95,9 @@ class Store:
         with self._lock:
             if settings.memory_limit_mib is not None:
                 self._con.execute(f"set memory_limit = '{int(settings.memory_limit_mib)}MiB'")
+                # DuckDB's allocator keeps freed memory for reuse up to this
+                # peak (128 MiB by default); a commit's is handed back after it.
+                self._con.execute("set allocator_flush_threshold = '16MiB'")
             self._con.execute(
                 f"set checkpoint_threshold = '{int(settings.checkpoint_threshold_mib)}MiB'"
             )
@@ -181,17 +184,22 @@ class Store:
             * len(ranges)
         )
         params = [bound for pair in ranges for bound in pair]
-        looked_up = pa.table({"result_id": ids})  # noqa: F841 (read by the query below)
-        return (
-            self._con.execute(
-                f"select result_id::varchar from ({scans}) "
-                "where result_id in (select result_id::uuid from looked_up)",
-                params,
+        # Registered by name, not found among the caller's locals: a wrapped
+        # connection (a test's) would hide them.
+        self._con.register("looked_up", pa.table({"result_id": ids}))
+        try:
+            return (
+                self._con.execute(
+                    f"select result_id::varchar from ({scans}) "
+                    "where result_id in (select result_id::uuid from looked_up)",
+                    params,
+                )
+                .to_arrow_table()
+                .column(0)
+                .combine_chunks()
             )
-            .to_arrow_table()
-            .column(0)
-            .combine_chunks()
-        )
+        finally:
+            self._con.unregister("looked_up")
 
     def _rollback(self) -> None:
         """Undo a failed transaction. A commit that failed (a full disk) has

@@ -1,16 +1,28 @@
-"""Ingest benchmark: how fast the aggregator takes a city's results.
+"""Ingest benchmark: how fast the aggregator takes a city's results, into an
+empty store and into one that holds a year of a city (50 M results).
 
 Runs the real aggregator process (`python -m aggregator serve`) on loopback
-with a fresh CA, enrols probes through the real enrolment RPC, then:
+with a fresh CA, twice side by side: one on an empty store, one on a store of
+`--big-store-results` synthetic results (analysis/synthetic.py, generated
+inside DuckDB into the store file, as tests/bench/indicators.py does; kept at
+`--big-store` and reused by later runs). Probes are enrolled through the real
+enrolment RPC on both, then, in `--rounds` interleaved pairs (empty, big,
+empty, big, ...: the machine is shared, so its load moves between runs):
 
 1. sustained ingest: N concurrent probes stream pre-serialised batches over
    mTLS gRPC as fast as acks come back; results/s from the first send to
-   the last ack, and the aggregator's resident memory (peak and at the end);
-2. backlog after an outage: M probes each with a day's results (100) in a
-   real agent spool, delivered by the agent's own Uploader; time from
-   reconnect to the last ack.
+   the last ack; the longest time without any ack while the streams wait
+   (a stall: a checkpoint, a slow commit); the aggregator's resident memory
+   sampled every 50 ms through the burst (its peak) and 2 s after it;
+2. (once, on the empty store) backlog after an outage: M probes each with a
+   day's results (100) in a real agent spool, delivered by the agent's own
+   Uploader; time from reconnect to the last ack.
+
+At the end both stores are counted: every result acked as stored is there
+once.
 
 Usage: python tests/bench/ingest.py [--probes 100] [--results 600000]
+           [--big-store-results 50000000] [--big-store PATH] [--rounds 2]
            [--backlog-probes 1000] [--backlog-results 100]
 Not part of the test suite; prints a Markdown table for docs/benchmarks.md.
 """
@@ -19,11 +31,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,6 +53,8 @@ from agent.spool import Spool
 from agent.uploader import Uploader, UploadSettings
 from aggregator.enrolment.ca import CertificateAuthority
 from aggregator.enrolment.registry import ProbeRegistry, SiteClass
+from aggregator.ingest.store import Store
+from analysis.synthetic import city_spec, generate
 from analysis.wards import can_tho_wards, ward_name
 from emulation.deployment import CentralPorts, Deployment
 from wardprobe.v1 import ingest_pb2, results_pb2
@@ -98,13 +115,14 @@ def _enrol_all(dep: Deployment, count: int, root: Path) -> list[tuple[str, int, 
         return list(pool.map(one, range(count)))
 
 
-async def _sustained(
-    address: str, probes: list[tuple[str, int, Path]], total: int, batch_size: int
-) -> tuple[float, int]:
+def _serialised(
+    probes: list[tuple[str, int, Path]], total: int, batch_size: int, seed: int
+) -> list[tuple[Path, list[bytes]]]:
+    """Every probe's batches, serialised up front (new ids each call): the
+    run measures the aggregator, not the client."""
     per_probe = total // len(probes)
-    rng = random.Random(1)
-    now = datetime.now(UTC) - timedelta(hours=1)
-    # Serialise everything up front: this measures the aggregator, not the client.
+    rng = random.Random(seed)
+    now = datetime.now(UTC) - timedelta(minutes=5)
     work = []
     for probe_id, ward, state in probes:
         batches = []
@@ -115,6 +133,35 @@ async def _sustained(
             )
             batches.append(batch.SerializeToString())
         work.append((state, batches))
+    return work
+
+
+@dataclass
+class Run:
+    """One sustained run's figures."""
+
+    store: str
+    results_in_store: int
+    stored: int
+    seconds: float
+    longest_gap_s: float  # the longest time without an ack, first to last
+    rss_before: int
+    rss_peak: int
+    rss_after: int
+    cpu_s: float
+    load: tuple[float, float]  # the load average (1 min) before and after
+
+    @property
+    def rate(self) -> float:
+        return self.stored / self.seconds
+
+
+async def _sustained(
+    address: str, work: list[tuple[Path, list[bytes]]]
+) -> tuple[float, int, float]:
+    """Stream every probe's batches at once; (seconds, stored, longest gap
+    between two acks of any stream)."""
+    acks: list[float] = []
 
     async def stream(state: Path, batches: list[bytes]) -> int:
         async with grpc.aio.secure_channel(address, channel_credentials(state)) as channel:
@@ -125,13 +172,52 @@ async def _sustained(
             )
             stored = 0
             async for ack in upload(iter(batches)):
+                acks.append(time.perf_counter())
                 stored += ack.stored
             return stored
 
-    # Open the channels first: TLS handshakes are not ingest.
     started = time.perf_counter()
     stored = sum(await asyncio.gather(*(stream(s, b) for s, b in work)))
-    return time.perf_counter() - started, stored
+    elapsed = time.perf_counter() - started
+    times = sorted(acks)
+    gap = max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+    # the wait for the first ack counts too: a stall can come first
+    gap = max(gap, times[0] - started) if times else gap
+    return elapsed, stored, gap
+
+
+def _measured_run(
+    name: str,
+    dep: Deployment,
+    probes: list[tuple[str, int, Path]],
+    args: argparse.Namespace,
+    seed: int,
+    in_store: int,
+) -> Run:
+    """One sustained run against `dep`, with its memory sampled through it."""
+    server = psutil.Process(dep._processes["aggregator"].pid)
+    work = _serialised(probes, args.results, args.batch_size, seed)
+    rss_before = server.memory_info().rss
+    peak = [rss_before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], server.memory_info().rss)
+
+    sampler = threading.Thread(target=sample)
+    load_before = os.getloadavg()[0]
+    cpu = _cpu_seconds(server)
+    sampler.start()
+    seconds, stored, gap = asyncio.run(_sustained(f"127.0.0.1:{dep.ports.ingest}", work))
+    cpu = _cpu_seconds(server) - cpu
+    time.sleep(2.0)
+    done.set()
+    sampler.join()
+    return Run(
+        name, in_store, stored, seconds, gap, rss_before, peak[0], server.memory_info().rss,
+        cpu, (load_before, os.getloadavg()[0]),
+    )  # fmt: skip
 
 
 async def _backlog(
@@ -152,6 +238,45 @@ async def _backlog(
     return time.perf_counter() - started, sum(r.stored for r in reports)
 
 
+def _big_store(path: Path, rows: int) -> float:
+    """The store of `rows` synthetic results at `path`, generated inside
+    DuckDB the first time (seconds it took; 0 when it was there)."""
+    if path.exists():
+        return 0.0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    started = time.perf_counter()
+    store = Store(partial)
+    generate(store._con, city_spec(rows))
+    store.checkpoint()
+    store.close()
+    partial.rename(path)
+    return time.perf_counter() - started
+
+
+def _results_in(path: Path) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        count = con.execute("select count(*) from result_ids").fetchone()
+    return int(count[0]) if count else 0
+
+
+def _start(root: Path, name: str, store: Path | None, keys: str = "") -> Deployment:
+    """A deployment on loopback whose aggregator uses `store` (None: a new
+    one), with `keys` (TOML lines) added to its aggregator.toml."""
+    dep = Deployment(workdir=root / name, ports=CentralPorts.on_loopback(iperf3_pool=1))
+    dep.init_central()
+    if keys:
+        config = dep.aggregator_config_path.read_text("utf-8")
+        # top-level keys: before the first table
+        head, table, rest = config.partition("\n[")
+        dep.aggregator_config_path.write_text(f"{head}\n{keys}\n{table}{rest}", "utf-8")
+    if store is not None:
+        dep.store_path.symlink_to(store)
+    dep.start_aggregator()
+    return dep
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -159,76 +284,89 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=100)
     parser.add_argument("--results", type=int, default=600_000)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--big-store-results", type=int, default=50_000_000)
+    parser.add_argument(
+        "--big-store", type=Path, default=Path("/var/tmp/wardprobe-bench/store-50m.duckdb")
+    )
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--backlog-probes", type=int, default=1000)
     parser.add_argument("--backlog-results", type=int, default=100)
     args = parser.parse_args()
 
+    generated_s = _big_store(args.big_store, args.big_store_results)
+    if generated_s:
+        print(f"generated {args.big_store} in {generated_s:.0f} s")
+    big_count = _results_in(args.big_store)
+    runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="wardprobe-bench-") as tmp:
         root = Path(tmp)
-        ports = CentralPorts.on_loopback(iperf3_pool=1)
-        with Deployment(workdir=root / "central", ports=ports) as dep:
-            dep.init_central()
-            dep.start_aggregator()
-            server = psutil.Process(dep._processes["aggregator"].pid)
-            address = f"127.0.0.1:{ports.ingest}"
-
+        with _start(root, "empty", None) as empty, _start(root, "big", args.big_store) as big:
             t0 = time.perf_counter()
-            probes = _enrol_all(dep, max(args.probes, args.backlog_probes), root / "probes")
-            print(f"enrolled {len(probes)} probes in {time.perf_counter() - t0:.1f} s")
+            enrolled = {
+                "empty": _enrol_all(
+                    empty, max(args.probes, args.backlog_probes), root / "probes-empty"
+                ),
+                "big": _enrol_all(big, args.probes, root / "probes-big"),
+            }
+            print(f"enrolled probes in {time.perf_counter() - t0:.1f} s")
+            in_store = {"empty": 0, "big": big_count}
+            for round_ in range(args.rounds):
+                for name, dep in (("empty", empty), ("big", big)):
+                    run = _measured_run(
+                        name, dep, enrolled[name][: args.probes], args, round_ * 2 + len(name),
+                        in_store[name],
+                    )  # fmt: skip
+                    in_store[name] += run.stored
+                    runs.append(run)
+                    print(
+                        f"{name} store ({run.results_in_store:,} results): {run.stored} stored "
+                        f"in {run.seconds:.2f} s = {run.rate:,.0f} results/s; longest gap "
+                        f"between acks {run.longest_gap_s:.2f} s; RSS before / peak / after "
+                        f"{run.rss_before / 2**20:.0f} / {run.rss_peak / 2**20:.0f} / "
+                        f"{run.rss_after / 2**20:.0f} MiB; {run.cpu_s / run.stored * 1e6:.1f} "
+                        f"µs CPU/result; load {run.load[0]:.1f}-{run.load[1]:.1f}",
+                        flush=True,
+                    )
 
-            rss_idle = server.memory_info().rss
-            server_cpu = _cpu_seconds(server)
-            client_cpu = time.process_time()
-            seconds, stored = asyncio.run(
-                _sustained(address, probes[: args.probes], args.results, args.batch_size)
-            )
-            server_cpu = _cpu_seconds(server) - server_cpu
-            client_cpu = time.process_time() - client_cpu
-            rss_after = server.memory_info().rss
-            peak = _peak_rss(server.pid)
-            rate = stored / seconds
-            print(
-                f"sustained: {stored} results from {args.probes} probes in {seconds:.2f} s "
-                f"= {rate:,.0f} results/s; aggregator RSS idle {rss_idle / 2**20:.0f} MiB, "
-                f"after {rss_after / 2**20:.0f} MiB, peak {peak / 2**20:.0f} MiB; CPU seconds: "
-                f"aggregator with its read workers {server_cpu:.1f} "
-                f"({server_cpu / stored * 1e6:.1f} µs/result), "
-                f"load generator {client_cpu:.1f}"
-            )
-
-            backlog_probes = probes[: args.backlog_probes]
+            backlog_probes = enrolled["empty"][: args.backlog_probes]
             backlog_s, backlog_stored = asyncio.run(
-                _backlog(address, backlog_probes, args.backlog_results)
+                _backlog(f"127.0.0.1:{empty.ports.ingest}", backlog_probes, args.backlog_results)
             )
+            in_store["empty"] += backlog_stored
             print(
                 f"backlog: {backlog_stored} results from {len(backlog_probes)} probes "
                 f"delivered in {backlog_s:.2f} s from reconnect to last ack "
                 f"({backlog_stored / backlog_s:,.0f} results/s)"
             )
-            assert dep.stop_aggregator() == 0
-            with duckdb.connect(str(dep.store_path), read_only=True) as con:
-                rows = con.execute(
-                    "select (select count(*) from throughput) + (select count(*) from latency)"
-                ).fetchone()
-            print(
-                f"rows in the store: {rows[0] if rows else 0} (expected {stored + backlog_stored})"
-            )
-            print()
-            print("| figure | value |")
-            print("|---|---|")
-            mib = 2**20
-            rows_md = [
-                (f"sustained ingest, {args.probes} concurrent probes, batches of "
-                 f"{args.batch_size}", f"{rate:,.0f} results/s"),
-                ("aggregator resident memory: idle / after / peak",
-                 f"{rss_idle / mib:.0f} / {rss_after / mib:.0f} / {peak / mib:.0f} MiB"),
-                ("aggregator CPU (with read workers) per result",
-                 f"{server_cpu / stored * 1e6:.1f} µs"),
-                (f"backlog of {len(backlog_probes)} probes × {args.backlog_results} results, "
-                 "reconnect to last ack", f"{backlog_s:.1f} s"),
-            ]  # fmt: skip
-            for figure, value in rows_md:
-                print(f"| {figure} | {value} |")
+            assert empty.stop_aggregator() == 0
+            assert big.stop_aggregator() == 0
+            for name, dep in (("empty", empty), ("big", big)):
+                with duckdb.connect(str(dep.store_path), read_only=True) as con:
+                    row = con.execute(
+                        "select count(*), count(distinct result_id) from result_ids"
+                    ).fetchone()
+                print(
+                    f"{name} store: {row[0] if row else 0} ids, {row[1] if row else 0} "
+                    f"distinct (expected {in_store[name]})"
+                )
+
+    print()
+    print(
+        "| run | store holds | results/s | longest gap between acks "
+        "| RSS before / peak / after | CPU per result | load |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    mib = 2**20
+    for run in runs:
+        print(
+            f"| {run.store} | {run.results_in_store:,} | {run.rate:,.0f} | "
+            f"{run.longest_gap_s:.2f} s | {run.rss_before / mib:.0f} / {run.rss_peak / mib:.0f} / "
+            f"{run.rss_after / mib:.0f} MiB | {run.cpu_s / run.stored * 1e6:.1f} µs | "
+            f"{run.load[0]:.1f}-{run.load[1]:.1f} |"
+        )
+    pairs = [(a.rate, b.rate) for a, b in zip(runs[::2], runs[1::2], strict=True)]
+    ratios = ", ".join(f"{b / a:.2f}" for a, b in pairs)
+    print(f"\nbig / empty, pair by pair: {ratios}; backlog {backlog_s:.1f} s")
 
 
 def _cpu_seconds(process: psutil.Process) -> float:
@@ -238,13 +376,6 @@ def _cpu_seconds(process: psutil.Process) -> float:
         times = each.cpu_times()
         total += float(times.user + times.system)
     return total
-
-
-def _peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 if __name__ == "__main__":
