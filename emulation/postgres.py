@@ -180,15 +180,16 @@ class PostgresCluster:
             database,
         ).stdout
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown: open sessions are ended)."""
+    def stop(self, *, immediate: bool = False) -> None:
+        """Stop the server: a fast shutdown ends open sessions and writes a
+        checkpoint; an immediate one (a cluster about to be deleted) does not."""
         if (self.data_dir / "postmaster.pid").exists():
             self._run(
                 str(self._bindir / "pg_ctl"),
                 "--pgdata",
                 str(self.data_dir),
                 "--mode",
-                "fast",
+                "immediate" if immediate else "fast",
                 "--wait",
                 "stop",
             )

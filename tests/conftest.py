@@ -31,7 +31,7 @@ def postgres() -> Iterator[PostgresCluster]:
         pytest.skip(str(err))
     cluster.start()
     yield cluster
-    cluster.stop()
+    cluster.stop(immediate=True)  # its files are deleted next
     shutil.rmtree(cluster.root, ignore_errors=True)
 
 
