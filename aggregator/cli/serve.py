@@ -37,6 +37,7 @@ def serve(
     from aggregator.central import ListenFailed
     from aggregator.central import serve as serve_forever
     from aggregator.enrolment.ca import CaError
+    from aggregator.ingest.lake import LakeUnavailable
 
     settings = config_or_exit(config)
     if store is not None:
@@ -65,6 +66,8 @@ def serve(
         asyncio.run(serve_forever(settings))
     except CaError as err:
         raise fail(str(err)) from None
+    except LakeUnavailable as err:
+        raise fail(f"cannot use the lake {settings.store_spec}: {err}") from None
     except duckdb.Error as err:
         if settings.store is not None:  # a lake: its catalogue or its files
             raise fail(f"cannot use the lake {settings.store_spec}: {_first_line(err)}") from None

@@ -65,7 +65,7 @@ _T = TypeVar("_T")
 
 
 class LakeUnavailable(RuntimeError):
-    """The lake's extensions are not installed."""
+    """The lake's extensions are not installed, or its data path cannot be made."""
 
 
 @cache
@@ -120,7 +120,12 @@ def attach_lake(
     if read_only:
         options.append("read_only")
     else:
-        Path(spec.data_path).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(spec.data_path).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise LakeUnavailable(
+                f"cannot make the data path {spec.data_path}: {err.strerror or err}"
+            ) from None
     con.execute(
         f"attach {_literal('ducklake:postgres:' + spec.catalogue_uri)} as {name} "
         f"({', '.join(options)})"

@@ -89,3 +89,22 @@ def test_serve_refuses_a_store_it_does_not_know(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "needs one data_path" in result.output
+
+
+def test_serve_says_in_one_line_when_it_cannot_use_its_lake(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", "utf-8")
+    lake = f"ducklake:postgres://postgres@/none?host={tmp_path}&data_path={blocker}/lake"
+
+    result = CliRunner().invoke(app, ["serve", "--store", lake])
+
+    assert result.exit_code == 1
+    assert "cannot use the lake" in result.output
+    assert f"cannot make the data path {blocker}/lake" in result.output
+    assert "Traceback" not in result.output
+    # no PostgreSQL at that socket: DuckDB's refusal, in one line
+    unreachable = f"ducklake:postgres://postgres@/none?host={tmp_path}&data_path={tmp_path}/lake"
+    result = CliRunner().invoke(app, ["serve", "--store", unreachable])
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith("error: cannot use the lake ducklake:postgres://")
