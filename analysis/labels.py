@@ -648,6 +648,12 @@ REPORT: Final[dict[str, Entry]] = {
     "last check": {"vi": "Lần kiểm tra cuối", "en": "Last check"},
     "last found": {"vi": "Kết quả lần cuối", "en": "It found"},
     "no check": {"vi": "chưa có lần kiểm tra hợp lệ", "en": "no valid check"},
+    "offices apart": {
+        "vi": "{apart} trong {total} cơ quan chưa có lần kiểm tra IPv6 hợp lệ của mạng nội bộ "
+        "trong kỳ: được tính riêng, không coi là không có IPv6.",
+        "en": "{apart} of the {total} offices have no valid IPv6 check of their LAN in the "
+        "period: counted apart, not as offices without IPv6.",
+    },
     "ipv6 found": {"vi": "có IPv6", "en": "IPv6"},
     "ipv6 not found": {"vi": "không có IPv6", "en": "no IPv6"},
     "people": {

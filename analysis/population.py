@@ -58,6 +58,7 @@ class Populations:
 
     year: int
     by_ward: dict[int, int]  # ward code -> people
+    source_of: dict[int, str]  # ward code -> who counted them
     sources: tuple[str, ...]  # the sources of that year's rows
     synthetic: bool
 
@@ -227,6 +228,7 @@ def populations(
     return Populations(
         year=chosen,
         by_ward={int(r[0]): int(r[1]) for r in rows},
+        source_of={int(r[0]): str(r[2]) for r in rows},
         sources=tuple(sorted({str(r[2]) for r in rows})),
         synthetic=synthetic,
     )

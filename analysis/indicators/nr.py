@@ -44,6 +44,8 @@ class WardPeopleNr:
 
     ward_code: int
     population: int | None  # people; None: no population for the ward
+    population_year: int | None  # the year the count is of
+    population_source: str | None  # who counted them
     nr_time_share: float | None  # the ward's nr_time_share; None: insufficient data
     people_covered: float | None  # population × nr_time_share, people
     probes: int
@@ -137,6 +139,10 @@ def population_figures(ctx: Context) -> tuple[list[Figure], list[WardPeopleNr]]:
                     WardPeopleNr(
                         ward_code=code,
                         population=people.get(code),
+                        population_year=None if code not in people or pop is None else pop.year,
+                        population_source=None
+                        if code not in people or pop is None
+                        else pop.source_of.get(code),
                         nr_time_share=share,
                         people_covered=None
                         if share is None or code not in people

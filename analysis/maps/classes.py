@@ -42,6 +42,9 @@ _EXTRA_BREAKS: Final[dict[str, tuple[float, ...]]] = {
     "gigabit_capable_share": (0.25,),
     "fixed_200_share": (0.25, 0.5, 0.75),
     "nr_time_share": (0.1, 0.25, 0.75),
+    # its only target is 100 %: without these every ward would be one "< 100 %"
+    "nr_population_share": (0.1, 0.25, 0.5, 0.75),
+    "ipv6_office_share": (0.5,),
     "zone_nr_share": (0.5,),
     "zone_gigabit_share": (0.5,),
     "nr_lte_cell_ratio": (0.25, 1.0),

@@ -122,6 +122,10 @@ class WardValue:
     baseline: str | None = None
     baseline_like_with_like: bool | None = None
     ookla_tiles_ratio: float | None = None
+    # nr_population_share only (compute_indicators' nr_population): the ward's
+    # people and those with 5G (its time share × its people; None: no figure)
+    population_people: int | None = None
+    covered_people: float | None = None
 
 
 @dataclass(frozen=True)
@@ -227,9 +231,13 @@ def layer_from_report(
     for part in (chosen or "").split(";"):
         if part.startswith("access_tech="):
             tech = part.removeprefix("access_tech=")
+    people = (
+        {w.ward_code: w for w in report.nr_population} if indicator == "nr_population_share" else {}
+    )
     wards = []
     for number, (code, info) in enumerate(sorted(can_tho_wards().items()), start=1):
         f = by_ward.get(code)
+        p = people.get(code)
         if f is None or (f.probes == 0 and f.probe_limited == 0):
             wards.append(
                 WardValue(
@@ -244,6 +252,7 @@ def layer_from_report(
                     probe_limited=0,
                     status=NO_PROBE,
                     targets=judged_targets(indicator, None, tech),
+                    population_people=None if p is None else p.population,
                 )
             )
             continue
@@ -265,6 +274,8 @@ def layer_from_report(
                 baseline=None if used is None else used.baseline,
                 baseline_like_with_like=None if used is None else used.like_with_like,
                 ookla_tiles_ratio=None if tiles is None else tiles.value,
+                population_people=None if p is None else p.population,
+                covered_people=None if p is None else p.people_covered,
             )
         )
     by = report.by if report.by in MAP_BY else None

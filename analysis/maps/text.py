@@ -193,6 +193,19 @@ def ward_html(layer: WardLayer, ward: WardValue, lang: Lang) -> str:
             f"{w('target', lang)} {escape(target_name(t, layer.unit, lang))}: "
             f"<b>{escape(verdict(t.met, lang))}</b>"
         )
+    if layer.indicator == "nr_population_share":
+        pop = ward.population_people
+        people = "–" if pop is None else labels.count(pop, lang)
+        covered = (
+            "–" if ward.covered_people is None else labels.count(round(ward.covered_people), lang)
+        )
+        lines.append(
+            escape(
+                f"Dân số: {people}; số người có 5G: {covered}"
+                if lang == "vi"
+                else f"People: {people}; with 5G: {covered}"
+            )
+        )
     if layer.indicator == "mobile_download_ratio" and ward.status != NO_PROBE:
         base = (
             _BASELINE_WORDS[ward.baseline][lang]

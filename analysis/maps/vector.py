@@ -59,6 +59,10 @@ def ward_properties(layer: WardLayer, ward: WardValue, lang: Lang) -> dict[str, 
         props["baseline"] = ward.baseline
         props["baseline_like_with_like"] = ward.baseline_like_with_like
         props["ookla_tiles_ratio"] = ward.ookla_tiles_ratio
+    if layer.indicator == "nr_population_share":
+        # the people the city's figure weighs the ward by, and those with 5G
+        props["population_people"] = ward.population_people
+        props["covered_people"] = ward.covered_people
     for i, t in enumerate(ward.targets, start=1):
         props[f"target_{i}_{u}"] = t.value
         props[f"target_{i}_comparator"] = t.comparator

@@ -113,6 +113,19 @@ class DepartmentTable:
 
 
 @dataclass(frozen=True)
+class OfficeRow:
+    """One government office's probe and its LAN's IPv6 (ipv6_office_share)."""
+
+    probe: str
+    ward: str
+    site_class: str
+    ipv6: str
+    checks: str
+    last_check: str
+    last_found: str
+
+
+@dataclass(frozen=True)
 class Section:
     """One indicator (one technology of it) in detail: its targets, map and ward table."""
 
@@ -127,6 +140,9 @@ class Section:
     no_probe: str  # the wards without one, in a sentence ("" when none)
     note: str
     zone_sites: tuple[ZoneSiteRow, ...]
+    offices: tuple[OfficeRow, ...] = ()  # ipv6_office_share: each office
+    people: str = ""  # nr_population_share: who it weighs by and leaves out
+    offices_apart: str = ""  # ipv6_office_share: the offices without a result
     # ipv6_service_ready_share: the city's services, a table per department
     # (no ward table and no map: the services are the city's, not a ward's).
     departments: tuple[DepartmentTable, ...] = ()
@@ -428,6 +444,57 @@ class _Gatherer:
             else "",
             note=layer.note if lang == "en" else "",
             zone_sites=self.zone_sites() if indicator.startswith("zone_") else (),
+            offices=self.offices() if indicator == "ipv6_office_share" else (),
+            people=self.people() if indicator == "nr_population_share" else "",
+            offices_apart=self.w(
+                "offices apart",
+                apart=sum(1 for o in self.report.offices if o.ipv6_capable is None),
+                total=len(self.report.offices),
+            )
+            if indicator == "ipv6_office_share" and self.report.offices
+            else "",
+        )
+
+    def offices(self) -> tuple[OfficeRow, ...]:
+        """The government offices one by one, as compute_indicators lists them."""
+
+        def found(value: bool | None) -> str:
+            if value is None:
+                return "–"
+            return self.w("ipv6 found" if value else "ipv6 not found")
+
+        return tuple(
+            OfficeRow(
+                probe=o.probe_id,
+                ward=self.ward_name(o.ward_code),
+                site_class=labels.site_class(o.site_class, self.lang),
+                ipv6=self.w("no check")
+                if o.ipv6_capable is None
+                else self.w("yes" if o.ipv6_capable else "no"),
+                checks="–" if o.checks is None else labels.count(o.checks, self.lang),
+                last_check="–"
+                if o.last_checked_at is None
+                else _date(o.last_checked_at.astimezone(TZ).date(), self.lang),
+                last_found=found(o.last_check_capable),
+            )
+            for o in self.report.offices
+        )
+
+    def people(self) -> str:
+        """The people nr_population_share weighs by, those with 5G and those left out."""
+        wards = [w for w in self.report.nr_population if w.population is not None]
+        if not wards:
+            return self.w("no people")
+        apart = [w for w in wards if w.nr_time_share is None]
+        return self.w(
+            "people",
+            people=labels.count(sum(w.population or 0 for w in wards), self.lang),
+            wards=len(wards),
+            year=", ".join(sorted({str(w.population_year) for w in wards})),
+            source="; ".join(sorted({w.population_source or "" for w in wards})),
+            covered=labels.count(round(sum(w.people_covered or 0.0 for w in wards)), self.lang),
+            apart_wards=len(apart),
+            apart=labels.count(sum(w.population or 0 for w in apart), self.lang),
         )
 
     def services_section(self, indicator: str, targets: list[k.Target]) -> Section:

@@ -182,3 +182,18 @@ def test_the_indicators_command_lists_the_offices(store_path: Path) -> None:
     )
     assert city["value"] == 0.75
     assert {o["probe_id"]: o["last_check_capable"] for o in out["offices"]}["office-a"] is False
+
+
+def test_the_report_lists_each_office(con: duckdb.DuckDBPyConnection) -> None:
+    from analysis.report.content import gather
+
+    content = gather(con, 2026, "en", map_png=lambda layer, lang: b"")
+    [section] = [s for s in content.sections if s.offices]
+    assert section.title == "Share of government offices whose LAN has working IPv6"
+    rows = {o.probe: o for o in section.offices}
+    assert (rows["office-a"].ipv6, rows["office-a"].last_found) == ("yes", "no IPv6")
+    assert (rows["office-a"].last_check, rows["office-a"].checks) == ("2026-03-01", "10")
+    assert rows["dept-b"].site_class == "city department"
+    assert (rows["office-e"].ipv6, rows["office-e"].last_check) == ("no valid check", "–")
+    [line] = [t for t in content.summary if t.indicator == "ipv6_office_share"]
+    assert (line.value, line.verdict, line.due) == ("75.0 %", "not met", "2030")

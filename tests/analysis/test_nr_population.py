@@ -148,3 +148,20 @@ def test_the_indicators_command_says_who_it_cannot_speak_for(
     # --format json and the HTTP API give the same report, every ward in it
     as_json = json.loads(report_json(report))
     assert len(as_json["nr_population"]) == 103
+
+
+def test_the_report_says_whom_the_share_weighs_and_leaves_out(
+    con: duckdb.DuckDBPyConnection, report: IndicatorReport
+) -> None:
+    from analysis.report.content import gather
+
+    content = gather(con, 2026, "en", synthetic=True, map_png=lambda layer, lang: b"")
+    [section] = [s for s in content.sections if s.people]
+    assert section.title == "Share of the population with 5G"
+    apart = [w for w in report.nr_population if w.nr_time_share is None]
+    people = sum(w.population or 0 for w in report.nr_population)
+    assert f"{people:,} people in 103 wards (2025, source: {SYNTHETIC_SOURCE})" in section.people
+    assert (
+        f"living in the {len(apart)} wards without enough data, left out of the share: "
+        f"{sum(w.population or 0 for w in apart):,}." in section.people
+    )
