@@ -19,8 +19,10 @@ from aggregator.cli.support import (
     config_or_exit,
     existing_store,
     store_failure,
+    using_lake,
     using_store,
 )
+from aggregator.config import LakeSpec
 from wardprobe.cli_errors import PlainErrors, fail, usage_error
 
 baseline_app = typer.Typer(
@@ -33,7 +35,7 @@ StoreOption = Annotated[
     Path | None,
     typer.Option(
         help="DuckDB file: the analyst snapshot or a stopped store (default: the config's "
-        "snapshot_path if set, else its store_path)."
+        "snapshot_path if set, else its store: store_path, or its lake read-only)."
     ),
 ]
 
@@ -112,8 +114,15 @@ def indicators(
     # read with --store too: its baseline_order is the default of --baseline
     cfg = config_or_exit(config)
     baselines = check_baseline(baseline, cfg.baseline_order)
-    path = existing_store(store or cfg.snapshot_path or cfg.store_path)
-    with using_store(path) as con:
+    # The config's lake when nothing else is named (analysts attach it read-only).
+    lake = cfg.store_spec if store is None and cfg.snapshot_path is None else None
+    if isinstance(lake, LakeSpec):
+        source: Path | LakeSpec = lake
+        opened = using_lake(lake)
+    else:
+        source = existing_store(store or cfg.snapshot_path or cfg.store_path)
+        opened = using_store(source)
+    with opened as con:
         report = compute_indicators(
             con,
             parsed,
@@ -132,7 +141,7 @@ def indicators(
     if output_format == "csv":
         sys.stdout.write(_csv(report.figures))
     else:
-        _table(report, path, list_zone_sites=not city_only)
+        _table(report, source, list_zone_sites=not city_only)
 
 
 _CSV_COLUMNS = (
@@ -197,7 +206,7 @@ def _num(value: float | None, unit: str) -> str:
     )
 
 
-def _table(report: Any, path: Path, *, list_zone_sites: bool = True) -> None:
+def _table(report: Any, path: Path | LakeSpec, *, list_zone_sites: bool = True) -> None:
     console = Console(width=200)
     table = Table(
         title=f"Indicators for {report.period.label} "

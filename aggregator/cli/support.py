@@ -21,6 +21,8 @@ from wardprobe.config_errors import describe_config_error
 if TYPE_CHECKING:
     import duckdb
 
+    from aggregator.config import LakeSpec
+
 SNAPSHOT_HINT = "while the aggregator runs, read its snapshot (snapshot_path in aggregator.toml)"
 # duckdb: 'IO Error: Could not set lock on file "...": Conflicting lock is held
 # in /usr/bin/python3 (PID 4242). See also https://duckdb.org/...'
@@ -78,6 +80,32 @@ def using_store(path: Path, *, writing: bool = False) -> Iterator[duckdb.DuckDBP
         raise usage_error(f"{path}: {err}") from None
     except duckdb.Error as err:
         raise store_failure(path, err, writing=writing) from None
+    finally:
+        con.close()
+
+
+@contextmanager
+def using_lake(spec: LakeSpec) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The lake read-only, as an analyst attaches it (docs/scaling.md), open
+    for the `with` body and closed after it. A lake that cannot be reached
+    or read ends the command in one line (exit 2)."""
+    import duckdb
+
+    from aggregator.ingest.lake import LakeUnavailable, connect_lake
+
+    def failure(err: Exception) -> typer.Exit:
+        text = str(err).strip()
+        first = _KIND.sub("", text.splitlines()[0] if text else type(err).__name__)
+        return usage_error(f"cannot read the lake {spec}: {first}")
+
+    try:
+        con = connect_lake(spec, read_only=True)
+    except (duckdb.Error, LakeUnavailable) as err:
+        raise failure(err) from None
+    try:
+        yield con
+    except duckdb.Error as err:
+        raise failure(err) from None
     finally:
         con.close()
 

@@ -1,13 +1,16 @@
 """The commands and a lake: `migrate` moves an embedded store into one,
 nothing lost, nothing doubled, counted per table, a rerun copies nothing;
-`backup` and `restore` refuse one and say how it is backed up."""
+`indicators` read the config's lake as they read a file; `backup` and
+`restore` refuse one and say how it is backed up."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pytest
 from typer.testing import CliRunner
 
 from aggregator.cli import app
@@ -111,3 +114,37 @@ def test_backup_and_restore_refuse_a_lake_and_say_where_its_backup_is(tmp_path: 
         result = CliRunner().invoke(app, argv)
         assert result.exit_code == 2, result.output
         assert "pg_dump of its catalogue" in result.output
+
+
+def _close(got: object, expected: object, where: str = "") -> None:
+    """Equal, floats to 1e-9 (the lake sums its rows in another order)."""
+    if isinstance(got, float) and isinstance(expected, float):
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-12), where
+    elif isinstance(got, dict) and isinstance(expected, dict):
+        assert got.keys() == expected.keys(), where
+        for key in got:
+            _close(got[key], expected[key], f"{where}.{key}")
+    elif isinstance(got, list) and isinstance(expected, list):
+        assert len(got) == len(expected), where
+        for n, (a, b) in enumerate(zip(got, expected, strict=True)):
+            _close(a, b, f"{where}[{n}]")
+    else:
+        assert got == expected, where
+
+
+def test_indicators_read_the_configs_lake_as_they_read_the_file(
+    tmp_path: Path, lake_spec: str
+) -> None:
+    source = tmp_path / "city.duckdb"
+    _embedded(source)
+    assert CliRunner().invoke(app, ["migrate", "--from", f"duckdb:{source}", "--to", lake_spec])
+    config = tmp_path / "aggregator.toml"
+    config.write_text(f"state_dir = {str(tmp_path)!r}\nstore = {lake_spec!r}\n", "utf-8")
+    common = ["indicators", "--period", "2026", "--synthetic", "--format", "json"]
+
+    on_lake = CliRunner().invoke(app, [*common, "--config", str(config)])
+    on_file = CliRunner().invoke(app, [*common, "--store", str(source)])
+
+    assert on_lake.exit_code == 0, on_lake.output
+    assert on_file.exit_code == 0, on_file.output
+    _close(json.loads(on_lake.output), json.loads(on_file.output))
