@@ -165,3 +165,36 @@ def test_the_report_says_whom_the_share_weighs_and_leaves_out(
         f"living in the {len(apart)} wards without enough data, left out of the share: "
         f"{sum(w.population or 0 for w in apart):,}." in section.people
     )
+
+
+def test_the_analyst_snapshot_carries_the_populations(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from aggregator.ingest.snapshot import publish_snapshot
+    from analysis.population import synthetic_populations
+    from analysis.synthetic import SyntheticSpec, WardSpec
+
+    store = Store(tmp_path / "store.duckdb")
+    wards = (31120, 31135, 31147)
+    generate(
+        store._con,
+        SyntheticSpec(
+            wards=tuple(WardSpec(w) for w in wards),
+            start=datetime(2026, 3, 1, tzinfo=UTC),
+            end=datetime(2026, 4, 1, tzinfo=UTC),
+            throughput_rows=300,
+            latency_rows=300,
+            cellular_rows=600,
+            ipv6_rows=60,
+        ),
+    )
+    snap = tmp_path / "snapshot.duckdb"
+    publish_snapshot(store, snap)
+    store.close()
+    with duckdb.connect(str(snap), read_only=True) as snapshot:
+        published = compute_indicators(snapshot, parse_period("2026"), synthetic=True)
+    people = synthetic_populations()
+    assert {w.ward_code: w.population for w in published.nr_population} == {
+        w: people[w] for w in wards
+    }
+    assert _city(published).value is not None
