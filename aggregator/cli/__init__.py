@@ -87,9 +87,10 @@ def synthetic(
         ),
     ] = True,
 ) -> None:
-    """Generate a synthetic Cần Thơ (every ward, known distributions) to try the
-    indicators on. Rows are marked synthetic: `indicators --synthetic` reads them,
-    real figures never do, and a store holding real results is refused (exit 1)."""
+    """Generate a synthetic Cần Thơ (every ward, known distributions, made-up 2025
+    ward populations, source "synthetic (wardprobe demo)") to try the indicators on.
+    Rows are marked synthetic: `indicators --synthetic` reads them, real figures never
+    do, and a store holding real results is refused (exit 1)."""
     import duckdb
 
     from aggregator.ingest.store import Store
