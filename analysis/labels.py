@@ -145,10 +145,9 @@ SOURCES: Final[dict[str, Entry]] = {
         "87/KH-UBND (the departments' information systems)",
     },
     "87/KH-UBND (offices' LANs); 235/KH-UBND (the city's systems)": {
-        "vi": "Kế hoạch 87/KH-UBND (mạng nội bộ của các sở, ban, ngành và UBND phường, xã "
-        "chuyển sang IPv6) và 235/KH-UBND (hệ thống CNTT của thành phố chuyển sang IPv6)",
-        "en": "Plans 87/KH-UBND (the LANs of the departments and of the ward and commune "
-        "People's Committees move to IPv6) and 235/KH-UBND (the city's IT systems move to IPv6)",
+        # short enough for the printed map's target line
+        "vi": "Kế hoạch 87/KH-UBND (mạng nội bộ cơ quan) và 235/KH-UBND (hệ thống CNTT)",
+        "en": "Plans 87/KH-UBND (offices' LANs) and 235/KH-UBND (the city's IT systems)",
     },
     "87/KH-UBND (2025)": {
         "vi": "Kế hoạch 87/KH-UBND (2025) của UBND thành phố Cần Thơ",
