@@ -31,7 +31,12 @@ def ward_summary_sql() -> str:
 def ward_summary(store_path: Path) -> list[WardSummary]:
     """Read the summary from a DuckDB file (opened read-only)."""
     with duckdb.connect(str(store_path), read_only=True) as con:
-        rows = con.execute(ward_summary_sql()).fetchall()
+        return ward_summary_of(con)
+
+
+def ward_summary_of(con: duckdb.DuckDBPyConnection) -> list[WardSummary]:
+    """Read the summary on an open connection (a file, or a lake attached and USE'd)."""
+    rows = con.execute(ward_summary_sql()).fetchall()
     return [
         WardSummary(int(r[0]), str(r[1] or ""), int(r[2]), int(r[3]), r[4], r[5], r[6])
         for r in rows

@@ -24,7 +24,7 @@ from rich.console import Console
 from aggregator.cli.admin import ca_app, probe_app, token_app
 from aggregator.cli.api import api_app, api_token_app
 from aggregator.cli.backup import backup_command, restore_command
-from aggregator.cli.indicators import baseline_app, indicators
+from aggregator.cli.indicators import StoreOption, baseline_app, indicators
 from aggregator.cli.maps import map_command
 from aggregator.cli.migrate import migrate_command
 from aggregator.cli.population import population_app
@@ -36,7 +36,7 @@ from aggregator.cli.services import services_app
 from aggregator.cli.support import (
     ConfigOption,
     config_or_exit,
-    existing_store,
+    reading,
     store_failure,
 )
 from wardprobe.cli_errors import PlainErrors, fail
@@ -121,23 +121,16 @@ def synthetic(
 @app.command()
 def summary(
     config: ConfigOption = None,
-    store: Annotated[
-        Path | None,
-        typer.Option(help="DuckDB file to read (default: the config's store_path)."),
-    ] = None,
+    store: StoreOption = None,
 ) -> None:
     """Print the per-ward summary (probes, tests, mean download, median latency, IPv6 share).
 
-    Opens the store read-only, so run it when the aggregator is stopped or on a copy.
+    Reads read-only what indicators read (--store, the snapshot, the store file
+    or the lake); a store file only when the aggregator is stopped, or a copy.
     Exits 2 when the store is not there or cannot be read.
     """
-    import duckdb
+    from analysis.summary import summary_table, ward_summary_of
 
-    from analysis.summary import summary_table, ward_summary
-
-    path = existing_store(store or config_or_exit(config).store_path)
-    try:
-        rows = ward_summary(path)
-    except duckdb.Error as err:
-        raise store_failure(path, err) from None
-    Console().print(summary_table(rows, f"Per-ward summary of {path}"))
+    with reading(config_or_exit(config), store) as (con, source):
+        rows = ward_summary_of(con)
+    Console().print(summary_table(rows, f"Per-ward summary of {source}"))

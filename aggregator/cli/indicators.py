@@ -17,9 +17,8 @@ from rich.table import Table
 from aggregator.cli.support import (
     ConfigOption,
     config_or_exit,
-    existing_store,
+    reading,
     store_failure,
-    using_lake,
     using_store,
 )
 from aggregator.config import LakeSpec
@@ -114,15 +113,8 @@ def indicators(
     # read with --store too: its baseline_order is the default of --baseline
     cfg = config_or_exit(config)
     baselines = check_baseline(baseline, cfg.baseline_order)
-    # The config's lake when nothing else is named (analysts attach it read-only).
-    lake = cfg.store_spec if store is None and cfg.snapshot_path is None else None
-    if isinstance(lake, LakeSpec):
-        source: Path | LakeSpec = lake
-        opened = using_lake(lake)
-    else:
-        source = existing_store(store or cfg.snapshot_path or cfg.store_path)
-        opened = using_store(source)
-    with opened as con:
+    # --store, else the snapshot, else the config's store: its file or its lake
+    with reading(cfg, store) as (con, source):
         report = compute_indicators(
             con,
             parsed,

@@ -12,8 +12,7 @@ from aggregator.cli.indicators import StoreOption
 from aggregator.cli.support import (
     ConfigOption,
     config_or_exit,
-    existing_store,
-    using_store,
+    reading,
 )
 from wardprobe.cli_errors import usage_error
 
@@ -74,8 +73,7 @@ def map_command(
         raise usage_error(str(err)) from None
     # read with --store too: its baseline_order orders the doubling ratio's baselines
     cfg = config_or_exit(config)
-    path = existing_store(store or cfg.snapshot_path or cfg.store_path)
-    with using_store(path) as con:
+    with reading(cfg, store) as (con, _):
         report = compute_indicators(
             con,
             parsed,

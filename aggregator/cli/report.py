@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from aggregator.cli.indicators import StoreOption
-from aggregator.cli.support import ConfigOption, config_or_exit, existing_store, using_store
+from aggregator.cli.support import ConfigOption, config_or_exit, reading
 from wardprobe.cli_errors import usage_error
 
 
@@ -52,8 +52,7 @@ def report_command(
         raise usage_error(str(err)) from None
     # read with --store too: its baseline_order orders the doubling ratio's baselines
     cfg = config_or_exit(config)
-    path = existing_store(store or cfg.snapshot_path or cfg.store_path)
-    with using_store(path) as con:
+    with reading(cfg, store) as (con, _):
         try:
             written = write_report(
                 con, year, out, language, synthetic, baselines=cfg.baseline_order

@@ -14,14 +14,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
-from aggregator.config import AggregatorConfig, load_config
+from aggregator.config import AggregatorConfig, LakeSpec, load_config
 from wardprobe.cli_errors import usage_error
 from wardprobe.config_errors import describe_config_error
 
 if TYPE_CHECKING:
     import duckdb
-
-    from aggregator.config import LakeSpec
 
 SNAPSHOT_HINT = "while the aggregator runs, read its snapshot (snapshot_path in aggregator.toml)"
 # duckdb: 'IO Error: Could not set lock on file "...": Conflicting lock is held
@@ -61,31 +59,71 @@ def existing_store(path: Path) -> Path:
     return path
 
 
+def read_source(cfg: AggregatorConfig, store: Path | None = None) -> Path | LakeSpec:
+    """What a reading command (indicators, map, report, summary) and the HTTP
+    API read: `store` when given (a DuckDB file), else the config's
+    snapshot_path, else its store: the file at store_path, or its lake
+    (read-only, as an analyst attaches it; docs/scaling.md)."""
+    if store is not None:
+        return store
+    if cfg.snapshot_path is not None:
+        return cfg.snapshot_path
+    spec = cfg.store_spec
+    return spec if isinstance(spec, LakeSpec) else spec.path
+
+
 @contextmanager
-def using_store(path: Path, *, writing: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The store at `path` (see existing_store), open for the `with` body and
-    closed after it: read-only unless `writing`. A store too old, or that DuckDB
-    cannot open, read or write, ends the command in one line naming `path`."""
+def reading(
+    cfg: AggregatorConfig, store: Path | None = None
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, Path | LakeSpec]]:
+    """A read-only connection to what `read_source` names (a file must be
+    there: see existing_store), and that source, for the `with` body; the
+    same SQL runs on either (a lake is attached and USE'd)."""
+    source = read_source(cfg, store)
+    with using_store(source if isinstance(source, LakeSpec) else existing_store(source)) as con:
+        yield con, source
+
+
+@contextmanager
+def using_store(
+    source: Path | LakeSpec, *, writing: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The store at `source`, open for the `with` body and closed after it:
+    a DuckDB file (see existing_store), read-only unless `writing`, or a lake,
+    always read-only. A store too old, or that DuckDB cannot open, read or
+    write, ends the command in one line naming it."""
     import duckdb  # imported here, as by each command: `--help` stays quick
 
     from analysis.indicators import StoreTooOld, open_store
 
+    if isinstance(source, LakeSpec):
+        if writing:
+            raise usage_error(
+                f"{source} is a lake: this command writes a DuckDB file",
+                "write a file and `migrate` it into the lake (docs/scaling.md)",
+            )
+        with _using_lake(source) as con:
+            try:
+                yield con
+            except StoreTooOld as err:
+                raise usage_error(f"{source}: {err}") from None
+        return
     try:
-        con = duckdb.connect(str(path)) if writing else open_store(path)
+        con = duckdb.connect(str(source)) if writing else open_store(source)
     except duckdb.Error as err:
-        raise store_failure(path, err, writing=writing) from None
+        raise store_failure(source, err, writing=writing) from None
     try:
         yield con
     except StoreTooOld as err:
-        raise usage_error(f"{path}: {err}") from None
+        raise usage_error(f"{source}: {err}") from None
     except duckdb.Error as err:
-        raise store_failure(path, err, writing=writing) from None
+        raise store_failure(source, err, writing=writing) from None
     finally:
         con.close()
 
 
 @contextmanager
-def using_lake(spec: LakeSpec) -> Iterator[duckdb.DuckDBPyConnection]:
+def _using_lake(spec: LakeSpec) -> Iterator[duckdb.DuckDBPyConnection]:
     """The lake read-only, as an analyst attaches it (docs/scaling.md), open
     for the `with` body and closed after it. A lake that cannot be reached
     or read ends the command in one line (exit 2)."""
