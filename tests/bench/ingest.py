@@ -37,6 +37,7 @@ import random
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,7 +46,6 @@ from pathlib import Path
 import duckdb
 import grpc
 import psutil
-import uuid6
 
 from agent.enrolment import enrol
 from agent.identity import channel_credentials
@@ -60,10 +60,22 @@ from emulation.deployment import CentralPorts, Deployment
 from wardprobe.v1 import ingest_pb2, results_pb2
 
 
+def _uuid7(at: datetime, rng: random.Random) -> str:
+    """A UUIDv7 of the time `at` (unix ms) with random bits, as a probe makes
+    one. Not uuid6.uuid7(): made 600,000 times in one process within seconds,
+    its ids run ahead of the clock by a millisecond each (it keeps them
+    increasing), ten minutes and more: ids the aggregator refuses as from the
+    future."""
+    ms = int(at.timestamp() * 1000)
+    bits = rng.getrandbits(74)
+    value = (ms << 80) | (0x7 << 76) | ((bits >> 62) << 64) | (0b10 << 62) | (bits & (2**62 - 1))
+    return str(uuid.UUID(int=value))
+
+
 def _result(ward_code: int, probe_id: str, at: datetime, rng: random.Random) -> results_pb2.Result:
     message = results_pb2.Result()
     env = message.envelope
-    env.result_id = str(uuid6.uuid7())
+    env.result_id = _uuid7(at, rng)
     env.measured_at.FromDatetime(at)
     env.agent_version = "0.1.0"
     env.interface = "eth0"
@@ -162,6 +174,7 @@ async def _sustained(
     """Stream every probe's batches at once; (seconds, stored, longest gap
     between two acks of any stream)."""
     acks: list[float] = []
+    refused = [0]  # refused or duplicate: none in a sound run
 
     async def stream(state: Path, batches: list[bytes]) -> int:
         async with grpc.aio.secure_channel(address, channel_credentials(state)) as channel:
@@ -174,6 +187,7 @@ async def _sustained(
             async for ack in upload(iter(batches)):
                 acks.append(time.perf_counter())
                 stored += ack.stored
+                refused[0] += len(ack.rejected) + ack.duplicates
             return stored
 
     started = time.perf_counter()
@@ -183,6 +197,8 @@ async def _sustained(
     gap = max((b - a for a, b in itertools.pairwise(times)), default=0.0)
     # the wait for the first ack counts too: a stall can come first
     gap = max(gap, times[0] - started) if times else gap
+    if refused[0]:
+        raise RuntimeError(f"{refused[0]} results refused or duplicates: not a sound run")
     return elapsed, stored, gap
 
 
