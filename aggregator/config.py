@@ -187,7 +187,7 @@ class AggregatorConfig(_Strict):
     # memory, which it fills with every block written), and the WAL size,
     # MiB, at which a commit folds the WAL into the file (a checkpoint).
     store_memory_limit_mib: int = Field(default=128, ge=0)
-    store_checkpoint_threshold_mib: int = Field(default=16, ge=1)
+    store_checkpoint_threshold_mib: int = Field(default=64, ge=1)
     ingest_listen: str = "[::]:7443"  # mTLS: Ingest and ProbeConfig
     enrol_listen: str = "[::]:7444"  # TLS, server-authenticated: Enrolment
     # host:port the probes should use for ingest (told to them at enrolment).

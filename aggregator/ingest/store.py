@@ -63,7 +63,7 @@ class StoreSettings:
     # 80 % of the machine's memory, which it fills with written blocks).
     memory_limit_mib: int | None = None
     # WAL size at which a commit checkpoints it into the file, MiB.
-    checkpoint_threshold_mib: int = 16
+    checkpoint_threshold_mib: int = 64
 
 
 class Store:
