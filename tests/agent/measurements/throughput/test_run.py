@@ -81,9 +81,11 @@ def test_download_against_a_real_server() -> None:
     assert result.status is Status.OK, result.status_reason
     assert result.mbps is not None and result.mbps > 0
     assert result.bytes_transferred is not None and result.bytes_transferred > 0
-    # libiperf's timer ends the 2-s test (it reports 1.9998 s); how much
-    # later it gets to say so depends on this machine, up to the hard limit.
-    assert result.measured_s is not None and 1.99 <= result.measured_s <= 120.0
+    # libiperf's timer ends the 2-s test (it reports 1.9998 s quiet); the
+    # receiver's own count can start a little late on a loaded machine (1.95 s
+    # at load 8), and how much later it gets to say so depends on this
+    # machine, up to the hard limit.
+    assert result.measured_s is not None and 1.8 <= result.measured_s <= 120.0
     assert result.omitted_s == 1.0
     assert result.ip_family is IpFamily.IPV4
     assert result.method.server_port == port
