@@ -41,7 +41,9 @@ demo: setup
 
 ## The test suite (what CI runs): generated code fresh, ruff and mypy clean, pytest.
 test: setup arm64-tools proto-check lint
-	$(PY) -m pytest
+	# Two workers, each test file on one of them (a file's fixtures are shared
+	# by its tests); the slowest tests are listed at the end.
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15
 
 lint: setup
 	$(VENV)/bin/ruff check .
