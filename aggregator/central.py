@@ -242,11 +242,6 @@ class Aggregator:
             ("grpc.max_receive_message_length", self.limits.max_message_bytes),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            # A stream's flow-control window stays at gRPC's 64 KiB: with BDP
-            # probing it grows to megabytes, and a hundred probes' batches
-            # then wait in the aggregator's memory instead of at the probes
-            # (ingest_in_flight_mib bounds what the aggregator has taken).
-            ("grpc.http2.bdp_probe", 0),
         ]
         self.committer.start()
         self.sync_probes()
