@@ -12,8 +12,8 @@ indicator, a format, a year) is 404, in the query (a period, ward,
 grouping, group, language) 422, each with the CLI's words and the accepted
 list.
 
-Nothing here writes to the store or the snapshot: the file is attached read
-only (source.py). The one write is a token's last use (tokens.py).
+Nothing here writes to the store, the snapshot or the lake: each is attached
+read only (source.py). The one write is a token's last use (tokens.py).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 
-from aggregator.api.source import Answers, DataSource, Identity, NoData
+from aggregator.api.source import Answers, DataSource, LakeSource, NoData, Version
 from aggregator.api.tokens import ApiTokenStore
 from analysis import constants as k
 from analysis.constants import BASELINE_PREFERENCE
@@ -77,7 +77,7 @@ ASGIApp = Callable[
 class ApiSettings:
     """What the app reads and how much it keeps."""
 
-    source: DataSource
+    source: DataSource | LakeSource  # a file, or the lake itself (source.py)
     tokens: ApiTokenStore
     cache_entries: int = 64
     # Seconds between looks for a new snapshot; None: no background look
@@ -178,19 +178,23 @@ class Service:
         self.baselines = settings.baselines
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.warmed: Identity | None = None
+        self.warmed: Version | None = None
 
     # -- the figures ---------------------------------------------------------
 
-    def identity(self) -> Identity:
-        """The data file's version now; answers of older ones are dropped."""
+    def identity(self) -> Version:
+        """The data's version now (the file's, or the pinned lake snapshot);
+        answers of older ones are dropped."""
         identity = self.source.identity()
         self.answers.keep_only(identity)
         return identity
 
-    def _compute(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """`work` on a read-only connection to the data file, its failures as 503s."""
-        with self.source.connect() as (con, _):
+    def _compute(
+        self, work: Callable[[duckdb.DuckDBPyConnection], T], version: Version | None = None
+    ) -> T:
+        """`work` on a read-only connection to the data (on a lake: as of
+        `version`, the key its answer is kept under), its failures as 503s."""
+        with self.source.connect(version) as (con, _):
             try:
                 return work(con)
             except StoreTooOld as err:
@@ -205,7 +209,7 @@ class Service:
 
     def report(
         self,
-        identity: Identity,
+        identity: Version,
         period: Period,
         *,
         ward: int | None = None,
@@ -220,13 +224,14 @@ class Service:
             lambda: self._compute(
                 lambda con: compute_indicators(
                     con, period, ward=ward, by=by, synthetic=synthetic, baselines=baselines
-                )
+                ),
+                identity,
             ),
         )
 
     def indicators(
         self,
-        identity: Identity,
+        identity: Version,
         period: Period,
         *,
         ward: int | None,
@@ -247,7 +252,7 @@ class Service:
             ).encode("utf-8"),
         )
 
-    def warm(self) -> Identity | None:
+    def warm(self) -> Version | None:
         """Compute the default set (this year, every ward, not grouped) for
         the data file there now, if not done yet."""
         try:
@@ -386,7 +391,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
                     "select ward_code, count(*) from probes where cert_state = 'active' "
                     "and (coalesce(agent_version, '') = ?) = ? group by ward_code",
                     [SYNTHETIC_AGENT_VERSION, synthetic],
-                ).fetchall()
+                ).fetchall(),
+                identity,
             )
             probes = {int(code): int(n) for code, n in rows}
             listed = [
@@ -530,7 +536,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
                     lambda: service._compute(
                         lambda con: build_report_html(
                             con, year, language, synthetic, baselines=service.baselines
-                        )
+                        ),
+                        identity,
                     ),
                 )
             )
@@ -550,7 +557,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             headers={"content-disposition": f'inline; filename="report_{year}_{language}.{fmt}"'},
         )
 
-    def sampling_plan_of(identity: Identity, period: Period, synthetic: bool) -> Any:
+    def sampling_plan_of(identity: Version, period: Period, synthetic: bool) -> Any:
         """compute_indicators with the per-probe values, and the plan from it,
         once per snapshot: the table and every layer read the same plan."""
         from analysis.sampling import sampling_plan
@@ -563,7 +570,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
                     synthetic=synthetic,
                     keep_probe_values=True,
                     baselines=service.baselines,
-                )
+                ),
+                identity,
             )
             return report, sampling_plan(report)
 

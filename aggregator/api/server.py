@@ -26,17 +26,20 @@ from pathlib import Path
 from typing import Final
 
 from aggregator.api.app import ApiSettings, create_app
-from aggregator.api.source import DataSource
+from aggregator.api.source import DataSource, LakeSource
 from aggregator.api.tokens import ApiTokenStore
-from aggregator.config import AggregatorConfig, split_listen
+from aggregator.config import AggregatorConfig, LakeSpec, split_listen
 
 log = logging.getLogger(__name__)
 
 SERVER_KEY_FILE: Final = "server.key"  # as aggregator/enrolment/ca.py writes them
 SERVER_CERT_FILE: Final = "server.crt"
 GRACEFUL_STOP_S: Final = 10.0
-# Set by ApiProcess in the child's environment: the parent's pid.
+# Set by ApiProcess in the child's environment: the parent's pid, and the
+# store `serve --store` was given (`api serve --store`'s default; in the
+# environment, not the command line, where a password in it would show).
 PARENT_ENV: Final = "WARDPROBE_API_PARENT"
+STORE_ENV: Final = "WARDPROBE_API_STORE"
 _RESTART_FIRST_S: Final = 2.0
 _RESTART_MAX_S: Final = 60.0
 
@@ -45,11 +48,19 @@ class ApiUnavailable(Exception):
     """The API cannot start (no certificate, a port it cannot have)."""
 
 
-def data_source(config: AggregatorConfig) -> DataSource:
-    """The snapshot when one is configured, else the store (read-only)."""
-    if config.snapshot_path is not None:
-        return DataSource(config.snapshot_path, "snapshot")
-    return DataSource(config.store_path, "store")
+def data_source(config: AggregatorConfig) -> DataSource | LakeSource:
+    """What the reading commands read (aggregator/cli/support.py's
+    read_source): the snapshot when one is configured, else the store
+    read-only, the file or the lake. On a lake the API moves to the newest
+    committed snapshot every snapshot_interval_s (as a snapshot file is
+    republished), sooner if lake_keep_snapshots_s is shorter: a pinned
+    snapshot is kept at least that long after a newer one."""
+    from aggregator.cli.support import read_source
+
+    source = read_source(config)
+    if isinstance(source, LakeSpec):
+        return LakeSource(source, min(config.snapshot_interval_s, config.lake_keep_snapshots_s))
+    return DataSource(source, "snapshot" if config.snapshot_path is not None else "store")
 
 
 def _bind(listen: str) -> socket.socket:
@@ -96,9 +107,10 @@ def run_api(config: AggregatorConfig, listen: str) -> None:
             f"no server certificate in {config.state_dir} (run `ca init` first, or copy "
             "server.crt and server.key there)"
         )
+    source = data_source(config)
     app = create_app(
         ApiSettings(
-            source=data_source(config),
+            source=source,
             tokens=ApiTokenStore.in_state_dir(config.state_dir),
             cache_entries=config.api_cache_entries,
             poll_s=config.api_poll_s,
@@ -120,8 +132,7 @@ def run_api(config: AggregatorConfig, listen: str) -> None:
     parent = os.environ.get(PARENT_ENV)
     if parent and parent.isdigit():
         _stop_with_parent(server, int(parent))
-    log.info("API serving on https://%s/api/v1 (%s %s)", listen, data_source(config).kind,
-             data_source(config).path)  # fmt: skip
+    log.info("API serving on https://%s/api/v1 (%s %s)", listen, source.kind, source.path)
     try:
         server.run(sockets=[sock])
     finally:
@@ -131,8 +142,9 @@ def run_api(config: AggregatorConfig, listen: str) -> None:
 class ApiProcess:
     """The API in a child process of `serve`, started again if it ends."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, store: str | None = None) -> None:
         self.config_path = config_path
+        self.store = store  # serve's --store, which wins over the file's
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -140,6 +152,8 @@ class ApiProcess:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ, **{PARENT_ENV: str(os.getpid())})
+        if self.store is not None:
+            env[STORE_ENV] = self.store
         command = [sys.executable, "-m", "aggregator", "api", "serve"]
         return subprocess.Popen([*command, "--config", str(self.config_path)], env=env)
 

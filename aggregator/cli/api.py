@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aggregator.cli.admin import DEFAULT_STATE_DIR, StateDirOption
-from aggregator.cli.support import ConfigOption, config_or_exit
+from aggregator.cli.support import ConfigOption, config_or_exit, with_store_or_exit
 from wardprobe.cli_errors import PlainErrors, fail, usage_error
 
 api_app = typer.Typer(
@@ -41,16 +41,25 @@ def api_serve(
         typer.Option(help="host:port to serve on (default: api_listen in aggregator.toml)."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            envvar="WARDPROBE_API_STORE",  # aggregator/api/server.py STORE_ENV: serve sets it
+            help="The store, over aggregator.toml's, as serve's --store: duckdb:FILE or "
+            "ducklake:postgres://USER@HOST/DB?data_path=DIR (read-only; docs/api.md).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the API over TLS (the state directory's server certificate) until
-    SIGTERM, reading the snapshot (snapshot_path; without one, store_path
-    read-only). `serve` runs it itself when api_listen is set; this is for a
-    host of its own. Exits 1 when it cannot start, 2 on a bad option or
-    aggregator.toml."""
+    SIGTERM, reading the snapshot (snapshot_path; without one, the store
+    read-only: store_path, or the lake). `serve` runs it itself when
+    api_listen is set; this is for a host of its own. Exits 1 when it cannot
+    start, 2 on a bad option or aggregator.toml."""
     from aggregator.api.server import ApiUnavailable, run_api
     from aggregator.config import split_listen
 
-    settings = config_or_exit(config)
+    settings = with_store_or_exit(config_or_exit(config), store)
     address = listen or settings.api_listen
     if address is None:
         raise usage_error("no address to serve on", "give --listen or set api_listen")

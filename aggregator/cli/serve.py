@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from aggregator.cli.support import ConfigOption, config_or_exit, store_failure
+from aggregator.cli.support import ConfigOption, config_or_exit, store_failure, with_store_or_exit
 from wardprobe.cli_errors import fail, usage_error
 
 
@@ -31,25 +31,20 @@ def serve(
     Exits 1 when it cannot start (no CA in state_dir, an address it cannot
     listen on), 2 when aggregator.toml or the store cannot be used."""
     import duckdb
-    from pydantic import ValidationError
 
     from aggregator.api.server import ApiProcess
     from aggregator.central import ListenFailed
     from aggregator.central import serve as serve_forever
+    from aggregator.config import LakeSpec
     from aggregator.enrolment.ca import CaError
     from aggregator.ingest.lake import LakeUnavailable
 
-    settings = config_or_exit(config)
-    if store is not None:
-        try:
-            settings = settings.with_store(store)
-        except ValidationError as err:
-            raise usage_error(
-                f"--store: {err.errors()[0]['msg'].removeprefix('Value error, ')}"
-            ) from None
-    # The API reads the snapshot; the store is this process's (DuckDB's one
-    # writer), so an API without a snapshot would answer nothing.
-    if settings.api_listen is not None and settings.snapshot_path is None:
+    settings = with_store_or_exit(config_or_exit(config), store)
+    # The API reads the snapshot; the embedded store is this process's
+    # (DuckDB's one writer), so an API without a snapshot would answer
+    # nothing. A lake it reads itself, read-only (docs/api.md).
+    lake = isinstance(settings.store_spec, LakeSpec)
+    if settings.api_listen is not None and settings.snapshot_path is None and not lake:
         raise usage_error(
             "api_listen is set but snapshot_path is not: the API reads the snapshot",
             "set snapshot_path in aggregator.toml",
@@ -59,7 +54,11 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # A process of its own: a map or a PDF being drawn never holds up ingest.
-    api = ApiProcess(config) if settings.api_listen is not None and config is not None else None
+    api = (
+        ApiProcess(config, store)
+        if settings.api_listen is not None and config is not None
+        else None
+    )
     if api is not None:
         api.start()
     try:

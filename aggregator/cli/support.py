@@ -48,6 +48,19 @@ def config_or_exit(path: Path | None) -> AggregatorConfig:
         raise usage_error(describe_config_error(path or Path("aggregator.toml"), err)) from None
 
 
+def with_store_or_exit(cfg: AggregatorConfig, store: str | None) -> AggregatorConfig:
+    """`cfg` with the command line's --store (a spec), which wins over the
+    file's store or store_path; a spec that cannot be used ends the command."""
+    if store is None:
+        return cfg
+    try:
+        return cfg.with_store(store)
+    except ValidationError as err:
+        raise usage_error(
+            f"--store: {err.errors()[0]['msg'].removeprefix('Value error, ')}"
+        ) from None
+
+
 def existing_store(path: Path) -> Path:
     """`path`, or the end of the command when no store is there (opening it
     would create an empty one, or fail in the library's words)."""

@@ -111,12 +111,20 @@ def connect_lake(spec: LakeSpec, *, read_only: bool = False) -> duckdb.DuckDBPyC
 
 
 def attach_lake(
-    con: duckdb.DuckDBPyConnection, spec: LakeSpec, *, read_only: bool, name: str = LAKE
+    con: duckdb.DuckDBPyConnection,
+    spec: LakeSpec,
+    *,
+    read_only: bool,
+    name: str = LAKE,
+    snapshot_id: int | None = None,
 ) -> None:
-    """Load the extensions and attach the lake to `con` under `name`."""
+    """Load the extensions and attach the lake to `con` under `name`; read
+    as of one committed snapshot when `snapshot_id` is given (read-only)."""
     for path in extension_files():
         con.execute(f"load {_literal(str(path))}")
     options = [f"data_path {_literal(spec.data_path)}"]
+    if snapshot_id is not None:
+        options.append(f"snapshot_version {int(snapshot_id)}")
     if read_only:
         options.append("read_only")
     else:

@@ -6,51 +6,24 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from aggregator.cli import app
-from aggregator.ingest.store import Store
-from analysis.synthetic import SyntheticSpec, WardSpec, generate
+from tests.aggregator.conftest import assert_close
 from tests.conftest import lake_copy
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small synthetic city in an embedded store: three wards, two months."""
-    path = tmp_path_factory.mktemp("city") / "city.duckdb"
-    store = Store(path)
-    generate(
-        store._con,
-        SyntheticSpec(
-            wards=tuple(
-                WardSpec(code, fixed_probes=3, mobile_probes=3) for code in (31117, 31120, 31123)
-            ),
-            start=datetime(2026, 1, 1, tzinfo=UTC),
-            end=datetime(2026, 3, 1, tzinfo=UTC),
-            throughput_rows=600,
-            latency_rows=300,
-            cellular_rows=300,
-            ipv6_rows=90,
-        ),
-    )
-    # The IPv6 checks as the probes' own results: summary counts only those.
-    store._con.execute("update ipv6 set synthetic = false")
-    store.close()
-    return path
-
-
-@pytest.fixture(scope="module")
 def lake_config(
-    request: pytest.FixtureRequest, city: Path, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, small_city: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """aggregator.toml naming a lake that holds what `city` holds (skips only
     without PostgreSQL)."""
     directory = tmp_path_factory.mktemp("lake")
-    spec = lake_copy(request.getfixturevalue("postgres"), city, directory)
+    spec = lake_copy(request.getfixturevalue("postgres"), small_city, directory)
     config = directory / "aggregator.toml"
     config.write_text(f"state_dir = {str(directory)!r}\nstore = {spec!r}\n", "utf-8")
     return config
@@ -62,38 +35,22 @@ def _run(*args: str) -> str:
     return result.output
 
 
-def _close(got: object, expected: object, where: str = "") -> None:
-    """Equal, floats to 1e-9 (the lake sums its rows in another order)."""
-    if isinstance(got, float) and isinstance(expected, float):
-        assert got == pytest.approx(expected, rel=1e-9, abs=1e-12), where
-    elif isinstance(got, dict) and isinstance(expected, dict):
-        assert got.keys() == expected.keys(), where
-        for key in got:
-            _close(got[key], expected[key], f"{where}.{key}")
-    elif isinstance(got, list) and isinstance(expected, list):
-        assert len(got) == len(expected), where
-        for n, (a, b) in enumerate(zip(got, expected, strict=True)):
-            _close(a, b, f"{where}[{n}]")
-    else:
-        assert got == expected, where
-
-
 def test_map_on_the_lake_equals_the_map_on_the_file(
-    city: Path, lake_config: Path, tmp_path: Path
+    small_city: Path, lake_config: Path, tmp_path: Path
 ) -> None:
     common = ["map", "--indicator", "fixed_download_mean", "--period", "2026", "--synthetic"]
     _run(*common, "--out", str(tmp_path / "lake.geojson"), "--config", str(lake_config))
-    _run(*common, "--out", str(tmp_path / "file.geojson"), "--store", str(city))
+    _run(*common, "--out", str(tmp_path / "file.geojson"), "--store", str(small_city))
 
     on_lake = json.loads((tmp_path / "lake.geojson").read_text("utf-8"))
     on_file = json.loads((tmp_path / "file.geojson").read_text("utf-8"))
     with_values = [f for f in on_file["features"] if f["properties"].get("value_mbps") is not None]
     assert with_values  # a map with figures, not one of empty wards
-    _close(on_lake, on_file)
+    assert_close(on_lake, on_file)
 
 
 def test_report_on_the_lake_equals_the_report_on_the_file(
-    city: Path, lake_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_city: Path, lake_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The printed maps left blank: drawing a dozen PNGs takes half a minute, and
     # what they draw is the map's layer, compared in the map's own test above.
@@ -103,22 +60,24 @@ def test_report_on_the_lake_equals_the_report_on_the_file(
     monkeypatch.setattr(render, "write_reports", functools.partial(whole, map_png=lambda *_: b""))
     common = ["report", "--year", "2026", "--synthetic", "--lang", "en"]
     _run(*common, "--out", str(tmp_path / "lake.html"), "--config", str(lake_config))
-    _run(*common, "--out", str(tmp_path / "file.html"), "--store", str(city))
+    _run(*common, "--out", str(tmp_path / "file.html"), "--store", str(small_city))
 
     on_lake = (tmp_path / "lake.html").read_text("utf-8")
     assert on_lake == (tmp_path / "file.html").read_text("utf-8")
 
 
-def test_summary_on_the_lake_equals_the_summary_on_the_file(city: Path, lake_config: Path) -> None:
+def test_summary_on_the_lake_equals_the_summary_on_the_file(
+    small_city: Path, lake_config: Path
+) -> None:
     on_lake = _run("summary", "--config", str(lake_config))
-    on_file = _run("summary", "--store", str(city))
+    on_file = _run("summary", "--store", str(small_city))
 
     row = next(line for line in on_lake.splitlines() if "31117" in line).split("│")
     assert int(row[4]) > 0 and row[7].strip().endswith("%")  # tests and IPv6 share, counted
     # The table's rows are the same; the title names what was read.
     assert _rows(on_lake) == _rows(on_file)
     assert "ducklake:postgres://" in on_lake
-    assert str(city) in on_file.replace("\n", "")
+    assert str(small_city) in on_file.replace("\n", "")
 
 
 def _rows(table: str) -> list[str]:
