@@ -15,11 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from aggregator.api.app import PREFIX, ApiSettings, create_app
 from aggregator.api.server import STORE_ENV, data_source
 from aggregator.api.source import DataSource, LakeSource, LakeVersion
 from aggregator.api.tokens import ApiTokenStore
+from aggregator.cli import app
 from aggregator.config import AggregatorConfig, LakeSpec, parse_store_spec
 from aggregator.enrolment.ca import init_ca
 from aggregator.ingest.lake import connect_lake
@@ -178,3 +180,19 @@ def test_api_serve_reads_the_lake_serve_hands_it(
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)
+
+
+def test_serve_does_not_ask_a_lake_for_a_snapshot(tmp_path: Path) -> None:
+    # The API reads a lake itself; only the embedded store needs snapshot_path.
+    # (This lake is unreachable: serve then stops, saying so.)
+    config = tmp_path / "aggregator.toml"
+    lake = f"ducklake:postgres://nobody@/none?host={tmp_path}&data_path={tmp_path / 'data'}"
+    config.write_text(
+        f'state_dir = "{tmp_path}"\nstore = "{lake}"\napi_listen = "127.0.0.1:{free_port()}"\n',
+        "utf-8",
+    )
+    result = CliRunner().invoke(app, ["serve", "--config", str(config)])
+
+    assert "snapshot_path" not in result.output
+    assert result.exit_code == 1, result.output
+    assert "cannot use the lake" in result.output
