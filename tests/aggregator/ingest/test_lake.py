@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -221,6 +222,53 @@ def test_compaction_folds_small_commits_into_fewer_files(lake_spec: str) -> None
     assert stats.files_after < before
     assert store.count("latency") == 1800
     assert store.query("select count(distinct result_id) from latency") == [(1800,)]
+    store.close()
+
+
+@pytest.mark.timeout(120)
+def test_compaction_succeeds_while_the_same_replica_keeps_committing(lake_spec: str) -> None:
+    """Compaction runs in a thread of the replica beside ingest. Flushing every
+    table's inlined rows at once rewrote the fence's, which each commit
+    changes: any commit made during the flush made it fail (PostgreSQL's
+    "could not serialize access"), so under steady ingest it never succeeded."""
+    store = LakeStore(_lake(lake_spec))
+    for minute in range(30):
+        when = NOW + timedelta(minutes=minute)
+        store.insert_new_results({"latency": _latency(_ids(20, when), when)})
+    stop = threading.Event()
+    committed: list[int] = []
+    failures: list[BaseException] = []
+
+    def ingest() -> None:
+        minute = 1000
+        while not stop.is_set():
+            when = NOW + timedelta(minutes=minute)
+            try:
+                store.insert_new_results({"latency": _latency(_ids(20, when), when)})
+            except BaseException as err:  # reported by the test, not lost in the thread
+                failures.append(err)
+                return
+            committed.append(minute)
+            minute += 1
+
+    thread = threading.Thread(target=ingest)
+    thread.start()
+    try:
+        runs = []
+        for _ in range(3):
+            seen = len(committed)
+            runs.append(store.compact(keep_snapshots_s=0))
+            # Wait for a commit between runs, so each run overlaps ingest.
+            while len(committed) == seen and thread.is_alive():
+                time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join()
+    assert failures == []
+    assert runs[0].files_after < runs[0].files_before
+    rows = 20 * (30 + len(committed))
+    assert store.query("select count(*), count(distinct result_id) from latency") == [(rows, rows)]
+    assert store.query(f"select commits from {lake_module.FENCE}") == [(30 + len(committed),)]
     store.close()
 
 
