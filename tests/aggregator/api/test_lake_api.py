@@ -196,3 +196,13 @@ def test_serve_does_not_ask_a_lake_for_a_snapshot(tmp_path: Path) -> None:
     assert "snapshot_path" not in result.output
     assert result.exit_code == 1, result.output
     assert "cannot use the lake" in result.output
+
+
+def test_wards_on_the_lake_equal_those_on_the_file(
+    on_lake: TestClient, on_file: TestClient
+) -> None:
+    from_lake = on_lake.get(f"{PREFIX}/wards", params={"synthetic": "true"})
+
+    assert from_lake.status_code == 200, from_lake.text
+    assert sum(w["probes"] for w in from_lake.json()["wards"]) > 0
+    assert from_lake.json() == on_file.get(f"{PREFIX}/wards", params={"synthetic": "true"}).json()
