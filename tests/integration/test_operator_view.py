@@ -191,9 +191,14 @@ def test_metrics_and_health_while_a_real_agent_uploads(
         channel.close()
 
 
-def _upload(channel: grpc.Channel, probe_id: str, sequence: int) -> ingest_pb2.BatchAck:
+def _upload(
+    channel: grpc.Channel, probe_id: str, sequence: int, results: int = 1
+) -> ingest_pb2.BatchAck:
     batch = ingest_pb2.ResultBatch(
-        sequence=sequence, results=[throughput_result(ward_code=NINH_KIEU, probe_id=probe_id)]
+        sequence=sequence,
+        results=[
+            throughput_result(ward_code=NINH_KIEU, probe_id=probe_id) for _ in range(results)
+        ],
     )
     (ack,) = list(ingest_pb2_grpc.IngestStub(channel).Upload(iter([batch]), timeout=30))
     return ack
@@ -258,8 +263,10 @@ def test_a_full_disk_turns_health_not_serving_until_a_commit_succeeds(tmp_path: 
             while True:
                 handle.write(bytes(65536))
 
+        # A whole batch's worth of WAL: one result's few hundred bytes can
+        # still fit in the tail of a page the WAL already has.
         with pytest.raises(grpc.RpcError) as failed:
-            _upload(ingest, box.probe_id, 2)
+            _upload(ingest, box.probe_id, 2, results=500)
         assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
         _until(plain, OVERALL, NOT_SERVING)
         for channel in channels.values():
