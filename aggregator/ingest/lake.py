@@ -49,7 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aggregator.config import LakeSpec
-from aggregator.ingest.store import ProbeRow, first_copies
+from aggregator.ingest.store import PROBES_INSERT, ProbeRow, first_copies
 from aggregator.ingest.tables import RESULT_TABLES
 
 log = logging.getLogger(__name__)
@@ -410,25 +410,7 @@ class LakeStore:
 
     def replace_probes(self, probes: Iterable[ProbeRow]) -> None:
         """Mirror the registry's probes into the `probes` table (small; whole refresh)."""
-        rows = [
-            (
-                p.probe_id,
-                p.ward_code,
-                p.ward_name,
-                p.site_class,
-                p.hostname,
-                p.agent_version,
-                p.enrolled_at,
-                p.cert_serial,
-                p.cert_not_after,
-                p.cert_state,
-                p.revoked_at,
-                p.isp,
-                p.plan_down_mbps,
-                p.plan_up_mbps,
-            )
-            for p in probes
-        ]
+        rows = [p.values() for p in probes]
 
         def replace() -> None:
             self._con.execute("begin transaction")
@@ -436,10 +418,7 @@ class LakeStore:
                 self._con.execute("delete from probes")
                 if rows:
                     self._con.executemany(
-                        "insert into probes (probe_id, ward_code, ward_name, site_class,"
-                        " hostname, agent_version, enrolled_at, cert_serial, cert_not_after,"
-                        " cert_state, revoked_at, isp, plan_down_mbps, plan_up_mbps)"
-                        " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        PROBES_INSERT,
                         rows,
                     )
                 # Two replicas mirroring at once into an empty table would

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -54,6 +54,10 @@ class ProbeRow:
     plan_down_mbps: float | None = None
     plan_up_mbps: float | None = None
 
+    def values(self) -> tuple[Any, ...]:
+        """The row's values in the `probes` table's column order (its fields' order)."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
 
 @dataclass(frozen=True)
 class StoreSettings:
@@ -64,6 +68,14 @@ class StoreSettings:
     memory_limit_mib: int | None = None
     # WAL size at which a commit checkpoints it into the file, MiB.
     checkpoint_threshold_mib: int = 64
+
+
+_PROBE_COLUMNS = [f.name for f in fields(ProbeRow)]
+# Columns named: a migrated store has them in the order they were added.
+PROBES_INSERT = (
+    f"insert into probes ({', '.join(_PROBE_COLUMNS)})"
+    f" values ({', '.join('?' for _ in _PROBE_COLUMNS)})"
+)
 
 
 class Store:
@@ -299,36 +311,14 @@ class Store:
 
     def replace_probes(self, probes: Iterable[ProbeRow]) -> None:
         """Mirror the registry's probes into the `probes` table (small; whole refresh)."""
-        rows = [
-            (
-                p.probe_id,
-                p.ward_code,
-                p.ward_name,
-                p.site_class,
-                p.hostname,
-                p.agent_version,
-                p.enrolled_at,
-                p.cert_serial,
-                p.cert_not_after,
-                p.cert_state,
-                p.revoked_at,
-                p.isp,
-                p.plan_down_mbps,
-                p.plan_up_mbps,
-            )
-            for p in probes
-        ]
+        rows = [p.values() for p in probes]
         with self._lock:
             self._con.execute("begin transaction")
             try:
                 self._con.execute("delete from probes")
                 if rows:
-                    # columns named: a migrated store has them in the order they were added
                     self._con.executemany(
-                        "insert into probes (probe_id, ward_code, ward_name, site_class,"
-                        " hostname, agent_version, enrolled_at, cert_serial, cert_not_after,"
-                        " cert_state, revoked_at, isp, plan_down_mbps, plan_up_mbps)"
-                        " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        PROBES_INSERT,
                         rows,
                     )
                 self._con.execute("commit")
