@@ -23,7 +23,9 @@ once.
 
 Usage: python tests/bench/ingest.py [--probes 100] [--results 600000]
            [--big-store-results 50000000] [--big-store PATH] [--rounds 2]
-           [--backlog-probes 1000] [--backlog-results 100]
+           [--backlog-probes 1000] [--backlog-results 100] [--empty-only]
+       --empty-only: only the sustained runs into an empty store (no 50 M
+       store, no backlog): the quick loop for the aggregator's memory.
 Not part of the test suite; prints a Markdown table for docs/benchmarks.md.
 """
 
@@ -307,7 +309,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--backlog-probes", type=int, default=1000)
     parser.add_argument("--backlog-results", type=int, default=100)
+    parser.add_argument(
+        "--empty-only", action="store_true", help="only the empty store's runs, no backlog"
+    )
     args = parser.parse_args()
+    if args.empty_only:
+        _empty_only(args)
+        return
 
     generated_s = _big_store(args.big_store, args.big_store_results)
     if generated_s:
@@ -383,6 +391,29 @@ def main() -> None:
     pairs = [(a.rate, b.rate) for a, b in zip(runs[::2], runs[1::2], strict=True)]
     ratios = ", ".join(f"{b / a:.2f}" for a, b in pairs)
     print(f"\nbig / empty, pair by pair: {ratios}; backlog {backlog_s:.1f} s")
+
+
+def _empty_only(args: argparse.Namespace) -> None:
+    """`--rounds` bursts into one empty store, nothing else: the aggregator's
+    resident memory idle, at its peak and 2 s after each burst."""
+    with tempfile.TemporaryDirectory(prefix="wardprobe-bench-") as tmp:
+        root = Path(tmp)
+        with _start(root, "empty", None) as dep:
+            probes = _enrol_all(dep, args.probes, root / "probes")
+            in_store = 0
+            for round_ in range(args.rounds):
+                run = _measured_run("empty", dep, probes, args, round_, in_store)
+                in_store += run.stored
+                print(
+                    f"empty store ({run.results_in_store:,} results): {run.rate:,.0f} results/s; "
+                    f"RSS before / peak / after {run.rss_before / 2**20:.0f} / "
+                    f"{run.rss_peak / 2**20:.0f} / {run.rss_after / 2**20:.0f} MiB; "
+                    f"load {run.load[0]:.1f}-{run.load[1]:.1f}",
+                    flush=True,
+                )
+            assert dep.stop_aggregator() == 0
+            if (count := _results_in(dep.store_path)) != in_store:
+                raise RuntimeError(f"{count} results in the store, {in_store} acked")
 
 
 def _cpu_seconds(process: psutil.Process) -> float:
