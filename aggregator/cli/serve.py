@@ -32,7 +32,6 @@ def serve(
     listen on), 2 when aggregator.toml or the store cannot be used."""
     import duckdb
 
-    from aggregator.api.server import ApiProcess
     from aggregator.central import ListenFailed
     from aggregator.central import serve as serve_forever
     from aggregator.config import LakeSpec
@@ -54,12 +53,13 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # A process of its own: a map or a PDF being drawn never holds up ingest.
-    api = (
-        ApiProcess(config, store)
-        if settings.api_listen is not None and config is not None
-        else None
-    )
-    if api is not None:
+    api = None
+    if settings.api_listen is not None and config is not None:
+        # Imported only here: aggregator.api.server brings FastAPI and the
+        # analysis code (scipy) with it, about 70 MiB this process never uses.
+        from aggregator.api.server import ApiProcess
+
+        api = ApiProcess(config, store)
         api.start()
     try:
         asyncio.run(serve_forever(settings))
