@@ -21,13 +21,14 @@ kind never replaces the other's rows.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+
+from analysis.csv_import import LinesRefused, records
 
 COLUMNS = (
     "scope",
@@ -58,12 +59,8 @@ class BaselineRow:
     source: str
 
 
-class BaselineError(ValueError):
+class BaselineError(LinesRefused):
     """The CSV has bad lines; `problems` names each (line number, message)."""
-
-    def __init__(self, problems: list[tuple[int, str]]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(f"line {n}: {msg}" for n, msg in problems))
 
 
 def _row(fields: dict[str, str], known_wards: frozenset[int]) -> BaselineRow:
@@ -125,21 +122,11 @@ def read_csv(path: Path, known_wards: Iterable[int] = ()) -> list[BaselineRow]:
     wards = frozenset(known_wards)
     problems: list[tuple[int, str]] = []
     rows: list[BaselineRow] = []
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in reader.fieldnames or []]
-        missing = [c for c in COLUMNS if c not in header]
-        if missing:
-            raise BaselineError([(1, f"header lacks the columns {', '.join(missing)}")])
-        for record in reader:
-            line = reader.line_num
-            if None in record:
-                problems.append((line, "more fields than the header has"))
-                continue
-            try:
-                rows.append(_row({k.strip(): v for k, v in record.items()}, wards))
-            except ValueError as err:
-                problems.append((line, str(err)))
+    for line, record in records(path, COLUMNS, problems, BaselineError):
+        try:
+            rows.append(_row(record, wards))
+        except ValueError as err:
+            problems.append((line, str(err)))
     if problems:
         raise BaselineError(problems)
     if not rows:

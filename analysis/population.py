@@ -22,7 +22,6 @@ figures.
 
 from __future__ import annotations
 
-import csv
 import random
 from collections import defaultdict
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Final
 
 import duckdb
 
+from analysis.csv_import import LinesRefused, records
 from analysis.wards import WardInfo, can_tho_wards
 
 COLUMNS: Final = ("ward_code", "population", "year", "source")
@@ -63,12 +63,8 @@ class Populations:
     synthetic: bool
 
 
-class PopulationError(ValueError):
+class PopulationError(LinesRefused):
     """The CSV has bad lines; `problems` names each (line number, message)."""
-
-    def __init__(self, problems: list[tuple[int, str]]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(f"line {n}: {msg}" for n, msg in problems))
 
 
 def _row(fields: dict[str, str], wards: dict[int, WardInfo]) -> PopulationRow:
@@ -97,34 +93,24 @@ def read_csv(path: Path) -> list[PopulationRow]:
     problems: list[tuple[int, str]] = []
     rows: list[PopulationRow] = []
     first_line: dict[tuple[int, int], int] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in reader.fieldnames or []]
-        missing = [c for c in COLUMNS if c not in header]
-        if missing:
-            raise PopulationError([(1, f"header lacks the columns {', '.join(missing)}")])
-        for record in reader:
-            line = reader.line_num
-            if None in record:
-                problems.append((line, "more fields than the header has"))
-                continue
-            try:
-                row = _row({k.strip(): v for k, v in record.items()}, wards)
-            except ValueError as err:
-                problems.append((line, str(err)))
-                continue
-            key = (row.ward_code, row.year)
-            if key in first_line:
-                problems.append(
-                    (
-                        line,
-                        f"ward {row.ward_code} has a population for {row.year} already, "
-                        f"on line {first_line[key]}",
-                    )
+    for line, record in records(path, COLUMNS, problems, PopulationError):
+        try:
+            row = _row(record, wards)
+        except ValueError as err:
+            problems.append((line, str(err)))
+            continue
+        key = (row.ward_code, row.year)
+        if key in first_line:
+            problems.append(
+                (
+                    line,
+                    f"ward {row.ward_code} has a population for {row.year} already, "
+                    f"on line {first_line[key]}",
                 )
-                continue
-            first_line[key] = line
-            rows.append(row)
+            )
+            continue
+        first_line[key] = line
+        rows.append(row)
     if problems:
         raise PopulationError(problems)
     if not rows:

@@ -53,6 +53,8 @@ from typing import Final, Literal
 
 import duckdb
 
+from analysis.csv_import import LinesRefused
+
 APNIC_SOURCE: Final = "APNIC Labs IPv6 measurement, stats.labs.apnic.net/ipv6"
 APNIC_METHOD: Final = (
     "an online advertisement has end users' browsers fetch an IPv6-only and a "
@@ -70,12 +72,8 @@ VNNIC_COLUMNS: Final = ("province", "metric", "value_pct", "date", "source")
 ApnicScope = Literal["economy", "network"]
 
 
-class FiguresRefused(ValueError):
+class FiguresRefused(LinesRefused):
     """A file the import refuses; `problems` names each (line number, message)."""
-
-    def __init__(self, problems: list[tuple[int, str]]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(f"line {n}: {msg}" for n, msg in problems))
 
 
 @dataclass(frozen=True)
