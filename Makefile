@@ -19,7 +19,7 @@ ARM64_PROOF_PKGS := debootstrap qemu-user-static binfmt-support dpkg-dev
 # The probe box's package is built for these Debian architectures.
 DEB_ARCHES ?= arm64 amd64 armhf
 
-.PHONY: setup demo test lint proto proto-check bench clean deb arm64-proof arm64-tools
+.PHONY: setup demo demo-scale test lint proto proto-check bench clean deb arm64-proof arm64-tools
 
 setup: $(STAMP)
 
@@ -38,6 +38,11 @@ $(STAMP): pyproject.toml packaging/deb/requirements.txt
 ## The main job: an emulated city measured end to end, results in demo-out/.
 demo: setup
 	$(PY) -m emulation.demo --out demo-out
+
+## An extra: the scale mode, two aggregator replicas on one lake (a throwaway
+## PostgreSQL catalogue), one killed mid-way, results in demo-scale-out/.
+demo-scale: setup
+	$(PY) -m emulation.demo_scale --out demo-scale-out
 
 ## The test suite (what CI runs): generated code fresh, ruff and mypy clean, pytest.
 test: setup arm64-tools proto-check lint
@@ -89,6 +94,7 @@ arm64-tools:
 
 bench: setup
 	$(PY) tests/bench/ingest.py
+	$(PY) -m tests.bench.replicas
 
 clean:
-	rm -rf demo-out .pytest_cache .mypy_cache dist
+	rm -rf demo-out demo-scale-out .pytest_cache .mypy_cache dist

@@ -274,10 +274,17 @@ network_kind = "mobile"
             start_new_session=True,
         )
 
-    def start_aggregator(self) -> None:
-        """Start `wardprobe-aggregator serve` and wait until both ports answer."""
+    def start_aggregator(
+        self,
+        name: str = "aggregator",
+        config: Path | None = None,
+        ports: tuple[int, int] | None = None,
+    ) -> None:
+        """Start `wardprobe-aggregator serve` and wait until both ports answer.
+        A replica beside it (the demo's scale mode): its own `name` (its log
+        is logs/<name>.log), `config` and (ingest, enrolment) `ports`."""
         self._start(
-            "aggregator",
+            name,
             self.central_netns,
             [
                 self.python,
@@ -285,15 +292,18 @@ network_kind = "mobile"
                 "aggregator",
                 "serve",
                 "--config",
-                str(self.aggregator_config_path),
+                str(config or self.aggregator_config_path),
             ],
         )
-        self.wait_for_tcp(self.reference_ipv4, self.ports.ingest, "aggregator")
-        self.wait_for_tcp(self.reference_ipv4, self.ports.enrol, "aggregator")
+        for port in ports or (self.ports.ingest, self.ports.enrol):
+            self.wait_for_tcp(self.reference_ipv4, port, name)
 
-    def stop_aggregator(self, timeout_s: float = 30.0) -> int:
-        """SIGTERM the aggregator (graceful stop) and wait; its exit code."""
-        return self._stop("aggregator", signal.SIGTERM, timeout_s)
+    def stop_aggregator(
+        self, timeout_s: float = 30.0, name: str = "aggregator", signum: int = signal.SIGTERM
+    ) -> int:
+        """Signal the aggregator (SIGTERM: a graceful stop) and wait; its exit
+        code (negative: the signal that ended it)."""
+        return self._stop(name, signum, timeout_s)
 
     def start_reference_server(self) -> None:
         """Start the reference server: iperf3 pool, TCP echo, DNS, Speedtest mini."""
