@@ -60,6 +60,9 @@ FENCE = "commit_fence"  # the one row every ingest commit changes (the conflict 
 # losses in a row the group fails (the agents re-send it later).
 MAX_COMMIT_ATTEMPTS = 20
 # A file no snapshot names is deleted once this old: far longer than any commit takes.
+# Tables a replica deletes from or updates (the rest it only inserts into): their
+# inlined rows are flushed under the writer's lock (LakeStore.compact).
+REWRITTEN = (FENCE, "probes")
 ORPHAN_AGE_S = 3600.0
 _T = TypeVar("_T")
 
@@ -458,20 +461,20 @@ class LakeStore:
         """Fold small files together: inlined rows into Parquet, adjacent
         files merged, snapshots older than keep_snapshots_s expired and the
         files only they read deleted. Runs on a connection of its own, so
-        ingest goes on (it waits only while the fence is flushed); a
+        ingest goes on (it waits only while the fence and probes are flushed); a
         compaction that conflicts with another replica's is left to the next one."""
         started = time.perf_counter()
         before = self.data_files()
-        self._flush_fence()
+        self._flush_rewritten()
         con = self.reader()
         try:
-            # Table by table, the fence left out: flushing a table rewrites
-            # its inlined rows, and every ingest commit changes the fence's,
-            # so a flush of all tables at once lost to any commit made
-            # meanwhile (PostgreSQL: "could not serialize access") and under
-            # steady ingest never succeeded. Inserts, all that ingest does to
-            # the other tables, do not conflict with their flush.
-            for table in lake_schema():
+            # Table by table, the rewritten ones apart: flushing a table
+            # rewrites its inlined rows, and every ingest commit changes the
+            # fence's, so a flush of all tables at once lost to any commit
+            # made meanwhile (PostgreSQL: "could not serialize access") and
+            # under steady ingest never succeeded. Inserts, all that ingest
+            # does to the other tables, do not conflict with their flush.
+            for table in (t for t in lake_schema() if t.name not in REWRITTEN):
                 con.execute(
                     f"call ducklake_flush_inlined_data('{LAKE}', table_name => "
                     f"{_literal(table.name)})"
@@ -488,25 +491,27 @@ class LakeStore:
             con.close()
         return CompactionStats(before, self.data_files(), time.perf_counter() - started)
 
-    def _flush_fence(self) -> None:
-        """Write the fence's inlined rows out (each commit leaves one, so
-        unflushed they grow by a row a commit). Under the writer's lock: this
-        replica's ingest waits the few milliseconds it takes instead of
-        conflicting with it; a flush that keeps losing to other replicas'
-        commits is left to the next compaction."""
+    def _flush_rewritten(self) -> None:
+        """Write the inlined rows of the tables this replica rewrites out (the
+        fence: each commit leaves a row, so unflushed they grow by a row a
+        commit; probes). Under the writer's lock: this replica's commits wait
+        the few milliseconds it takes instead of conflicting with it; a flush
+        that keeps losing to other replicas' commits is left to the next
+        compaction."""
+        for table in REWRITTEN:
 
-        def flush() -> None:
-            self._con.execute(
-                f"call ducklake_flush_inlined_data('{LAKE}', table_name => {_literal(FENCE)})"
-            )
+            def flush(table: str = table) -> None:
+                self._con.execute(
+                    f"call ducklake_flush_inlined_data('{LAKE}', table_name => {_literal(table)})"
+                )
 
-        with self._lock:
-            try:
-                self._retrying(flush)
-            except duckdb.Error as err:
-                if not _is_conflict(err):
-                    raise
-                log.info("the fence's inlined rows are left to the next compaction: %s", err)
+            with self._lock:
+                try:
+                    self._retrying(flush)
+                except duckdb.Error as err:
+                    if not _is_conflict(err):
+                        raise
+                    log.info("%s's inlined rows are left to the next compaction: %s", table, err)
 
     def checkpoint(self) -> None:
         """Nothing to fold: every commit is durable in the lake when it returns

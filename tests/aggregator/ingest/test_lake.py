@@ -16,6 +16,7 @@ import pytest
 
 from aggregator.ingest import lake as lake_module
 from aggregator.ingest.lake import LakeStore, connect_lake, extension_files
+from aggregator.ingest.store import ProbeRow
 from aggregator.ingest.stores import EmbeddedSpec, LakeSpec, StoreSpecError, parse_store_spec
 from emulation.postgres import PostgresCluster
 
@@ -230,8 +231,10 @@ def test_compaction_succeeds_while_the_same_replica_keeps_committing(lake_spec: 
     """Compaction runs in a thread of the replica beside ingest. Flushing every
     table's inlined rows at once rewrote the fence's, which each commit
     changes: any commit made during the flush made it fail (PostgreSQL's
-    "could not serialize access"), so under steady ingest it never succeeded."""
+    "could not serialize access"), so under steady ingest it never succeeded.
+    The registry's mirror (probes, rewritten whole) likewise."""
     store = LakeStore(_lake(lake_spec))
+    probe = ProbeRow("wp-1", 31135, None, "household", None, None, NOW, None, None, "active", None)
     for minute in range(30):
         when = NOW + timedelta(minutes=minute)
         store.insert_new_results({"latency": _latency(_ids(20, when), when)})
@@ -245,6 +248,7 @@ def test_compaction_succeeds_while_the_same_replica_keeps_committing(lake_spec: 
             when = NOW + timedelta(minutes=minute)
             try:
                 store.insert_new_results({"latency": _latency(_ids(20, when), when)})
+                store.replace_probes([probe])
             except BaseException as err:  # reported by the test, not lost in the thread
                 failures.append(err)
                 return
@@ -268,7 +272,8 @@ def test_compaction_succeeds_while_the_same_replica_keeps_committing(lake_spec: 
     assert runs[0].files_after < runs[0].files_before
     rows = 20 * (30 + len(committed))
     assert store.query("select count(*), count(distinct result_id) from latency") == [(rows, rows)]
-    assert store.query(f"select commits from {lake_module.FENCE}") == [(30 + len(committed),)]
+    assert store.query(f"select commits from {lake_module.FENCE}") == [(30 + 2 * len(committed),)]
+    assert store.query("select probe_id from probes") == [("wp-1",)]
     store.close()
 
 
