@@ -44,10 +44,10 @@ demo: setup
 demo-scale: setup
 	$(PY) -m emulation.demo_scale --out demo-scale-out
 
-## The test suite (what CI runs): generated code fresh, ruff and mypy clean, pytest.
+## The test suite (what CI runs): generated code fresh, ruff and mypy clean, pytest
+## on two workers, each test file on one of them (a file's fixtures are shared by
+## its tests); the slowest tests are listed at the end.
 test: setup arm64-tools proto-check lint
-	# Two workers, each test file on one of them (a file's fixtures are shared
-	# by its tests); the slowest tests are listed at the end.
 	$(PY) -m pytest -n 2 --dist loadfile --durations=15
 
 lint: setup
