@@ -346,19 +346,6 @@ create table if not exists baseline (
     licence       varchar             -- the figure's licence, when its source states one
 );
 
--- Ward populations that nr_population_share weighs each ward's 5G by:
--- `wardprobe-aggregator population import FILE.csv` (analysis/population.py;
--- a year imported again replaces that year's rows) and the synthetic city's
--- made-up ones (synthetic = true). The snapshot copies it whole.
-create table if not exists ward_population (
-    ward_code     integer not null,   -- GSO code of a Cần Thơ ward
-    year          integer not null,   -- the year the count is of
-    population    bigint not null,    -- people
-    source        varchar not null,   -- who counted them
-    imported_at   timestamptz not null,
-    synthetic     boolean not null default false
-);
-
 -- Published IPv6 figures set beside the probes' own (analysis/reference_figures.py):
 -- APNIC Labs' IPv6-capable rates per economy and per network (AS), imported by
 -- `wardprobe-aggregator reference-figures import-apnic`, and provincial figures
