@@ -513,6 +513,14 @@ class _Pending:
     done: asyncio.Future[CommitOutcome]
 
 
+# Rows in one commit group of the embedded store, at most. Every row of a
+# group is held several times at once (the read batches' columns, their
+# validated concatenation, DuckDB's copy in its transaction), so the group's
+# size is most of the aggregator's peak memory in a burst; 20,000 rows is
+# already DuckDB's large, fast insert (docs/ingest.md, "Memory and checkpoints").
+EMBEDDED_GROUP_ROWS = 20_000
+
+
 class GroupCommitter:
     """Commits batches from all streams together, a few milliseconds at a time.
 
@@ -526,7 +534,7 @@ class GroupCommitter:
         store: ResultStore,
         converter: BatchConverter,
         max_delay_s: float = 0.01,
-        max_rows: int = 100_000,
+        max_rows: int = EMBEDDED_GROUP_ROWS,
         observer: IngestObserver | None = None,
     ) -> None:
         self._store = store
