@@ -186,7 +186,7 @@ class AggregatorConfig(_Strict):
     # commit's working memory; 0: DuckDB's default, 80 % of the machine's
     # memory, which it fills with every block written), and the WAL size,
     # MiB, at which a commit folds the WAL into the file (a checkpoint).
-    store_memory_limit_mib: int = Field(default=128, ge=0)
+    store_memory_limit_mib: int = Field(default=64, ge=0)
     store_checkpoint_threshold_mib: int = Field(default=64, ge=1)
     ingest_listen: str = "[::]:7443"  # mTLS: Ingest and ProbeConfig
     enrol_listen: str = "[::]:7444"  # TLS, server-authenticated: Enrolment

@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from aggregator.config import load_config
 from aggregator.enrolment.registry import ProbeIdentity, SiteClass
 from aggregator.ingest.batch_reader import IngestLimits, read_batch
 from aggregator.ingest.commit import EMBEDDED_GROUP_ROWS, BatchConverter, GroupCommitter, ReadBatch
@@ -142,3 +143,16 @@ def test_the_serving_process_hands_freed_blocks_back_to_the_system() -> None:
 
     assert pool == "system"
     assert int(returned_mib) >= 28  # of the 32 MiB freed
+
+
+def test_the_store_is_limited_to_64_mib_by_default(tmp_path: Path) -> None:
+    # Rows appended and not yet checkpointed stay in DuckDB's memory up to
+    # its limit (beyond it they wait in its temporary file): with 128 MiB
+    # that was most of the aggregator's memory after a burst.
+    config = load_config(None)
+    store = Store(tmp_path / "store.duckdb")
+
+    store.configure(StoreSettings(memory_limit_mib=config.store_memory_limit_mib))
+
+    assert store.query("select current_setting('memory_limit')") == [("64.0 MiB",)]
+    store.close()
