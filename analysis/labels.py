@@ -742,6 +742,66 @@ EXCLUSION_REASONS: Final[dict[str, Entry]] = {
     },
 }
 
+# Why a city service's IPv6 check did not pass (wardprobe/ipv6_readiness.py's
+# reasons, "code" or "code:detail"), for the report's readers; the stored
+# codes stay as they are for analysts.
+SERVICE_CHECK_REASONS: Final[dict[str, Entry]] = {
+    "nxdomain": {"vi": "tên miền không tồn tại", "en": "the name does not exist"},
+    # not decided from the checking site
+    "probe_no_ipv6": {
+        "vi": "nơi kiểm tra không có IPv6 (chưa kết luận)",
+        "en": "the checking site has no IPv6 (not decided)",
+    },
+    "dns_timeout": {"vi": "DNS không trả lời", "en": "DNS did not answer"},
+    "dns_error": {"vi": "lỗi DNS ({detail})", "en": "DNS error ({detail})"},
+    "no_aaaa": {"vi": "không có bản ghi AAAA", "en": "no AAAA record"},
+    "tcp_timeout": {
+        "vi": "web không trả lời qua IPv6 (hết thời gian chờ)",
+        "en": "the web service does not answer over IPv6 (timed out)",
+    },
+    "tcp_refused": {
+        "vi": "web từ chối kết nối qua IPv6",
+        "en": "the web service refuses connections over IPv6",
+    },
+    "tcp_unreachable": {
+        "vi": "không tới được web qua IPv6",
+        "en": "the web service is unreachable over IPv6",
+    },
+    "tcp_error": {
+        "vi": "lỗi kết nối web qua IPv6 ({detail})",
+        "en": "web connection error ({detail})",
+    },
+    "tls_failed": {
+        "vi": "bắt tay TLS thất bại ({detail})",
+        "en": "TLS handshake failed ({detail})",
+    },
+    "no_ns": {"vi": "không có máy chủ tên miền (NS)", "en": "no name servers (NS)"},
+    "ns_no_ipv6": {
+        "vi": "máy chủ tên miền {detail} không có IPv6",
+        "en": "name server {detail} has no IPv6",
+    },
+    "ns_no_answer": {
+        "vi": "máy chủ tên miền {detail} không trả lời qua IPv6",
+        "en": "name server {detail} does not answer over IPv6",
+    },
+    "no_mx": {"vi": "không có máy chủ thư (MX)", "en": "no mail exchangers (MX)"},
+    "mx_no_aaaa": {
+        "vi": "máy chủ thư {detail} không có bản ghi AAAA",
+        "en": "mail exchanger {detail} has no AAAA record",
+    },
+}
+
+
+def service_check_reasons(reasons: str, lang: Lang) -> str:
+    """A service's failing checks ("no_aaaa, mx_no_aaaa:mx.example") in words;
+    a reason without an entry as it is stored."""
+    said = []
+    for reason in (r.strip() for r in reasons.split(",") if r.strip()):
+        code, _, detail = reason.partition(":")
+        entry = SERVICE_CHECK_REASONS.get(code)
+        said.append(entry[lang].format(detail=detail) if entry is not None else reason)
+    return "; ".join(said)
+
 
 def report_word(key: str, lang: Lang, **fill: object) -> str:
     """A word or sentence of the yearly report (REPORT), with its blanks filled."""

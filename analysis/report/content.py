@@ -517,7 +517,7 @@ class _Gatherer:
                         verdict_text=self.w("not decided")
                         if s.ready is None
                         else self.w("yes" if s.ready else "no"),
-                        failing=s.why_not or "",
+                        failing=labels.service_check_reasons(s.why_not or "", self.lang),
                     )
                 )
             tables.append(

@@ -220,8 +220,8 @@ def test_the_report_has_a_table_per_department(con: duckdb.DuckDBPyConnection) -
     health = tables[f"Services of {YTE}"]
     assert health.share == "0 of 1 services ready"
     assert [(x.service, x.verdict_text, x.failing) for x in health.services] == [
-        ("hospital.cantho.gov.vn", "not decided", "probe_no_ipv6"),
-        ("syt.cantho.gov.vn", "no", "tcp_refused"),
+        ("hospital.cantho.gov.vn", "not decided", "the checking site has no IPv6 (not decided)"),
+        ("syt.cantho.gov.vn", "no", "the web service refuses connections over IPv6"),
     ]
     (target,) = section.targets
     assert (target.verdict, target.value, target.target) == ("not met", "40.0 %", "≥ 100 %")
@@ -240,7 +240,8 @@ def test_the_report_page_shows_each_department_without_a_map(
     html = build_report_html(con, 2026, "vi", map_png=lambda *_: b"")
     assert "Dịch vụ của Sở Y tế – 0/1 dịch vụ sẵn sàng" in html
     assert "<td>syt.cantho.gov.vn</td><td>trang thông tin</td>" in html
-    assert "tcp_refused" in html and "chưa có kết luận" in html
+    # The failing check in words (the stored code is for analysts).
+    assert "<td>web từ chối kết nối qua IPv6</td>" in html and "chưa có kết luận" in html
     assert "map-page" not in html.split('id="s2"')[1].split('id="s3"')[0]
 
 
@@ -270,3 +271,19 @@ def test_no_probe_would_settle_the_services(report: IndicatorReport) -> None:
     plan = sampling_plan(report)
     assert not [g for g in plan.below_floor if g.indicator == "ipv6_service_ready_share"]
     assert not [u for u in plan.unsettled if u.indicator == "ipv6_service_ready_share"]
+
+
+def test_failing_checks_in_words_keep_their_detail_and_unknown_codes() -> None:
+    from analysis.labels import service_check_reasons
+
+    assert service_check_reasons("no_aaaa, mx_no_aaaa:mx.cantho.gov.vn", "en") == (
+        "no AAAA record; mail exchanger mx.cantho.gov.vn has no AAAA record"
+    )
+    assert service_check_reasons("tls_failed:hostname_mismatch", "vi") == (
+        "bắt tay TLS thất bại (hostname_mismatch)"
+    )
+    # A code a newer agent sends is shown as stored, not dropped.
+    assert service_check_reasons("quic_failed:x, no_mx", "en") == (
+        "quic_failed:x; no mail exchangers (MX)"
+    )
+    assert service_check_reasons("", "en") == ""
