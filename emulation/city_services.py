@@ -37,7 +37,6 @@ is the TLS server a host runs.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import ipaddress
 import signal
 import socket
@@ -50,20 +49,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from aggregator.enrolment.ca import self_signed_ca, server_certificate
 from aggregator.reference.server import DnsName, DnsZone
 from emulation.city import City, ProbeHost
 from emulation.routed import _nft
 from emulation.shaping import LinkProfile
+from wardprobe.files import write_private, write_public
 
 ZONE = "cantho.wardprobe.test"
 WARD_ZONE = "ninhkieu.wardprobe.test"
 CITY_NS = f"ns1.{ZONE}"
 WARD_NS = f"ns1.{WARD_ZONE}"
 WEB_PORT = 443
+CA_NAME = "wardprobe emulated city CA"  # the services' own CA, not the aggregator's
+CERT_VALID_DAYS = 30
 _REPO = Path(__file__).resolve().parents[1]  # where `python -m emulation...` finds its package
 # The service hosts' lines: fast enough never to be what a check measures.
 _LINE = LinkProfile(name="service-host", down_mbps=1000.0, up_mbps=1000.0)
@@ -150,7 +152,8 @@ class CityServices:
     def start(self, city: City) -> None:
         """Make each host's namespace, its certificate and its TLS server."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        ca_key, ca_cert = _make_ca()
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
+        ca_key, ca_cert = self_signed_ca(ca_name, CERT_VALID_DAYS)
         self.ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         for name, spec in HOSTS.items():
             # A host is joined to the core as a probe's box is (City.add_probe,
@@ -158,7 +161,18 @@ class CityServices:
             host = City.add_probe(city, f"svc-{name}", _LINE if spec.ipv6 else _LINE_V4)
             self.hosts[name] = host
             cert, key = self.workdir / f"{name}.crt", self.workdir / f"{name}.key"
-            _issue(ca_key, ca_cert, spec.tls_names, cert, key)
+            leaf_key, leaf = server_certificate(
+                ca_key, ca_cert, list(spec.tls_names), CERT_VALID_DAYS
+            )
+            write_public(cert, leaf.public_bytes(serialization.Encoding.PEM))
+            write_private(
+                key,
+                leaf_key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                ),
+            )
             listen = [host.ipv4]
             if spec.ipv6 and spec.listen_ipv6 and host.ipv6:
                 listen.append(host.ipv6)
@@ -241,74 +255,6 @@ def _wait_listening(city: City, netns: str, address: str, timeout_s: float = 15.
             return
         time.sleep(0.05)
     raise RuntimeError(f"no TLS server on {address}:{WEB_PORT} in {netns}")
-
-
-def _make_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wardprobe emulated city CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _issue(
-    ca_key: ec.EllipticCurvePrivateKey,
-    ca_cert: x509.Certificate,
-    names: tuple[str, ...],
-    cert_path: Path,
-    key_path: Path,
-) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
 
 
 def serve_tls(addresses: list[str], cert: Path, key: Path, port: int = WEB_PORT) -> None:

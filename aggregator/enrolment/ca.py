@@ -144,12 +144,14 @@ def _subject_alternative_names(server_names: list[str]) -> list[x509.GeneralName
     return names
 
 
-def _issue_server_certificate(
+def server_certificate(
     ca_key: ec.EllipticCurvePrivateKey,
     ca_cert: x509.Certificate,
     server_names: list[str],
     valid_days: int,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A new key and a TLS server certificate for `server_names` (DNS names
+    or IP addresses, the first also its common name), signed by the CA."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
     san = _subject_alternative_names(server_names)
@@ -326,7 +328,7 @@ class CertificateAuthority:
         """(Re)issue server.key/server.crt for `server_names` (DNS names or IP
         addresses), e.g. when the aggregator gets a new name. Probes trust the
         CA, not this certificate, so they need nothing new."""
-        key, cert = _issue_server_certificate(self._key, self.certificate, server_names, valid_days)
+        key, cert = server_certificate(self._key, self.certificate, server_names, valid_days)
         write_private(state_dir / SERVER_KEY_FILE, _key_pem(key))
         write_public(state_dir / SERVER_CERT_FILE, cert.public_bytes(serialization.Encoding.PEM))
         return cert
@@ -351,14 +353,26 @@ def init_ca(
         )
     _subject_alternative_names(server_names)  # fail before writing anything
     state_dir.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANISATION),
             x509.NameAttribute(NameOID.COMMON_NAME, CA_COMMON_NAME),
         ]
     )
+    key, cert = self_signed_ca(name, valid_days)
+    write_private(state_dir / CA_KEY_FILE, _key_pem(key))
+    write_public(state_dir / CA_CERT_FILE, cert.public_bytes(serialization.Encoding.PEM))
+    authority = CertificateAuthority(key, cert)
+    authority.issue_server_certificate(state_dir, server_names, server_valid_days)
+    return authority
+
+
+def self_signed_ca(
+    name: x509.Name, valid_days: int
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A new CA key and its self-signed certificate, which signs leaves only."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -386,11 +400,7 @@ def init_ca(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    write_private(state_dir / CA_KEY_FILE, _key_pem(key))
-    write_public(state_dir / CA_CERT_FILE, cert.public_bytes(serialization.Encoding.PEM))
-    authority = CertificateAuthority(key, cert)
-    authority.issue_server_certificate(state_dir, server_names, server_valid_days)
-    return authority
+    return key, cert
 
 
 def server_names_of(cert: x509.Certificate) -> list[str]:
