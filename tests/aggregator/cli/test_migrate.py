@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import pytest
 from typer.testing import CliRunner
 
 from aggregator.cli import app
@@ -19,6 +18,7 @@ from aggregator.ingest.store import Store
 from aggregator.ingest.stores import LakeSpec, parse_store_spec
 from analysis.baseline import BaselineRow, import_rows
 from analysis.synthetic import SyntheticSpec, WardSpec, generate
+from tests.aggregator.conftest import assert_close
 
 TABLES = ("throughput", "latency", "cellular", "ipv6", "probes", "baseline")
 
@@ -116,22 +116,6 @@ def test_backup_and_restore_refuse_a_lake_and_say_where_its_backup_is(tmp_path: 
         assert "pg_dump of its catalogue" in result.output
 
 
-def _close(got: object, expected: object, where: str = "") -> None:
-    """Equal, floats to 1e-9 (the lake sums its rows in another order)."""
-    if isinstance(got, float) and isinstance(expected, float):
-        assert got == pytest.approx(expected, rel=1e-9, abs=1e-12), where
-    elif isinstance(got, dict) and isinstance(expected, dict):
-        assert got.keys() == expected.keys(), where
-        for key in got:
-            _close(got[key], expected[key], f"{where}.{key}")
-    elif isinstance(got, list) and isinstance(expected, list):
-        assert len(got) == len(expected), where
-        for n, (a, b) in enumerate(zip(got, expected, strict=True)):
-            _close(a, b, f"{where}[{n}]")
-    else:
-        assert got == expected, where
-
-
 def test_indicators_read_the_configs_lake_as_they_read_the_file(
     tmp_path: Path, lake_spec: str
 ) -> None:
@@ -147,4 +131,4 @@ def test_indicators_read_the_configs_lake_as_they_read_the_file(
 
     assert on_lake.exit_code == 0, on_lake.output
     assert on_file.exit_code == 0, on_file.output
-    _close(json.loads(on_lake.output), json.loads(on_file.output))
+    assert_close(json.loads(on_lake.output), json.loads(on_file.output))
