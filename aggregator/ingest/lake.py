@@ -49,7 +49,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aggregator.config import LakeSpec
-from aggregator.ingest.store import PROBES_INSERT, ProbeRow, first_copies
+from aggregator.ingest.store import (
+    PROBES_INSERT,
+    ProbeRow,
+    canonical_ids,
+    first_copies,
+    stored_ids,
+)
 from aggregator.ingest.tables import RESULT_TABLES
 
 log = logging.getLogger(__name__)
@@ -314,9 +320,11 @@ class LakeStore:
         stored = {t: np.zeros(rows.num_rows, dtype=bool) for t, rows in tables.items()}
         if not parts:
             return stored
-        ids = pa.chunked_array(
-            [rows.column("result_id").cast(pa.string()) for _, rows in parts]
-        ).combine_chunks()
+        ids = canonical_ids(
+            pa.chunked_array(
+                [rows.column("result_id").cast(pa.string()) for _, rows in parts]
+            ).combine_chunks()
+        )
         sizes = [rows.num_rows for _, rows in parts]
         kinds = pa.array(np.repeat([t for t, _ in parts], sizes), pa.string())
         first = first_copies(ids)
@@ -339,26 +347,10 @@ class LakeStore:
         """One attempt: look up, insert, bump the fence, commit. Which rows were new."""
         con = self._con
         candidates = pa.table({"result_id": ids, "result_table": kinds}).filter(pa.array(first))
-        low, high = pc.min_max(candidates.column("result_id")).values()
         con.execute("begin transaction")
         try:
-            con.register("candidates", candidates)
-            try:
-                # Only the window the group's ids span: UUIDv7 ids sort by time.
-                seen = (
-                    con.execute(
-                        "select c.result_id from candidates c semi join "
-                        "(select result_id from result_ids "
-                        " where result_id between ?::uuid and ?::uuid) r "
-                        "on r.result_id = c.result_id::uuid",
-                        [low.as_py(), high.as_py()],
-                    )
-                    .to_arrow_table()
-                    .column(0)
-                    .combine_chunks()
-                )
-            finally:
-                con.unregister("candidates")
+            # Only the windows the group's ids span: UUIDv7 ids sort by time.
+            seen = stored_ids(con, candidates.column("result_id").combine_chunks())
             is_new: np.ndarray = first & ~pc.is_in(ids, value_set=seen).to_numpy(
                 zero_copy_only=False
             )

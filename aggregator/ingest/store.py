@@ -133,7 +133,7 @@ class Store:
         stored = {t: np.zeros(rows.num_rows, dtype=bool) for t, rows in tables.items()}
         if not parts:
             return stored
-        ids = _canonical(
+        ids = canonical_ids(
             pa.chunked_array(
                 [rows.column("result_id").cast(pa.string()) for _, rows in parts]
             ).combine_chunks()
@@ -150,7 +150,9 @@ class Store:
         with self._lock:
             self._con.execute("begin transaction")
             try:
-                stored_before = self._stored_ids(index_rows.column("result_id").combine_chunks())
+                stored_before = stored_ids(
+                    self._con, index_rows.column("result_id").combine_chunks()
+                )
                 is_new = first
                 new_index_rows = index_rows
                 if len(stored_before):
@@ -184,34 +186,6 @@ class Store:
                 self._rollback()
                 raise
         return stored
-
-    def _stored_ids(self, ids: pa.Array) -> pa.Array:
-        """Which of `ids` (canonical text, each once) `result_ids` holds already, as
-        DuckDB writes them. One scan per range of `id_ranges`: the zone maps
-        skip the row groups outside it, so the cost follows the ids' time
-        spans, not the size of the store."""
-        ranges = id_ranges(ids)
-        scans = " union all ".join(
-            ["(select result_id from result_ids where result_id between ?::uuid and ?::uuid)"]
-            * len(ranges)
-        )
-        params = [bound for pair in ranges for bound in pair]
-        # Registered by name, not found among the caller's locals: a wrapped
-        # connection (a test's) would hide them.
-        self._con.register("looked_up", pa.table({"result_id": ids}))
-        try:
-            return (
-                self._con.execute(
-                    f"select result_id::varchar from ({scans}) "
-                    "where result_id in (select result_id::uuid from looked_up)",
-                    params,
-                )
-                .to_arrow_table()
-                .column(0)
-                .combine_chunks()
-            )
-        finally:
-            self._con.unregister("looked_up")
 
     def _rollback(self) -> None:
         """Undo a failed transaction. A commit that failed (a full disk) has
@@ -380,7 +354,7 @@ _HEX = np.zeros(256, dtype=np.int64)
 _HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16)
 
 
-def _canonical(ids: pa.Array) -> pa.Array:
+def canonical_ids(ids: pa.Array) -> pa.Array:
     """`ids` as DuckDB writes a UUID (lowercase, hyphenated): the text the
     lookup compares and orders. Ingest checks that form already; other text
     (capitals, braces) is converted, and text that is no UUID fails here."""
@@ -390,6 +364,36 @@ def _canonical(ids: pa.Array) -> pa.Array:
     with duckdb.connect() as con:
         converted = con.execute("select result_id::uuid::varchar from looked_up").to_arrow_table()
     return converted.column(0).combine_chunks()
+
+
+def stored_ids(con: duckdb.DuckDBPyConnection, ids: pa.Array) -> pa.Array:
+    """Which of `ids` (canonical text, each once) `result_ids` holds already
+    (the embedded store's or the lake's), as DuckDB writes them. One scan
+    per range of `id_ranges`: the zone maps (the lake's file statistics)
+    skip the row groups outside it, so the cost follows the ids' time spans,
+    not the size of the store."""
+    ranges = id_ranges(ids)
+    scans = " union all ".join(
+        ["(select result_id from result_ids where result_id between ?::uuid and ?::uuid)"]
+        * len(ranges)
+    )
+    params = [bound for pair in ranges for bound in pair]
+    # Registered by name, not found among the caller's locals: a wrapped
+    # connection (a test's) would hide them.
+    con.register("looked_up", pa.table({"result_id": ids}))
+    try:
+        return (
+            con.execute(
+                f"select result_id::varchar from ({scans}) "
+                "where result_id in (select result_id::uuid from looked_up)",
+                params,
+            )
+            .to_arrow_table()
+            .column(0)
+            .combine_chunks()
+        )
+    finally:
+        con.unregister("looked_up")
 
 
 def id_ranges(ids: pa.Array) -> list[tuple[str, str]]:
