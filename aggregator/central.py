@@ -181,6 +181,7 @@ class Aggregator:
                 StoreSettings(
                     memory_limit_mib=config.store_memory_limit_mib or None,
                     checkpoint_threshold_mib=config.store_checkpoint_threshold_mib,
+                    threads=config.store_threads or None,
                 )
             )
         self.registry = ProbeRegistry.in_state_dir(config.state_dir, ward_name)

@@ -185,9 +185,14 @@ class AggregatorConfig(_Strict):
     # DuckDB's memory limit, MiB (its buffer pool of written blocks and a
     # commit's working memory; 0: DuckDB's default, 80 % of the machine's
     # memory, which it fills with every block written), and the WAL size,
-    # MiB, at which a commit folds the WAL into the file (a checkpoint).
+    # MiB, at which a commit folds the WAL into the file (a checkpoint);
+    # and DuckDB's threads (0: one per core). One: a commit group's inserts
+    # are small for DuckDB, and its parallel scan of them cost more CPU than
+    # it saved (docs/benchmarks.md); the analysts' snapshot builds its
+    # rollups on a connection of its own, with every core.
     store_memory_limit_mib: int = Field(default=64, ge=0)
     store_checkpoint_threshold_mib: int = Field(default=64, ge=1)
+    store_threads: int = Field(default=1, ge=0)
     ingest_listen: str = "[::]:7443"  # mTLS: Ingest and ProbeConfig
     enrol_listen: str = "[::]:7444"  # TLS, server-authenticated: Enrolment
     # host:port the probes should use for ingest (told to them at enrolment).

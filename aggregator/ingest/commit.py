@@ -16,7 +16,7 @@ results of its batch. Acks go out only after the commit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import unicodedata
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,10 +39,12 @@ from aggregator.ingest.events import (
     Refusal,
     refused_field,
 )
-from aggregator.ingest.store import uuid7_millis
+from aggregator.ingest.store import concatenated_ids, uuid7_millis
 from aggregator.ingest.stores import ResultStore
 from aggregator.ingest.tables import RESULT_TABLES, TABLES, Column, ResultTable
 from wardprobe.v1 import ingest_pb2, results_pb2
+
+log = logging.getLogger(__name__)
 
 _UUID7 = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 # Stands in for an id that is no UUIDv7 (refused already) where times are read.
@@ -524,10 +526,12 @@ EMBEDDED_GROUP_ROWS = 20_000
 class GroupCommitter:
     """Commits batches from all streams together, a few milliseconds at a time.
 
-    Validation and the DuckDB insert run for the whole group in one worker
-    thread (pyarrow and DuckDB release the GIL), while the event loop goes on
-    reading the next batches. One insert per table per group: large inserts
-    are what DuckDB is fast at."""
+    Two stages, one thread each, so that a group is validated while the one
+    before it commits: `BatchConverter.check` (pyarrow, the checker thread),
+    then the store's transaction (the writer thread: DuckDB has one writing
+    connection). Groups commit in the order they were gathered, and at most
+    one waits checked behind the one committing. One insert per table per
+    group: large inserts are what DuckDB is fast at."""
 
     def __init__(
         self,
@@ -543,23 +547,24 @@ class GroupCommitter:
         self._observer: IngestObserver = observer or NoObserver()
         self._max_delay_s = max_delay_s
         self._max_rows = max_rows
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        # One thread: DuckDB has one writing connection.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None: stop
+        self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-checker")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
         self._task: asyncio.Task[None] | None = None
+        self._last: asyncio.Task[None] | None = None  # the latest group's commit
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
 
     async def stop(self) -> None:
-        """Finish what is queued, then stop the worker."""
-        while not self._queue.empty():
-            await asyncio.sleep(self._max_delay_s)
+        """Commit what is queued, then stop the workers."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._executor.shutdown(wait=True)
+            self._queue.put_nowait(None)
+            await self._task
+        if self._last is not None:
+            await self._last
+        self._checker.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
 
     def submit(self, batch: ReadBatch) -> asyncio.Future[CommitOutcome]:
         """Queue a batch; the future resolves once its rows are committed."""
@@ -576,41 +581,82 @@ class GroupCommitter:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            group = [await self._queue.get()]
-            rows = group[0].batch.result_count
-            deadline = loop.time() + self._max_delay_s
-            while rows < self._max_rows:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), timeout)
-                except TimeoutError:
-                    break
-                group.append(item)
-                rows += item.batch.result_count
-            try:
-                outcomes, summary = await loop.run_in_executor(
-                    self._executor, self._commit, group
-                )
-            except Exception as err:  # the store failed (disk full, I/O error): tell every waiter
-                self._observer.store_write(err)
-                for pending in group:
-                    if not pending.done.done():
-                        pending.done.set_exception(err)
+        stopping = False
+        while not stopping:
+            group, stopping = await self._gather(loop)
+            if not group:
                 continue
-            # Arrow's pool keeps what a group freed for the next; hand it back.
-            pa.default_memory_pool().release_unused()
-            if summary.stored:  # a transaction ran (a group of refusals writes nothing)
-                self._observer.store_write(None)
-            self._observer.group_committed(summary)
-            for pending, outcome in zip(group, outcomes, strict=True):
-                if not pending.done.done():
-                    pending.done.set_result(outcome)
+            checking = loop.run_in_executor(self._checker, self._check, group)
+            previous, self._last = (
+                self._last,
+                loop.create_task(self._commit_in_turn(group, checking, self._last)),
+            )
+            if previous is not None:
+                # Gather the next group while this one commits, not further ahead.
+                await previous
 
-    def _commit(self, group: list[_Pending]) -> tuple[list[CommitOutcome], GroupCommitted]:
-        checked = self._converter.check([p.batch for p in group])
+    async def _gather(self, loop: asyncio.AbstractEventLoop) -> tuple[list[_Pending], bool]:
+        """The next group: what the streams submit within max_delay_s of its
+        first batch, up to max_rows; and whether `stop` was called."""
+        first = await self._queue.get()
+        if first is None:
+            return [], True
+        group = [first]
+        rows = first.batch.result_count
+        deadline = loop.time() + self._max_delay_s
+        while rows < self._max_rows:
+            timeout = deadline - loop.time()
+            if timeout <= 0:
+                break
+            try:
+                item = await asyncio.wait_for(self._queue.get(), timeout)
+            except TimeoutError:
+                break
+            if item is None:
+                return group, True
+            group.append(item)
+            rows += item.batch.result_count
+        return group, False
+
+    async def _commit_in_turn(
+        self,
+        group: list[_Pending],
+        checking: asyncio.Future[CheckedGroup],
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        """Commit `group` once it is checked and the group before it has
+        committed; tell its batches' waiters."""
+        loop = asyncio.get_running_loop()
+        try:
+            checked = await checking
+        except Exception as err:  # a bug in the rules: the batches are not stored
+            log.exception("checking a group of %d batches failed", len(group))
+            _fail(group, err)
+            return
+        finally:
+            if previous is not None:
+                await previous
+        try:
+            outcomes, summary = await loop.run_in_executor(
+                self._writer, self._commit, group, checked
+            )
+        except Exception as err:  # the store failed (disk full, I/O error): tell every waiter
+            self._observer.store_write(err)
+            _fail(group, err)
+            return
+        if summary.stored:  # a transaction ran (a group of refusals writes nothing)
+            self._observer.store_write(None)
+        self._observer.group_committed(summary)
+        for pending, outcome in zip(group, outcomes, strict=True):
+            if not pending.done.done():
+                pending.done.set_result(outcome)
+
+    def _check(self, group: list[_Pending]) -> CheckedGroup:
+        return self._converter.check([p.batch for p in group])
+
+    def _commit(
+        self, group: list[_Pending], checked: CheckedGroup
+    ) -> tuple[list[CommitOutcome], GroupCommitted]:
         tables, owners = checked.tables, checked.owners
         accepted = np.zeros(len(group), dtype=np.int64)
         for owner in owners.values():
@@ -626,6 +672,10 @@ class GroupCommitter:
         for table, was_stored in self._store.insert_new_results(tables).items():
             stored += np.bincount(owners[table][was_stored], minlength=len(group))
             stored_by_table[table] = int(was_stored.sum())
+        # Arrow's pool keeps what a group freed for the next; hand it back
+        # (here, not on the event loop: with the system allocator it trims
+        # glibc's heaps, milliseconds of system calls).
+        pa.default_memory_pool().release_unused()
         outcomes = [
             CommitOutcome(
                 stored=int(stored[i]),
@@ -651,6 +701,13 @@ class GroupCommitter:
         return outcomes, summary
 
 
+def _fail(group: list[_Pending], err: Exception) -> None:
+    """Tell every waiter of `group` that its batch was not stored."""
+    for pending in group:
+        if not pending.done.done():
+            pending.done.set_exception(err)
+
+
 def _refusal(rejection: ingest_pb2.Rejection, table: str = NO_TABLE) -> Refusal:
     """A rejection as the metrics count it; `table` unknown for a result
     refused before it was read into one (no envelope, no body)."""
@@ -664,9 +721,7 @@ def _first_copies_in_order(
     """Per table, True for the rows whose id has no earlier copy in the group,
     by (batch, index in the batch); None when no id repeats (the common case)."""
     names = list(tables)
-    ids = pa.chunked_array(
-        [tables[t].column("result_id").cast(pa.string()) for t in names], pa.string()
-    ).combine_chunks()
+    ids = concatenated_ids(tables[t] for t in names)
     if len(ids) == 0 or pc.count_distinct(ids).as_py() == len(ids):
         return None
     key = np.concatenate([owners[t] * 2**32 + indexes[t] for t in names])

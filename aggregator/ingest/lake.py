@@ -53,6 +53,7 @@ from aggregator.ingest.store import (
     PROBES_INSERT,
     ProbeRow,
     canonical_ids,
+    concatenated_ids,
     first_copies,
     stored_ids,
 )
@@ -320,11 +321,7 @@ class LakeStore:
         stored = {t: np.zeros(rows.num_rows, dtype=bool) for t, rows in tables.items()}
         if not parts:
             return stored
-        ids = canonical_ids(
-            pa.chunked_array(
-                [rows.column("result_id").cast(pa.string()) for _, rows in parts]
-            ).combine_chunks()
-        )
+        ids = canonical_ids(concatenated_ids(rows for _, rows in parts))
         sizes = [rows.num_rows for _, rows in parts]
         kinds = pa.array(np.repeat([t for t, _ in parts], sizes), pa.string())
         first = first_copies(ids)
