@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -38,13 +37,7 @@ from aggregator.enrolment.ca import init_ca
 from aggregator.ingest.snapshot import publish_snapshot
 from aggregator.ingest.store import Store
 from analysis.synthetic import city_spec, generate
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from emulation.replica import free_port as _free_port
 
 
 def _timed(client: httpx.Client, path: str, params: dict[str, str]) -> tuple[float, int]:

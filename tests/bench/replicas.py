@@ -33,10 +33,7 @@ import asyncio
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -59,6 +56,7 @@ from aggregator.ingest.stores import LakeSpec, parse_store_spec
 from aggregator.ingest.tables import RESULT_TABLES
 from analysis.wards import can_tho_wards, ward_name
 from emulation.postgres import PostgresCluster, postgres_bindir, throwaway_root
+from emulation.replica import Replica, start_replica
 from tests.bench.ingest import _result
 from wardprobe.v1 import ingest_pb2
 
@@ -107,70 +105,17 @@ def daily_load(schedule: Sequence[ScheduleItem], *, mobile: bool) -> DailyLoad:
     return DailyLoad(tests, results)
 
 
-@dataclass
-class Replica:
-    address: str
-    enrol_address: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def cpu_s(self) -> float:
-        """CPU seconds of the replica and its read workers."""
-        total = 0.0
-        try:
-            root = psutil.Process(self.process.pid)
-            for each in (root, *root.children(recursive=True)):
-                times = each.cpu_times()
-                total += float(times.user + times.system)
-        except psutil.NoSuchProcess:
-            pass
-        return total
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(timeout=120)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_replica(state: Path, store: str, name: str, extra: str = "") -> Replica:
-    """`wardprobe-aggregator serve` on the lake, waiting until it listens."""
-    ingest, enrolment = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
-    config = state.parent / f"{name}.toml"
-    config.write_text(
-        f'state_dir = "{state}"\n'
-        f"store = '{store}'\n"
-        f'ingest_listen = "{ingest}"\n'
-        f'enrol_listen = "{enrolment}"\n'
-        f'ingest_public_address = "{ingest}"\n' + extra,
-        "utf-8",
-    )
-    log = state.parent / f"{name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "serve", "--config", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "GRPC_VERBOSITY": "ERROR"},
-        )
-    deadline = time.monotonic() + 120
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", int(ingest.rsplit(":", 1)[1])), 0.5):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not listen") from None
-            time.sleep(0.1)
-    return Replica(ingest, enrolment, process, log)
+def _cpu_s(replica: Replica) -> float:
+    """CPU seconds of a replica and its read workers."""
+    total = 0.0
+    try:
+        root = psutil.Process(replica.process.pid)
+        for each in (root, *root.children(recursive=True)):
+            times = each.cpu_times()
+            total += float(times.user + times.system)
+    except psutil.NoSuchProcess:
+        pass
+    return total
 
 
 def enrol_probes(
@@ -425,11 +370,11 @@ def run(
                         state, replicas[0].enrol_address, max(args.probes, args.sim_streams),
                         root / "probes",
                     )  # fmt: skip
-                cpu_before = [r.cpu_s() for r in replicas]
+                cpu_before = [_cpu_s(r) for r in replicas]
                 seconds, stored, duplicates = asyncio.run(
                     sustained(replicas, probes[: args.probes], args.results, args.batch_size)
                 )
-                cpu = [r.cpu_s() - b for r, b in zip(replicas, cpu_before, strict=True)]
+                cpu = [_cpu_s(r) - b for r, b in zip(replicas, cpu_before, strict=True)]
             finally:
                 for replica in replicas:
                     replica.stop()

@@ -4,7 +4,6 @@ enrolled probes, for tests of the ingest path over the real stream."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,16 +20,11 @@ from aggregator.central import Aggregator
 from aggregator.config import AggregatorConfig, ReferenceServerConfig
 from aggregator.enrolment.ca import init_ca
 from aggregator.enrolment.registry import SiteClass
+from emulation.replica import free_port
 from wardprobe.v1 import ingest_pb2, results_pb2
 
 NINH_KIEU = 31135  # Phường Ninh Kiều, Cần Thơ
 CAI_KHE = 31120  # Phường Cái Khế
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

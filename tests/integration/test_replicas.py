@@ -15,13 +15,8 @@ import json
 import os
 import random
 import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,6 +41,7 @@ from analysis.indicators.compute import compute_indicators
 from analysis.indicators.export import report_json
 from analysis.periods import parse_period
 from analysis.wards import ward_name
+from emulation.replica import Replica, start_replica
 from tests.integration.conftest import NINH_KIEU, free_port, throughput_result
 from wardprobe.v1 import results_pb2
 
@@ -54,62 +50,10 @@ RESULTS_PER_PROBE = 600
 NOW = datetime.now(UTC)
 
 
-@dataclass
-class Replica:
-    address: str
-    enrol_address: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self) -> str:
-        return self.log.read_text("utf-8", "replace")[-3000:]
-
-
-def _wait_for_port(replica: Replica, timeout_s: float = 60.0) -> None:
-    host, port = replica.address.rsplit(":", 1)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert replica.process.poll() is None, replica.tail()
-        try:
-            with socket.create_connection((host, int(port)), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"replica at {replica.address} did not listen:\n{replica.tail()}")
-
-
-def _start_replica(state: Path, store: str, index: int) -> Replica:
-    ingest, enrolment = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    config = state.parent / f"replica{index}.toml"
-    config.write_text(
-        f'state_dir = "{state}"\n'
-        f"store = {_toml(store)}\n"
-        f'ingest_listen = "{ingest}"\n'
-        f'enrol_listen = "{enrolment}"\n'
-        f'ingest_public_address = "{ingest}"\n'
-        # Short commit groups: the agents' small batches keep moving.
-        "lake_flush_s = 0.1\n"
-        "probe_sync_interval_s = 0.5\n"
-        "ingest_read_workers = 1\n"
-        "grace_period_s = 2\n",
-        "utf-8",
-    )
-    log = state.parent / f"replica{index}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "serve", "--config", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "GRPC_VERBOSITY": "ERROR"},
-        )
-    replica = Replica(ingest, enrolment, process, log)
-    _wait_for_port(replica)
-    return replica
-
-
-def _toml(text: str) -> str:
-    return "'" + text + "'"  # a literal string: the URI's characters as they are
+# Short commit groups: the agents' small batches keep moving.
+_REPLICA_CONFIG = (
+    "lake_flush_s = 0.1\nprobe_sync_interval_s = 0.5\ningest_read_workers = 1\ngrace_period_s = 2\n"
+)
 
 
 @pytest.fixture
@@ -117,9 +61,9 @@ def replicas(tmp_path: Path, lake_spec: str) -> Iterator[list[Replica]]:
     state = tmp_path / "aggregator"
     init_ca(state, ["localhost", "127.0.0.1"])
     # The first creates the lake's tables; the second finds them.
-    started = [_start_replica(state, lake_spec, 0)]
+    started = [start_replica(state, lake_spec, "replica0", _REPLICA_CONFIG)]
     try:
-        started.append(_start_replica(state, lake_spec, 1))
+        started.append(start_replica(state, lake_spec, "replica1", _REPLICA_CONFIG))
         yield started
     finally:
         for replica in started:

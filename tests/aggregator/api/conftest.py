@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from aggregator.cli import app
 from aggregator.enrolment.ca import init_ca
 from aggregator.ingest.snapshot import publish_snapshot
 from aggregator.ingest.store import Store
+from emulation.replica import free_port
 
 # Enough results for a figure in most wards, few enough to compute quickly.
 ROWS = 100_000
@@ -64,20 +64,11 @@ class RunningApi:
         """An HTTPS client that checks the server against the CA, with
         `token` (default: the fixture's) as its bearer token."""
         headers = {"Authorization": f"Bearer {token or self.data.token}"}
-        return httpx.Client(
-            base_url=self.url, verify=self.data.tls(), headers=headers, timeout=600
-        )
+        return httpx.Client(base_url=self.url, verify=self.data.tls(), headers=headers, timeout=600)
 
     def anonymous(self) -> httpx.Client:
         """An HTTPS client with no token."""
         return httpx.Client(base_url=self.url, verify=self.data.tls(), timeout=600)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def create_token(state_dir: Path, name: str) -> str:
