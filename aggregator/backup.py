@@ -48,7 +48,7 @@ from aggregator.api.tokens import TOKENS_FILE
 from aggregator.config import AggregatorConfig
 from aggregator.enrolment.ca import CA_CERT_FILE, CA_KEY_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE
 from aggregator.enrolment.registry import REGISTRY_FILE
-from aggregator.ingest.store import Store
+from aggregator.ingest.store import Store, sql_text
 from aggregator.ingest.tables import RESULT_TABLES
 from wardprobe import __version__
 
@@ -138,14 +138,10 @@ class Manifest:
 # --- the store's copy ------------------------------------------------------
 
 
-def _quoted(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def copy_store(con: duckdb.DuckDBPyConnection, catalog: str, dest: Path) -> dict[str, int]:
     """Copy the database `catalog` of `con` into a new DuckDB file `dest`,
     in one read transaction; the rows of each table as the copy holds them."""
-    con.execute(f"attach {_quoted(dest)} as {_COPY_ALIAS}")
+    con.execute(f"attach {sql_text(str(dest))} as {_COPY_ALIAS}")
     try:
         con.execute("begin transaction")
         try:
@@ -182,7 +178,7 @@ def take_store_copy(store: Store, dest: Path) -> dict[str, int]:
 def _offline_copy(store_path: Path, dest: Path) -> dict[str, int]:
     """No aggregator runs: attach the store read-only and copy it."""
     with duckdb.connect() as con:
-        con.execute(f"attach {_quoted(store_path)} as wardprobe_store (read_only)")
+        con.execute(f"attach {sql_text(str(store_path))} as wardprobe_store (read_only)")
         try:
             return copy_store(con, "wardprobe_store", dest)
         finally:
@@ -433,7 +429,7 @@ def _store_in_use(store_path: Path) -> bool:
         return False
     try:
         with duckdb.connect() as con:
-            con.execute(f"attach {_quoted(store_path)} as probe_lock (read_only)")
+            con.execute(f"attach {sql_text(str(store_path))} as probe_lock (read_only)")
     except duckdb.Error as err:
         return "lock" in str(err).lower()
     return False
@@ -483,7 +479,7 @@ def restore(config: AggregatorConfig, source: Path, *, force: bool = False) -> R
 
 def _rows(store_path: Path) -> dict[str, int]:
     with duckdb.connect() as con:
-        con.execute(f"attach {_quoted(store_path)} as restored (read_only)")
+        con.execute(f"attach {sql_text(str(store_path))} as restored (read_only)")
         tables = con.execute(
             "select schema_name, table_name from duckdb_tables() where database_name = 'restored'"
         ).fetchall()

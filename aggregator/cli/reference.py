@@ -204,4 +204,3 @@ def serve_command(
         asyncio.run(serve(service_config))
     except ReferenceServerError as exc:  # a port taken, iperf3 missing or not starting
         raise fail(str(exc)) from None
-

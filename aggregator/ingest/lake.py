@@ -55,6 +55,7 @@ from aggregator.ingest.store import (
     canonical_ids,
     concatenated_ids,
     first_copies,
+    sql_text,
     stored_ids,
 )
 from aggregator.ingest.tables import RESULT_TABLES
@@ -131,8 +132,8 @@ def attach_lake(
     """Load the extensions and attach the lake to `con` under `name`; read
     as of one committed snapshot when `snapshot_id` is given (read-only)."""
     for path in extension_files():
-        con.execute(f"load {_literal(str(path))}")
-    options = [f"data_path {_literal(spec.data_path)}"]
+        con.execute(f"load {sql_text(str(path))}")
+    options = [f"data_path {sql_text(spec.data_path)}"]
     if snapshot_id is not None:
         options.append(f"snapshot_version {int(snapshot_id)}")
     if read_only:
@@ -145,7 +146,7 @@ def attach_lake(
                 f"cannot make the data path {spec.data_path}: {err.strerror or err}"
             ) from None
     con.execute(
-        f"attach {_literal('ducklake:postgres:' + spec.catalogue_uri)} as {name} "
+        f"attach {sql_text('ducklake:postgres:' + spec.catalogue_uri)} as {name} "
         f"({', '.join(options)})"
     )
 
@@ -165,10 +166,6 @@ def sync_file_system(directory: Path) -> None:
             raise OSError(errno, f"syncfs {directory}: {os.strerror(errno)}")
     finally:
         os.close(fd)
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _is_conflict(err: duckdb.Error) -> bool:
@@ -466,7 +463,7 @@ class LakeStore:
             for table in (t for t in lake_schema() if t.name not in REWRITTEN):
                 con.execute(
                     f"call ducklake_flush_inlined_data('{LAKE}', table_name => "
-                    f"{_literal(table.name)})"
+                    f"{sql_text(table.name)})"
                 )
             con.execute(f"call ducklake_merge_adjacent_files('{LAKE}')")
             cutoff = f"now() - to_microseconds({int(keep_snapshots_s * 1e6)})"
@@ -491,7 +488,7 @@ class LakeStore:
 
             def flush(table: str = table) -> None:
                 self._con.execute(
-                    f"call ducklake_flush_inlined_data('{LAKE}', table_name => {_literal(table)})"
+                    f"call ducklake_flush_inlined_data('{LAKE}', table_name => {sql_text(table)})"
                 )
 
             with self._lock:
@@ -548,7 +545,7 @@ def migrate_embedded(store: LakeStore, source: Path) -> list[MigratedTable]:
 
 def _migrate_once(store: LakeStore, source: Path) -> list[MigratedTable]:
     con = store._con
-    con.execute(f"attach {_literal(str(source))} as migrate_source (read_only)")
+    con.execute(f"attach {sql_text(str(source))} as migrate_source (read_only)")
     try:
         src_tables = {
             str(r[0])

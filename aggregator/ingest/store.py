@@ -80,15 +80,38 @@ PROBES_INSERT = (
 )
 
 
+# Rows per row group of what the aggregator appends (DuckDB's default is
+# 122,880). A checkpoint compresses and writes again, whole, the last row
+# group of every table it touches, however few rows it gained: with the
+# default, up to 122,880 rows per table for each checkpoint, which made the
+# longest commit 2 s into a store of 50 M results, and most of a commit's
+# CPU. A quarter of that bounds the rewrite (docs/ingest.md, "Memory and
+# checkpoints"); readers need nothing: a file holds row groups of any size.
+ROW_GROUP_ROWS = 30_720
+
+
 class Store:
     """The aggregator's DuckDB file. Calls are serialised by a lock: DuckDB
     allows one writing connection, and the ingest path uses it from a worker
-    thread while the event loop keeps serving streams."""
+    thread while the event loop keeps serving streams.
+
+    The file is attached to an in-memory DuckDB (as its stem, the name DuckDB
+    gives a file it opens) rather than opened directly, because the row group
+    size (`ROW_GROUP_ROWS`) is an option of ATTACH only."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(str(self.path))
+        self._catalog = '"' + self.path.stem.replace('"', '""') + '"'
+        self._con = duckdb.connect()
+        # Spilled blocks beside the file, as DuckDB puts them for a file it
+        # opens (an in-memory database's default is .tmp in the working directory).
+        self._con.execute(f"set temp_directory = {sql_text(str(self.path) + '.tmp')}")
+        self._con.execute(
+            f"attach {sql_text(str(self.path))} as {self._catalog} "
+            f"(row_group_size {ROW_GROUP_ROWS})"
+        )
+        self._con.execute(f"use {self._catalog}")
         self._lock = threading.Lock()
         schema = resources.files("aggregator.ingest").joinpath("schema.sql").read_text("utf-8")
         with self._lock:
@@ -321,11 +344,18 @@ class Store:
         hold the writer's lock (the analyst snapshot): DuckDB gives each of its
         transactions a consistent view of the committed rows while ingest goes on."""
         with self._lock:
-            return self._con.cursor()
+            cursor = self._con.cursor()
+        cursor.execute(f"use {self._catalog}")
+        return cursor
 
     def close(self) -> None:
         with self._lock:
             self._con.close()
+
+
+def sql_text(text: str) -> str:
+    """`text` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def concatenated_ids(tables: Iterable[pa.Table]) -> pa.Array:

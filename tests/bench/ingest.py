@@ -24,6 +24,7 @@ once.
 Usage: python tests/bench/ingest.py [--probes 100] [--results 600000]
            [--big-store-results 50000000] [--big-store PATH] [--rounds 2]
            [--backlog-probes 1000] [--backlog-results 100] [--empty-only]
+           [--set KEY=VALUE ...]
        --empty-only: only the sustained runs into an empty store (no 50 M
        store, no backlog): the quick loop for the aggregator's memory.
 Not part of the test suite; prints a Markdown table for docs/benchmarks.md.
@@ -312,7 +313,16 @@ def main() -> None:
     parser.add_argument(
         "--empty-only", action="store_true", help="only the empty store's runs, no backlog"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an aggregator.toml key for both aggregators (TOML value), e.g. "
+        "--set store_checkpoint_threshold_mib=16; repeatable",
+    )
     args = parser.parse_args()
+    args.keys = "\n".join(args.set)
     if args.empty_only:
         _empty_only(args)
         return
@@ -324,7 +334,10 @@ def main() -> None:
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="wardprobe-bench-") as tmp:
         root = Path(tmp)
-        with _start(root, "empty", None) as empty, _start(root, "big", args.big_store) as big:
+        with (
+            _start(root, "empty", None, args.keys) as empty,
+            _start(root, "big", args.big_store, args.keys) as big,
+        ):
             t0 = time.perf_counter()
             enrolled = {
                 "empty": _enrol_all(
@@ -398,7 +411,7 @@ def _empty_only(args: argparse.Namespace) -> None:
     resident memory idle, at its peak and 2 s after each burst."""
     with tempfile.TemporaryDirectory(prefix="wardprobe-bench-") as tmp:
         root = Path(tmp)
-        with _start(root, "empty", None) as dep:
+        with _start(root, "empty", None, args.keys) as dep:
             probes = _enrol_all(dep, args.probes, root / "probes")
             in_store = 0
             for round_ in range(args.rounds):
