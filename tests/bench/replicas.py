@@ -472,8 +472,8 @@ def run(
              f"{kept_per_hour / mib:.2f} MiB"),
             ("Parquet per result after compaction", f"{data_per_result:.0f} bytes"),
             (f"a month of {args.sim_probes:,} probes",
-             f"{month_results / 1e6:.0f} M results; catalogue ≤ "
-             f"{kept_per_hour * 720 / mib:,.0f} MiB with hourly compaction "
+             f"{month_results / 1e6:.0f} M results; the catalogue grows by about "
+             f"{kept_per_hour * 720 / mib:,.1f} MiB with hourly compaction "
              f"({catalogue_per_commit * commits_per_hour * 720 / mib:,.0f} MiB without); "
              f"Parquet ≈ {data_per_result * month_results / mib:,.0f} MiB"),
         ]  # fmt: skip
