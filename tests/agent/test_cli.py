@@ -20,8 +20,9 @@ from aggregator.central import Aggregator
 from aggregator.config import AggregatorConfig
 from aggregator.enrolment.ca import init_ca
 from aggregator.enrolment.registry import SiteClass
+from emulation.replica import free_port
 from tests.aggregator.cli.test_cli_errors import assert_plain_error
-from tests.integration.conftest import NINH_KIEU, free_port
+from tests.integration.conftest import NINH_KIEU
 
 # A well-formed token whose aggregator is nowhere (the pin is checked only
 # against a server that answers).

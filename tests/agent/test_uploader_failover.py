@@ -36,7 +36,8 @@ from aggregator.config import AggregatorConfig
 from aggregator.enrolment.ca import init_ca, server_credentials
 from aggregator.enrolment.registry import SiteClass
 from aggregator.reference.server import DnsName, dns_response
-from tests.integration.conftest import NINH_KIEU, free_port, throughput_result
+from emulation.replica import free_port
+from tests.integration.conftest import NINH_KIEU, throughput_result
 from wardprobe.v1 import ingest_pb2, ingest_pb2_grpc
 
 NAME = "aggregators.wardprobe.test"  # one name, a record per replica

@@ -26,7 +26,8 @@ from aggregator.enrolment.ca import init_ca
 from aggregator.enrolment.registry import ProbeRegistry, SiteClass
 from aggregator.ingest.store import Store
 from analysis.wards import ward_name
-from tests.integration.conftest import CAI_KHE, NINH_KIEU, Central, free_port, throughput_result
+from emulation.replica import free_port
+from tests.integration.conftest import CAI_KHE, NINH_KIEU, Central, throughput_result
 from wardprobe.v1 import ingest_pb2, ingest_pb2_grpc
 
 runner = CliRunner()

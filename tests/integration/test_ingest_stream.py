@@ -26,11 +26,11 @@ from agent.measurements.base import MeasurementContext
 from agent.runtime import AgentRuntime, ScheduledTest
 from aggregator.central import INTERNAL_ERROR
 from aggregator.ingest.service import COMMIT_FAILED
+from emulation.replica import free_port
 from tests.integration.conftest import (
     CAI_KHE,
     NINH_KIEU,
     Central,
-    free_port,
     random_uuid4,
     raw_upload,
     throughput_result,

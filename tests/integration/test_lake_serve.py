@@ -18,7 +18,8 @@ from aggregator.cli import app
 from aggregator.config import AggregatorConfig, ReferenceServerConfig
 from aggregator.enrolment.ca import init_ca
 from aggregator.ingest.lake import LakeStore, connect_lake
-from tests.integration.conftest import Central, free_port, throughput_result
+from emulation.replica import free_port
+from tests.integration.conftest import Central, throughput_result
 from wardprobe.v1 import ingest_pb2, ingest_pb2_grpc
 
 

@@ -41,8 +41,8 @@ from analysis.indicators.compute import compute_indicators
 from analysis.indicators.export import report_json
 from analysis.periods import parse_period
 from analysis.wards import ward_name
-from emulation.replica import Replica, start_replica
-from tests.integration.conftest import NINH_KIEU, free_port, throughput_result
+from emulation.replica import Replica, free_port, start_replica
+from tests.integration.conftest import NINH_KIEU, throughput_result
 from wardprobe.v1 import results_pb2
 
 PROBES = 4  # the indicators' floor is 3 probes

@@ -25,7 +25,8 @@ from aggregator.cli import app
 from aggregator.config import AggregatorConfig, LakeSpec, parse_store_spec
 from aggregator.enrolment.ca import init_ca
 from aggregator.ingest.lake import connect_lake
-from tests.aggregator.api.conftest import ApiData, create_token, free_port, wait_until_up
+from emulation.replica import free_port
+from tests.aggregator.api.conftest import ApiData, create_token, wait_until_up
 from tests.aggregator.conftest import assert_close
 from tests.conftest import lake_copy
 

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 from aggregator.api.server import _bind
 from aggregator.cli import app
 from aggregator.ingest.store import Store
+from emulation.replica import free_port
 from tests.aggregator.api.conftest import (
     ApiData,
-    free_port,
     wait_until_up,
     write_config,
 )
