@@ -19,7 +19,7 @@ from aggregator.central import Aggregator
 from aggregator.config import AggregatorConfig
 from aggregator.enrolment.ca import init_ca
 from aggregator.enrolment.registry import SiteClass
-from aggregator.ingest.store import ProbeRow, Store, id_ranges, uuid7_millis
+from aggregator.ingest.store import ROW_GROUP_ROWS, ProbeRow, Store, id_ranges, uuid7_millis
 
 
 def test_an_older_store_gains_the_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
@@ -366,3 +366,32 @@ def test_a_store_with_keyed_tables_loses_the_keys_and_keeps_its_rows_and_ids(
     assert again["throughput"].tolist() == [False, True]
     assert store.count("throughput") == store.count("result_ids") == 4
     store.close()
+
+
+def test_appended_rows_go_into_row_groups_of_the_stores_size_and_the_file_reads_plainly(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint rewrites the last row group whole: the store's row groups
+    are ROW_GROUP_ROWS rows, and the file opens as any DuckDB file does."""
+    path = tmp_path / "store.duckdb"
+    store = Store(path)
+    rows = 2 * ROW_GROUP_ROWS + 1000
+    ids = [_v7(_NOW, n) for n in range(rows)]
+    for start in range(0, rows, 20_000):
+        store.insert_new_results({"throughput": _timed_rows(ids[start : start + 20_000], _NOW)})
+    store.checkpoint()
+    # the analysts' second connection finds the store's tables, not an empty database
+    reader = store.reader()
+    assert reader.execute("select count(*) from throughput").fetchone() == (rows,)
+    reader.close()
+    store.close()
+    with duckdb.connect(str(path), read_only=True) as con:
+        sizes = con.execute(
+            "select row_group_id, max(count) from pragma_storage_info('throughput') "
+            "group by all order by row_group_id"
+        ).fetchall()
+        assert con.execute("select count(*) from result_ids").fetchone() == (rows,)
+    # DuckDB's own size would hold all of them in one row group
+    assert max(size for _, size in sizes) == ROW_GROUP_ROWS
+    assert sum(size for _, size in sizes) == rows and len(sizes) >= 3
+    assert not (tmp_path / ".tmp").exists()  # nothing spilled beside the working directory
