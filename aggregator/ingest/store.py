@@ -363,7 +363,9 @@ def concatenated_ids(tables: Iterable[pa.Table]) -> pa.Array:
     From their chunks: `pa.chunked_array` given whole ChunkedArrays reads
     them as Python sequences, a Python object per id (half a microsecond
     each, measured)."""
-    chunks = [chunk for rows in tables for chunk in rows.column("result_id").chunks]
+    chunks = [
+        chunk.cast(pa.string()) for rows in tables for chunk in rows.column("result_id").chunks
+    ]
     return pa.chunked_array(chunks, pa.string()).combine_chunks()
 
 
