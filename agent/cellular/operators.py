@@ -29,11 +29,16 @@ from types import MappingProxyType
 _MCC_MNC = re.compile(r"^\d{5,6}$")
 VIETNAM_MCC = "452"
 _NOT_OPERATOR_MCCS = frozenset({"000", "001", "999"})
-# Area codes that mean "no valid area": FFFE marks a deleted location or
-# tracking area (3GPP TS 24.008 §10.5.1.3, TS 24.301), FFFFFE a deleted 5GS
-# one (TS 24.501); all ones is what modules print with no area at all.
-# 16-bit LACs and EPS TACs, 24-bit 5GS TACs.
-_RESERVED_AREA = {16: frozenset({0xFFFE, 0xFFFF}), 24: frozenset({0xFFFFFE, 0xFFFFFF})}
+# Area codes that mean "no valid area": 0000 and FFFE are reserved LAC and
+# TAC values (3GPP TS 23.003 §4.1, §19.4.2.3), FFFE marking a deleted
+# location or tracking area (TS 24.008 §10.5.1.3, TS 24.301), FFFFFE a
+# deleted 5GS one and all zeros one read from a USIM with none (TS 24.501);
+# all ones is what modules print with no area at all. 16-bit LACs and EPS
+# TACs, 24-bit 5GS TACs.
+_RESERVED_AREA = {
+    16: frozenset({0x0000, 0xFFFE, 0xFFFF}),
+    24: frozenset({0x000000, 0xFFFFFE, 0xFFFFFF}),
+}
 
 
 @cache
@@ -103,8 +108,8 @@ def operator_name(mcc_mnc: str) -> str:
 
 def area_code(text: str, bits: int = 16) -> str:
     """A location or tracking area code as `hex_id` spells it, "" when missing
-    or reserved: FFFE/FFFF for a 16-bit LAC or EPS TAC, FFFFFE/FFFFFF for a
-    24-bit 5GS TAC (a modem without a valid area prints those)."""
+    or reserved: 0000/FFFE/FFFF for a 16-bit LAC or EPS TAC, 000000/FFFFFE/
+    FFFFFF for a 24-bit 5GS TAC (a modem without a valid area prints those)."""
     code = hex_id(text)
     if code and int(code, 16) in _RESERVED_AREA[bits]:
         return ""

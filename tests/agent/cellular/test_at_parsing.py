@@ -187,6 +187,9 @@ def test_reserved_area_codes_are_no_area() -> None:
     )
     assert umts.tac == ""
     assert parse_reg('2,1,"FFFE","01A2D001",7') == (Registration.HOME, "", "1A2D001")
+    # 0000 is reserved too (TS 23.003): a module not yet registered in an area prints it
+    assert parse_reg('2,1,"0000","01A2D001",7') == (Registration.HOME, "", "1A2D001")
+    assert area_code("000000", 24) == "" and area_code("0") == ""
     assert parse_reg('2,1,"FFFFFE","3A1B2C005",11', area_bits=24)[1] == ""
     # FFFE is a valid 24-bit 5GS TAC (00FFFE): only its own width's values are reserved.
     assert area_code("FFFE", 24) == "FFFE"
