@@ -44,6 +44,7 @@ from agent.uploader import IN_USE_STATE
 from aggregator.ingest.lake import connect_lake
 from aggregator.ingest.stores import LakeSpec, parse_store_spec
 from aggregator.ingest.tables import RESULT_TABLES
+from analysis.indicators.export import rounded_floats
 from emulation.cycles import CycleRun, run_cycles
 from emulation.deployment import CentralPorts, Deployment, DeploymentError, ProbeBox, free_tcp_port
 from emulation.postgres import PostgresCluster, PostgresMissing, throwaway_root
@@ -364,23 +365,11 @@ def _indicators(
         return 1
     _step(console, f"the lake copied into {out / 'lake_copy.duckdb'} (open it with DuckDB)")
     on_lake = json.loads((out / "indicators.json").read_text("utf-8"))
-    if _rounded(json.loads(on_copy)) != _rounded(on_lake):
+    if rounded_floats(json.loads(on_copy)) != rounded_floats(on_lake):
         console.print("[red]the indicators on the lake's copy differ from the lake's[/red]")
         return 1
     console.print("[green]the same indicators computed on the copy equal the lake's[/green]")
     return 0
-
-
-def _rounded(value: object) -> object:
-    """A report with every float to 12 significant digits (DuckDB's threads
-    may add a mean's terms in another order)."""
-    if isinstance(value, float):
-        return float(f"{value:.12g}")
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    return value
 
 
 def _copy_lake(spec: LakeSpec, target: Path) -> None:

@@ -33,3 +33,16 @@ def report_json(report: IndicatorReport, *, city_only: bool = False) -> str:
             report, figures=[f for f in report.figures if f.scope == "city"]
         )
     return json.dumps(jsonable(report), indent=1)
+
+
+def rounded_floats(value: Any) -> Any:
+    """A parsed JSON report with every float to 12 significant digits, to
+    compare two computations of it: DuckDB's threads may add a mean's terms
+    in another order, which moves a float's last bits."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: rounded_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded_floats(v) for v in value]
+    return value

@@ -38,7 +38,7 @@ from aggregator.ingest.store import ProbeRow
 from aggregator.ingest.stores import LakeSpec, parse_store_spec
 from aggregator.ingest.tables import RESULT_TABLES
 from analysis.indicators.compute import compute_indicators
-from analysis.indicators.export import report_json
+from analysis.indicators.export import report_json, rounded_floats
 from analysis.periods import parse_period
 from analysis.wards import ward_name
 from emulation.replica import Replica, free_port, start_replica
@@ -247,20 +247,9 @@ def test_two_replicas_one_killed_mid_batch_lose_and_double_nothing(
     assert any(f.status == "ok" for f in on_lake.figures), "the data must give some figures"
     # Equal figure by figure; a float may differ in its last bits (1e-15:
     # DuckDB's threads add a per-probe mean's terms in whatever order).
-    assert _rounded(json.loads(report_json(on_lake))) == _rounded(
+    assert rounded_floats(json.loads(report_json(on_lake))) == rounded_floats(
         json.loads(report_json(on_embedded))
     )
-
-
-def _rounded(value: object) -> object:
-    """The report with every float to 12 significant digits."""
-    if isinstance(value, float):
-        return float(f"{value:.12g}")
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    return value
 
 
 def test_replicas_mirroring_the_registry_at_once_keep_one_row_per_probe(lake_spec: str) -> None:
