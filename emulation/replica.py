@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from emulation.deployment import free_tcp_port
+
 
 @dataclass
 class Replica:
@@ -37,13 +39,6 @@ class Replica:
         return self.process.wait(timeout=timeout_s)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_replica(
     state: Path, store: str, name: str, extra: str = "", timeout_s: float = 120.0
 ) -> Replica:
@@ -51,7 +46,7 @@ def start_replica(
     CA and registry of `state`, its config and log beside `state` as
     <name>.toml and <name>.log, `extra` (TOML lines) added to its config;
     return once its ingest port accepts connections."""
-    ingest, enrolment = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    ingest, enrolment = f"127.0.0.1:{free_tcp_port()}", f"127.0.0.1:{free_tcp_port()}"
     config = state.parent / f"{name}.toml"
     config.write_text(
         f'state_dir = "{state}"\n'

@@ -20,7 +20,7 @@ from aggregator.central import Aggregator
 from aggregator.config import AggregatorConfig
 from aggregator.enrolment.ca import init_ca
 from aggregator.enrolment.registry import SiteClass
-from emulation.replica import free_port
+from emulation.deployment import free_tcp_port
 from tests.aggregator.cli.test_cli_errors import assert_plain_error
 from tests.integration.conftest import NINH_KIEU
 
@@ -45,7 +45,7 @@ async def enrolled_box(tmp_path: Path) -> Path:
     address (in enrolment.json) has nothing listening any more."""
     state = tmp_path / "aggregator"
     init_ca(state, ["localhost", "127.0.0.1"])
-    ingest, enrolment = free_port(), free_port()
+    ingest, enrolment = free_tcp_port(), free_tcp_port()
     config = AggregatorConfig(
         state_dir=state,
         store_path=state / "wardprobe.duckdb",

@@ -36,7 +36,7 @@ from aggregator.config import AggregatorConfig
 from aggregator.enrolment.ca import init_ca, server_credentials
 from aggregator.enrolment.registry import SiteClass
 from aggregator.reference.server import DnsName, dns_response
-from emulation.replica import free_port
+from emulation.deployment import free_tcp_port
 from tests.integration.conftest import NINH_KIEU, throughput_result
 from wardprobe.v1 import ingest_pb2, ingest_pb2_grpc
 
@@ -68,7 +68,7 @@ def _config(state: Path, index: int, ingest: str) -> AggregatorConfig:
         state_dir=state,
         store_path=state / f"replica{index}.duckdb",
         ingest_listen=ingest,
-        enrol_listen=f"127.0.0.1:{free_port()}",
+        enrol_listen=f"127.0.0.1:{free_tcp_port()}",
         ingest_public_address=ingest,
         probe_sync_interval_s=0.2,
         ingest_read_workers=1,
@@ -109,7 +109,7 @@ async def _close_if_open(stacks: dict[str, AsyncExitStack], address: str) -> Non
 @pytest.fixture
 async def two(tmp_path: Path) -> AsyncIterator[Replicas]:
     async with _replicas(
-        tmp_path, [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+        tmp_path, [f"127.0.0.1:{free_tcp_port()}", f"127.0.0.1:{free_tcp_port()}"]
     ) as replicas:
         yield replicas
 
@@ -213,7 +213,7 @@ async def test_batches_in_flight_when_a_stream_breaks_are_stored_once_by_the_nex
     two: Replicas, tmp_path: Path
 ) -> None:
     _, good = two.running
-    broken_address = f"127.0.0.1:{free_port()}"
+    broken_address = f"127.0.0.1:{free_tcp_port()}"
     server = grpc.aio.server()
     breaker = _BreaksMidBatch()
     ingest_pb2_grpc.add_IngestServicer_to_server(breaker, server)
@@ -266,7 +266,7 @@ class _DnsResponder(asyncio.DatagramProtocol):
 
 
 async def test_one_name_with_two_records_fails_over_to_the_second(tmp_path: Path) -> None:
-    port = free_port()  # the same port on two loopback addresses, as behind one name
+    port = free_tcp_port()  # the same port on two loopback addresses, as behind one name
     one, two_ = f"127.0.0.1:{port}", f"127.0.0.2:{port}"
     async with _replicas(tmp_path, [one, two_]) as replicas:
         responder = _DnsResponder([DnsName(name=NAME, ipv4=("127.0.0.1", "127.0.0.2"))])

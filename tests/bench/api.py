@@ -37,7 +37,7 @@ from aggregator.enrolment.ca import init_ca
 from aggregator.ingest.snapshot import publish_snapshot
 from aggregator.ingest.store import Store
 from analysis.synthetic import city_spec, generate
-from emulation.replica import free_port as _free_port
+from emulation.deployment import free_tcp_port
 
 
 def _timed(client: httpx.Client, path: str, params: dict[str, str]) -> tuple[float, int]:
@@ -83,7 +83,7 @@ def main() -> None:
     if not (state / "server.crt").exists():
         init_ca(state, ["127.0.0.1"])
     _, token = ApiTokenStore.in_state_dir(state).create("benchmark")
-    port = _free_port()
+    port = free_tcp_port()
     config = work / "aggregator.toml"
     config.write_text(
         f'state_dir = "{state}"\nstore_path = "{store_path}"\n'

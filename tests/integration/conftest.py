@@ -20,7 +20,7 @@ from aggregator.central import Aggregator
 from aggregator.config import AggregatorConfig, ReferenceServerConfig
 from aggregator.enrolment.ca import init_ca
 from aggregator.enrolment.registry import SiteClass
-from emulation.replica import free_port
+from emulation.deployment import free_tcp_port
 from wardprobe.v1 import ingest_pb2, results_pb2
 
 NINH_KIEU = 31135  # Phường Ninh Kiều, Cần Thơ
@@ -63,7 +63,7 @@ class Central:
 async def central(tmp_path: Path) -> AsyncIterator[Central]:
     state = tmp_path / "aggregator"
     init_ca(state, ["localhost", "127.0.0.1"])
-    ingest_port, enrol_port = free_port(), free_port()
+    ingest_port, enrol_port = free_tcp_port(), free_tcp_port()
     config = AggregatorConfig(
         state_dir=state,
         store_path=state / "wardprobe.duckdb",

@@ -26,7 +26,7 @@ from aggregator.enrolment.ca import init_ca
 from aggregator.enrolment.registry import ProbeRegistry, SiteClass
 from aggregator.ingest.store import Store
 from analysis.wards import ward_name
-from emulation.replica import free_port
+from emulation.deployment import free_tcp_port
 from tests.integration.conftest import CAI_KHE, NINH_KIEU, Central, throughput_result
 from wardprobe.v1 import ingest_pb2, ingest_pb2_grpc
 
@@ -137,8 +137,8 @@ async def test_a_backup_taken_while_ingesting_restores_every_acked_result(
     settings = AggregatorConfig(
         state_dir=fresh_state,
         store_path=tmp_path / "restored" / "store.duckdb",
-        ingest_listen=f"127.0.0.1:{free_port()}",
-        enrol_listen=f"127.0.0.1:{free_port()}",
+        ingest_listen=f"127.0.0.1:{free_tcp_port()}",
+        enrol_listen=f"127.0.0.1:{free_tcp_port()}",
         grace_period_s=1.0,
     )
     async with Aggregator(settings) as again:
@@ -253,8 +253,8 @@ async def test_a_state_directory_too_long_for_a_socket_address_still_answers(
     settings = AggregatorConfig(
         state_dir=state,
         store_path=state / "wardprobe.duckdb",
-        ingest_listen=f"127.0.0.1:{free_port()}",
-        enrol_listen=f"127.0.0.1:{free_port()}",
+        ingest_listen=f"127.0.0.1:{free_tcp_port()}",
+        enrol_listen=f"127.0.0.1:{free_tcp_port()}",
         grace_period_s=1.0,
     )
     config = _config_file(tmp_path / "aggregator.toml", state, settings.store_path)

@@ -26,7 +26,7 @@ from agent.measurements.base import MeasurementContext
 from agent.runtime import AgentRuntime, ScheduledTest
 from aggregator.central import INTERNAL_ERROR
 from aggregator.ingest.service import COMMIT_FAILED
-from emulation.replica import free_port
+from emulation.deployment import free_tcp_port
 from tests.integration.conftest import (
     CAI_KHE,
     NINH_KIEU,
@@ -357,7 +357,9 @@ async def test_an_agent_not_told_of_its_move_has_its_results_filed_in_the_new_wa
     central.aggregator.registry.move_probe(probe.probe_id, CAI_KHE)
     runtime = AgentRuntime(AgentSettings(state_dir=probe.state_dir))
     # a TCP latency test to a closed loopback port: a failed result, at once
-    closed = MeasurementContext(server_host="127.0.0.1", tcp_echo_port=free_port(), latency_count=1)
+    closed = MeasurementContext(
+        server_host="127.0.0.1", tcp_echo_port=free_tcp_port(), latency_count=1
+    )
 
     await runtime.measure(ScheduledTest("latency_tcp", 3600, 0, "fixed"), closed)
     report = await runtime.uploader.drain()

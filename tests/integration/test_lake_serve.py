@@ -18,7 +18,7 @@ from aggregator.cli import app
 from aggregator.config import AggregatorConfig, ReferenceServerConfig
 from aggregator.enrolment.ca import init_ca
 from aggregator.ingest.lake import LakeStore, connect_lake
-from emulation.replica import free_port
+from emulation.deployment import free_tcp_port
 from tests.integration.conftest import Central, throughput_result
 from wardprobe.v1 import ingest_pb2, ingest_pb2_grpc
 
@@ -27,7 +27,7 @@ from wardprobe.v1 import ingest_pb2, ingest_pb2_grpc
 async def lake_central(tmp_path: Path, lake_spec: str) -> AsyncIterator[Central]:
     state = tmp_path / "aggregator"
     init_ca(state, ["localhost", "127.0.0.1"])
-    ingest_port, enrol_port = free_port(), free_port()
+    ingest_port, enrol_port = free_tcp_port(), free_tcp_port()
     config = AggregatorConfig(
         state_dir=state,
         store=lake_spec,

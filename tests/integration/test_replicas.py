@@ -41,7 +41,8 @@ from analysis.indicators.compute import compute_indicators
 from analysis.indicators.export import report_json, rounded_floats
 from analysis.periods import parse_period
 from analysis.wards import ward_name
-from emulation.replica import Replica, free_port, start_replica
+from emulation.deployment import free_tcp_port
+from emulation.replica import Replica, start_replica
 from tests.integration.conftest import NINH_KIEU, throughput_result
 from wardprobe.v1 import results_pb2
 
@@ -167,12 +168,12 @@ async def _embedded_copy(
     state: Path, store: Path, probes: list[tuple[str, Path]], sent: dict[str, list[bytes]]
 ) -> None:
     """The same results, through the same ingest, into an embedded store."""
-    ingest = f"127.0.0.1:{free_port()}"
+    ingest = f"127.0.0.1:{free_tcp_port()}"
     config = AggregatorConfig(
         state_dir=state,
         store_path=store,
         ingest_listen=ingest,
-        enrol_listen=f"127.0.0.1:{free_port()}",
+        enrol_listen=f"127.0.0.1:{free_tcp_port()}",
         ingest_public_address=ingest,
         ingest_read_workers=1,
         grace_period_s=1.0,

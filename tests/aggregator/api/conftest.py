@@ -24,7 +24,7 @@ from aggregator.cli import app
 from aggregator.enrolment.ca import init_ca
 from aggregator.ingest.snapshot import publish_snapshot
 from aggregator.ingest.store import Store
-from emulation.replica import free_port
+from emulation.deployment import free_tcp_port
 
 # Enough results for a figure in most wards, few enough to compute quickly.
 ROWS = 100_000
@@ -140,7 +140,7 @@ def api_data(tmp_path_factory: pytest.TempPathFactory) -> ApiData:
 
 @pytest.fixture(scope="session")
 def api(api_data: ApiData, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
-    port = free_port()
+    port = free_tcp_port()
     config = write_config(
         tmp_path_factory.mktemp("api-config") / "aggregator.toml", api_data, f"127.0.0.1:{port}"
     )

@@ -25,7 +25,7 @@ from aggregator.cli import app
 from aggregator.config import AggregatorConfig, LakeSpec, parse_store_spec
 from aggregator.enrolment.ca import init_ca
 from aggregator.ingest.lake import connect_lake
-from emulation.replica import free_port
+from emulation.deployment import free_tcp_port
 from tests.aggregator.api.conftest import ApiData, create_token, wait_until_up
 from tests.aggregator.conftest import assert_close
 from tests.conftest import lake_copy
@@ -160,7 +160,7 @@ def test_api_serve_reads_the_lake_serve_hands_it(
     state_dir = tmp_path / "state"
     init_ca(state_dir, ["localhost", "127.0.0.1"])
     data = ApiData(small_city, tmp_path / "no-snapshot", state_dir, create_token(state_dir, "t"))
-    port = free_port()
+    port = free_tcp_port()
     config = tmp_path / "aggregator.toml"
     config.write_text(f'state_dir = "{state_dir}"\napi_listen = "127.0.0.1:{port}"\n', "utf-8")
     spec = f"ducklake:{lake.catalogue_uri}&data_path={lake.data_path}"
@@ -189,7 +189,7 @@ def test_serve_does_not_ask_a_lake_for_a_snapshot(tmp_path: Path) -> None:
     config = tmp_path / "aggregator.toml"
     lake = f"ducklake:postgres://nobody@/none?host={tmp_path}&data_path={tmp_path / 'data'}"
     config.write_text(
-        f'state_dir = "{tmp_path}"\nstore = "{lake}"\napi_listen = "127.0.0.1:{free_port()}"\n',
+        f'state_dir = "{tmp_path}"\nstore = "{lake}"\napi_listen = "127.0.0.1:{free_tcp_port()}"\n',
         "utf-8",
     )
     result = CliRunner().invoke(app, ["serve", "--config", str(config)])

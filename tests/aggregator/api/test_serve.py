@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from aggregator.api.server import _bind
 from aggregator.cli import app
 from aggregator.ingest.store import Store
-from emulation.replica import free_port
+from emulation.deployment import free_tcp_port
 from tests.aggregator.api.conftest import (
     ApiData,
     wait_until_up,
@@ -60,7 +60,7 @@ def assert_graceful(process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def test_the_api_follows_a_new_snapshot(own_snapshot: ApiData, tmp_path: Path) -> None:
-    port = free_port()
+    port = free_tcp_port()
     config = write_config(tmp_path / "a.toml", own_snapshot, f"127.0.0.1:{port}")
     url = f"https://127.0.0.1:{port}/api/v1"
     log = tmp_path / "api.log"
@@ -89,13 +89,13 @@ def test_serve_runs_the_api_in_a_child_and_stops_it(api_data: ApiData, tmp_path:
     store = tmp_path / "wardprobe.duckdb"
     shutil.copyfile(api_data.store, store)
     data = ApiData(store, tmp_path / "snapshot.duckdb", api_data.state_dir, api_data.token)
-    port = free_port()
+    port = free_tcp_port()
     config = write_config(
         tmp_path / "aggregator.toml",
         data,
         f"127.0.0.1:{port}",
-        ingest_listen=f'"127.0.0.1:{free_port()}"',
-        enrol_listen=f'"127.0.0.1:{free_port()}"',
+        ingest_listen=f'"127.0.0.1:{free_tcp_port()}"',
+        enrol_listen=f'"127.0.0.1:{free_tcp_port()}"',
     )
     serve = subprocess.Popen([sys.executable, "-m", "aggregator", "serve", "--config", str(config)])
     try:
@@ -153,7 +153,7 @@ async def test_answers_are_not_held_back_by_nagle() -> None:
         nodelay.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
         writer.close()
 
-    listening = _bind(f"127.0.0.1:{free_port()}")
+    listening = _bind(f"127.0.0.1:{free_tcp_port()}")
     server = await asyncio.start_server(accepted, sock=listening)
     async with server:
         port = listening.getsockname()[1]

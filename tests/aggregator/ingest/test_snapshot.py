@@ -146,20 +146,15 @@ async def test_the_running_aggregator_publishes_a_snapshot_analysts_can_open(
     tmp_path: Path,
 ) -> None:
     import asyncio
-    import socket
 
     from aggregator.central import Aggregator
     from aggregator.config import AggregatorConfig
     from aggregator.enrolment.ca import init_ca
-
-    def free_port() -> int:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return int(sock.getsockname()[1])
+    from emulation.deployment import free_tcp_port
 
     state = tmp_path / "aggregator"
     init_ca(state, ["localhost", "127.0.0.1"])
-    ingest, enrol = free_port(), free_port()
+    ingest, enrol = free_tcp_port(), free_tcp_port()
     snap = tmp_path / "published" / "snapshot.duckdb"
     config = AggregatorConfig(
         state_dir=state,
