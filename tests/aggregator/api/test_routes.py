@@ -9,7 +9,6 @@ import csv
 import hashlib
 import io
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -28,25 +27,10 @@ from aggregator.api.tokens import ApiTokenStore
 from aggregator.cli import app
 from analysis.wards import can_tho_wards
 from tests.aggregator.api.conftest import RunningApi
+from tests.aggregator.conftest import assert_close
 
 NINH_KIEU = 31135
 
-
-def close(a: Any, b: Any, path: str = "") -> None:
-    """`a` equals `b`, floats to 1e-9 relative (DuckDB's parallel sums may
-    differ in the last bits from one run to the next)."""
-    if isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), path
-    elif isinstance(a, dict) and isinstance(b, dict):
-        assert a.keys() == b.keys(), path
-        for key in a:
-            close(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, list) and isinstance(b, list):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            close(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, path
 
 
 def cli_json(snapshot: Path, *args: str) -> Any:
@@ -108,7 +92,7 @@ def test_indicators_are_the_clis_json(api: RunningApi, query: dict[str, str]) ->
     if "baseline" in query:
         args += ["--baseline", query["baseline"]]
     ours = answer.json()
-    close(ours, cli_json(api.data.snapshot, *args))
+    assert_close(ours, cli_json(api.data.snapshot, *args))
     assert ours["figures"], "a figure at least"
     # ipv6_leading_provinces, from the published figures the snapshot copied
     ranks = {p["metric"]: p["text"] for p in ours["ipv6_reference"]["provinces"]}
@@ -137,7 +121,7 @@ def test_geojson_map_reads_back_in_a_gis_reader(api: RunningApi, tmp_path: Path)
          "--store", str(api.data.snapshot), "--out", str(cli)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    close(json.loads(answer.content), json.loads(cli.read_bytes()))
+    assert_close(json.loads(answer.content), json.loads(cli.read_bytes()))
 
 
 def test_csv_png_and_html_maps(api: RunningApi) -> None:
