@@ -131,13 +131,18 @@ def _enrol_all(dep: Deployment, count: int, root: Path) -> list[tuple[str, int, 
 
 
 def _serialised(
-    probes: list[tuple[str, int, Path]], total: int, batch_size: int, seed: int
+    probes: list[tuple[str, int, Path]],
+    total: int,
+    batch_size: int,
+    seed: int,
+    age: timedelta = timedelta(minutes=5),
 ) -> list[tuple[Path, list[bytes]]]:
-    """Every probe's batches, serialised up front (new ids each call): the
-    run measures the aggregator, not the client."""
+    """Every probe's batches, serialised up front (new ids each call), its
+    results measured `age` ago: the run measures the aggregator, not the
+    client."""
     per_probe = total // len(probes)
     rng = random.Random(seed)
-    now = datetime.now(UTC) - timedelta(minutes=5)
+    now = datetime.now(UTC) - age
     work = []
     for probe_id, ward, state in probes:
         batches = []

@@ -57,7 +57,8 @@ from aggregator.ingest.tables import RESULT_TABLES
 from analysis.wards import can_tho_wards, ward_name
 from emulation.postgres import PostgresCluster, postgres_bindir, throwaway_root
 from emulation.replica import Replica, start_replica
-from tests.bench.ingest import _result
+from tests.bench.ingest import _result, _serialised
+from tests.integration.conftest import raw_upload
 from wardprobe.v1 import ingest_pb2
 
 DAY_S = 86_400
@@ -136,16 +137,6 @@ def enrol_probes(
         return list(pool.map(one, range(count)))
 
 
-def _upload_method(
-    channel: grpc.aio.Channel,
-) -> grpc.aio.StreamStreamMultiCallable[bytes, ingest_pb2.BatchAck]:
-    return channel.stream_stream(
-        "/wardprobe.v1.Ingest/Upload",
-        request_serializer=None,
-        response_deserializer=ingest_pb2.BatchAck.FromString,
-    )
-
-
 # -- 1. ingest with 1, 2 and 3 replicas ------------------------------------
 
 
@@ -153,24 +144,17 @@ async def sustained(
     replicas: list[Replica], probes: list[tuple[str, int, Path]], total: int, batch_size: int
 ) -> tuple[float, int, int]:
     """(seconds, stored, duplicates) of every probe streaming its share at once."""
-    per_probe = total // len(probes)
-    rng = random.Random(1)
-    now = datetime.now(UTC) - timedelta(hours=1)
-    work = []
-    for index, (probe_id, ward, state) in enumerate(probes):
-        batches = []
-        for seq, start in enumerate(range(0, per_probe, batch_size), start=1):
-            n = min(batch_size, per_probe - start)
-            batch = ingest_pb2.ResultBatch(
-                sequence=seq, results=[_result(ward, probe_id, now, rng) for _ in range(n)]
-            )
-            batches.append(batch.SerializeToString())
-        work.append((replicas[index % len(replicas)].address, state, batches))
+    work = [
+        (replicas[index % len(replicas)].address, state, batches)
+        for index, (state, batches) in enumerate(
+            _serialised(probes, total, batch_size, seed=1, age=timedelta(hours=1))
+        )
+    ]
 
     async def stream(address: str, state: Path, batches: list[bytes]) -> tuple[int, int]:
         async with grpc.aio.secure_channel(address, channel_credentials(state)) as channel:
             stored = duplicates = 0
-            async for ack in _upload_method(channel)(iter(batches)):
+            async for ack in raw_upload(channel)(iter(batches)):
                 stored += ack.stored
                 duplicates += ack.duplicates
             return stored, duplicates
@@ -274,7 +258,7 @@ async def simulate(
                 yield item
 
         async with grpc.aio.secure_channel(address, channel_credentials(state)) as channel:
-            call = _upload_method(channel)(requests())
+            call = raw_upload(channel)(requests())
 
             async def produce() -> None:
                 sequence = 0
