@@ -23,10 +23,7 @@ import hmac
 import math
 import re
 import secrets
-import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -36,6 +33,7 @@ from pathlib import Path
 from cryptography import x509
 
 from aggregator.enrolment.ca import serial_hex
+from aggregator.enrolment.registry_db import Connection, SqliteDatabase, open_database
 
 WardLookup = Callable[[int], str | None]
 """Ward code -> official ward name, or None when the code is not a ward of
@@ -316,8 +314,8 @@ CREATE TABLE IF NOT EXISTS bootstrap_tokens (
     used_at           TEXT,
     used_by_probe_id  TEXT,
     isp               TEXT,
-    plan_down_mbps    REAL,
-    plan_up_mbps      REAL
+    plan_down_mbps    DOUBLE PRECISION,
+    plan_up_mbps      DOUBLE PRECISION
 );
 CREATE TABLE IF NOT EXISTS probes (
     probe_id        TEXT PRIMARY KEY,
@@ -332,8 +330,8 @@ CREATE TABLE IF NOT EXISTS probes (
     revoked_at      TEXT,
     token_id        TEXT REFERENCES bootstrap_tokens(token_id),
     isp             TEXT,
-    plan_down_mbps  REAL,
-    plan_up_mbps    REAL
+    plan_down_mbps  DOUBLE PRECISION,
+    plan_up_mbps    DOUBLE PRECISION
 );
 CREATE TABLE IF NOT EXISTS issued_certificates (
     serial      TEXT PRIMARY KEY,
@@ -353,45 +351,46 @@ CREATE TABLE IF NOT EXISTS probe_wards (
 );
 """
 
+# The tables, each after those its rows refer to.
+_TABLES_IN_ORDER = ("bootstrap_tokens", "probes", "issued_certificates", "probe_wards")
+
 # Columns added after the first release: (table, column, SQL type). A file made
 # by an older release gains them when it is opened; nothing stored changes.
 _ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("bootstrap_tokens", "isp", "TEXT"),
     ("probes", "isp", "TEXT"),
-    ("bootstrap_tokens", "plan_down_mbps", "REAL"),
-    ("bootstrap_tokens", "plan_up_mbps", "REAL"),
-    ("probes", "plan_down_mbps", "REAL"),
-    ("probes", "plan_up_mbps", "REAL"),
+    ("bootstrap_tokens", "plan_down_mbps", "DOUBLE PRECISION"),
+    ("bootstrap_tokens", "plan_up_mbps", "DOUBLE PRECISION"),
+    ("probes", "plan_down_mbps", "DOUBLE PRECISION"),
+    ("probes", "plan_up_mbps", "DOUBLE PRECISION"),
 )
 
 
 class ProbeRegistry:
-    """Tokens, probes and certificates in one SQLite file.
+    """Tokens, probes and certificates, in a SQLite file or in PostgreSQL
+    (`location`: a file's path, or a libpq URI; registry_db.py).
 
     `ward_lookup` validates ward codes and names them; `clock` is the source
     of "now" (tests move it to expire tokens).
     """
 
-    def __init__(self, db_path: Path, ward_lookup: WardLookup, clock: Clock = _utc_now) -> None:
-        self.db_path = db_path
+    def __init__(
+        self, location: Path | str, ward_lookup: WardLookup, clock: Clock = _utc_now
+    ) -> None:
+        self._db = open_database(location)
+        self.location = self._db.describe()
         self._ward_lookup = ward_lookup
         self._clock = clock
-        self._readers = threading.local()  # see _reader
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            # WAL is a property of the file; setting it once is enough.
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+        self._db.create_schema(_SCHEMA)
         self._add_new_columns()
 
     def _add_new_columns(self) -> None:
         """Bring a registry made by an older release up to _SCHEMA. Inside one
         write transaction, so the aggregator and the admin CLI opening the
-        same old file at once do not both add a column."""
-        with self._write_transaction() as conn:
+        same old registry at once do not both add a column."""
+        with self._db.write_transaction() as conn:
             for table, column, type_ in _ADDED_COLUMNS:
-                have = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
-                if column not in have:
+                if column not in self._db.columns(conn, table):
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {type_}")
             # Before version 4 only the current ward was kept: a probe's history
             # starts as that ward since its enrolment (earlier moves are unknown).
@@ -400,7 +399,32 @@ class ProbeRegistry:
                 " SELECT probe_id, enrolled_at, ward_code FROM probes p WHERE NOT EXISTS"
                 " (SELECT 1 FROM probe_wards w WHERE w.probe_id = p.probe_id)"
             )
-            conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            if isinstance(self._db, SqliteDatabase):
+                conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+    def copy_into(self, target: ProbeRegistry) -> dict[str, int]:
+        """Every row of this registry into `target`, in one transaction of
+        `target`'s, which must hold no token and no probe yet (RegistryError
+        otherwise): a city's registry.sqlite moved into PostgreSQL when its
+        aggregator becomes replicas on several hosts. The rows copied, per table."""
+        copied: dict[str, int] = {}
+        with self._db.connect() as source, target._db.write_transaction() as conn:
+            held = sum(
+                int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+                for table in ("bootstrap_tokens", "probes")
+            )
+            if held:
+                raise RegistryError(
+                    f"the probe registry {target.location} is not empty (it holds {held} "
+                    "tokens and probes): copying into it could mix two registries' probes"
+                )
+            for table in _TABLES_IN_ORDER:
+                names = ", ".join(sorted(self._db.columns(source, table)))
+                rows = source.execute(f"SELECT {names} FROM {table}").fetchall()
+                marks = ", ".join("?" for _ in names.split(", "))
+                conn.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+                copied[table] = len(rows)
+        return copied
 
     @classmethod
     def in_state_dir(
@@ -409,41 +433,20 @@ class ProbeRegistry:
         """The registry at `state_dir`/registry.sqlite."""
         return cls(state_dir / REGISTRY_FILE, ward_lookup, clock)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # isolation_level=None: transactions are begun explicitly below, so
-        # BEGIN IMMEDIATE takes the write lock before anything is read.
-        conn = sqlite3.connect(self.db_path, timeout=10.0, isolation_level=None)
-        try:
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=10000")
-            yield conn
-        finally:
-            conn.close()
-
-    def _reader(self) -> sqlite3.Connection:
-        """This thread's connection for the lookup every batch of every stream
-        makes (`identify_serial`), kept open: a fresh one costs several times
-        the lookup (SQLite reads the schema anew). Read-only statements in
-        autocommit mode, each fetched to the end, so it holds no transaction
-        and sees every commit of the CLI at once."""
-        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.db_path, timeout=10.0, isolation_level=None)
-            conn.execute("PRAGMA busy_timeout=10000")
-            self._readers.conn = conn
-        return conn
-
-    @contextmanager
-    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+    @classmethod
+    def at(
+        cls,
+        registry: str | None,
+        state_dir: Path,
+        ward_lookup: WardLookup,
+        clock: Clock = _utc_now,
+    ) -> ProbeRegistry:
+        """The registry an aggregator is configured with: `registry` (a libpq
+        URI: replicas on several hosts share it), else registry.sqlite in
+        `state_dir`."""
+        if registry is None:
+            return cls.in_state_dir(state_dir, ward_lookup, clock)
+        return cls(registry, ward_lookup, clock)
 
     def ward_name(self, ward_code: int) -> str:
         """The ward's name; UnknownWard when it is not a ward of the city."""
@@ -487,7 +490,7 @@ class ProbeRegistry:
         token_id = secrets.token_hex(_TOKEN_ID_BYTES)
         secret = secrets.token_hex(_SECRET_BYTES)
         now = self._clock()
-        with self._write_transaction() as conn:
+        with self._db.write_transaction() as conn:
             conn.execute(
                 "INSERT INTO bootstrap_tokens (token_id, secret_sha256, ward_code, site_class,"
                 " note, created_at, expires_at, isp, plan_down_mbps, plan_up_mbps)"
@@ -507,9 +510,7 @@ class ProbeRegistry:
             )
         return f"{TOKEN_PREFIX}.{token_id}.{secret}.{pin[:PIN_PREFIX_HEX_CHARS]}"
 
-    def _check_token_row(
-        self, conn: sqlite3.Connection, parsed: ParsedToken, now: datetime
-    ) -> TokenGrant:
+    def _check_token_row(self, conn: Connection, parsed: ParsedToken, now: datetime) -> TokenGrant:
         row = conn.execute(
             "SELECT secret_sha256, ward_code, site_class, expires_at, used_at, isp,"
             " plan_down_mbps, plan_up_mbps FROM bootstrap_tokens WHERE token_id = ?",
@@ -538,7 +539,7 @@ class ProbeRegistry:
         Raises TokenMalformed, TokenUnknown, TokenUsed or TokenExpired.
         """
         parsed = parse_token(token)
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             return self._check_token_row(conn, parsed, self._clock())
 
     def redeem_token(self, token: str) -> TokenGrant:
@@ -546,7 +547,7 @@ class ProbeRegistry:
         succeeds; the others get TokenUsed."""
         parsed = parse_token(token)
         now = self._clock()
-        with self._write_transaction() as conn:
+        with self._db.write_transaction() as conn:
             grant = self._check_token_row(conn, parsed, now)
             conn.execute(
                 "UPDATE bootstrap_tokens SET used_at = ? WHERE token_id = ? AND used_at IS NULL",
@@ -567,7 +568,7 @@ class ProbeRegistry:
     ) -> ProbeRecord:
         """Record a newly enrolled probe and its first certificate."""
         now = self._clock()
-        with self._write_transaction() as conn:
+        with self._db.write_transaction() as conn:
             conn.execute(
                 "INSERT INTO probes (probe_id, ward_code, site_class, hostname, agent_version,"
                 " enrolled_at, cert_serial, cert_not_after, state, token_id, isp,"
@@ -610,7 +611,7 @@ class ProbeRegistry:
 
     def get_probe(self, probe_id: str) -> ProbeRecord:
         """One probe; UnknownProbe when there is none with that id."""
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             row = conn.execute(
                 f"SELECT {_PROBE_COLUMNS} FROM probes WHERE probe_id = ?", (probe_id,)
             ).fetchone()
@@ -620,7 +621,7 @@ class ProbeRegistry:
 
     def list_probes(self, state: ProbeState | None = None) -> list[ProbeRecord]:
         """All probes (or those in `state`), oldest enrolment first."""
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             if state is None:
                 rows = conn.execute(
                     f"SELECT {_PROBE_COLUMNS} FROM probes ORDER BY enrolled_at, probe_id"
@@ -637,7 +638,7 @@ class ProbeRegistry:
         """Revoke a probe and every certificate issued to it. Its next call
         on the mTLS port is refused. Revoking twice keeps the first time."""
         now = _to_text(self._clock())
-        with self._write_transaction() as conn:
+        with self._db.write_transaction() as conn:
             changed = conn.execute(
                 "UPDATE probes SET state = 'revoked', revoked_at = COALESCE(revoked_at, ?)"
                 " WHERE probe_id = ?",
@@ -661,7 +662,7 @@ class ProbeRegistry:
         the ward it is in changes nothing."""
         self.ward_name(ward_code)
         now = _to_text(self._clock())
-        with self._write_transaction() as conn:
+        with self._db.write_transaction() as conn:
             row = conn.execute(
                 "SELECT ward_code FROM probes WHERE probe_id = ?", (probe_id,)
             ).fetchone()
@@ -673,15 +674,15 @@ class ProbeRegistry:
                 )
                 # A second move within the same microsecond replaces the first.
                 conn.execute(
-                    "INSERT OR REPLACE INTO probe_wards (probe_id, since, ward_code)"
-                    " VALUES (?, ?, ?)",
+                    "INSERT INTO probe_wards (probe_id, since, ward_code) VALUES (?, ?, ?)"
+                    " ON CONFLICT (probe_id, since) DO UPDATE SET ward_code = excluded.ward_code",
                     (probe_id, now, ward_code),
                 )
         return self.get_probe(probe_id)
 
     def ward_history(self, probe_id: str) -> tuple[WardPeriod, ...]:
         """Every ward the probe has stood in, oldest first; UnknownProbe if none."""
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             history = _ward_history(conn, probe_id)
         if not history:
             raise UnknownProbe(f"no probe {probe_id!r}")
@@ -714,7 +715,7 @@ class ProbeRegistry:
     ) -> ProbeRecord:
         """SET `assignments` (this module's literal SQL, `?` for `values`) on
         one probe; UnknownProbe if there is none."""
-        with self._write_transaction() as conn:
+        with self._db.write_transaction() as conn:
             changed = conn.execute(
                 f"UPDATE probes SET {assignments} WHERE probe_id = ?", (*values, probe_id)
             ).rowcount
@@ -751,7 +752,7 @@ class ProbeRegistry:
         checks a certificate once; an open stream calls this again for each
         batch, so a revocation or a move reaches streams already open.
         Raises UnknownCertificate or ProbeRevoked like `identify`."""
-        conn = self._reader()
+        conn = self._db.reader()
         rows = conn.execute(
             "SELECT c.probe_id, c.revoked_at, p.state, p.ward_code, p.site_class"
             " FROM issued_certificates c JOIN probes p ON p.probe_id = c.probe_id"
@@ -776,7 +777,7 @@ class ProbeRegistry:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _ward_history(conn: sqlite3.Connection, probe_id: str) -> tuple[WardPeriod, ...]:
+def _ward_history(conn: Connection, probe_id: str) -> tuple[WardPeriod, ...]:
     rows = conn.execute(
         "SELECT ward_code, since FROM probe_wards WHERE probe_id = ? ORDER BY since",
         (probe_id,),

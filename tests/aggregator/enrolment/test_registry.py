@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -16,6 +18,7 @@ from vietnam_provinces import Ward, WardCode
 
 from aggregator.enrolment.ca import CertificateAuthority, init_ca
 from aggregator.enrolment.registry import (
+    REGISTRY_FILE,
     ProbeRegistry,
     ProbeRevoked,
     ProbeState,
@@ -33,6 +36,7 @@ from aggregator.enrolment.registry import (
     known_isps,
     parse_token,
 )
+from emulation.postgres import PostgresCluster
 
 CAN_THO = 92
 NINH_KIEU = 31135  # Phường Ninh Kiều
@@ -68,9 +72,34 @@ def clock() -> MovableClock:
     return MovableClock()
 
 
+_pg_databases = itertools.count(1)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def registry_location(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where the registry under test lives: registry.sqlite in a state
+    directory, or a new database of the session's PostgreSQL (replicas on
+    several hosts share one): every test runs on both."""
+    if request.param == "sqlite":
+        return tmp_path / "state" / REGISTRY_FILE
+    postgres: PostgresCluster = request.getfixturevalue("postgres")
+    database = f"registry_{next(_pg_databases)}"
+    postgres.create_database(database)
+    return postgres.uri_of(database)
+
+
 @pytest.fixture
-def registry(tmp_path: Path, clock: MovableClock) -> ProbeRegistry:
-    return ProbeRegistry.in_state_dir(tmp_path / "state", can_tho_ward_name, clock)
+def registry(registry_location: str | Path, clock: MovableClock) -> ProbeRegistry:
+    return ProbeRegistry(registry_location, can_tho_ward_name, clock)
+
+
+def _token_rows(location: str | Path) -> str:
+    """Every stored value of the bootstrap tokens, as text, read past the registry."""
+    sql = "SELECT * FROM wardprobe_registry.bootstrap_tokens"
+    if isinstance(location, Path):
+        return "\n".join(sqlite3.connect(location).iterdump())
+    with psycopg.connect(location) as conn:
+        return "\n".join(str(row) for row in conn.execute(sql).fetchall())
 
 
 def _probe_csr() -> bytes:
@@ -130,17 +159,20 @@ def test_token_carries_the_ca_pin_and_grants_its_ward(
 
 
 def test_only_a_hash_of_the_secret_is_stored(
-    registry: ProbeRegistry, authority: CertificateAuthority
+    registry: ProbeRegistry, registry_location: str | Path, authority: CertificateAuthority
 ) -> None:
     token = registry.create_token(NINH_KIEU, SiteClass.HOUSEHOLD, timedelta(hours=1), authority.pin)
     secret = parse_token(token).secret
-    dump = "\n".join(sqlite3.connect(registry.db_path).iterdump())
+    dump = _token_rows(registry_location)
     assert secret not in dump
     assert parse_token(token).token_id in dump
 
 
-def test_registry_file_is_in_wal_mode(registry: ProbeRegistry) -> None:
-    mode = sqlite3.connect(registry.db_path).execute("PRAGMA journal_mode").fetchone()[0]
+def test_registry_file_is_in_wal_mode(tmp_path: Path) -> None:
+    registry = ProbeRegistry.in_state_dir(tmp_path / "state", can_tho_ward_name)
+    mode = sqlite3.connect(tmp_path / "state" / REGISTRY_FILE).execute("PRAGMA journal_mode")
+    assert registry.location == str(tmp_path / "state" / REGISTRY_FILE)
+    mode = mode.fetchone()[0]
     assert mode == "wal"
 
 
@@ -207,7 +239,10 @@ def test_token_needs_a_positive_ttl_and_a_real_pin(
 
 
 def test_concurrent_redemption_has_exactly_one_winner(
-    registry: ProbeRegistry, authority: CertificateAuthority, clock: MovableClock
+    registry: ProbeRegistry,
+    registry_location: str | Path,
+    authority: CertificateAuthority,
+    clock: MovableClock,
 ) -> None:
     token = registry.create_token(NINH_KIEU, SiteClass.SCHOOL, timedelta(days=1), authority.pin)
     contenders = 8
@@ -217,7 +252,7 @@ def test_concurrent_redemption_has_exactly_one_winner(
 
     def redeem() -> None:
         # Each thread has its own registry object, as separate processes would.
-        own = ProbeRegistry(registry.db_path, can_tho_ward_name, clock)
+        own = ProbeRegistry(registry_location, can_tho_ward_name, clock)
         start.wait()
         try:
             own.redeem_token(token)
@@ -350,13 +385,14 @@ def test_unknown_probe_cannot_be_revoked_or_moved(registry: ProbeRegistry) -> No
         registry.move_probe("wp-doesnotexist", NINH_KIEU)
 
 
-def test_cli_and_service_see_the_same_file(
-    tmp_path: Path, registry: ProbeRegistry, authority: CertificateAuthority
+def test_cli_and_service_see_the_same_registry(
+    registry: ProbeRegistry, registry_location: str | Path, authority: CertificateAuthority
 ) -> None:
-    # A second registry object on the same file, as the admin CLI opens it
-    # while the aggregator runs: a revocation there is seen here at once.
+    # A second registry object on the same file or database, as the admin CLI
+    # (or another replica) opens it while the aggregator runs: a revocation
+    # there is seen here at once.
     probe_id, cert_pem = _enrol(registry, authority)
-    admin = ProbeRegistry.in_state_dir(tmp_path / "state", can_tho_ward_name)
+    admin = ProbeRegistry(registry_location, can_tho_ward_name)
     admin.revoke(probe_id)
     with pytest.raises(ProbeRevoked):
         registry.identify(cert_pem)
