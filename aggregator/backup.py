@@ -329,6 +329,16 @@ def _empty_out(out: Path) -> Path:
 def backup(config: AggregatorConfig, out: Path) -> Manifest:
     """Back up the store, the CA and the registries into `out` (new or empty)."""
     state = config.state_dir
+    if config.registry is not None:
+        # A backup without the probes' registry could not be restored to a
+        # working aggregator: say so rather than leave it out.
+        raise BackupError(
+            "the probe registry is in PostgreSQL (registry in aggregator.toml), not in "
+            f"{state}: this backup would lack it",
+            "back up that database with PostgreSQL's pg_dump, beside the lake's catalogue "
+            "(docs/scaling.md)",
+            usage=True,
+        )
     missing = [name for name in CA_FILES if not (state / name).is_file()]
     if missing:
         raise BackupError(

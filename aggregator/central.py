@@ -184,7 +184,7 @@ class Aggregator:
                     threads=config.store_threads or None,
                 )
             )
-        self.registry = ProbeRegistry.in_state_dir(config.state_dir, ward_name)
+        self.registry = ProbeRegistry.at(config.registry, config.state_dir, ward_name)
         self.ca = CertificateAuthority.load(config.state_dir)
         self.limits = IngestLimits(
             max_batch_results=config.max_batch_results,

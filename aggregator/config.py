@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from aggregator.enrolment.registry_db import is_postgres_uri
 from analysis.constants import BASELINE_KINDS, BASELINE_PREFERENCE
 from wardprobe.service_list import CityService, ServiceListError, load_services
 
@@ -171,6 +172,11 @@ class AggregatorConfig(_Strict):
     # DuckLake with its catalogue in PostgreSQL, which several aggregator
     # replicas share (docs/scaling.md). Unset: duckdb:<store_path>.
     store: str | None = None
+    # The probe registry (tokens, probes, certificates): a libpq URI,
+    # "postgres://USER@HOST/DB?...", shared by replicas on several hosts (the
+    # lake's catalogue server serves; the tables go in their own schema).
+    # Unset: registry.sqlite in state_dir (docs/scaling.md).
+    registry: str | None = None
     # The lake only: a commit group waits up to lake_flush_s for more batches
     # (or until lake_flush_rows results) before it is written as one Parquet
     # file per table; acks wait for that commit, so this is their added latency.
@@ -323,6 +329,16 @@ class AggregatorConfig(_Strict):
         values = self.model_dump(exclude_unset=True)
         values.pop("store_path", None)
         return AggregatorConfig.model_validate({**values, "store": store})
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_uri(cls, value: str | None) -> str | None:
+        if value is not None and not is_postgres_uri(value):
+            raise ValueError(
+                "registry is a PostgreSQL URI (postgres://USER@HOST/DB); leave it "
+                "out for registry.sqlite in state_dir"
+            )
+        return value
 
     @field_validator("api_listen", "health_listen", "metrics_listen")
     @classmethod

@@ -21,7 +21,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from aggregator.cli.admin import ca_app, probe_app, token_app
+from aggregator.cli.admin import ca_app, probe_app, registry_app, token_app
 from aggregator.cli.api import api_app, api_token_app
 from aggregator.cli.backup import backup_command, restore_command
 from aggregator.cli.indicators import StoreOption, baseline_app, indicators
@@ -54,6 +54,7 @@ app = typer.Typer(
 app.add_typer(ca_app, name="ca")
 app.add_typer(token_app, name="token")
 app.add_typer(probe_app, name="probe")
+app.add_typer(registry_app, name="registry")
 app.add_typer(reference_app, name="reference-server")
 app.add_typer(baseline_app, name="baseline")
 app.add_typer(population_app, name="population")

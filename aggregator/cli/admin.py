@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 from cryptography import x509
 from rich.console import Console
@@ -43,6 +44,7 @@ from aggregator.enrolment.registry import (
     known_isps,
     parse_plan_mbps,
 )
+from aggregator.enrolment.registry_db import PostgresDatabase, is_postgres_uri
 from wardprobe.cli_errors import PlainErrors, fail, usage_error
 
 DEFAULT_STATE_DIR = Path("/var/lib/wardprobe-aggregator")  # as AggregatorConfig.state_dir
@@ -65,6 +67,19 @@ StateDirOption = Annotated[
         "--state-dir",
         envvar="WARDPROBE_STATE_DIR",
         help="Aggregator state directory (CA, server certificate, registry.sqlite).",
+    ),
+]
+
+
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        envvar="WARDPROBE_REGISTRY",
+        help=(
+            "The probe registry in PostgreSQL (postgres://USER@HOST/DB), as aggregator.toml's "
+            "registry; leave out for registry.sqlite in --state-dir."
+        ),
     ),
 ]
 
@@ -95,14 +110,24 @@ def _no_wards(ward_code: int) -> str | None:
     return None
 
 
-def _existing_registry(state_dir: Path, ward_lookup: WardLookup) -> ProbeRegistry:
+def _existing_registry(
+    state_dir: Path, registry: str | None, ward_lookup: WardLookup
+) -> ProbeRegistry:
     """The registry, refusing to create an empty one in a mistyped directory."""
-    if not (state_dir / REGISTRY_FILE).exists():
+    if registry is None and not (state_dir / REGISTRY_FILE).exists():
         raise _fail(f"no probe registry in {state_dir} (no token has been created there yet)")
+    return _registry(state_dir, registry, ward_lookup)
+
+
+def _registry(state_dir: Path, registry: str | None, ward_lookup: WardLookup) -> ProbeRegistry:
+    """The registry at --registry, else in --state-dir; a bad URI or a
+    database that cannot be reached ends the command with one line."""
+    if registry is not None and not is_postgres_uri(registry):
+        raise usage_error(f"--registry {registry!r} is not a postgres:// URI")
     try:
-        return ProbeRegistry.in_state_dir(state_dir, ward_lookup)
+        return ProbeRegistry.at(registry, state_dir, ward_lookup)
     except _STATE_ERRORS as exc:
-        raise _state_failure(exc, state_dir) from exc
+        raise _state_failure(exc, state_dir, registry) from exc
 
 
 def _fail(message: str) -> typer.Exit:
@@ -119,10 +144,14 @@ def _check_server_names(names: list[str]) -> None:
 
 # What the CA and the registry raise when the state directory cannot be used
 # as asked (a refusal, a damaged or unwritable file): one line each.
-_STATE_ERRORS = (CaError, RegistryError, sqlite3.Error, OSError)
+_STATE_ERRORS = (CaError, RegistryError, sqlite3.Error, psycopg.Error, OSError)
 
 
-def _state_failure(exc: Exception, state_dir: Path) -> typer.Exit:
+def _state_failure(exc: Exception, state_dir: Path, registry: str | None = None) -> typer.Exit:
+    if isinstance(exc, psycopg.Error):
+        where = PostgresDatabase(registry).describe() if registry else "in PostgreSQL"
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return _fail(f"cannot use the probe registry {where}: {first_line}")
     if isinstance(exc, sqlite3.Error):
         return _fail(f"cannot use the probe registry {state_dir / REGISTRY_FILE}: {exc}")
     if isinstance(exc, OSError):
@@ -147,6 +176,10 @@ ca_app = typer.Typer(
 )
 token_app = typer.Typer(
     help="One-time bootstrap tokens for enrolling probes.", no_args_is_help=True, cls=PlainErrors
+)
+registry_app = typer.Typer(
+    help="The probe registry itself: move it into PostgreSQL for replicas on several hosts.",
+    no_args_is_help=True,
 )
 probe_app = typer.Typer(
     help="Enrolled probes: list, revoke, move, set-isp, set-plan.",
@@ -278,6 +311,7 @@ def token_create(
         SiteClass, typer.Option("--site-class", help="Kind of site the probe stands at.")
     ],
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    registry_uri: RegistryOption = None,
     ttl: Annotated[
         str, typer.Option("--ttl", help="How long the token stays usable: 30m, 12h, 7d, 2w.")
     ] = DEFAULT_TOKEN_TTL,
@@ -307,17 +341,17 @@ def token_create(
     try:
         plan = None if plan_mbps is None else parse_plan_mbps(plan_mbps)
     except _STATE_ERRORS as exc:
-        raise _state_failure(exc, state_dir) from exc
+        raise _state_failure(exc, state_dir, registry_uri) from exc
     try:
         authority = _load_ca(state_dir)
-        registry = ProbeRegistry.in_state_dir(state_dir, _ward_lookup(ctx))
+        registry = _registry(state_dir, registry_uri, _ward_lookup(ctx))
         token = registry.create_token(
             ward, site_class, lifetime, authority.pin, note, isp, plan_mbps=plan
         )
         ward_name = registry.ward_name(ward)
         grant = registry.check_token(token)
     except _STATE_ERRORS as exc:
-        raise _state_failure(exc, state_dir) from exc
+        raise _state_failure(exc, state_dir, registry_uri) from exc
     typer.echo(f"ward:       {ward} {ward_name}")
     typer.echo(f"site class: {site_class.value}")
     typer.echo(f"fixed ISP:  {grant.isp or 'not recorded'}")
@@ -330,6 +364,7 @@ def token_create(
 def probe_list(
     ctx: typer.Context,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    registry_uri: RegistryOption = None,
     state: Annotated[
         ProbeState | None,
         typer.Option("--state", help="Only probes in this state (default: all)."),
@@ -337,11 +372,11 @@ def probe_list(
 ) -> None:
     """List enrolled probes."""
     lookup = ctx.obj.ward_lookup if isinstance(ctx.obj, AdminContext) else _no_wards
-    registry = _existing_registry(state_dir, lookup)
+    registry = _existing_registry(state_dir, registry_uri, lookup)
     try:
         probes = registry.list_probes(state)
     except _STATE_ERRORS as exc:
-        raise _state_failure(exc, state_dir) from exc
+        raise _state_failure(exc, state_dir, registry_uri) from exc
     table = Table(
         "probe id",
         "ward",
@@ -374,13 +409,14 @@ def probe_list(
 def probe_revoke(
     probe_id: Annotated[str, typer.Argument(help="Id of the probe to revoke, e.g. wp-3f9a1c2e7b.")],
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    registry_uri: RegistryOption = None,
 ) -> None:
     """Revoke a probe: its certificate is refused from its next call on."""
-    registry = _existing_registry(state_dir, _no_wards)
+    registry = _existing_registry(state_dir, registry_uri, _no_wards)
     try:
         record = registry.revoke(probe_id)
     except _STATE_ERRORS as exc:
-        raise _state_failure(exc, state_dir) from exc
+        raise _state_failure(exc, state_dir, registry_uri) from exc
     assert record.revoked_at is not None
     typer.echo(f"probe {record.probe_id} revoked at {record.revoked_at.isoformat()}")
 
@@ -391,14 +427,15 @@ def probe_move(
     probe_id: Annotated[str, typer.Argument(help="Id of the probe that was moved.")],
     ward: Annotated[int, typer.Option("--ward", help="Official code of its new ward.")],
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    registry_uri: RegistryOption = None,
 ) -> None:
     """Assign a probe to another ward; results from now on count there."""
-    registry = _existing_registry(state_dir, _ward_lookup(ctx))
+    registry = _existing_registry(state_dir, registry_uri, _ward_lookup(ctx))
     try:
         record = registry.move_probe(probe_id, ward)
         ward_name = registry.ward_name(ward)
     except _STATE_ERRORS as exc:
-        raise _state_failure(exc, state_dir) from exc
+        raise _state_failure(exc, state_dir, registry_uri) from exc
     typer.echo(f"probe {record.probe_id} now in ward {record.ward_code} {ward_name}")
 
 
@@ -413,16 +450,17 @@ def probe_set_isp(
         ),
     ],
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    registry_uri: RegistryOption = None,
 ) -> None:
     """Record or correct the ISP of the fixed line at a probe's site. It holds
     for every result of the probe, past ones too; to keep the results from
     before a household's change of ISP apart, enrol the box anew with a token
     for the new ISP and revoke the old probe instead."""
-    registry = _existing_registry(state_dir, _no_wards)
+    registry = _existing_registry(state_dir, registry_uri, _no_wards)
     try:
         record = registry.set_probe_isp(probe_id, isp)
     except _STATE_ERRORS as exc:
-        raise _state_failure(exc, state_dir) from exc
+        raise _state_failure(exc, state_dir, registry_uri) from exc
     typer.echo(f"probe {record.probe_id} fixed ISP: {record.isp}")
 
 
@@ -440,17 +478,48 @@ def probe_set_plan(
         typer.Argument(metavar="DOWN/UP", help=_PLAN_HELP, show_default=False),
     ],
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    registry_uri: RegistryOption = None,
 ) -> None:
     """Record or correct the advertised plan speeds of the fixed line at a
     probe's site. Like the ISP, it holds for every result of the probe, past
     ones too; when a household changes plan and the results before should
     stay apart, enrol the box anew with a token for the new plan instead."""
-    registry = _existing_registry(state_dir, _no_wards)
+    registry = _existing_registry(state_dir, registry_uri, _no_wards)
     try:
         record = registry.set_probe_plan(probe_id, parse_plan_mbps(plan_mbps))
     except _STATE_ERRORS as exc:
-        raise _state_failure(exc, state_dir) from exc
+        raise _state_failure(exc, state_dir, registry_uri) from exc
     typer.echo(
         f"probe {record.probe_id} fixed plan: "
         f"{_plan_text(record.plan_down_mbps, record.plan_up_mbps)}"
     )
+
+
+@registry_app.callback()
+def registry_group() -> None:
+    """The probe registry itself."""
+    # A group even with one command, as `token` (above).
+
+
+@registry_app.command("copy")
+def registry_copy(
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="The PostgreSQL registry to fill (postgres://USER@HOST/DB); it must be empty.",
+        ),
+    ],
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+) -> None:
+    """Copy registry.sqlite of --state-dir into a registry in PostgreSQL, whole
+    (tokens, probes, certificates, ward histories), before the aggregator's
+    replicas are pointed at it with aggregator.toml's `registry`."""
+    source = _existing_registry(state_dir, None, _no_wards)
+    target = _registry(state_dir, to, _no_wards)
+    try:
+        copied = source.copy_into(target)
+    except _STATE_ERRORS as exc:
+        raise _state_failure(exc, state_dir, to) from exc
+    counts = ", ".join(f"{rows} {table}" for table, rows in copied.items())
+    typer.echo(f"copied {source.location} into {target.location}: {counts}")

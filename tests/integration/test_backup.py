@@ -264,3 +264,17 @@ async def test_a_state_directory_too_long_for_a_socket_address_still_answers(
         )
     assert done.exit_code == 0, done.output
     assert done.output.startswith("backed up 0 results (from the running aggregator)")
+
+
+def test_backup_refuses_an_aggregator_whose_registry_is_in_postgres(
+    offline: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    config, _, _ = offline
+    with config.open("a", encoding="utf-8") as out:
+        out.write("registry = 'postgres://wardprobe@db.example/wardprobe'\n")
+    refused = _cli("backup", "--out", str(tmp_path / "second"), "--config", str(config))
+    assert refused.exit_code == 2
+    lines = refused.output.splitlines()
+    assert lines[0].startswith("error: the probe registry is in PostgreSQL")
+    assert "pg_dump" in lines[1]
+    assert not (tmp_path / "second").exists()

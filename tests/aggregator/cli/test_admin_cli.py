@@ -14,9 +14,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
-from aggregator.cli.admin import AdminContext, ca_app, parse_ttl, probe_app, token_app
+from aggregator.cli.admin import (
+    AdminContext,
+    ca_app,
+    parse_ttl,
+    probe_app,
+    registry_app,
+    token_app,
+)
 from aggregator.enrolment.ca import CertificateAuthority
 from aggregator.enrolment.registry import ProbeRegistry, ProbeRevoked, ProbeState, SiteClass
+from emulation.postgres import PostgresCluster
 
 NINH_KIEU = 31135
 
@@ -349,7 +357,7 @@ def test_bad_ttl_is_refused(text: str) -> None:
         parse_ttl(text)
 
 
-@pytest.mark.parametrize("app", [ca_app, token_app, probe_app])
+@pytest.mark.parametrize("app", [ca_app, token_app, probe_app, registry_app])
 def test_every_command_and_option_has_help(app: typer.Typer) -> None:
     command = typer.main.get_command(app)
     assert isinstance(command, typer.core.TyperGroup)
@@ -357,3 +365,67 @@ def test_every_command_and_option_has_help(app: typer.Typer) -> None:
         assert sub.help, f"{name} has no help"
         for param in sub.params:
             assert getattr(param, "help", None), f"{name} {param.name} has no help"
+
+
+# --- the registry in PostgreSQL (replicas on several hosts) -------------------
+
+
+@pytest.fixture
+def registry_uri(postgres: PostgresCluster, tmp_path: Path) -> str:
+    """A new, empty database of the session's PostgreSQL, for one registry."""
+    database = f"admin_{tmp_path.name.replace('-', '_')[-40:]}"
+    postgres.create_database(database)
+    return postgres.uri_of(database)
+
+
+def test_a_city_registry_is_copied_into_postgres_and_used_there(
+    state_dir: Path, registry_uri: str, runner: CliRunner
+) -> None:
+    created = runner.invoke(
+        token_app, _token_args(state_dir), obj=AdminContext(ward_lookup=ward_name)
+    )
+    assert created.exit_code == 0, created.output
+    token = _lines(created.output)["token"]
+
+    copied = runner.invoke(
+        registry_app, ["copy", "--state-dir", str(state_dir), "--to", registry_uri]
+    )
+    assert copied.exit_code == 0, copied.output
+    assert "1 bootstrap_tokens, 0 probes" in copied.output
+    # The token made before the copy is redeemable from PostgreSQL, once.
+    shared = ProbeRegistry(registry_uri, ward_name)
+    assert shared.redeem_token(token).ward_code == NINH_KIEU
+
+    # The commands reach it with --registry (or WARDPROBE_REGISTRY).
+    again = runner.invoke(
+        token_app,
+        [*_token_args(state_dir), "--registry", registry_uri],
+        obj=AdminContext(ward_lookup=ward_name),
+    )
+    assert again.exit_code == 0, again.output
+    assert shared.check_token(_lines(again.output)["token"]).ward_code == NINH_KIEU
+    listed = runner.invoke(probe_app, ["list"], env={"WARDPROBE_REGISTRY": registry_uri})
+    assert listed.exit_code == 0, listed.output
+
+    # A second copy would mix two registries: refused, nothing added.
+    twice = runner.invoke(
+        registry_app, ["copy", "--state-dir", str(state_dir), "--to", registry_uri]
+    )
+    assert twice.exit_code == 1
+    assert "not empty" in twice.output
+    with sqlite3.connect(state_dir / "registry.sqlite") as con:
+        assert con.execute("select count(*) from bootstrap_tokens").fetchone() == (1,)
+
+
+def test_a_registry_uri_that_is_wrong_or_unreachable_is_one_line(
+    tmp_path: Path, runner: CliRunner
+) -> None:
+    wrong = runner.invoke(probe_app, ["list", "--registry", "mysql://db/x"])
+    assert wrong.exit_code == 2
+    assert "not a postgres:// URI" in wrong.output
+    unreachable = runner.invoke(
+        probe_app, ["list", "--registry", f"postgres://nobody@/x?host={tmp_path}"]
+    )
+    assert unreachable.exit_code == 1
+    assert unreachable.output.startswith("error: cannot use the probe registry postgres://")
+    assert len(unreachable.output.strip().splitlines()) == 1
