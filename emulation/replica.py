@@ -1,5 +1,6 @@
 """An aggregator replica on loopback: `wardprobe-aggregator serve` with a
-config of its own on a shared state_dir and store, as the replica test
+config of its own on a state_dir (shared, or one each with a registry in
+PostgreSQL) and a shared store, as the replica test
 (tests/integration/test_replicas.py) and the replicas benchmark
 (tests/bench/replicas.py) start them. The demo's scale mode starts its
 replicas through `Deployment.start_aggregator` instead, in the central

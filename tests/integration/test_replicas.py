@@ -4,9 +4,10 @@ one replica killed with SIGKILL in the middle of the agents' batches.
 Nothing is lost, nothing is stored twice, and the indicators computed on
 the lake are the embedded store's on the same results.
 
-The replicas share one state directory (the CA and registry.sqlite), as
-replicas on one machine do; docs/scaling.md says what replicas on several
-machines must share."""
+Each replica has a state directory of its own, as replicas on several hosts
+do: the CA's files copied into each, and the probe registry in PostgreSQL
+beside the lake's catalogue (aggregator.toml's `registry`), so a probe
+enrolled through one replica is known to the other (docs/scaling.md)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import threading
 from collections.abc import Iterator
@@ -57,14 +59,23 @@ _REPLICA_CONFIG = (
 )
 
 
+def _registry_uri(lake_spec: str) -> str:
+    """The replicas' shared probe registry: in the lake catalogue's database."""
+    spec = parse_store_spec(lake_spec)
+    assert isinstance(spec, LakeSpec)
+    return spec.catalogue_uri
+
+
 @pytest.fixture
 def replicas(tmp_path: Path, lake_spec: str) -> Iterator[list[Replica]]:
-    state = tmp_path / "aggregator"
-    init_ca(state, ["localhost", "127.0.0.1"])
+    states = [tmp_path / "aggregator0", tmp_path / "aggregator1"]
+    init_ca(states[0], ["localhost", "127.0.0.1"])
+    shutil.copytree(states[0], states[1])  # the CA and server certificate, as to another host
+    config = _REPLICA_CONFIG + f"registry = '{_registry_uri(lake_spec)}'\n"
     # The first creates the lake's tables; the second finds them.
-    started = [start_replica(state, lake_spec, "replica0", _REPLICA_CONFIG)]
+    started = [start_replica(states[0], lake_spec, "replica0", config)]
     try:
-        started.append(start_replica(state, lake_spec, "replica1", _REPLICA_CONFIG))
+        started.append(start_replica(states[1], lake_spec, "replica1", config))
         yield started
     finally:
         for replica in started:
@@ -108,8 +119,10 @@ def _results(probe_id: str, rng: random.Random) -> list[results_pb2.Result]:
     return out
 
 
-def _enrol(state: Path, enrol_address: str, root: Path) -> list[tuple[str, Path]]:
-    registry = ProbeRegistry.in_state_dir(state, ward_name)
+def _enrol(
+    state: Path, registry_uri: str, enrol_address: str, root: Path
+) -> list[tuple[str, Path]]:
+    registry = ProbeRegistry(registry_uri, ward_name)
     pin = CertificateAuthority.load(state).pin
     probes = []
     for i in range(PROBES):
@@ -165,12 +178,17 @@ def _lake_rows(spec: LakeSpec, sql: str) -> list[tuple[object, ...]]:
 
 
 async def _embedded_copy(
-    state: Path, store: Path, probes: list[tuple[str, Path]], sent: dict[str, list[bytes]]
+    state: Path,
+    registry_uri: str,
+    store: Path,
+    probes: list[tuple[str, Path]],
+    sent: dict[str, list[bytes]],
 ) -> None:
     """The same results, through the same ingest, into an embedded store."""
     ingest = f"127.0.0.1:{free_tcp_port()}"
     config = AggregatorConfig(
         state_dir=state,
+        registry=registry_uri,
         store_path=store,
         ingest_listen=ingest,
         enrol_listen=f"127.0.0.1:{free_tcp_port()}",
@@ -194,8 +212,11 @@ def test_two_replicas_one_killed_mid_batch_lose_and_double_nothing(
     replicas: list[Replica], lake_spec: str, tmp_path: Path
 ) -> None:
     victim, survivor = replicas
-    state = tmp_path / "aggregator"
-    probes = _enrol(state, victim.enrol_address, tmp_path / "probes")
+    state = tmp_path / "aggregator0"
+    registry_uri = _registry_uri(lake_spec)
+    # Enrolled through the replica that will be killed; the survivor, with a
+    # state directory of its own, knows them from the shared registry.
+    probes = _enrol(state, registry_uri, victim.enrol_address, tmp_path / "probes")
     rng = random.Random(16)
     sent: dict[str, list[bytes]] = {}
     spools, uploaders = [], []
@@ -214,6 +235,7 @@ def test_two_replicas_one_killed_mid_batch_lose_and_double_nothing(
     assert [s.depth() for s in spools] == [0] * PROBES
     assert {s.get_state(IN_USE_STATE) for s in spools} == {survivor.address}
     assert sum(r.rejected for r in reports) == 0
+    assert not list(tmp_path.glob("aggregator*/registry.sqlite"))
     spec = parse_store_spec(lake_spec)
     assert isinstance(spec, LakeSpec)
     union = " union all ".join(f"select result_id from {t}" for t in RESULT_TABLES)
@@ -234,7 +256,7 @@ def test_two_replicas_one_killed_mid_batch_lose_and_double_nothing(
     assert survivor.process.wait(timeout=60) == 0, survivor.tail()
 
     embedded = tmp_path / "embedded.duckdb"
-    asyncio.run(_embedded_copy(state, embedded, probes, sent))
+    asyncio.run(_embedded_copy(state, registry_uri, embedded, probes, sent))
     period = parse_period(
         f"{(NOW - timedelta(days=22)).date()}..{(NOW + timedelta(days=1)).date()}"
     )
