@@ -2,9 +2,11 @@
 
 One SQLite file in the aggregator's state directory (registry.sqlite), in WAL
 mode so the admin CLI can create tokens and revoke probes while the
-aggregator is running and reading it. Every operation opens its own short
-connection: the registry is called from the CLI, from gRPC handlers and from
-worker threads, and SQLite connections must not be shared across threads.
+aggregator is running and reading it; or, for replicas on several hosts,
+tables in PostgreSQL (aggregator.toml's `registry`; registry_db.py says what
+differs). Every operation opens its own short connection: the registry is
+called from the CLI, from gRPC handlers and from worker threads, and
+connections must not be shared across threads.
 
 A bootstrap token is text a technician copies onto the probe box:
 
