@@ -13,7 +13,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from aggregator.enrolment.registry_db import is_postgres_uri
 from analysis.constants import BASELINE_KINDS, BASELINE_PREFERENCE
 from wardprobe.service_list import CityService, ServiceListError, load_services
 
@@ -57,6 +56,8 @@ class LakeSpec:
 
 
 StoreSpec = EmbeddedSpec | LakeSpec
+# A libpq URI's schemes: the lake's catalogue, the registry.
+POSTGRES_SCHEMES = ("postgres", "postgresql")
 
 
 def parse_store_spec(text: str) -> StoreSpec:
@@ -71,7 +72,7 @@ def parse_store_spec(text: str) -> StoreSpec:
     if text.startswith(LAKE_PREFIX):
         uri = text.removeprefix(LAKE_PREFIX)
         parts = urlsplit(uri)
-        if parts.scheme not in ("postgres", "postgresql"):
+        if parts.scheme not in POSTGRES_SCHEMES:
             raise StoreSpecError(
                 "a lake's catalogue is a PostgreSQL URI: "
                 "ducklake:postgres://USER@HOST/DB?data_path=DIR"
@@ -333,7 +334,7 @@ class AggregatorConfig(_Strict):
     @field_validator("registry")
     @classmethod
     def _registry_uri(cls, value: str | None) -> str | None:
-        if value is not None and not is_postgres_uri(value):
+        if value is not None and urlsplit(value).scheme not in POSTGRES_SCHEMES:
             raise ValueError(
                 "registry is a PostgreSQL URI (postgres://USER@HOST/DB); leave it "
                 "out for registry.sqlite in state_dir"
