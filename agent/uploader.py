@@ -24,10 +24,10 @@ import logging
 import random
 import socket
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -37,6 +37,8 @@ from agent.spool import Spool, SpooledResult
 from wardprobe.v1 import ingest_pb2, ingest_pb2_grpc, results_pb2
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -243,59 +245,70 @@ class Uploader:
             # No request iterator: batches go out with call.write() as the
             # window allows (the stubs only know the iterator form).
             call = ingest_pb2_grpc.IngestStub(channel).Upload()  # type: ignore[call-arg]
-            in_flight: deque[tuple[int, list[SpooledResult]]] = deque()
-            last_spooled_seq = 0
-            sequence = 0
-            while True:
-                # While narrowing down a refused batch, one batch at a time:
-                # then the batch that fails the stream is the one in flight.
-                window = 1 if self._narrowing else self._settings.window
-                while len(in_flight) < window:
-                    rows = self._spool.pending(last_spooled_seq, self._batch_size)
-                    if not rows:
-                        break
-                    sequence += 1
-                    batch = ingest_pb2.ResultBatch(
-                        sequence=sequence,
-                        results=[results_pb2.Result.FromString(r.payload) for r in rows],
-                        # For the operator's metrics: what waits here, what was lost.
-                        spool_depth=self._spool.depth(),
-                        spool_dropped=self._spool.counter("dropped_results"),
-                    )
-                    try:
-                        await call.write(batch)
-                    except asyncio.InvalidStateError:
-                        # The call ended between two writes (the aggregator
-                        # went away): its status says why.
-                        code = await call.code()
-                        raise ConnectionError(
-                            f"stream ended with {code.name}: {await call.details()}"
-                        ) from None
-                    in_flight.append((sequence, rows))
-                    last_spooled_seq = rows[-1].seq
-                if not in_flight:
-                    try:
-                        await call.done_writing()
-                    except Exception:
-                        # When the call has failed already (the aggregator
-                        # cannot be reached), grpc raises its internal
-                        # ExecuteBatchError here, not an AioRpcError; the
-                        # call's status below says why.
-                        if not call.done():
-                            raise
-                    code = await call.code()
-                    if code != grpc.StatusCode.OK:
-                        raise ConnectionError(
-                            f"stream ended with {code.name}: {await call.details()}"
-                        )
-                    return
-                ack = await call.read()
-                if ack is grpc.aio.EOF:  # type: ignore[attr-defined]
+            delivered = _DeliveredStatus(call)
+            try:
+                await self._stream(call, report)
+            except (grpc.aio.AioRpcError, ConnectionError) as err:
+                server = await delivered.instead_of(err)
+                if server is None:
+                    raise
+                raise server from err
+
+    async def _stream(
+        self, call: grpc.aio.StreamStreamCall[Any, Any], report: UploadReport
+    ) -> None:
+        """The batches of one session on `call`, as the window allows."""
+        in_flight: deque[tuple[int, list[SpooledResult]]] = deque()
+        last_spooled_seq = 0
+        sequence = 0
+        while True:
+            # While narrowing down a refused batch, one batch at a time:
+            # then the batch that fails the stream is the one in flight.
+            window = 1 if self._narrowing else self._settings.window
+            while len(in_flight) < window:
+                rows = self._spool.pending(last_spooled_seq, self._batch_size)
+                if not rows:
+                    break
+                sequence += 1
+                batch = ingest_pb2.ResultBatch(
+                    sequence=sequence,
+                    results=[results_pb2.Result.FromString(r.payload) for r in rows],
+                    # For the operator's metrics: what waits here, what was lost.
+                    spool_depth=self._spool.depth(),
+                    spool_dropped=self._spool.counter("dropped_results"),
+                )
+                try:
+                    await call.write(batch)
+                except asyncio.InvalidStateError:
+                    # The call ended between two writes (the aggregator
+                    # went away): its status says why.
                     code = await call.code()
                     raise ConnectionError(
-                        f"the aggregator closed the stream: {code.name}: {await call.details()}"
-                    )
-                self._apply_ack(cast(ingest_pb2.BatchAck, ack), in_flight, report)
+                        f"stream ended with {code.name}: {await call.details()}"
+                    ) from None
+                in_flight.append((sequence, rows))
+                last_spooled_seq = rows[-1].seq
+            if not in_flight:
+                try:
+                    await call.done_writing()
+                except Exception:
+                    # When the call has failed already (the aggregator
+                    # cannot be reached), grpc raises its internal
+                    # ExecuteBatchError here, not an AioRpcError; the
+                    # call's status below says why.
+                    if not call.done():
+                        raise
+                code = await call.code()
+                if code != grpc.StatusCode.OK:
+                    raise ConnectionError(f"stream ended with {code.name}: {await call.details()}")
+                return
+            ack = await call.read()
+            if ack is grpc.aio.EOF:  # type: ignore[attr-defined]
+                code = await call.code()
+                raise ConnectionError(
+                    f"the aggregator closed the stream: {code.name}: {await call.details()}"
+                )
+            self._apply_ack(cast(ingest_pb2.BatchAck, ack), in_flight, report)
 
     def _apply_ack(
         self,
@@ -326,6 +339,76 @@ class Uploader:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# What grpcio's asyncio client reports, in place of the server's status, when
+# a write fails because the call has just ended (below).
+_SYNTHETIC_STATUS = (grpc.StatusCode.INTERNAL, "Internal error from Core")
+# How long to wait for the server's status once grpcio has reported its own.
+_SERVER_STATUS_WAIT_S = 2.0
+
+
+class _DeliveredStatus:
+    """The aggregator's status of a call, where grpcio reports its own instead.
+
+    When the aggregator ends a stream (a refused batch: RESOURCE_EXHAUSTED,
+    INVALID_ARGUMENT) while a write of the agent is under way or starts,
+    grpcio's asyncio client fails that write with INTERNAL "Internal error
+    from Core" and sets that as the call's status, over the aggregator's if
+    it had come first (grpc/grpc#36066; fixed in grpc/grpc#43486, not
+    released). The agent would then take a refusal for a failure of the
+    aggregator: back off and send the same batch again, instead of narrowing
+    it down and setting aside the result the aggregator cannot take. grpcio
+    runs a call's done callbacks when it sets the status: this keeps each
+    status so set, and the call's own status is read again after the error."""
+
+    def __init__(self, call: grpc.aio.StreamStreamCall[Any, Any]) -> None:
+        self._call = call
+        self._statuses: list[tuple[grpc.StatusCode, str]] = []
+        call.add_done_callback(self._record)
+
+    def _record(self, call: grpc.aio.Call) -> None:
+        # The callback runs inside grpcio's setting of the status, which a
+        # later setting replaces: read it now. code() and details() return at
+        # once when the call has a status (they wait only for one not set yet).
+        code, details = _at_once(call.code()), _at_once(call.details())
+        if code is not None:
+            self._statuses.append((code, details or ""))
+
+    async def instead_of(self, err: BaseException) -> grpc.aio.AioRpcError | None:
+        """The aggregator's status when grpcio reported its own INTERNAL in its
+        place (waiting up to `_SERVER_STATUS_WAIT_S` for it to come); else None."""
+        if not self._call.done():
+            return None
+        reported = (
+            (err.code(), err.details() or "")
+            if isinstance(err, grpc.aio.AioRpcError)
+            else (await self._call.code(), await self._call.details() or "")
+        )
+        if reported != _SYNTHETIC_STATUS:
+            return None
+        deadline = asyncio.get_running_loop().time() + _SERVER_STATUS_WAIT_S
+        while True:
+            current = (await self._call.code(), await self._call.details() or "")
+            server = [s for s in (*self._statuses, current) if s != _SYNTHETIC_STATUS]
+            if server:
+                code, details = server[0]
+                return grpc.aio.AioRpcError(
+                    code, grpc.aio.Metadata(), grpc.aio.Metadata(), details, None
+                )
+            if asyncio.get_running_loop().time() >= deadline:
+                return None
+            await asyncio.sleep(0.02)
+
+
+def _at_once(step: Coroutine[Any, Any, T]) -> T | None:
+    """A coroutine's value if it finishes without waiting; None otherwise."""
+    try:
+        step.send(None)
+    except StopIteration as finished:
+        return cast(T, finished.value)
+    step.close()
+    return None
 
 
 def _describe(err: BaseException) -> str:
