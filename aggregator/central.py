@@ -246,6 +246,12 @@ class Aggregator:
             ("grpc.max_receive_message_length", self.limits.max_message_bytes),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            # HTTP/2 windows stay at 64 KiB a stream (plus the rest of a message
+            # being read). BDP probing grows them up to 16 MiB a stream on a fast
+            # link, and gRPC then takes in a sender's batches before the in-flight
+            # bound lets them in: 100 MiB held by gRPC in a 600 k-result burst from
+            # 100 probes (docs/ingest.md, "Memory and checkpoints").
+            ("grpc.http2.bdp_probe", 0),
         ]
         self.committer.start()
         self.sync_probes()
