@@ -1,9 +1,10 @@
 """The demo's scale mode (`make demo-scale`): aggregator replicas on one lake.
 
 Starts a throwaway PostgreSQL cluster (emulation/postgres.py) for the lake's
-catalogue, two `wardprobe-aggregator serve` replicas on that lake (one state
-directory: the CA and the probe registry, as replicas on one machine share
-them), the reference server, and a handful of probe boxes whose agent.toml
+catalogue, two `wardprobe-aggregator serve` replicas on that lake set up as
+on two hosts (a state directory each, the CA's files copied into the second;
+the probe registry in PostgreSQL beside the catalogue, aggregator.toml's
+`registry`), the reference server, and a handful of probe boxes whose agent.toml
 lists both replicas (`aggregators = [...]`). The boxes run measurement
 cycles with the real agent (emulation/cycles.py), all starting on replica A
 (the one their spool says they used last). Once half the cycles have ended,
@@ -107,6 +108,8 @@ def main(
         ports=CentralPorts.on_loopback(),
         throughput_duration_s=2,
         latency_count=5,
+        # The replicas' shared registry, in the catalogue's database.
+        registry=cluster.uri,
     )
     try:
         failures = _run(console, deployment, lake.store_spec, out, boxes, cycles)
@@ -127,9 +130,11 @@ def _step(console: Console, text: str) -> None:
     console.print(f"[bold cyan]»[/bold cyan] {text}")
 
 
-def _replica_config(template: str, store: str, ingest: int, enrol: int) -> str:
-    """aggregator.toml as deployment.py writes it, on the lake, on its own ports."""
+def _replica_config(template: str, store: str, ingest: int, enrol: int, state: Path) -> str:
+    """aggregator.toml as deployment.py writes it, on the lake, on its own
+    ports, with its own state directory."""
     keys = {
+        "state_dir": f'state_dir = "{state}"',
         "store_path": f"store = '{store}'",  # a literal string: the URI as it is
         "ingest_listen": f'ingest_listen = "127.0.0.1:{ingest}"',
         "enrol_listen": f'enrol_listen = "127.0.0.1:{enrol}"',
@@ -153,13 +158,21 @@ def _run(
     _step(console, "central site: the CA, two replica configs on one lake, the reference server")
     deployment.init_central()
     template = deployment.aggregator_config_path.read_text("utf-8")
+    # Replica B's own state directory, as on another host: the CA's files copied.
+    state_b = deployment.aggregator_dir.parent / "aggregator-b"
+    shutil.copytree(deployment.aggregator_dir, state_b, ignore=shutil.ignore_patterns("*.toml"))
+    _step(
+        console,
+        f"replica B's state directory {state_b.name}/ holds a copy of the CA's files; both "
+        "read the probe registry in PostgreSQL (aggregator.toml's registry)",
+    )
     replicas = []
-    for name, ingest, enrol in (
-        ("replica-a", deployment.ports.ingest, deployment.ports.enrol),
-        ("replica-b", free_tcp_port(), free_tcp_port()),
+    for name, ingest, enrol, state in (
+        ("replica-a", deployment.ports.ingest, deployment.ports.enrol, deployment.aggregator_dir),
+        ("replica-b", free_tcp_port(), free_tcp_port(), state_b),
     ):
         config = deployment.aggregator_dir / f"{name}.toml"
-        config.write_text(_replica_config(template, store, ingest, enrol), "utf-8")
+        config.write_text(_replica_config(template, store, ingest, enrol, state), "utf-8")
         replicas.append(Replica(name, config, ingest, enrol))
     for replica in replicas:
         deployment.start_aggregator(

@@ -110,6 +110,9 @@ class Deployment:
     # their list and CA go into aggregator.toml, their records into the
     # reference server's DNS, and the probes check them (ipv6_services).
     services: CityServices | None = None
+    # The probe registry in PostgreSQL (a libpq URI), as replicas on several
+    # hosts keep it: in aggregator.toml and on `token create`. None: registry.sqlite.
+    registry: str | None = None
     python: str = sys.executable
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
@@ -179,7 +182,7 @@ class Deployment:
         config = f"""# Written by emulation/deployment.py for this run.
 state_dir = "{self.aggregator_dir}"
 store_path = "{self.store_path}"
-ingest_listen = "[::]:{ports.ingest}"
+{self._registry_key()}ingest_listen = "[::]:{ports.ingest}"
 enrol_listen = "[::]:{ports.enrol}"
 ingest_public_address = "{host}:{ports.ingest}"
 throughput_duration_s = {self.throughput_duration_s}
@@ -273,6 +276,10 @@ network_kind = "mobile"
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def _registry_key(self) -> str:
+        """aggregator.toml's registry line (a literal string: the URI as it is), or nothing."""
+        return f"registry = '{self.registry}'\n" if self.registry else ""
 
     def start_aggregator(
         self,
@@ -415,6 +422,7 @@ network_kind = "mobile"
                 "1h",
                 *(["--isp", isp] if isp else []),
                 *(["--plan-mbps", plan_mbps] if plan_mbps else []),
+                *(["--registry", self.registry] if self.registry else []),
             ],
         )
         match = re.search(r"^token:\s+(\S+)", out, re.MULTILINE)
