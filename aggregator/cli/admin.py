@@ -180,6 +180,7 @@ token_app = typer.Typer(
 registry_app = typer.Typer(
     help="The probe registry itself: move it into PostgreSQL for replicas on several hosts.",
     no_args_is_help=True,
+    cls=PlainErrors,
 )
 probe_app = typer.Typer(
     help="Enrolled probes: list, revoke, move, set-isp, set-plan.",
@@ -512,9 +513,10 @@ def registry_copy(
     ],
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
-    """Copy registry.sqlite of --state-dir into a registry in PostgreSQL, whole
-    (tokens, probes, certificates, ward histories), before the aggregator's
-    replicas are pointed at it with aggregator.toml's `registry`."""
+    """Copy registry.sqlite of --state-dir into an empty registry in PostgreSQL.
+
+    Whole: tokens, probes, certificates, ward histories. Run it before the
+    aggregator's replicas are pointed at it with aggregator.toml's `registry`."""
     source = _existing_registry(state_dir, None, _no_wards)
     target = _registry(state_dir, to, _no_wards)
     try:
