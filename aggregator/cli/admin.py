@@ -44,7 +44,7 @@ from aggregator.enrolment.registry import (
     known_isps,
     parse_plan_mbps,
 )
-from aggregator.enrolment.registry_db import PostgresDatabase, is_postgres_uri
+from aggregator.enrolment.registry_db import described_uri, is_postgres_uri
 from wardprobe.cli_errors import PlainErrors, fail, usage_error
 
 DEFAULT_STATE_DIR = Path("/var/lib/wardprobe-aggregator")  # as AggregatorConfig.state_dir
@@ -149,7 +149,7 @@ _STATE_ERRORS = (CaError, RegistryError, sqlite3.Error, psycopg.Error, OSError)
 
 def _state_failure(exc: Exception, state_dir: Path, registry: str | None = None) -> typer.Exit:
     if isinstance(exc, psycopg.Error):
-        where = PostgresDatabase(registry).describe() if registry else "in PostgreSQL"
+        where = described_uri(registry) if registry else "in PostgreSQL"
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return _fail(f"cannot use the probe registry {where}: {first_line}")
     if isinstance(exc, sqlite3.Error):

@@ -83,7 +83,18 @@ class RegistryDatabase(Protocol):
 
 def is_postgres_uri(location: str | Path) -> bool:
     """Whether a registry location names PostgreSQL (else it is a SQLite file)."""
-    return isinstance(location, str) and location.startswith(("postgres://", "postgresql://"))
+    # The scheme, as aggregator/config.py checks the `registry` key: a URI it
+    # takes must not be read here as a file's path.
+    return isinstance(location, str) and urlsplit(location).scheme in ("postgres", "postgresql")
+
+
+def described_uri(uri: str) -> str:
+    """A libpq URI for messages: user, host and database, no password."""
+    parts = urlsplit(uri)
+    # libpq takes the host from the query too (a Unix socket's directory).
+    host = parts.hostname or dict(parse_qsl(parts.query)).get("host") or "localhost"
+    user = f"{parts.username}@" if parts.username else ""
+    return f"postgres://{user}{host}{parts.path}"
 
 
 def open_database(location: str | Path) -> RegistryDatabase:
@@ -159,11 +170,7 @@ class PostgresDatabase:
         self._readers = threading.local()
 
     def describe(self) -> str:
-        parts = urlsplit(self.uri)
-        # libpq takes the host from the query too (a Unix socket's directory).
-        host = parts.hostname or dict(parse_qsl(parts.query)).get("host") or "localhost"
-        user = f"{parts.username}@" if parts.username else ""
-        return f"postgres://{user}{host}{parts.path}"
+        return described_uri(self.uri)
 
     def _open(self) -> _PostgresConnection:
         conn = self._psycopg.connect(
