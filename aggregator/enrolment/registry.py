@@ -421,9 +421,9 @@ class ProbeRegistry:
                     "tokens and probes): copying into it could mix two registries' probes"
                 )
             for table in _TABLES_IN_ORDER:
-                names = ", ".join(sorted(self._db.columns(source, table)))
+                columns = sorted(self._db.columns(source, table))
+                names, marks = ", ".join(columns), ", ".join("?" * len(columns))
                 rows = source.execute(f"SELECT {names} FROM {table}").fetchall()
-                marks = ", ".join("?" for _ in names.split(", "))
                 conn.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
                 copied[table] = len(rows)
         return copied

@@ -36,6 +36,7 @@ from aggregator.enrolment.registry import (
     known_isps,
     parse_token,
 )
+from aggregator.enrolment.registry_db import PG_SCHEMA
 from emulation.postgres import PostgresCluster
 
 CAN_THO = 92
@@ -95,7 +96,7 @@ def registry(registry_location: str | Path, clock: MovableClock) -> ProbeRegistr
 
 def _token_rows(location: str | Path) -> str:
     """Every stored value of the bootstrap tokens, as text, read past the registry."""
-    sql = "SELECT * FROM wardprobe_registry.bootstrap_tokens"
+    sql = f"SELECT * FROM {PG_SCHEMA}.bootstrap_tokens"
     if isinstance(location, Path):
         return "\n".join(sqlite3.connect(location).iterdump())
     with psycopg.connect(location) as conn:
@@ -170,10 +171,9 @@ def test_only_a_hash_of_the_secret_is_stored(
 
 def test_registry_file_is_in_wal_mode(tmp_path: Path) -> None:
     registry = ProbeRegistry.in_state_dir(tmp_path / "state", can_tho_ward_name)
-    mode = sqlite3.connect(tmp_path / "state" / REGISTRY_FILE).execute("PRAGMA journal_mode")
-    assert registry.location == str(tmp_path / "state" / REGISTRY_FILE)
-    mode = mode.fetchone()[0]
-    assert mode == "wal"
+    path = tmp_path / "state" / REGISTRY_FILE
+    assert registry.location == str(path)
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_token_is_one_time(registry: ProbeRegistry, authority: CertificateAuthority) -> None:
